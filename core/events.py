@@ -1,0 +1,212 @@
+"""Every fact of a run is one of these events, one JSON object a line in `events.jsonl`.
+
+The union is discriminated by `type`, so a line parses straight into its model
+(`EventAdapter.validate_json`), which is the fastest way pydantic has to replay a log.
+`seq` and `prev` are set by the log writer, never by the code that emits the event.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+GENESIS_HASH = "0" * 64
+HeartbeatSource = Literal["beat", "output", "cpu"]
+"""How the engine knows an agent is alive: an explicit heartbeat, new output, or CPU use."""
+AttemptOutcome = Literal["succeeded", "failed", "timed_out", "killed", "lost"]
+"""How one attempt ended. `lost`: the engine died while it ran; `killed`: hung or stopped."""
+
+
+class EventBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seq: int = 0
+    """Position in the log, from 1, without gaps."""
+    prev: str = ""
+    """sha256 of the previous line (GENESIS_HASH for the first), so a lost or edited line shows."""
+    ts: float = Field(default_factory=time.time)
+    """Wall-clock time the event was made (seconds since the epoch)."""
+
+
+class EngineInfo(BaseModel):
+    """Which engine process wrote the events that follow, so a resumed engine can tell."""
+
+    pid: int
+    start_time: float
+    host: str
+    user: str
+
+
+class AgentSummary(BaseModel):
+    """What the log keeps of each planned agent: enough to draw it, no secrets (no env values)."""
+
+    id: str
+    kind: Literal["coding", "audit"]
+    command: list[str]
+    depends_on: list[str] = Field(default_factory=list)
+    retries: int = 0
+    timeout: float = 0.0
+    heartbeat_timeout: float = 0.0
+
+
+class RunStarted(EventBase):
+    type: Literal["run_started"] = "run_started"
+    run_id: str
+    name: str
+    repo: str
+    base_ref: str
+    snapshot: str
+    """The commit every agent starts from, resolved once."""
+    plan_sha256: str
+    agents: list[AgentSummary]
+    max_parallel: int
+    required_successes: int
+    worktree_root: str
+    engine: EngineInfo
+
+
+class EngineResumed(EventBase):
+    type: Literal["engine_resumed"] = "engine_resumed"
+    engine: EngineInfo
+    repaired_tail: bool = False
+    """True when a torn last line was quarantined before this engine appended."""
+
+
+class EngineStopped(EventBase):
+    type: Literal["engine_stopped"] = "engine_stopped"
+    reason: str
+    signal: int | None = None
+
+
+class RunFinished(EventBase):
+    type: Literal["run_finished"] = "run_finished"
+    verdict: Literal["passed", "failed"]
+    succeeded: int
+    required: int
+    reason: str
+
+
+class AgentQueued(EventBase):
+    type: Literal["agent_queued"] = "agent_queued"
+    agent: str
+    attempt: int
+    not_before: float | None = None
+    """Earliest start (wall clock) when the attempt waits out a retry backoff."""
+
+
+class AgentWaiting(EventBase):
+    type: Literal["agent_waiting"] = "agent_waiting"
+    agent: str
+    attempt: int
+    reason: str
+    on: list[str] = Field(default_factory=list)
+    """What it waits for: the unfinished dependencies."""
+
+
+class AgentSkipped(EventBase):
+    type: Literal["agent_skipped"] = "agent_skipped"
+    agent: str
+    reason: str
+
+
+class AgentStarting(EventBase):
+    type: Literal["agent_starting"] = "agent_starting"
+    agent: str
+    attempt: int
+    workspace: str
+    branch: str
+    output_dir: str
+    log_path: str
+
+
+class AgentStarted(EventBase):
+    type: Literal["agent_started"] = "agent_started"
+    agent: str
+    attempt: int
+    pid: int
+    proc_start_time: float
+    """The process's start time as the kernel reports it, so a reused pid is never mistaken."""
+
+
+class AgentHeartbeat(EventBase):
+    type: Literal["agent_heartbeat"] = "agent_heartbeat"
+    agent: str
+    attempt: int
+    source: HeartbeatSource
+    progress: float | None = None
+    message: str | None = None
+
+
+class AgentStalled(EventBase):
+    type: Literal["agent_stalled"] = "agent_stalled"
+    agent: str
+    attempt: int
+    silent_for: float
+
+
+class AgentFinished(EventBase):
+    type: Literal["agent_finished"] = "agent_finished"
+    agent: str
+    attempt: int
+    outcome: AttemptOutcome
+    exit_code: int | None = None
+    signal: int | None = None
+    reason: str = ""
+    duration: float = 0.0
+
+
+class AgentRetried(EventBase):
+    type: Literal["agent_retried"] = "agent_retried"
+    agent: str
+    attempt: int
+    """The attempt that will run next."""
+    delay: float
+    reason: str
+
+
+class AgentDeadLettered(EventBase):
+    type: Literal["agent_dead_lettered"] = "agent_dead_lettered"
+    agent: str
+    attempts: int
+    reason: str
+    last_heartbeat_ts: float | None = None
+    last_message: str | None = None
+    log_path: str = ""
+
+
+class AgentCancelled(EventBase):
+    type: Literal["agent_cancelled"] = "agent_cancelled"
+    agent: str
+    by: str
+    reason: str
+
+
+class AgentRedriven(EventBase):
+    type: Literal["agent_redriven"] = "agent_redriven"
+    agent: str
+    by: str
+    """Who asked for another attempt of an agent that had ended."""
+
+
+Event = Annotated[
+    RunStarted
+    | EngineResumed
+    | EngineStopped
+    | RunFinished
+    | AgentQueued
+    | AgentWaiting
+    | AgentSkipped
+    | AgentStarting
+    | AgentStarted
+    | AgentHeartbeat
+    | AgentStalled
+    | AgentFinished
+    | AgentRetried
+    | AgentDeadLettered
+    | AgentCancelled
+    | AgentRedriven,
+    Field(discriminator="type"),
+]
+EventAdapter: TypeAdapter[Event] = TypeAdapter(Event)
