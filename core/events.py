@@ -155,6 +155,9 @@ class AgentFinished(EventBase):
     signal: int | None = None
     reason: str = ""
     duration: float = 0.0
+    requeue: bool = False
+    """The attempt ended through no fault of the agent (the engine stopped or died): the next
+    attempt does not use up a retry."""
 
 
 class AgentRetried(EventBase):

@@ -200,14 +200,18 @@ def load_plan(path: Path) -> Plan:
     except FileNotFoundError:
         raise PlanError(source, [PlanProblem(where=source, message="no such file")]) from None
     except OSError as exc:
-        raise PlanError(source, [PlanProblem(where=source, message=exc.strerror or str(exc))]) from None
+        raise PlanError(
+            source, [PlanProblem(where=source, message=exc.strerror or str(exc))]
+        ) from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         problem = PlanProblem(where=source, message="is not UTF-8 text; save it as UTF-8")
         raise PlanError(source, [problem]) from None
     except tomllib.TOMLDecodeError as exc:
-        problem = PlanProblem(where=source, message=f"is not valid TOML ({exc}); fix the syntax there")
+        problem = PlanProblem(
+            where=source, message=f"is not valid TOML ({exc}); fix the syntax there"
+        )
         raise PlanError(source, [problem]) from None
     return parse_plan(data, source)
 
@@ -230,15 +234,21 @@ def check_graph(plan: Plan) -> Iterable[PlanProblem]:
     for spec in plan.agents:
         where = f"agent {spec.id!r}"
         if spec.id in seen:
-            yield PlanProblem(where=where, field="id", message="is used twice; give each agent its own id")
+            yield PlanProblem(
+                where=where, field="id", message="is used twice; give each agent its own id"
+            )
         if spec.id in RESERVED_IDS:
-            yield PlanProblem(where=where, field="id", message="is reserved by corral; choose another id")
+            yield PlanProblem(
+                where=where, field="id", message="is reserved by corral; choose another id"
+            )
         seen.add(spec.id)
     for spec in plan.agents:
         for dep in spec.depends_on:
             if dep == spec.id:
                 yield PlanProblem(
-                    where=f"agent {spec.id!r}", field="depends_on", message="an agent cannot depend on itself"
+                    where=f"agent {spec.id!r}",
+                    field="depends_on",
+                    message="an agent cannot depend on itself",
                 )
             elif dep not in seen:
                 yield PlanProblem(
@@ -313,7 +323,8 @@ _ERROR_HINTS = {
 
 def _describe(exc: ValidationError, data: dict[str, Any]) -> list[PlanProblem]:
     problems = []
-    agents = data.get("agent") if isinstance(data.get("agent"), list) else []
+    raw_agents = data.get("agent")
+    agents: list[Any] = raw_agents if isinstance(raw_agents, list) else []
     for error in exc.errors():
         loc = list(error["loc"])
         where = "plan"
@@ -330,7 +341,7 @@ def _describe(exc: ValidationError, data: dict[str, Any]) -> list[PlanProblem]:
             where = "plan"
         field = ".".join(str(part) for part in loc)
         message = _ERROR_HINTS.get(error["type"]) or error["msg"].removeprefix("Value error, ")
-        if error["type"] == "missing" and not field:
+        if where == "plan" and field == "agent":
             message = "has no [[agent]] table; add at least one agent"
         problems.append(PlanProblem(where=where, field=field, message=message))
     return problems

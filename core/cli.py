@@ -1,0 +1,453 @@
+"""The `corral` command.
+
+argparse (standard library) rather than click or typer: agents run `corral heartbeat` often and
+its start-up must stay near Python's own, so this module imports nothing heavy at the top and
+each command imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="corral",
+        description="Run many coding and audit agents in parallel on one repository, safely.",
+    )
+    parser.add_argument(
+        "--repo", type=Path, default=None, help="the repository (default: the current one)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="start a run from a plan (or resume one)")
+    run.add_argument("plan", nargs="?", type=Path, help="the plan file (TOML)")
+    run.add_argument(
+        "--resume", metavar="RUN", help="carry on a run whose engine died or was stopped"
+    )
+    run.add_argument(
+        "--retry",
+        metavar="AGENT",
+        action="append",
+        default=[],
+        help="with --resume: retry this agent",
+    )
+    run.add_argument(
+        "--detach", action="store_true", help="leave the engine running in the background"
+    )
+    run.add_argument("--quiet", action="store_true", help="no live progress, only the summary")
+    run.add_argument("--run-id", help=argparse.SUPPRESS)
+
+    validate = sub.add_parser("validate", help="check a plan without running it")
+    validate.add_argument("plan", type=Path)
+
+    status = sub.add_parser("status", help="the state of a run (default: the latest)")
+    status.add_argument("run", nargs="?")
+    status.add_argument("--json", action="store_true", help="print the published RunState JSON")
+
+    runs = sub.add_parser("runs", help="list the runs of the repository")
+    runs.add_argument("--json", action="store_true")
+
+    logs = sub.add_parser("logs", help="an agent's output")
+    logs.add_argument("run")
+    logs.add_argument("agent")
+    logs.add_argument(
+        "-f", "--follow", action="store_true", help="keep printing until the attempt ends"
+    )
+    logs.add_argument(
+        "--attempt", type=int, default=None, help="which attempt (default: the latest)"
+    )
+
+    kill = sub.add_parser("kill", help="stop an agent (it ends cancelled, no retry)")
+    kill.add_argument("run")
+    kill.add_argument("agent")
+    kill.add_argument("--reason", default="")
+
+    retry = sub.add_parser("retry", help="give an ended agent another attempt")
+    retry.add_argument("run")
+    retry.add_argument("agent")
+
+    heartbeat = sub.add_parser("heartbeat", help="(inside an agent) say the agent is alive")
+    heartbeat.add_argument(
+        "--progress", help="how far along: 0.0 to 1.0, or a percentage such as 40%%"
+    )
+    heartbeat.add_argument("message", nargs="?", help="what the agent is doing now")
+
+    verify = sub.add_parser("verify", help="check a run's event log (sequence and hash chain)")
+    verify.add_argument("run", nargs="?")
+
+    gc = sub.add_parser("gc", help="remove worktrees and branches of finished runs")
+    gc.add_argument(
+        "--force", action="store_true", help="also dirty worktrees and unfinished (dead) runs"
+    )
+    gc.add_argument("--dry-run", action="store_true", help="say what would be removed")
+
+    demo = sub.add_parser(
+        "demo", help="run the example plan on a fresh copy of the sample repository"
+    )
+    demo.add_argument("--quiet", action="store_true", help="no live progress, only the summary")
+
+    tui = sub.add_parser("tui", help="open the console")
+    tui.add_argument("run", nargs="?")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = args.command or "tui"
+    handler = _COMMANDS[command]
+    try:
+        return int(handler(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"corral: {message}", file=sys.stderr)
+    return code
+
+
+def _parse_progress(text: str) -> float:
+    value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    if not 0 <= value <= 1:
+        raise ValueError
+    return value
+
+
+def cmd_heartbeat(args: argparse.Namespace) -> int:
+    from corral.core.client import ControlError, heartbeat
+
+    progress = None
+    if args.progress is not None:
+        try:
+            progress = _parse_progress(args.progress)
+        except ValueError:
+            return _fail(
+                f"--progress {args.progress!r}: give 0.0 to 1.0 or a percentage such as 40%", 2
+            )
+    try:
+        heartbeat(progress, args.message)
+    except ControlError as exc:
+        return _fail(str(exc))
+    return 0
+
+
+def _common_dir(args: argparse.Namespace) -> Path:
+    from corral.core.rundir import git_common_dir
+
+    return git_common_dir(args.repo or Path.cwd())
+
+
+def _find(args: argparse.Namespace, name: str | None) -> Any:
+    from corral.core.rundir import find_run
+
+    return find_run(_common_dir(args), name)
+
+
+def _guard(handler: Any) -> Any:
+    """Turn the errors a user can cause into one clear line and an exit status."""
+
+    def wrapped(args: argparse.Namespace) -> int:
+        from corral.core.client import ControlError
+        from corral.core.eventlog import LogCorrupted
+        from corral.core.rundir import NotInRepository, RunNotFound
+
+        try:
+            result: int = handler(args)
+        except (RunNotFound, NotInRepository) as exc:
+            return _fail(str(exc), 2)
+        except (ControlError, LogCorrupted) as exc:
+            return _fail(str(exc))
+        return result
+
+    return wrapped
+
+
+def _load_checked(args: argparse.Namespace) -> Any:
+    from corral.core.plan import load_plan
+    from corral.core.preflight import preflight
+
+    plan = load_plan(args.plan)
+    return preflight(plan, args.plan.resolve(), (args.repo or Path.cwd()).resolve())
+
+
+@_guard
+def cmd_validate(args: argparse.Namespace) -> int:
+    from corral.core.plan import PlanError
+
+    try:
+        pre = _load_checked(args)
+    except PlanError as exc:
+        return _fail(str(exc), 2)
+    print(
+        f"{args.plan}: valid: {len(pre.plan.agents)} agent(s) on {pre.base_ref} "
+        f"({pre.snapshot[:12]}) in {pre.repo_top}"
+    )
+    return 0
+
+
+@_guard
+def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from rich.console import Console
+
+    from corral.core.headless import HeadlessView, print_summary
+    from corral.core.plan import PlanError
+    from corral.core.rundir import new_run_id
+    from corral.core.runner import EngineBusy, resume_run, start_run
+
+    console = Console()
+    if args.resume:
+        if args.plan is not None:
+            return _fail("give either a plan or --resume RUN, not both", 2)
+        rundir = _find(args, args.resume)
+        if args.detach:
+            return _detach(args, rundir.path.parent.parent.parent, rundir.run_id, resume=True)
+        view = None if args.quiet else HeadlessView(console)
+        try:
+            outcome = asyncio.run(resume_run(rundir, view, args.retry, _whoami()))
+        except EngineBusy as exc:
+            return _fail(str(exc))
+    else:
+        if args.plan is None:
+            return _fail("name a plan: corral run PLAN (or --resume RUN)", 2)
+        if args.retry:
+            return _fail("--retry goes with --resume RUN", 2)
+        try:
+            pre = _load_checked(args)
+        except PlanError as exc:
+            return _fail(str(exc), 2)
+        run_id = args.run_id or new_run_id()
+        if args.detach:
+            return _detach(args, pre.common_dir, run_id, resume=False)
+        view = None if args.quiet else HeadlessView(console)
+        outcome = asyncio.run(start_run(pre, args.plan.read_bytes(), run_id, view))
+    print_summary(console, outcome.state, outcome.message)
+    return outcome.exit_code
+
+
+def _detach(args: argparse.Namespace, common_dir: Path, run_id: str, *, resume: bool) -> int:
+    """Start the engine in its own session, wait until it answers, and return."""
+    import subprocess
+    import time
+
+    from corral.core.client import ControlError, request
+    from corral.core.rundir import RunDir, runs_root
+
+    rundir = RunDir(runs_root(common_dir) / run_id)
+    rundir.create()
+    argv = [sys.executable, "-m", "corral.core.cli"]
+    if args.repo:
+        argv += ["--repo", str(args.repo)]
+    if resume:
+        argv += [
+            "run",
+            "--resume",
+            run_id,
+            "--quiet",
+            *[f"--retry={agent}" for agent in args.retry],
+        ]
+    else:
+        argv += ["run", str(args.plan), "--run-id", run_id, "--quiet"]
+    with open(rundir.engine_log, "ab") as log:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return _fail(
+                f"the engine exited at once (status {proc.returncode}); see {rundir.engine_log}"
+            )
+        try:
+            request(str(rundir.socket), {"op": "ping"}, timeout=1)
+            break
+        except ControlError:
+            time.sleep(0.05)
+    else:
+        return _fail(f"the engine did not answer within 30s; see {rundir.engine_log}")
+    print(f"run {run_id} is running in the background (engine pid {proc.pid})")
+    print(f"  follow it:  corral status {run_id}    stop it:  kill {proc.pid}")
+    return 0
+
+
+def _whoami() -> str:
+    import getpass
+
+    return getpass.getuser()
+
+
+@_guard
+def cmd_status(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from corral.core.eventlog import read_log
+    from corral.core.headless import print_summary
+    from corral.core.state import fold
+
+    rundir = _find(args, args.run)
+    state = fold(read_log(rundir.events).events)
+    if args.json:
+        print(state.model_dump_json(indent=2))
+        return 0
+    print_summary(Console(), state, state.verdict_reason)
+    return 0
+
+
+@_guard
+def cmd_runs(args: argparse.Namespace) -> int:
+    from corral.core.listing import RunList, summarize_runs
+
+    runs = summarize_runs(_common_dir(args))
+    if args.json:
+        print(RunList(runs=runs).model_dump_json(indent=2))
+        return 0
+    if not runs:
+        print("no runs yet; start one with `corral run PLAN`")
+        return 0
+    for run in runs:
+        counts = ", ".join(f"{count} {name}" for name, count in sorted(run.counts.items()))
+        verdict = f" {run.verdict}" if run.verdict else ""
+        print(f"{run.run_id}  {run.status}{verdict}  {run.name}  ({counts})")
+    return 0
+
+
+@_guard
+def cmd_logs(args: argparse.Namespace) -> int:
+    import time
+
+    from corral.core.eventlog import read_log
+    from corral.core.state import ACTIVE_STATES, fold
+
+    rundir = _find(args, args.run)
+    state = fold(read_log(rundir.events).events)
+    agent = state.agents.get(args.agent)
+    if agent is None:
+        return _fail(
+            f"no agent {args.agent!r} in run {rundir.run_id}; agents: {', '.join(state.agents)}", 2
+        )
+    number = args.attempt or agent.attempt
+    if number < 1:
+        return _fail(f"agent {args.agent!r} has not started yet")
+    path = rundir.output_log(args.agent, number)
+    out = sys.stdout.buffer
+    offset = 0
+    while True:
+        try:
+            with path.open("rb") as handle:
+                handle.seek(offset)
+                chunk = handle.read()
+        except FileNotFoundError:
+            chunk = b""
+        if chunk:
+            out.write(chunk)
+            out.flush()
+            offset += len(chunk)
+        if not args.follow:
+            return 0
+        state = fold(read_log(rundir.events).events)
+        current = state.agents[args.agent]
+        still = current.attempt == number and current.state in ACTIVE_STATES | {"queued", "waiting"}
+        if not still and not chunk:
+            return 0
+        time.sleep(0.2)
+
+
+def _send(args: argparse.Namespace, payload: dict[str, Any]) -> dict[str, Any]:
+    from corral.core.client import request
+
+    rundir = _find(args, args.run)
+    return request(str(rundir.socket), payload)
+
+
+@_guard
+def cmd_kill(args: argparse.Namespace) -> int:
+    data = _send(args, {"op": "kill", "agent": args.agent, "by": _whoami(), "reason": args.reason})
+    print(f"{args.agent}: stopping (was {data.get('was')})")
+    return 0
+
+
+@_guard
+def cmd_retry(args: argparse.Namespace) -> int:
+    from corral.core.runner import engine_is_live
+
+    rundir = _find(args, args.run)
+    if not engine_is_live(rundir):
+        args.resume, args.plan, args.retry, args.detach = rundir.run_id, None, [args.agent], True
+        print(f"the engine of run {rundir.run_id} is not running; resuming it in the background")
+        return int(cmd_run(args))
+    data = _send(args, {"op": "retry", "agent": args.agent, "by": _whoami()})
+    print(f"{args.agent}: queued as attempt {data.get('attempt')}")
+    return 0
+
+
+@_guard
+def cmd_verify(args: argparse.Namespace) -> int:
+    from corral.core.eventlog import verify_log
+
+    rundir = _find(args, args.run)
+    result = verify_log(rundir.events)
+    if result.ok:
+        print(f"{rundir.events}: ok, {result.events} events, head {result.head[:16]}")
+        return 0
+    return _fail(f"{rundir.events}: {result.problem}")
+
+
+@_guard
+def cmd_gc(args: argparse.Namespace) -> int:
+    from corral.core.collect import collect_garbage
+
+    report = collect_garbage(_common_dir(args), force=args.force, dry_run=args.dry_run)
+    for line in report:
+        print(line)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from corral.core.demo import demo_plan, demo_repo
+
+    args.repo = demo_repo(args.repo)
+    print(f"demo repository: {args.repo}")
+    args.plan, args.resume, args.retry, args.detach, args.run_id = (
+        demo_plan(),
+        None,
+        [],
+        False,
+        None,
+    )
+    return int(cmd_run(args))
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    from corral.tui.app import run_console
+
+    return run_console(args.repo or Path.cwd(), getattr(args, "run", None))
+
+
+_COMMANDS = {
+    "run": cmd_run,
+    "validate": cmd_validate,
+    "status": cmd_status,
+    "runs": cmd_runs,
+    "logs": cmd_logs,
+    "kill": cmd_kill,
+    "retry": cmd_retry,
+    "heartbeat": cmd_heartbeat,
+    "verify": cmd_verify,
+    "gc": cmd_gc,
+    "demo": cmd_demo,
+    "tui": cmd_tui,
+}
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""The engine's side of the control socket: validate, dispatch, answer, one line each."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import stat
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from corral.core.protocol import MAX_MESSAGE_BYTES, Request, RequestAdapter, Response
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _clear_stale_socket(path: Path) -> None:
+    """Remove a socket left by a dead engine; refuse anything else in its place (L8)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(info.st_mode):
+        raise PermissionError(f"{path} exists and is not a socket; remove it and start again")
+    path.unlink()
+
+
+async def serve(path: Path, handler: Handler) -> asyncio.Server:
+    """Listen on `path` (its directory is 0700, the socket 0600)."""
+    _clear_stale_socket(path)
+
+    async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                response = await _answer(line, handler)
+                writer.write(response.model_dump_json(exclude_none=True).encode() + b"\n")
+                await writer.drain()
+        except (ValueError, ConnectionError):
+            pass  # an over-long line or a client that went away: drop the connection
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    old_umask = os.umask(0o177)
+    try:
+        server = await asyncio.start_unix_server(on_client, path=str(path), limit=MAX_MESSAGE_BYTES)
+    finally:
+        os.umask(old_umask)
+    return server
+
+
+async def _answer(line: bytes, handler: Handler) -> Response:
+    try:
+        request = RequestAdapter.validate_json(line)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        return Response(ok=False, error=f"bad request: {where}: {first['msg']}")
+    return await handler(request)

@@ -1,0 +1,172 @@
+"""What `corral run` shows without the console: a live table on a terminal, plain lines elsewhere."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from corral.core import events as ev
+from corral.core.durations import format_duration
+from corral.core.state import AgentState, RunState
+
+if TYPE_CHECKING:
+    from corral.core.engine import Engine
+
+STATE_STYLE = {
+    "queued": ("·", "dim"),
+    "waiting": ("…", "yellow"),
+    "starting": ("◌", "cyan"),
+    "running": ("●", "green"),
+    "stalled": ("◐", "yellow bold"),
+    "succeeded": ("✔", "green bold"),
+    "failed": ("✘", "red"),
+    "timed_out": ("⧖", "red"),
+    "killed": ("✘", "red"),
+    "lost": ("?", "magenta"),
+    "dead_lettered": ("✘", "red bold"),
+    "skipped": ("↷", "dim"),
+    "cancelled": ("■", "dim"),
+}
+SOURCE_GLYPH = {"beat": "♥", "output": "≡", "cpu": "⚙"}
+
+
+def heartbeat_cell(agent: AgentState, now: float) -> Text:
+    """Age of the last sign of life, with the signal it came from, as glyph and colour."""
+    beat = agent.last_heartbeat
+    if beat is None or agent.state not in ("running", "stalled"):
+        return Text("-", style="dim")
+    age = max(0.0, now - beat.ts)
+    style = (
+        "green"
+        if agent.state == "running" and age < 10
+        else "yellow"
+        if agent.state == "running"
+        else "red"
+    )
+    return Text(
+        f"{SOURCE_GLYPH[beat.source]} {format_duration(age)} ago ({beat.source})", style=style
+    )
+
+
+def agent_table(state: RunState, now: float) -> Table:
+    table = Table(expand=False, box=None, pad_edge=False, header_style="bold")
+    for column in ("agent", "kind", "state", "try", "alive", "progress / message", "elapsed"):
+        table.add_column(column, no_wrap=column != "progress / message", overflow="ellipsis")
+    for agent in state.agents.values():
+        glyph, style = STATE_STYLE[agent.state]
+        attempt = agent.current
+        elapsed = ""
+        if attempt is not None and attempt.started_ts is not None:
+            elapsed = format_duration((attempt.ended_ts or now) - attempt.started_ts)
+        beat = agent.last_heartbeat
+        detail = ""
+        if beat is not None and (beat.progress is not None or beat.message):
+            percent = f"{beat.progress:.0%} " if beat.progress is not None else ""
+            detail = percent + (beat.message or "")
+        elif agent.reason and agent.state not in ("running", "succeeded"):
+            detail = agent.reason
+        table.add_row(
+            agent.id,
+            agent.kind,
+            Text(f"{glyph} {agent.state}", style=style),
+            str(agent.attempt or ""),
+            heartbeat_cell(agent, now),
+            Text(detail),
+            elapsed,
+        )
+    return table
+
+
+def counts_line(state: RunState) -> Text:
+    parts = [f"{count} {name}" for name, count in sorted(state.counts().items())]
+    return Text(f"run {state.run_id} · {state.snapshot[:10]} · " + ", ".join(parts), style="bold")
+
+
+class HeadlessView:
+    """Live progress for `corral run`; silent once the terminal hangs up."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console()
+        self.live: Live | None = None
+        self.engine: Engine | None = None
+        self.gone = False
+
+    def attach(self, engine: Engine) -> None:
+        self.engine = engine
+        if self.console.is_terminal:
+            self.live = Live(
+                get_renderable=self._render,
+                console=self.console,
+                refresh_per_second=4,
+                transient=True,
+            )
+            self.live.start()
+        else:
+            engine.listeners.append(self._print_event)
+
+    def _render(self) -> Group:
+        assert self.engine is not None
+        state = self.engine.state
+        return Group(counts_line(state), agent_table(state, time.time()))
+
+    def _print_event(self, event: ev.Event) -> None:
+        if self.gone:
+            return
+        line = describe_event(event)
+        if line:
+            stamp = time.strftime("%H:%M:%S", time.localtime(event.ts))
+            self.console.print(f"{stamp} {line}", markup=False, highlight=False)
+
+    def hangup(self) -> None:
+        """The terminal went away (SSH dropped): keep running, stop drawing."""
+        self.gone = True
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+    async def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+
+def describe_event(event: ev.Event) -> str:
+    """One line for the events a person follows; '' for the rest."""
+    match event:
+        case ev.AgentStarted():
+            return f"{event.agent}#{event.attempt} started (pid {event.pid})"
+        case ev.AgentFinished():
+            text = f"{event.agent}#{event.attempt} {event.outcome} after {format_duration(event.duration)}"
+            return text + (f": {event.reason}" if event.reason else "")
+        case ev.AgentRetried():
+            return f"{event.agent} will retry as attempt {event.attempt} in {format_duration(event.delay)}"
+        case ev.AgentDeadLettered():
+            return f"{event.agent} dead-lettered after {event.attempts} attempt(s): {event.reason}"
+        case ev.AgentSkipped():
+            return f"{event.agent} skipped: {event.reason}"
+        case ev.AgentStalled():
+            return f"{event.agent}#{event.attempt} stalled: silent for {format_duration(event.silent_for)}"
+        case ev.AgentCancelled():
+            return f"{event.agent} cancelled by {event.by}" + (
+                f": {event.reason}" if event.reason else ""
+            )
+        case ev.AgentRedriven():
+            return f"{event.agent} retry requested by {event.by}"
+        case ev.RunFinished():
+            return f"run {event.verdict}: {event.reason}"
+        case _:
+            return ""
+
+
+def print_summary(console: Console, state: RunState, message: str) -> None:
+    """The closing table and verdict of a run."""
+    console.print(counts_line(state))
+    console.print(agent_table(state, state.last_ts or time.time()))
+    if message:
+        style = "green" if state.verdict == "passed" else "red"
+        console.print(Text(message, style=style))

@@ -1,0 +1,73 @@
+"""`corral runs`: one line (or JSON object) per run, with whether its engine is alive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from corral.core.eventlog import LogCorrupted, read_log
+from corral.core.rundir import list_runs
+from corral.core.runner import engine_is_live
+from corral.core.state import fold
+
+
+RunStatusName = Literal["running", "finished", "stopped", "interrupted", "corrupted"]
+
+
+class RunSummary(BaseModel):
+    """One run, as `corral runs --json` publishes it."""
+
+    run_id: str
+    name: str
+    status: RunStatusName
+    """`interrupted`: the log says running but no engine is alive (resume it)."""
+    verdict: Literal["passed", "failed"] | None = None
+    engine_live: bool
+    started_ts: float | None = None
+    finished_ts: float | None = None
+    snapshot: str = ""
+    counts: dict[str, int] = Field(default_factory=dict)
+    path: str
+
+
+class RunList(BaseModel):
+    runs: list[RunSummary]
+
+
+def summarize_runs(common_dir: Path) -> list[RunSummary]:
+    summaries = []
+    for rundir in list_runs(common_dir):
+        live = engine_is_live(rundir)
+        try:
+            state = fold(read_log(rundir.events).events)
+        except LogCorrupted:
+            summaries.append(
+                RunSummary(
+                    run_id=rundir.run_id,
+                    name="",
+                    status="corrupted",
+                    engine_live=live,
+                    path=str(rundir.path),
+                )
+            )
+            continue
+        status: RunStatusName = (
+            "interrupted" if state.status == "running" and not live else state.status
+        )
+        summaries.append(
+            RunSummary(
+                run_id=rundir.run_id,
+                name=state.name,
+                status=status,
+                verdict=state.verdict,
+                engine_live=live,
+                started_ts=state.started_ts,
+                finished_ts=state.finished_ts,
+                snapshot=state.snapshot,
+                counts=state.counts(),
+                path=str(rundir.path),
+            )
+        )
+    return summaries

@@ -1,0 +1,146 @@
+"""Where a run keeps its files: `<git-common-dir>/corral/runs/<run-id>/`.
+
+Inside the git dir, so nothing is ever committed and every worktree sees the same runs. This
+module uses only the standard library: thin agent-side commands import it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import stat
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SOCKET_PATH_LIMIT = 100
+"""sun_path holds 108 bytes; deeper run dirs get their socket in a private /tmp directory."""
+
+
+class RunNotFound(Exception):
+    """No run matches what the user named."""
+
+
+class NotInRepository(Exception):
+    """The command needs a repository and none was found."""
+
+
+def git_common_dir(start: Path) -> Path:
+    """The shared `.git` directory of the repository containing `start` (cheap: one git call)."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(start), "rev-parse", "--path-format=absolute", "--git-common-dir"],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
+        ).stdout.strip()
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        raise NotInRepository(
+            f"{start} is not inside a git repository; run corral there or pass --repo PATH"
+        ) from None
+    return Path(out)
+
+
+def runs_root(common_dir: Path) -> Path:
+    return common_dir / "corral" / "runs"
+
+
+def new_run_id() -> str:
+    """Sortable by start time, unique without coordination."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create `path` (and parents) 0700; refuse a symlink or a directory someone else owns."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise PermissionError(f"{path} is not a plain directory; remove it and try again")
+    if info.st_uid != os.getuid():
+        raise PermissionError(f"{path} belongs to another user; corral will not use it")
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(path, 0o700)
+    return path
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """The files of one run."""
+
+    path: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def events(self) -> Path:
+        return self.path / "events.jsonl"
+
+    @property
+    def plan(self) -> Path:
+        return self.path / "plan.toml"
+
+    @property
+    def engine_lock(self) -> Path:
+        return self.path / "engine.lock"
+
+    @property
+    def engine_log(self) -> Path:
+        return self.path / "engine.log"
+
+    @property
+    def socket(self) -> Path:
+        direct = self.path / "control.sock"
+        if len(os.fsencode(direct)) <= SOCKET_PATH_LIMIT:
+            return direct
+        digest = hashlib.sha256(os.fsencode(self.path)).hexdigest()[:24]
+        return Path(tempfile.gettempdir()) / f"corral-{os.getuid()}" / f"{digest}.sock"
+
+    def attempt_dir(self, agent: str, attempt: int) -> Path:
+        return self.path / "agents" / agent / str(attempt)
+
+    def output_log(self, agent: str, attempt: int) -> Path:
+        return self.attempt_dir(agent, attempt) / "output.log"
+
+    def output_dir(self, agent: str, attempt: int) -> Path:
+        return self.attempt_dir(agent, attempt) / "out"
+
+    def create(self) -> None:
+        ensure_private_dir(self.path)
+        ensure_private_dir(self.socket.parent)
+
+
+def list_runs(common_dir: Path) -> list[RunDir]:
+    """Runs of the repository, oldest first."""
+    root = runs_root(common_dir)
+    if not root.is_dir():
+        return []
+    return sorted(
+        (RunDir(entry) for entry in root.iterdir() if (entry / "events.jsonl").is_file()),
+        key=lambda run: run.run_id,
+    )
+
+
+def find_run(common_dir: Path, name: str | None) -> RunDir:
+    """The run named by id or unique id prefix; the latest run when `name` is None."""
+    runs = list_runs(common_dir)
+    if not runs:
+        raise RunNotFound(
+            f"no corral runs in {common_dir.parent}; start one with `corral run PLAN`"
+        )
+    if name is None or name == "latest":
+        return runs[-1]
+    matches = [run for run in runs if run.run_id == name] or [
+        run for run in runs if run.run_id.startswith(name)
+    ]
+    if len(matches) == 1:
+        return matches[0]
+    known = ", ".join(run.run_id for run in runs[-5:])
+    if not matches:
+        raise RunNotFound(f"no run {name!r}; recent runs: {known} (`corral runs` lists all)")
+    raise RunNotFound(f"{name!r} matches {len(matches)} runs; give more of the id")

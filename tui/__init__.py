@@ -1,0 +1,1 @@
+"""The console: a Textual app that attaches to runs through the engine's public API."""
