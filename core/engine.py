@@ -8,6 +8,7 @@ same world.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import os
 import random
@@ -142,10 +143,8 @@ class Engine:
                 ):
                     break
                 self.wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), timeout=self._next_timer())
-                except TimeoutError:
-                    pass
             if self.failure is None and self.stop_signal is None:
                 await self._finish()
         except LogFailed as exc:
@@ -270,7 +269,7 @@ class Engine:
         except LogFailed as exc:
             self.failure = exc
             result = AttemptResult("lost", reason="the event log failed", requeue=True)
-        except Exception as exc:  # noqa: BLE001 - one agent's trouble must not take the run down
+        except Exception as exc:
             result = AttemptResult("failed", reason=f"corral could not run the attempt: {exc!r}")
         try:
             if self.failure is None:

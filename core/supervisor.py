@@ -9,6 +9,7 @@ output or uses CPU; each sign of life is logged with the signal it came from.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
@@ -22,6 +23,7 @@ from corral.core import events as ev
 from corral.core.plan import AgentSpec, Plan
 from corral.core.proctree import CpuSampler, Spawned, SpawnError, spawn, terminate_tree, wait_exit
 from corral.core.rundir import RunDir, ensure_private_dir
+from corral.worktrees.errors import GitError
 from corral.worktrees.workspace import (
     copy_untracked,
     create_workspace,
@@ -106,6 +108,11 @@ def agent_environment(
     return env
 
 
+def _make_attempt_files(out_dir: Path, log_path: Path) -> None:
+    ensure_private_dir(out_dir)
+    log_path.touch(mode=0o600)
+
+
 def describe_exit(code: int) -> tuple[str, int | None]:
     """A person's words for a return code, and the signal if one ended the process."""
     if code < 0:
@@ -134,6 +141,16 @@ class Supervisor:
         self.cpu = cpu
 
     async def run_attempt(self, spec: AgentSpec, control: AttemptControl) -> AttemptResult:
+        """Run the attempt to its end; its worktree is unlocked afterwards (kept for the merge)."""
+        try:
+            return await self._run(spec, control)
+        finally:
+            path = workspace_path(self.ctx.worktree_root, self.ctx.run_id, spec.id, control.attempt)
+            if path.is_dir():
+                with contextlib.suppress(GitError):
+                    await asyncio.to_thread(unlock_workspace, path)
+
+    async def _run(self, spec: AgentSpec, control: AttemptControl) -> AttemptResult:
         ctx, n = self.ctx, control.attempt
         path = workspace_path(ctx.worktree_root, ctx.run_id, spec.id, n)
         log_path = ctx.rundir.output_log(spec.id, n)
@@ -161,7 +178,7 @@ class Supervisor:
             return AttemptResult(
                 "timed_out", reason=f"workspace and setup took over {spec.start_timeout:.0f}s"
             )
-        except (OSError, RuntimeError, ValueError) as exc:
+        except (OSError, GitError, ValueError) as exc:
             return AttemptResult("failed", reason=f"could not prepare the workspace: {exc}")
         if control.stop_signal is not None:
             return self._stopped(control)
@@ -181,8 +198,7 @@ class Supervisor:
 
     async def _prepare(self, spec: AgentSpec, attempt: int, out_dir: Path, log_path: Path) -> Path:
         ctx = self.ctx
-        ensure_private_dir(out_dir)
-        log_path.touch(mode=0o600)
+        await asyncio.to_thread(_make_attempt_files, out_dir, log_path)
         async with self.workspace_slots:
             workspace = await asyncio.to_thread(
                 create_workspace,
@@ -293,7 +309,7 @@ class Supervisor:
                     )
                 source: ev.HeartbeatSource | None = None
                 try:
-                    size = log_path.stat().st_size
+                    size = log_path.stat().st_size  # noqa: ASYNC240 - one cached stat per tick
                 except OSError:
                     size = output_size
                 if size != output_size:

@@ -29,7 +29,11 @@ def _isolated_git(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env={**os.environ, **GIT_ENV}
+        ["git", "-C", str(repo), *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **GIT_ENV},
     ).stdout.strip()
 
 
@@ -51,7 +55,9 @@ def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "repo")
 
 
-def wait_until(condition: Callable[[], object], *, timeout: float = 20.0, what: str = "condition") -> object:
+def wait_until(
+    condition: Callable[[], object], *, timeout: float = 20.0, what: str = "condition"
+) -> object:
     """Poll `condition` until it returns a truthy value; fail with `what` at the deadline."""
     deadline = time.monotonic() + timeout
     while True:

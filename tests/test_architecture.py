@@ -22,7 +22,9 @@ def test_core_and_worktrees_never_import_textual() -> None:
     code = "import importlib, sys\n" + "".join(f"importlib.import_module({m!r})\n" for m in modules)
     code += "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith(('textual.', 'corral.tui')))\n"
     code += "print(bad)\n"
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
     assert out.strip() == "[]"
 
 
@@ -34,5 +36,7 @@ def test_agent_side_client_stays_light() -> None:
         "heavy = sorted(m for m in ('pydantic', 'git', 'rich', 'textual', 'psutil') if m in sys.modules)\n"
         "print(heavy)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
     assert out.strip() == "[]"

@@ -22,13 +22,22 @@ from tests.conftest import wait_until
 CORRAL = [sys.executable, "-m", "corral.core.cli"]
 
 
-def corral(repo: Path, *args: str, timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess[str]:
+def corral(
+    repo: Path, *args: str, timeout: float = 120, check: bool = False
+) -> subprocess.CompletedProcess[str]:
     """Run the corral command in `repo` and wait for it."""
     proc = subprocess.run(
-        [*CORRAL, *args], cwd=repo, capture_output=True, text=True, timeout=timeout, env=os.environ.copy()
+        [*CORRAL, *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ.copy(),
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"corral {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"corral {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
@@ -57,7 +66,7 @@ def engine_output(repo: Path) -> str:
 def write_plan(directory: Path, body: str, header: str = "") -> Path:
     path = directory / "plan.toml"
     path.write_text(
-        "[run]\nname = \"test\"\nbackoff = \"50ms\"\nbackoff_max = \"100ms\"\nkill_grace = \"500ms\"\n"
+        '[run]\nname = "test"\nbackoff = "50ms"\nbackoff_max = "100ms"\nkill_grace = "500ms"\n'
         + header
         + "\n"
         + body
@@ -96,7 +105,9 @@ def wait_for_run(repo: Path, timeout: float = 30) -> RunDir:
     return found[0]  # type: ignore[no-any-return]
 
 
-def wait_for_event(rundir: RunDir, predicate: Any, timeout: float = 30, what: str = "an event") -> Event:
+def wait_for_event(
+    rundir: RunDir, predicate: Any, timeout: float = 30, what: str = "an event"
+) -> Event:
     def find() -> Event | None:
         if not rundir.events.exists():
             return None
@@ -105,8 +116,7 @@ def wait_for_event(rundir: RunDir, predicate: Any, timeout: float = 30, what: st
                 return event
         return None
 
-    found = wait_until(find, timeout=timeout, what=what)
-    return found  # type: ignore[return-value]
+    return wait_until(find, timeout=timeout, what=what)  # type: ignore[return-value]
 
 
 def kill9(proc: subprocess.Popen[str]) -> None:

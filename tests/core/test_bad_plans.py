@@ -12,7 +12,9 @@ from tests.core.engine_helpers import agent_block, corral, write_plan
 
 def assert_nothing_started(repo: Path) -> None:
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
-    assert not (repo / ".git" / "corral" / "runs").exists() or not any((repo / ".git" / "corral" / "runs").iterdir())
+    assert not (repo / ".git" / "corral" / "runs").exists() or not any(
+        (repo / ".git" / "corral" / "runs").iterdir()
+    )
     assert "corral/" not in git(repo, "branch", "--list")
 
 
@@ -20,21 +22,45 @@ def assert_nothing_started(repo: Path) -> None:
     ("body", "header", "expected"),
     [
         (
-            agent_block("a", ["true"], depends_on=["b"]) + agent_block("b", ["true"], depends_on=["a"]),
+            agent_block("a", ["true"], depends_on=["b"])
+            + agent_block("b", ["true"], depends_on=["a"]),
             "",
             "forms a cycle",
         ),
-        (agent_block("a", ["true"], depends_on=["ghost"]), "", "names 'ghost', which is not an agent"),
+        (
+            agent_block("a", ["true"], depends_on=["ghost"]),
+            "",
+            "names 'ghost', which is not an agent",
+        ),
         (agent_block("a", ["true"], timeout="ten minutes"), "", "'ten minutes' is not a duration"),
         (agent_block("a", ["true"]) + agent_block("a", ["true"]), "", "is used twice"),
-        (agent_block("a", ["no-such-program-xyz"]), "", "program 'no-such-program-xyz' is not on PATH"),
+        (
+            agent_block("a", ["no-such-program-xyz"]),
+            "",
+            "program 'no-such-program-xyz' is not on PATH",
+        ),
         (agent_block("a", ["./scripts/missing.sh"]), "", "'./scripts/missing.sh' does not exist"),
-        (agent_block("a", ["true"]), 'base = "no-such-branch"\n', "base 'no-such-branch' does not exist"),
+        (
+            agent_block("a", ["true"]),
+            'base = "no-such-branch"\n',
+            "base 'no-such-branch' does not exist",
+        ),
         (agent_block("a", ["true"], copy=[".env.missing"]), "", "'.env.missing' does not exist"),
     ],
-    ids=["cycle", "unknown-dependency", "bad-duration", "duplicate-id", "missing-binary", "missing-script", "bad-base", "missing-copy"],
+    ids=[
+        "cycle",
+        "unknown-dependency",
+        "bad-duration",
+        "duplicate-id",
+        "missing-binary",
+        "missing-script",
+        "bad-base",
+        "missing-copy",
+    ],
 )
-def test_bad_plan_exits_2_and_starts_nothing(repo: Path, tmp_path: Path, body: str, header: str, expected: str) -> None:
+def test_bad_plan_exits_2_and_starts_nothing(
+    repo: Path, tmp_path: Path, body: str, header: str, expected: str
+) -> None:
     plan = write_plan(tmp_path, body, header=header)
     for command in (["validate", str(plan)], ["run", str(plan)]):
         result = corral(repo, *command)

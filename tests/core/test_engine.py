@@ -21,7 +21,6 @@ from tests.core.engine_helpers import (
     processes_with_env,
     start_corral,
     state_of,
-    wait_for_event,
     wait_for_run,
     write_plan,
 )
@@ -50,7 +49,9 @@ def test_twenty_agents_with_dependencies_complete_and_verify(repo: Path, tmp_pat
     finished = {e.agent: e.seq for e in events_of(rundir) if isinstance(e, ev.AgentFinished)}
     for i in range(20):
         if i % 4:
-            assert finished[f"a{i - 1}"] < started[f"a{i}"], "a dependent started before its dependency ended"
+            assert finished[f"a{i - 1}"] < started[f"a{i}"], (
+                "a dependent started before its dependency ended"
+            )
     verify = corral(repo, "verify", rundir.run_id)
     assert verify.returncode == 0, verify.stderr
     assert "ok, " in verify.stdout
@@ -72,13 +73,17 @@ def test_hung_agent_is_killed_retried_then_dead_lettered(repo: Path, tmp_path: P
     assert agent.state == "dead_lettered"
     assert [a.state for a in agent.attempts] == ["killed", "killed"]
     assert all("hung: no heartbeat, output or CPU" in a.reason for a in agent.attempts)
-    kinds = [type(e).__name__ for e in events_of(only_run(repo)) if getattr(e, "agent", None) == "hang"]
+    kinds = [
+        type(e).__name__ for e in events_of(only_run(repo)) if getattr(e, "agent", None) == "hang"
+    ]
     assert "AgentStalled" in kinds
     assert kinds.index("AgentRetried") < kinds.index("AgentDeadLettered")
     assert not processes_with_env("CORRAL_RUN_ID", state.run_id)
 
 
-def test_agent_ignoring_sigterm_is_sigkilled_with_its_grandchildren(repo: Path, tmp_path: Path) -> None:
+def test_agent_ignoring_sigterm_is_sigkilled_with_its_grandchildren(
+    repo: Path, tmp_path: Path
+) -> None:
     script = tmp_path / "stubborn.py"
     script.write_text(
         "import signal, subprocess, time\n"
@@ -101,14 +106,19 @@ def test_agent_ignoring_sigterm_is_sigkilled_with_its_grandchildren(repo: Path, 
     assert state_of(rundir).agents["stubborn"].attempts[0].state == "killed"
 
 
-def test_sigterm_to_engine_stops_every_agent_tree_and_resume_finishes(repo: Path, tmp_path: Path) -> None:
+def test_sigterm_to_engine_stops_every_agent_tree_and_resume_finishes(
+    repo: Path, tmp_path: Path
+) -> None:
     body = "".join(
         agent_block(f"w{i}", ["sh", "-c", "sleep 600 & sleep 600; echo never"]) for i in range(3)
     ) + agent_block("quick", ["true"])
     plan = write_plan(tmp_path, body)
     engine = start_corral(repo, "run", str(plan), "--quiet")
     rundir = wait_for_run(repo)
-    wait_until(lambda: len([e for e in events_of(rundir) if isinstance(e, ev.AgentStarted)]) >= 4, what="4 agents")
+    wait_until(
+        lambda: len([e for e in events_of(rundir) if isinstance(e, ev.AgentStarted)]) >= 4,
+        what="4 agents",
+    )
     run_id = state_of(rundir).run_id
     assert processes_with_env("CORRAL_RUN_ID", run_id)
     engine.send_signal(signal.SIGTERM)
@@ -119,7 +129,9 @@ def test_sigterm_to_engine_stops_every_agent_tree_and_resume_finishes(repo: Path
     assert all(state.agents[f"w{i}"].state == "killed" for i in range(3))
     assert state.agents["quick"].state == "succeeded"
     # resume: the three get a new attempt (not counted as retries); rewrite them to finish fast
-    (rundir.plan).write_text(rundir.plan.read_text().replace("sleep 600 & sleep 600; echo never", "echo resumed"))
+    (rundir.plan).write_text(
+        rundir.plan.read_text().replace("sleep 600 & sleep 600; echo never", "echo resumed")
+    )
     result = corral(repo, "run", "--resume", run_id, "--quiet")
     assert result.returncode == 0, result.stdout + result.stderr
     state = state_of(rundir)
@@ -128,12 +140,20 @@ def test_sigterm_to_engine_stops_every_agent_tree_and_resume_finishes(repo: Path
     assert corral(repo, "verify", run_id).returncode == 0
 
 
-def test_heartbeat_from_agent_is_logged_with_source_and_progress(repo: Path, tmp_path: Path) -> None:
-    body = agent_block("beater", ["sh", "-c", "corral heartbeat --progress 40% 'reading files' && echo sent"])
+def test_heartbeat_from_agent_is_logged_with_source_and_progress(
+    repo: Path, tmp_path: Path
+) -> None:
+    body = agent_block(
+        "beater", ["sh", "-c", "corral heartbeat --progress 40% 'reading files' && echo sent"]
+    )
     plan = write_plan(tmp_path, body)
     result = corral(repo, "run", str(plan), "--quiet")
     assert result.returncode == 0, result.stdout + result.stderr
-    beats = [e for e in events_of(only_run(repo)) if isinstance(e, ev.AgentHeartbeat) and e.source == "beat"]
+    beats = [
+        e
+        for e in events_of(only_run(repo))
+        if isinstance(e, ev.AgentHeartbeat) and e.source == "beat"
+    ]
     assert len(beats) == 1
     assert (beats[0].progress, beats[0].message) == (0.4, "reading files")
 
@@ -147,7 +167,9 @@ def test_output_and_cpu_count_as_signs_of_life(repo: Path, tmp_path: Path) -> No
     plan = write_plan(tmp_path, body)
     result = corral(repo, "run", str(plan), "--quiet")
     assert result.returncode == 0, result.stdout + result.stderr
-    sources = {(e.agent, e.source) for e in events_of(only_run(repo)) if isinstance(e, ev.AgentHeartbeat)}
+    sources = {
+        (e.agent, e.source) for e in events_of(only_run(repo)) if isinstance(e, ev.AgentHeartbeat)
+    }
     assert ("talker", "output") in sources
     assert ("burner", "cpu") in sources
 
@@ -167,7 +189,7 @@ def test_failed_dependency_skips_dependents_with_reason(repo: Path, tmp_path: Pa
         + agent_block("grandchild", ["true"], depends_on=["child"])
         + agent_block("other", ["true"])
     )
-    plan = write_plan(tmp_path, body, header='min_success = 1\n')
+    plan = write_plan(tmp_path, body, header="min_success = 1\n")
     result = corral(repo, "run", str(plan), "--quiet")
     assert result.returncode == 0  # one success was all the plan asked for
     state = state_of(only_run(repo))
@@ -179,7 +201,9 @@ def test_failed_dependency_skips_dependents_with_reason(repo: Path, tmp_path: Pa
 
 
 def test_below_min_success_exits_nonzero_and_says_why(repo: Path, tmp_path: Path) -> None:
-    plan = write_plan(tmp_path, agent_block("ok", ["true"]) + agent_block("bad", ["sh", "-c", "exit 3"]))
+    plan = write_plan(
+        tmp_path, agent_block("ok", ["true"]) + agent_block("bad", ["sh", "-c", "exit 3"])
+    )
     result = corral(repo, "run", str(plan))
     assert result.returncode == 1
     state = state_of(only_run(repo))
@@ -189,7 +213,13 @@ def test_below_min_success_exits_nonzero_and_says_why(repo: Path, tmp_path: Path
 
 
 def test_agent_environment_and_private_output_dir(repo: Path, tmp_path: Path) -> None:
-    dump = [PY, "-c", "import json, os; print(json.dumps({k: v for k, v in os.environ.items() if k.startswith(('CORRAL_', 'TRACEPARENT', 'MY_'))}))"]
+    dump = [
+        PY,
+        "-c",
+        "import json, os\n"
+        "keep = ('CORRAL_', 'TRACEPARENT', 'MY_')\n"
+        "print(json.dumps({k: v for k, v in os.environ.items() if k.startswith(keep)}))",
+    ]
     plan = write_plan(tmp_path, agent_block("env", dump, env={"MY_SETTING": "42"}))
     assert corral(repo, "run", str(plan), "--quiet").returncode == 0
     rundir = only_run(repo)

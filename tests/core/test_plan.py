@@ -54,7 +54,7 @@ def test_durations(text: str | int, seconds: float) -> None:
 
 @pytest.mark.parametrize("text", ["5x", "", "m5", "1.5.2s", "-3", True])
 def test_bad_durations_are_refused(text: object) -> None:
-    with pytest.raises(ValueError, match="not a duration|negative"):
+    with pytest.raises(ValueError, match=r"not a duration|negative"):
         parse_duration(text)
 
 
@@ -87,12 +87,16 @@ def test_bad_duration_names_agent_and_field(tmp_path: Path) -> None:
 
 
 def test_duplicate_id(tmp_path: Path) -> None:
-    message = problems(tmp_path, GOOD.replace('id = "b"', 'id = "a"').replace('depends_on = ["a"]', ""))
+    message = problems(
+        tmp_path, GOOD.replace('id = "b"', 'id = "a"').replace('depends_on = ["a"]', "")
+    )
     assert "agent 'a': id: is used twice" in message
 
 
 def test_all_problems_reported_at_once(tmp_path: Path) -> None:
-    text = GOOD.replace('timeout = "90s"', 'timeout = "soon"').replace('max_parallel = 2', "max_parallel = 0")
+    text = GOOD.replace('timeout = "90s"', 'timeout = "soon"').replace(
+        "max_parallel = 2", "max_parallel = 0"
+    )
     message = problems(tmp_path, text)
     assert "2 problem(s)" in message
     assert "run: max_parallel" in message
@@ -104,7 +108,9 @@ def test_typo_in_field_name(tmp_path: Path) -> None:
 
 
 def test_command_as_string_suggests_list(tmp_path: Path) -> None:
-    message = problems(tmp_path, GOOD.replace('command = ["true"]\ndepends', 'command = "ruff check ."\ndepends'))
+    message = problems(
+        tmp_path, GOOD.replace('command = ["true"]\ndepends', 'command = "ruff check ."\ndepends')
+    )
     assert "command must be a list of arguments" in message
     assert "['ruff', 'check', '.']" in message
 
@@ -129,10 +135,14 @@ def test_min_success_above_agent_count(tmp_path: Path) -> None:
 
 
 def test_reserved_id(tmp_path: Path) -> None:
-    message = problems(tmp_path, GOOD.replace('id = "b"', 'id = "integration"').replace('depends_on = ["a"]', ""))
+    message = problems(
+        tmp_path, GOOD.replace('id = "b"', 'id = "integration"').replace('depends_on = ["a"]', "")
+    )
     assert "reserved" in message
 
 
 def test_bad_agent_id(tmp_path: Path) -> None:
-    message = problems(tmp_path, GOOD.replace('id = "b"', 'id = "b/../x"').replace('depends_on = ["a"]', ""))
+    message = problems(
+        tmp_path, GOOD.replace('id = "b"', 'id = "b/../x"').replace('depends_on = ["a"]', "")
+    )
     assert "letters, digits" in message

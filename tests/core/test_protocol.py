@@ -15,8 +15,11 @@ from corral.core.control import serve
 from corral.core.protocol import HeartbeatRequest, Request, RequestAdapter, Response
 
 
-def test_client_heartbeat_payload_validates(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_client_heartbeat_payload_validates(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     sent: list[dict[str, Any]] = []
+
     def fake_request(path: str, payload: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
         sent.append(payload)
         return {}
@@ -31,7 +34,9 @@ def test_client_heartbeat_payload_validates(monkeypatch: pytest.MonkeyPatch, tmp
         monkeypatch.setenv(key, value)
     client.heartbeat(0.25, "parsing")
     request = RequestAdapter.validate_python(sent[0])
-    assert request == HeartbeatRequest(agent="lint", attempt=2, token="t0k", progress=0.25, message="parsing")
+    assert request == HeartbeatRequest(
+        agent="lint", attempt=2, token="t0k", progress=0.25, message="parsing"
+    )
 
 
 def test_socket_server_answers_and_rejects_bad_requests(tmp_path: Path) -> None:

@@ -39,7 +39,11 @@ def test_kill_9_at_several_points_then_resume(repo: Path, tmp_path: Path) -> Non
     marks = tmp_path / "marks.txt"
     body = ""
     for i in range(8):
-        body += agent_block(f"s{i}", marking_agent(marks, 0.3 + 0.2 * (i % 3)), depends_on=[f"s{i - 2}"] if i >= 2 else [])
+        body += agent_block(
+            f"s{i}",
+            marking_agent(marks, 0.3 + 0.2 * (i % 3)),
+            depends_on=[f"s{i - 2}"] if i >= 2 else [],
+        )
     plan = write_plan(tmp_path, body, header="max_parallel = 3\n")
     engine = start_corral(repo, "run", str(plan), "--quiet")
     rundir = wait_for_run(repo)
@@ -48,10 +52,11 @@ def test_kill_9_at_several_points_then_resume(repo: Path, tmp_path: Path) -> Non
     # kill after the 1st, 3rd and 5th success, each time resuming
     for target in (1, 3, 5):
 
-        def successes() -> int:
-            return sum(1 for e in events_of(rundir) if isinstance(e, ev.AgentFinished) and e.outcome == "succeeded")
+        def reached(target: int = target) -> bool:
+            finished = [e for e in events_of(rundir) if isinstance(e, ev.AgentFinished)]
+            return sum(1 for e in finished if e.outcome == "succeeded") >= target
 
-        wait_until(lambda target=target: successes() >= target, timeout=60, what=f"{target} successes")  # type: ignore[misc]
+        wait_until(reached, timeout=60, what=f"{target} successes")
         seen_before.append(read_log(rundir.events).events)
         kill9(engine)
         kills += 1
@@ -66,10 +71,16 @@ def test_kill_9_at_several_points_then_resume(repo: Path, tmp_path: Path) -> Non
     assert state.verdict == "passed"
     assert sum(1 for e in final if isinstance(e, ev.EngineResumed)) == kills
     # no finished agent ran twice: after an agent's success, no attempt of it starts again
-    succeeded_at = {e.agent: e.seq for e in final if isinstance(e, ev.AgentFinished) and e.outcome == "succeeded"}
+    succeeded_at = {
+        e.agent: e.seq
+        for e in final
+        if isinstance(e, ev.AgentFinished) and e.outcome == "succeeded"
+    }
     for event in final:
         if isinstance(event, ev.AgentStarting):
-            assert event.seq < succeeded_at[event.agent], f"{event.agent} started again after it succeeded"
+            assert event.seq < succeeded_at[event.agent], (
+                f"{event.agent} started again after it succeeded"
+            )
     # every start the agents noted is an attempt the log knows
     noted = marks.read_text().split("\n")
     attempts = {(a.id, str(t.number)) for a in state.agents.values() for t in a.attempts}
@@ -87,7 +98,8 @@ def test_lost_attempt_processes_are_stopped_before_the_retry(repo: Path, tmp_pat
     engine = start_corral(repo, "run", str(plan), "--quiet")
     rundir = wait_for_run(repo)
     started = wait_until(
-        lambda: [e for e in events_of(rundir) if isinstance(e, ev.AgentStarted)], what="the agent to start"
+        lambda: [e for e in events_of(rundir) if isinstance(e, ev.AgentStarted)],
+        what="the agent to start",
     )
     assert isinstance(started, list)
     run_id = state_of(rundir).run_id
@@ -111,7 +123,8 @@ def test_torn_last_line_is_repaired_on_resume(repo: Path, tmp_path: Path) -> Non
     engine = start_corral(repo, "run", str(plan), "--quiet")
     rundir = wait_for_run(repo)
     wait_until(
-        lambda: any(isinstance(e, ev.AgentStarted) and e.agent == "b" for e in events_of(rundir)), what="b to start"
+        lambda: any(isinstance(e, ev.AgentStarted) and e.agent == "b" for e in events_of(rundir)),
+        what="b to start",
     )
     kill9(engine)
     with rundir.events.open("ab") as log:
@@ -133,7 +146,9 @@ def test_corrupted_middle_line_stops_the_reader_naming_the_seq(repo: Path, tmp_p
     corral(repo, "run", str(plan), "--quiet", check=True)
     rundir = only_run(repo)
     lines = rundir.events.read_bytes().split(b"\n")
-    lines[3] = lines[3].replace(b'"ts":', b'"ts": ', 1)  # still valid JSON, but not the line that was hashed
+    lines[3] = lines[3].replace(
+        b'"ts":', b'"ts": ', 1
+    )  # still valid JSON, but not the line that was hashed
     rundir.events.write_bytes(b"\n".join(lines))
     verify = corral(repo, "verify", rundir.run_id)
     assert verify.returncode == 1

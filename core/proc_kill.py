@@ -1,0 +1,220 @@
+"""Killing an agent's whole process tree, and confirming that it is gone (RELIABILITY S2).
+
+SIGTERM to the tree, a grace period, then freeze (SIGSTOP, so nothing forks any more) and
+SIGKILL whatever is left, then confirm on /proc that every process ever seen in the tree is gone
+before a retry may start. Only processes of the agent's identity (pid + start time) are touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+from corral.core.proc_scan import ProcStat, ScanCache, read_stat, tree_in
+
+#: How long SIGKILLed processes may take to disappear before we call it a failure.
+CONFIRM_TIMEOUT = 5.0
+
+POLL_FIRST = 0.005
+POLL_MAX = 0.1
+
+#: Terminations in flight poll /proc together: one scan serves every caller within a poll step.
+_shared_scans = ScanCache(max_age=POLL_FIRST)
+
+
+class TerminateError(RuntimeError):
+    """Processes of an agent's tree survived SIGKILL: S2 forbids starting a retry."""
+
+    def __init__(self, message: str, survivors: list[int]) -> None:
+        super().__init__(message)
+        self.survivors = survivors
+
+
+@dataclass
+class TerminateResult:
+    """Who got SIGTERM, and who still lived after the grace period and got SIGKILL."""
+
+    signalled: list[int] = field(default_factory=list)
+    forced: list[int] = field(default_factory=list)
+
+
+async def reap(popen: subprocess.Popen[bytes]) -> int:
+    """Collect the exit status of a child that has exited (it is waitable at once)."""
+    delay = 0.0005
+    while (rc := popen.poll()) is None:
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, POLL_MAX)
+    return rc
+
+
+def _signal_one(stat: ProcStat, sig: signal.Signals) -> bool:
+    """Signal exactly the process in `stat`, never a later process that reused its pid.
+
+    With a pidfd the check and the signal refer to one process for sure; without, the window
+    between them is a few microseconds. False when it is gone or may not be signalled.
+    """
+    try:
+        pidfd = os.pidfd_open(stat.pid)
+    except ProcessLookupError:
+        return False
+    except (AttributeError, OSError):
+        pidfd = -1
+    try:
+        now = read_stat(stat.pid)
+        if now is None or now.start_ticks != stat.start_ticks or now.zombie:
+            return False
+        if pidfd >= 0:
+            signal.pidfd_send_signal(pidfd, sig)
+        else:
+            os.kill(stat.pid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
+
+
+def _signal_tree(pid: int, members: list[ProcStat], sig: signal.Signals) -> list[int]:
+    """Signal the agent's process group at once, and every member outside it one by one.
+
+    The group signal also reaches a child forked after the scan. The group id is the agent's
+    pid, which the kernel does not reuse while the group exists, and `members` proves that the
+    group is the agent's (tree_in rejects a reused leader pid).
+    """
+    signalled: list[int] = []
+    if any(s.pgrp == pid for s in members):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, sig)
+        signalled.extend(s.pid for s in members if s.pgrp == pid)
+    for s in members:
+        if s.pgrp != pid and _signal_one(s, sig):
+            signalled.append(s.pid)
+    return sorted(signalled)
+
+
+def _alive(table: dict[int, ProcStat], known: dict[int, ProcStat]) -> list[ProcStat]:
+    """Which of the processes seen so far still run (same pid, same start, not a zombie)."""
+    out = []
+    for pid, seen in known.items():
+        now = table.get(pid)
+        if now is not None and now.start_ticks == seen.start_ticks and not now.zombie:
+            out.append(now)
+    return out
+
+
+def _survey(
+    pid: int,
+    start_time: float,
+    known: dict[int, ProcStat],
+    *,
+    fresh: bool,
+    max_age: float = POLL_FIRST,
+) -> list[ProcStat]:
+    """Live members now: the tree as scanned, plus earlier members that left it.
+
+    A child that called setsid drops out of the tree when its parent dies; remembering every
+    member ever seen keeps it in view until it is gone.
+    """
+    table = _shared_scans.get(0.0 if fresh else max_age)
+    for s in tree_in(table, pid, start_time):
+        known.setdefault(s.pid, s)
+    return _alive(table, known)
+
+
+async def _wait_gone(
+    pid: int, start_time: float, known: dict[int, ProcStat], seconds: float
+) -> list[ProcStat]:
+    """Poll until every member is gone or `seconds` pass; the members still alive then."""
+    deadline = time.monotonic() + seconds
+    delay = POLL_FIRST
+    while True:
+        # Share scans with other terminations in flight, up to half a poll step old; a verdict of
+        # "all gone" is confirmed on a scan of our own so no child forked since is missed.
+        alive = _survey(pid, start_time, known, fresh=False, max_age=delay / 2)
+        if not alive:
+            alive = _survey(pid, start_time, known, fresh=True)
+        left = deadline - time.monotonic()
+        if not alive or left <= 0:
+            return alive
+        await asyncio.sleep(min(delay, left))
+        delay = min(delay * 1.5, POLL_MAX)
+
+
+def _freeze(pid: int, start_time: float, known: dict[int, ProcStat]) -> list[ProcStat]:
+    """SIGSTOP the tree until no new member appears, so nothing can fork while it is killed."""
+    stopped: set[int] = set()
+    for _ in range(20):
+        alive = _survey(pid, start_time, known, fresh=True)
+        fresh = [s for s in alive if s.pid not in stopped]
+        if not fresh:
+            return alive
+        _signal_tree(pid, fresh, signal.SIGSTOP)
+        stopped.update(s.pid for s in fresh)
+    return _survey(pid, start_time, known, fresh=True)
+
+
+async def _kill(
+    pid: int, start_time: float, known: dict[int, ProcStat], confirm_timeout: float
+) -> list[int]:
+    """Freeze and SIGKILL the tree until nothing of it lives; the pids that needed SIGKILL.
+
+    Rounds repeat (signals are idempotent) so that anything the tree still shows is killed too;
+    past `confirm_timeout` a survivor is an error, never silently left behind.
+    """
+    deadline = time.monotonic() + confirm_timeout
+    forced: set[int] = set()
+    while True:
+        survivors = _freeze(pid, start_time, known)
+        forced.update(_signal_tree(pid, survivors, signal.SIGKILL))
+        left = await _wait_gone(pid, start_time, known, min(0.5, deadline - time.monotonic()))
+        if not left:
+            return sorted(forced)
+        if time.monotonic() >= deadline:
+            raise TerminateError(
+                f"processes {[s.pid for s in left]} of agent pid {pid} survived SIGKILL for "
+                f"{confirm_timeout:g}s (states {[s.state for s in left]}); they may be stuck in "
+                "the kernel (D) or owned by another user; do not retry until they are gone",
+                [s.pid for s in left],
+            )
+
+
+async def terminate_tree(
+    pid: int,
+    start_time: float,
+    *,
+    grace: float,
+    popen: subprocess.Popen[bytes] | None = None,
+    confirm_timeout: float = CONFIRM_TIMEOUT,
+) -> TerminateResult:
+    """SIGTERM the agent's whole tree, SIGKILL what is left after `grace`, confirm it is gone.
+
+    Only processes of the agent started as `pid` at `start_time` are touched, so a reused pid is
+    safe. Zombies count as gone. Pass the agent's `popen` to have the leader reaped as well.
+    Raises TerminateError if anything outlives SIGKILL by `confirm_timeout` seconds (a process
+    stuck in the kernel, or one we may not signal): then no retry may start.
+    """
+    result = TerminateResult()
+    known: dict[int, ProcStat] = {}
+    members = _survey(pid, start_time, known, fresh=True)
+    if members:
+        result.signalled = _signal_tree(pid, members, signal.SIGTERM)
+        # A stopped process keeps SIGTERM pending until it is continued.
+        _signal_tree(pid, members, signal.SIGCONT)
+        if await _wait_gone(pid, start_time, known, grace):
+            result.forced = await _kill(pid, start_time, known, confirm_timeout)
+    if popen is not None and popen.poll() is None:
+        leader = read_stat(popen.pid)
+        if leader is not None and not leader.zombie:
+            raise TerminateError(
+                f"popen pid {popen.pid} still runs: it is not the agent started as pid {pid} at "
+                f"{start_time}; pass the start time that spawn() returned for it",
+                [popen.pid],
+            )
+        await reap(popen)
+    return result
