@@ -137,12 +137,12 @@ class Engine:
         """Schedule until every agent has ended or the engine is stopped."""
         try:
             while self.stop_signal is None and self.failure is None:
+                self.wake.clear()  # before the pass, so a wake-up set during it is not lost
                 await self._start_ready()
                 if not self.tasks and all(
                     a.state in TERMINAL_STATES for a in self.state.agents.values()
                 ):
                     break
-                self.wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), timeout=self._next_timer())
             if self.failure is None and self.stop_signal is None:

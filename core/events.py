@@ -20,7 +20,7 @@ AttemptOutcome = Literal["succeeded", "failed", "timed_out", "killed", "lost"]
 
 
 class EventBase(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     seq: int = 0
     """Position in the log, from 1, without gaps."""

@@ -1,0 +1,43 @@
+"""The run's event log, `events.jsonl`: one writer with group commit, verified replay, repair
+of a torn tail, and followers in other processes.
+
+Format: one JSON object a line (`event.model_dump_json()`), `\\n`-terminated; `seq` counts from 1
+without gaps and `prev` is the sha256 hex digest of the previous line's bytes (GENESIS_HASH for
+seq 1). The head is the sha256 of the last line. The code is split by role:
+`eventlog_read` (replay, verify, repair), `eventlog_writer` (EventWriter), `eventlog_follow`.
+"""
+
+from __future__ import annotations
+
+from corral.core.eventlog_follow import (
+    FollowState,
+    follow_log,
+    follow_log_sync,
+    iter_new_events,
+)
+from corral.core.eventlog_read import (
+    LogContents,
+    LogCorrupted,
+    LogPathError,
+    VerifyResult,
+    read_log,
+    repair_torn_tail,
+    verify_log,
+)
+from corral.core.eventlog_writer import EventWriter, LogFailed
+
+__all__ = [
+    "EventWriter",
+    "FollowState",
+    "LogContents",
+    "LogCorrupted",
+    "LogFailed",
+    "LogPathError",
+    "VerifyResult",
+    "follow_log",
+    "follow_log_sync",
+    "iter_new_events",
+    "read_log",
+    "repair_torn_tail",
+    "verify_log",
+]
