@@ -193,6 +193,185 @@ class AgentRedriven(EventBase):
     """Who asked for another attempt of an agent that had ended."""
 
 
+# -- locks (leases with fencing tokens) --------------------------------------------------------
+
+
+class LockWaiting(EventBase):
+    type: Literal["lock_waiting"] = "lock_waiting"
+    lock: str
+    agent: str
+    attempt: int
+    request_id: str
+    holder: str | None = None
+    """The agent holding the lock when the wait began."""
+    holder_token: int | None = None
+    reason: str = ""
+
+
+class LockAcquired(EventBase):
+    type: Literal["lock_acquired"] = "lock_acquired"
+    lock: str
+    agent: str
+    attempt: int
+    request_id: str
+    token: int
+    """Fencing token: strictly increasing over every grant of every lock of the run."""
+    ttl: float | None = None
+    """Lease length; None for a lock declared in the plan, held for the attempt's life."""
+    expires_at: float | None = None
+    reason: str = ""
+    declared: bool = False
+
+
+class LockRenewed(EventBase):
+    type: Literal["lock_renewed"] = "lock_renewed"
+    lock: str
+    token: int
+    ttl: float
+    expires_at: float
+
+
+class LockReleased(EventBase):
+    type: Literal["lock_released"] = "lock_released"
+    lock: str
+    token: int
+    agent: str
+    reason: str = "released"
+
+
+class LockExpired(EventBase):
+    type: Literal["lock_expired"] = "lock_expired"
+    lock: str
+    token: int
+    agent: str
+    overdue: float
+    """Seconds past the lease's end when it was reclaimed (at least the grace)."""
+
+
+class LockBroken(EventBase):
+    type: Literal["lock_broken"] = "lock_broken"
+    lock: str
+    token: int
+    agent: str
+    by: str
+    reason: str
+
+
+class LockWaitAbandoned(EventBase):
+    type: Literal["lock_wait_abandoned"] = "lock_wait_abandoned"
+    lock: str
+    agent: str
+    request_id: str
+    reason: str
+
+
+class FencedWriteAccepted(EventBase):
+    type: Literal["fenced_write_accepted"] = "fenced_write_accepted"
+    lock: str
+    token: int
+    agent: str
+    path: str
+    sha256: str
+    size: int
+
+
+class FencedWriteRefused(EventBase):
+    type: Literal["fenced_write_refused"] = "fenced_write_refused"
+    lock: str
+    token: int
+    newest_token: int
+    agent: str
+    path: str
+
+
+# -- merge, report, review ---------------------------------------------------------------------
+
+ConflictKind = Literal["content", "add_add", "modify_delete", "rename", "binary", "other"]
+
+
+class ConflictFile(BaseModel):
+    path: str
+    kind: ConflictKind
+
+
+class ConflictPredicted(EventBase):
+    """While agents run: their current work (uncommitted included) would conflict."""
+
+    type: Literal["conflict_predicted"] = "conflict_predicted"
+    key: str
+    """Stable identity of the pair, e.g. `a+b` or `a+@base`."""
+    agents: list[str]
+    """Two agents, or one agent and `@base` when the base branch moved under it."""
+    files: list[ConflictFile]
+
+
+class ConflictCleared(EventBase):
+    type: Literal["conflict_cleared"] = "conflict_cleared"
+    key: str
+
+
+class BranchMerged(EventBase):
+    type: Literal["branch_merged"] = "branch_merged"
+    agent: str
+    attempt: int
+    branch: str
+    commit: str
+    """The integration branch's commit after this merge."""
+
+
+class BranchLeftOut(EventBase):
+    type: Literal["branch_left_out"] = "branch_left_out"
+    agent: str
+    attempt: int
+    branch: str
+    reason: str
+    conflicts_with: list[str] = Field(default_factory=list)
+    files: list[ConflictFile] = Field(default_factory=list)
+
+
+class VerificationFinished(EventBase):
+    type: Literal["verification_finished"] = "verification_finished"
+    command: list[str]
+    passed: bool
+    exit_code: int | None
+    log_path: str
+    commit: str
+
+
+class FindingsRejected(EventBase):
+    type: Literal["findings_rejected"] = "findings_rejected"
+    agent: str
+    attempt: int
+    reason: str
+
+
+class ReportWritten(EventBase):
+    type: Literal["report_written"] = "report_written"
+    path: str
+    sha256: str
+    findings: int
+    conflicts: int
+    synthesized: bool
+    """False when the run fell below min_success: the report says why and merges nothing."""
+
+
+class ReportApproved(EventBase):
+    type: Literal["report_approved"] = "report_approved"
+    by: str
+    report_sha256: str
+    log_head: str
+    landed: str | None = None
+    """The commit the base branch now points at (coding runs)."""
+
+
+class ReportRejected(EventBase):
+    type: Literal["report_rejected"] = "report_rejected"
+    by: str
+    reason: str
+    report_sha256: str
+    log_head: str
+
+
 Event = Annotated[
     RunStarted
     | EngineResumed
@@ -209,7 +388,25 @@ Event = Annotated[
     | AgentRetried
     | AgentDeadLettered
     | AgentCancelled
-    | AgentRedriven,
+    | AgentRedriven
+    | LockWaiting
+    | LockAcquired
+    | LockRenewed
+    | LockReleased
+    | LockExpired
+    | LockBroken
+    | LockWaitAbandoned
+    | FencedWriteAccepted
+    | FencedWriteRefused
+    | ConflictPredicted
+    | ConflictCleared
+    | BranchMerged
+    | BranchLeftOut
+    | VerificationFinished
+    | FindingsRejected
+    | ReportWritten
+    | ReportApproved
+    | ReportRejected,
     Field(discriminator="type"),
 ]
 EventAdapter: TypeAdapter[Event] = TypeAdapter(Event)

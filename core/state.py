@@ -92,6 +92,72 @@ class AgentState(BaseModel):
         return self.attempts[-1] if self.attempts else None
 
 
+class LockWaiter(BaseModel):
+    agent: str
+    attempt: int
+    request_id: str
+    since: float
+    reason: str = ""
+
+
+class LockState(BaseModel):
+    """A lock as the log tells it: holder, lease, token and the queue behind it."""
+
+    name: str
+    holder: str | None = None
+    holder_attempt: int | None = None
+    token: int | None = None
+    """The holder's fencing token."""
+    newest_token: int = 0
+    """The highest token ever granted for this lock: fenced writes need exactly this one."""
+    ttl: float | None = None
+    expires_at: float | None = None
+    """Wall-clock end of the lease (None: held for the holder's whole attempt)."""
+    declared: bool = False
+    reason: str = ""
+    acquired_ts: float | None = None
+    waiters: list[LockWaiter] = Field(default_factory=list)
+    last_event: str = ""
+    """What happened last: acquired, renewed, released, expired or broken (with who)."""
+
+
+class ConflictState(BaseModel):
+    """Two agents whose work collides (or an agent and the moved base, `@base`)."""
+
+    key: str
+    agents: list[str]
+    files: list[ev.ConflictFile]
+    predicted: bool = False
+    """Seen while the agents ran; cleared when their snapshots stop colliding."""
+    actual: bool = False
+    """Found at merge time."""
+
+
+class MergeState(BaseModel):
+    merged: list[ev.BranchMerged] = Field(default_factory=list)
+    left_out: list[ev.BranchLeftOut] = Field(default_factory=list)
+    integration_commit: str | None = None
+    verification: ev.VerificationFinished | None = None
+
+
+class ReportState(BaseModel):
+    path: str
+    sha256: str
+    findings: int
+    conflicts: int
+    synthesized: bool
+    written_seq: int
+
+
+class ReviewState(BaseModel):
+    decision: Literal["approved", "rejected"]
+    by: str
+    reason: str = ""
+    report_sha256: str
+    log_head: str
+    landed: str | None = None
+
+
 class EngineState(BaseModel):
     pid: int
     start_time: float
@@ -117,6 +183,15 @@ class RunState(BaseModel):
     finished_ts: float | None = None
     engine: EngineState | None = None
     agents: dict[str, AgentState] = Field(default_factory=dict)
+    locks: dict[str, LockState] = Field(default_factory=dict)
+    max_token: int = 0
+    """Highest fencing token ever granted in the run; a restarted engine continues above it."""
+    conflicts: dict[str, ConflictState] = Field(default_factory=dict)
+    merge: MergeState = Field(default_factory=MergeState)
+    rejected_findings: dict[str, str] = Field(default_factory=dict)
+    """Agents whose output failed validation, with the reason."""
+    report: ReportState | None = None
+    review: ReviewState | None = None
     last_seq: int = 0
     last_ts: float | None = None
 
@@ -176,6 +251,38 @@ def apply(state: RunState, event: ev.Event) -> None:
             _agent_cancelled(state, event)
         case ev.AgentRedriven():
             _agent_redriven(state, event)
+        case ev.LockWaiting():
+            _lock_waiting(state, event)
+        case ev.LockAcquired():
+            _lock_acquired(state, event)
+        case ev.LockRenewed():
+            _lock_renewed(state, event)
+        case ev.LockReleased():
+            _lock_released(state, event)
+        case ev.LockExpired():
+            _lock_expired(state, event)
+        case ev.LockBroken():
+            _lock_broken(state, event)
+        case ev.LockWaitAbandoned():
+            _lock_wait_abandoned(state, event)
+        case ev.ConflictPredicted():
+            _conflict_predicted(state, event)
+        case ev.ConflictCleared():
+            _conflict_cleared(state, event)
+        case ev.BranchMerged():
+            _branch_merged(state, event)
+        case ev.BranchLeftOut():
+            _branch_left_out(state, event)
+        case ev.VerificationFinished():
+            _verification_finished(state, event)
+        case ev.FindingsRejected():
+            _findings_rejected(state, event)
+        case ev.ReportWritten():
+            _report_written(state, event)
+        case ev.ReportApproved():
+            _report_approved(state, event)
+        case ev.ReportRejected():
+            _report_rejected(state, event)
 
 
 def _attempt(state: RunState, agent_id: str, number: int) -> tuple[AgentState, AttemptState]:
@@ -324,3 +431,160 @@ def _agent_redriven(state: RunState, event: ev.AgentRedriven) -> None:
     agent.state = "queued"
     agent.retries_used = 0
     agent.reason = f"retry requested by {event.by}"
+
+
+def _lock(state: RunState, name: str) -> LockState:
+    lock = state.locks.get(name)
+    if lock is None:
+        lock = state.locks[name] = LockState(name=name)
+    return lock
+
+
+def _drop_waiter(lock: LockState, request_id: str) -> None:
+    lock.waiters = [w for w in lock.waiters if w.request_id != request_id]
+
+
+def _lock_waiting(state: RunState, event: ev.LockWaiting) -> None:
+    lock = _lock(state, event.lock)
+    _drop_waiter(lock, event.request_id)
+    lock.waiters.append(
+        LockWaiter(
+            agent=event.agent,
+            attempt=event.attempt,
+            request_id=event.request_id,
+            since=event.ts,
+            reason=event.reason,
+        )
+    )
+    agent = state.agents.get(event.agent)
+    if agent is not None and agent.state in ("queued", "waiting", "starting"):
+        holder = f" held by {event.holder} (token {event.holder_token})" if event.holder else ""
+        agent.reason = f"waiting for lock {event.lock}{holder}"
+
+
+def _lock_acquired(state: RunState, event: ev.LockAcquired) -> None:
+    lock = _lock(state, event.lock)
+    _drop_waiter(lock, event.request_id)
+    lock.holder, lock.holder_attempt, lock.token = event.agent, event.attempt, event.token
+    lock.ttl, lock.expires_at, lock.declared, lock.reason = (
+        event.ttl,
+        event.expires_at,
+        event.declared,
+        event.reason,
+    )
+    lock.acquired_ts = event.ts
+    lock.newest_token = max(lock.newest_token, event.token)
+    lock.last_event = f"acquired by {event.agent}"
+    state.max_token = max(state.max_token, event.token)
+
+
+def _lock_renewed(state: RunState, event: ev.LockRenewed) -> None:
+    lock = _lock(state, event.lock)
+    if lock.token == event.token:
+        lock.ttl, lock.expires_at = event.ttl, event.expires_at
+        lock.last_event = f"renewed by {lock.holder}"
+
+
+def _lock_freed(state: RunState, name: str, token: int, what: str) -> None:
+    lock = _lock(state, name)
+    if lock.token == token:
+        lock.holder = lock.holder_attempt = lock.token = None
+        lock.ttl = lock.expires_at = lock.acquired_ts = None
+        lock.declared = False
+        lock.reason = ""
+    lock.last_event = what
+
+
+def _lock_released(state: RunState, event: ev.LockReleased) -> None:
+    _lock_freed(state, event.lock, event.token, f"released by {event.agent} ({event.reason})")
+
+
+def _lock_expired(state: RunState, event: ev.LockExpired) -> None:
+    _lock_freed(
+        state, event.lock, event.token, f"expired ({event.agent} overdue {event.overdue:.1f}s)"
+    )
+
+
+def _lock_broken(state: RunState, event: ev.LockBroken) -> None:
+    _lock_freed(state, event.lock, event.token, f"broken by {event.by}: {event.reason}")
+
+
+def _lock_wait_abandoned(state: RunState, event: ev.LockWaitAbandoned) -> None:
+    _drop_waiter(_lock(state, event.lock), event.request_id)
+
+
+def _conflict_predicted(state: RunState, event: ev.ConflictPredicted) -> None:
+    known = state.conflicts.get(event.key)
+    if known is None:
+        state.conflicts[event.key] = ConflictState(
+            key=event.key, agents=list(event.agents), files=list(event.files), predicted=True
+        )
+    else:
+        known.files, known.predicted = list(event.files), True
+
+
+def _conflict_cleared(state: RunState, event: ev.ConflictCleared) -> None:
+    known = state.conflicts.get(event.key)
+    if known is not None:
+        known.predicted = False
+        if not known.actual:
+            del state.conflicts[event.key]
+
+
+def _branch_merged(state: RunState, event: ev.BranchMerged) -> None:
+    state.merge.merged.append(event)
+    state.merge.integration_commit = event.commit
+
+
+def _branch_left_out(state: RunState, event: ev.BranchLeftOut) -> None:
+    state.merge.left_out.append(event)
+    for other in event.conflicts_with:
+        key = "+".join(sorted((event.agent, other)))
+        known = state.conflicts.get(key)
+        if known is None:
+            state.conflicts[key] = ConflictState(
+                key=key, agents=sorted((event.agent, other)), files=list(event.files), actual=True
+            )
+        else:
+            known.actual = True
+            known.files = list(event.files) or known.files
+
+
+def _verification_finished(state: RunState, event: ev.VerificationFinished) -> None:
+    state.merge.verification = event
+
+
+def _findings_rejected(state: RunState, event: ev.FindingsRejected) -> None:
+    state.rejected_findings[event.agent] = event.reason
+
+
+def _report_written(state: RunState, event: ev.ReportWritten) -> None:
+    state.report = ReportState(
+        path=event.path,
+        sha256=event.sha256,
+        findings=event.findings,
+        conflicts=event.conflicts,
+        synthesized=event.synthesized,
+        written_seq=event.seq,
+    )
+    state.review = None
+
+
+def _report_approved(state: RunState, event: ev.ReportApproved) -> None:
+    state.review = ReviewState(
+        decision="approved",
+        by=event.by,
+        report_sha256=event.report_sha256,
+        log_head=event.log_head,
+        landed=event.landed,
+    )
+
+
+def _report_rejected(state: RunState, event: ev.ReportRejected) -> None:
+    state.review = ReviewState(
+        decision="rejected",
+        by=event.by,
+        reason=event.reason,
+        report_sha256=event.report_sha256,
+        log_head=event.log_head,
+    )

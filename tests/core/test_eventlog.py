@@ -220,6 +220,11 @@ def test_reopen_continues_the_chain_and_close_flushes_queued_appends(tmp_path: P
     assert contents.events[3].prev == sha(lines_of(path)[2])
 
 
+def test_events_refuse_nan_at_creation() -> None:
+    with pytest.raises(ValueError, match="finite number"):
+        AgentStalled(agent="a", attempt=1, silent_for=math.nan)
+
+
 def test_a_refused_event_leaves_the_chain_and_the_writer_intact(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     handled: list[dict[str, Any]] = []
@@ -229,12 +234,15 @@ def test_a_refused_event_leaves_the_chain_and_the_writer_intact(tmp_path: Path) 
         writer, _ = await EventWriter.open(path)
         first = await writer.append(beat())
         with pytest.raises(ValueError, match="would not read back"):
-            await writer.append(AgentStalled(agent="a", attempt=1, silent_for=math.nan))
+            # models refuse NaN themselves; model_construct gets one past them to the writer's check
+            await writer.append(
+                AgentStalled.model_construct(agent="a", attempt=1, silent_for=math.nan)
+            )
         with pytest.raises(ValueError, match="already appended as seq 1"):
             await writer.append(first)
         with pytest.raises(TypeError, match="not an event type"):
             await writer.append(EventBase())
-        bad = [beat(), AgentStalled(agent="a", attempt=1, silent_for=math.inf)]
+        bad = [beat(), AgentStalled.model_construct(agent="a", attempt=1, silent_for=math.inf)]
         with pytest.raises(ValueError, match="would not read back"):
             await writer.append_many(bad)
         assert bad[0].seq == 0, "a refused batch is not stamped"
