@@ -8,12 +8,11 @@ Usage: python bench/bench_cli.py [--runs 30]
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 MEASURE = r"""
@@ -57,23 +56,24 @@ def main() -> None:
             f'[[agent]]\nid = "measure"\ncommand = ["{sys.executable}", "{script}", "{args.runs}"]\n'
             'timeout = "10m"\n'
         )
-        started = time.perf_counter()
         result = subprocess.run(
             [sys.executable, "-m", "corral.core.cli", "run", str(plan), "--quiet"],
-            cwd=repo, capture_output=True, text=True, env=env,
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            env=env,
         )
         if result.returncode != 0:
             raise SystemExit(result.stdout + result.stderr)
         runs_dir = repo / ".git" / "corral" / "runs"
         log = next(runs_dir.glob("*/agents/measure/1/output.log")).read_text()
-        import json
-
         figures = json.loads(log.strip().splitlines()[-1])
         ratio = figures["heartbeat"] / figures["python"]
         print(f"python3 -c pass      {figures['python'] * 1000:7.1f} ms (median of {args.runs})")
-        print(f"corral heartbeat     {figures['heartbeat'] * 1000:7.1f} ms (median of {args.runs}, through a live engine)")
+        print(
+            f"corral heartbeat     {figures['heartbeat'] * 1000:7.1f} ms (median of {args.runs}, through a live engine)"
+        )
         print(f"ratio                {ratio:7.2f}x (target under 2x)")
-        _ = statistics, started
 
 
 if __name__ == "__main__":

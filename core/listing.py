@@ -12,7 +12,6 @@ from corral.core.rundir import list_runs
 from corral.core.runner import engine_is_live
 from corral.core.state import fold
 
-
 RunStatusName = Literal["running", "finished", "stopped", "interrupted", "corrupted"]
 
 
