@@ -1,0 +1,140 @@
+"""The human gate on a real repository: decisions bind to the report and the base branch."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+
+import filelock
+import pytest
+
+from corral.core import events as ev
+from corral.core.eventlog import EventWriter, read_log
+from corral.core.review import ReviewRefused, approve, reject
+from corral.core.rundir import RunDir
+from corral.core.state import fold
+from tests.conftest import git
+
+
+def make_reviewable_run(
+    repo: Path, *, synthesized: bool = True, distinct: bool = False
+) -> tuple[RunDir, str, str]:
+    """A finished coding run whose integration branch holds one change; returns (run, sha, commit)."""
+    snapshot = git(repo, "rev-parse", "main")
+    git(repo, "switch", "-q", "-c", "corral/r1/integration")
+    (repo / "src" / "app.py").write_text("print('merged work')\n")
+    git(repo, "commit", "-qam", "integration")
+    integration = git(repo, "rev-parse", "HEAD")
+    git(repo, "switch", "-q", "main")
+    rundir = RunDir(repo / ".git" / "corral" / "runs" / "r1")
+    rundir.create()
+    rundir.plan.write_text(
+        f"[run]\nrequire_distinct_reviewer = {'true' if distinct else 'false'}\n[[agent]]\nid='a'\ncommand=['true']\n"
+        if distinct
+        else "[[agent]]\nid='a'\ncommand=['true']\n"
+    )
+    report = rundir.path / "report.json"
+    report.write_text('{"findings": []}\n')
+    sha = hashlib.sha256(report.read_bytes()).hexdigest()
+
+    async def write() -> None:
+        writer, _ = await EventWriter.open(rundir.events)
+        engine = ev.EngineInfo(pid=1, start_time=0.0, host="h", user="alice")
+        summary = ev.AgentSummary(id="a", kind="coding", command=["true"])
+        await writer.append_many(
+            [
+                ev.RunStarted(
+                    run_id="r1",
+                    name="r1",
+                    repo=str(repo),
+                    base_ref="main",
+                    snapshot=snapshot,
+                    plan_sha256="0" * 64,
+                    agents=[summary],
+                    max_parallel=1,
+                    required_successes=1,
+                    worktree_root=str(repo / ".git" / "corral" / "worktrees"),
+                    engine=engine,
+                ),
+                ev.AgentFinished(agent="a", attempt=1, outcome="succeeded"),
+                ev.BranchMerged(agent="a", attempt=1, branch="corral/r1/a/1", commit=integration),
+                ev.RunFinished(verdict="passed", succeeded=1, required=1, reason="ok"),
+                ev.ReportWritten(
+                    path=str(report), sha256=sha, findings=0, conflicts=0, synthesized=synthesized
+                ),
+            ]
+        )
+        await writer.close()
+
+    asyncio.run(write())
+    return rundir, sha, integration
+
+
+def test_approve_lands_exactly_the_integration_commit(repo: Path) -> None:
+    rundir, sha, integration = make_reviewable_run(repo)
+    result = approve(rundir, "bob", sha)
+    assert git(repo, "rev-parse", "main") == integration
+    assert result.landed == integration
+    last = read_log(rundir.events).events[-1]
+    assert isinstance(last, ev.ReportApproved)
+    assert (last.by, last.report_sha256, last.landed) == ("bob", sha, integration)
+    previous_line = rundir.events.read_bytes().splitlines()[-2]
+    assert last.log_head == hashlib.sha256(previous_line).hexdigest(), (
+        "approval binds to the log head it saw"
+    )
+    with pytest.raises(ReviewRefused, match="already approved by bob"):
+        approve(rundir, "carol", sha)
+
+
+def test_approving_a_changed_report_is_refused(repo: Path) -> None:
+    rundir, sha, _ = make_reviewable_run(repo)
+    with pytest.raises(ReviewRefused, match="changed since it was shown"):
+        approve(rundir, "bob", "f" * 64)
+    (rundir.path / "report.json").write_text('{"findings": ["edited"]}\n')
+    with pytest.raises(ReviewRefused, match="not the one the log recorded"):
+        approve(rundir, "bob", sha)
+    assert fold(read_log(rundir.events).events).review is None
+
+
+def test_approving_after_the_base_moved_is_refused_and_lands_nothing(repo: Path) -> None:
+    rundir, sha, integration = make_reviewable_run(repo)
+    (repo / "README.md").write_text("someone else's change\n")
+    git(repo, "commit", "-qam", "moved")
+    moved = git(repo, "rev-parse", "main")
+    with pytest.raises(ReviewRefused, match="moved since the run started"):
+        approve(rundir, "bob", sha)
+    assert git(repo, "rev-parse", "main") == moved != integration
+    assert fold(read_log(rundir.events).events).review is None
+
+
+def test_reject_needs_a_reason_and_lands_nothing(repo: Path) -> None:
+    rundir, sha, _ = make_reviewable_run(repo)
+    before = git(repo, "rev-parse", "main")
+    with pytest.raises(ReviewRefused, match="needs a reason"):
+        reject(rundir, "bob", "   ", sha)
+    result = reject(rundir, "bob", "tests are too thin", sha)
+    assert result.decision == "rejected"
+    assert git(repo, "rev-parse", "main") == before
+    review = fold(read_log(rundir.events).events).review
+    assert review is not None
+    assert (review.decision, review.reason) == ("rejected", "tests are too thin")
+
+
+def test_no_decision_while_the_engine_runs(repo: Path) -> None:
+    rundir, sha, _ = make_reviewable_run(repo)
+    with filelock.FileLock(rundir.engine_lock), pytest.raises(ReviewRefused, match="still running"):
+        approve(rundir, "bob", sha)
+
+
+def test_below_min_success_cannot_be_approved(repo: Path) -> None:
+    rundir, sha, _ = make_reviewable_run(repo, synthesized=False)
+    with pytest.raises(ReviewRefused, match="below min_success"):
+        approve(rundir, "bob", sha)
+
+
+def test_distinct_reviewer_required(repo: Path) -> None:
+    rundir, sha, _ = make_reviewable_run(repo, distinct=True)
+    with pytest.raises(ReviewRefused, match="requires a different reviewer"):
+        approve(rundir, "alice", sha)
+    assert approve(rundir, "bob", sha).decision == "approved"
