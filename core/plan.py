@@ -113,6 +113,8 @@ class RunSettings(_Strict):
     """Longest retry delay."""
     kill_grace: Duration = 5.0
     """Time between SIGTERM and SIGKILL when an agent is stopped."""
+    require_distinct_reviewer: bool = False
+    """Whoever started the run may not approve its report."""
 
     @field_validator("min_success")
     @classmethod
