@@ -203,9 +203,21 @@ def repo_toplevel(path: Path) -> Path:
     return Path(result.stdout.strip())
 
 
+_common_dirs: dict[str, Path] = {}
+
+
 def git_common_dir(path: Path) -> Path:
-    """The repository's shared git directory, also when `path` is inside a linked worktree."""
-    return Path(run_git(path, "rev-parse", "--path-format=absolute", "--git-common-dir"))
+    """The repository's shared git directory, also when `path` is inside a linked worktree.
+
+    Remembered per path for the life of the process: a directory does not change repository
+    while corral runs, and the engine asks for every agent it starts.
+    """
+    key = os.path.abspath(path)
+    found = _common_dirs.get(key)
+    if found is None:
+        found = Path(run_git(path, "rev-parse", "--path-format=absolute", "--git-common-dir"))
+        _common_dirs[key] = found
+    return found
 
 
 def current_branch(path: Path) -> str | None:

@@ -123,6 +123,10 @@ def repository_driver_overrides(repo: Path) -> list[tuple[str, str]]:
     Drivers from the user's global or system config are left alone. A driver whose name git
     could not parse back from `-c` is refused rather than silently left active.
     """
+    stamp = _config_stamp(repo)
+    cached = _driver_cache.get(str(repo))
+    if stamp is not None and cached is not None and cached[0] == stamp:
+        return list(cached[1])
     proc = subprocess.run(
         [
             "git",
@@ -133,7 +137,7 @@ def repository_driver_overrides(repo: Path) -> list[tuple[str, str]]:
             "--show-scope",
             "-z",
             "--get-regexp",
-            r"^(filter|merge)\..*\.",
+            r"^((filter|merge)\..*\.|include\.path$|includeif\..*\.path$)",
         ],
         capture_output=True,
         env=safe_git_env(),
@@ -142,6 +146,7 @@ def repository_driver_overrides(repo: Path) -> list[tuple[str, str]]:
     if proc.returncode not in (0, 1):  # 1: no such keys; other failures surface in the real command
         return []
     seen: set[tuple[str, str]] = set()
+    includes = False
     fields = proc.stdout.decode("utf-8", "surrogateescape").split("\0")
     # -z with --show-scope prints: scope NUL key LF value NUL (or: scope NUL key NUL when valueless)
     index = 0
@@ -150,6 +155,9 @@ def repository_driver_overrides(repo: Path) -> list[tuple[str, str]]:
         index += 2
         key, _, value = entry.partition("\n")
         if scope not in ("local", "worktree"):
+            continue
+        if key.startswith("include"):
+            includes = True
             continue
         section, _, rest = key.partition(".")
         name, _, variable = rest.rpartition(".")
@@ -164,11 +172,48 @@ def repository_driver_overrides(repo: Path) -> list[tuple[str, str]]:
                 "repository's .git/config"
             )
         seen.add((section, name))
-    return [
+    overrides = [
         (f"{section}.{name}.{variable}", neutral)
         for section, name in sorted(seen)
         for variable, neutral in DRIVER_KEYS[section].items()
     ]
+    if stamp is not None and not includes:  # an included file can change without a stamp change
+        _driver_cache[str(repo)] = (stamp, overrides)
+    return overrides
+
+
+_driver_cache: dict[str, tuple[tuple[tuple[str, int, int, int], ...], list[tuple[str, str]]]] = {}
+
+
+def _config_stamp(repo: Path) -> tuple[tuple[str, int, int, int], ...] | None:
+    """Identity of the repository's own config files (config, config.worktree), or None.
+
+    The scan above costs a git process; the engine runs git in every new workspace, so the
+    answer is reused while these files are unchanged. None (no reuse) when `repo` is not the
+    top of a repository or worktree, where finding the files would mean guessing.
+    """
+    dotgit = repo / ".git"
+    try:
+        if dotgit.is_dir():
+            own = common = dotgit
+        elif dotgit.is_file():
+            own = (repo / dotgit.read_text().removeprefix("gitdir:").strip()).resolve()
+            common = (own / (own / "commondir").read_text().strip()).resolve()
+        else:
+            return None
+    except (OSError, ValueError):
+        return None
+    stamp = []
+    for path in (common / "config", own / "config.worktree"):
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            stamp.append((str(path), -1, -1, -1))
+            continue
+        except OSError:
+            return None
+        stamp.append((str(path), info.st_mtime_ns, info.st_size, info.st_ino))
+    return tuple(stamp)
 
 
 def static_options() -> list[str]:

@@ -219,6 +219,9 @@ def _drop_stale_index_lock(path: Path) -> None:
         (admin / "index.lock").unlink(missing_ok=True)
 
 
+_FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
 def create_workspace(
     repo_path: Path, root: Path, run_id: str, agent: str, attempt: int, commit: str
 ) -> Workspace:
@@ -229,7 +232,9 @@ def create_workspace(
     """
     branch = branch_name(run_id, agent, attempt)
     path = workspace_path(Path(os.path.abspath(root)), run_id, agent, attempt)
-    sha = resolve_commit(repo_path, commit)
+    # the engine passes the snapshot it resolved at run start; a full sha needs no second look
+    # (a missing object still fails, in `worktree add`)
+    sha = commit if _FULL_SHA.fullmatch(commit) else resolve_commit(repo_path, commit)
     common_dir = git_common_dir(repo_path)
     ensure_private_dir(path.parent)
     with git_metadata_lock(common_dir, f"create worktree {path}"):

@@ -195,3 +195,26 @@ def test_the_package_runs_without_engine_console_or_gitpython() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_a_driver_added_later_is_still_switched_off(repo: Path, tmp_path: Path) -> None:
+    """The driver scan is reused only while the config files are unchanged, and never with includes."""
+    run_git(repo, "status")  # scanned and remembered: no drivers yet
+    marker = tmp_path / "late"
+    script = write_script(tmp_path / "late.sh", f"touch {marker}; cat")
+    git(repo, "config", "filter.late.smudge", str(script))
+    (repo / ".git" / "info" / "attributes").write_text("* filter=late\n")
+    (repo / "README.md").unlink()
+    run_git(repo, "checkout", "--", "README.md")
+    assert not marker.exists()
+    included = tmp_path / "included.cfg"
+    included.write_text("")
+    git(repo, "config", "include.path", str(included))
+    run_git(repo, "status")
+    included.write_text(
+        f'[filter "sneaky"]\n\tsmudge = {script}\n'
+    )  # the repo config itself is untouched
+    (repo / ".git" / "info" / "attributes").write_text("* filter=sneaky\n")
+    (repo / "README.md").unlink()
+    run_git(repo, "checkout", "--", "README.md")
+    assert not marker.exists()

@@ -1,0 +1,88 @@
+"""`corral review show|approve|reject RUN`: the human gate from a terminal.
+
+An approval binds to the report the reviewer saw: interactively, the one printed just before
+the question; otherwise the sha256 given with `--sha` (printed by `corral review show`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_review_parser(sub: Any) -> None:
+    review = sub.add_parser("review", help="show, approve or reject a finished run's report")
+    actions = review.add_subparsers(dest="review_action", metavar="ACTION", required=True)
+    show = actions.add_parser("show", help="print the report and its sha256")
+    show.add_argument("run", nargs="?")
+    approve = actions.add_parser(
+        "approve", help="approve the report (a coding run lands on its base)"
+    )
+    approve.add_argument("run", nargs="?")
+    approve.add_argument("--sha", help="the report sha256 you reviewed (from `corral review show`)")
+    reject = actions.add_parser("reject", help="reject the report; nothing lands")
+    reject.add_argument("run", nargs="?")
+    reject.add_argument("--reason", required=True, help="what is wrong (required)")
+    reject.add_argument("--sha", help="the report sha256 you reviewed (from `corral review show`)")
+
+
+def cmd_review(args: argparse.Namespace, rundir: Any) -> int:
+    from corral.core.eventlog import read_log
+    from corral.core.review import ReviewRefused, approve, reject, report_sha256, reviewer_identity
+    from corral.core.state import fold
+
+    state = fold(read_log(rundir.events).events)
+    try:
+        sha = report_sha256(rundir, state)
+    except ReviewRefused as exc:
+        print(f"corral: {exc}", file=sys.stderr)
+        return 1
+    if args.review_action == "show":
+        _print_report(state.report.path if state.report else "", sha)
+        if state.review is not None:
+            print(
+                f"\n{state.review.decision} by {state.review.by}"
+                + (f": {state.review.reason}" if state.review.reason else "")
+            )
+        return 0
+    shown = args.sha
+    if shown is None:
+        if not sys.stdin.isatty():
+            print(
+                "corral: without a terminal, pass --sha SHA from `corral review show`",
+                file=sys.stderr,
+            )
+            return 2
+        _print_report(state.report.path if state.report else "", sha)
+        what = "approve" if args.review_action == "approve" else "reject"
+        target = (
+            f" and move {state.base_ref} to {state.merge.integration_commit[:12]}"
+            if (what == "approve" and state.merge.integration_commit)
+            else ""
+        )
+        if input(f"\n{what} this report{target}? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("nothing done")
+            return 1
+        shown = sha
+    by = reviewer_identity()
+    try:
+        if args.review_action == "approve":
+            result = approve(rundir, by, shown)
+        else:
+            result = reject(rundir, by, args.reason, shown)
+    except ReviewRefused as exc:
+        print(f"corral: {exc}", file=sys.stderr)
+        return 1
+    print(result.message)
+    return 0
+
+
+def _print_report(path: str, sha: str) -> None:
+    markdown = Path(path).with_suffix(".md") if path else None
+    if markdown is not None and markdown.is_file():
+        print(markdown.read_text())
+    elif path:
+        print(Path(path).read_text())
+    print(f"report sha256: {sha}")
