@@ -1,0 +1,65 @@
+"""`corral gc` cleans finished runs only; `corral demo` works from a fresh checkout."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from corral.core import events as ev
+from tests.conftest import git
+from tests.core.engine_helpers import (
+    agent_block,
+    corral,
+    kill9,
+    processes_with_env,
+    start_corral,
+    wait_for_event,
+    wait_for_run,
+    write_plan,
+)
+
+
+def worktrees(repo: Path) -> list[str]:
+    lines = git(repo, "worktree", "list", "--porcelain").splitlines()
+    return [line.split(" ", 1)[1] for line in lines if line.startswith("worktree ")][1:]
+
+
+def test_gc_removes_finished_runs_and_keeps_live_and_dirty_ones(repo: Path, tmp_path: Path) -> None:
+    dirty = agent_block("dirty", ["sh", "-c", "echo scratch > notes.txt"])
+    clean = agent_block("clean", ["true"])
+    corral(repo, "run", str(write_plan(tmp_path, dirty + clean)), "--quiet", check=True)
+    assert len(worktrees(repo)) == 2
+    dry = corral(repo, "gc", "--dry-run", check=True)
+    assert "would remove 2 worktree(s)" in dry.stdout
+    assert len(worktrees(repo)) == 2
+    result = corral(repo, "gc", check=True)
+    assert "removed 1 worktree(s)" in result.stdout
+    assert "uncommitted" in result.stdout or "dirty" in result.stdout or "changes" in result.stdout
+    assert len(worktrees(repo)) == 1, "the dirty worktree is kept without --force"
+    forced = corral(repo, "gc", "--force", check=True)
+    assert "removed 1 worktree(s)" in forced.stdout
+    assert worktrees(repo) == []
+
+
+def test_gc_never_touches_a_live_run(repo: Path, tmp_path: Path) -> None:
+    plan = write_plan(tmp_path, agent_block("long", ["sleep", "600"]))
+    engine = start_corral(repo, "run", str(plan), "--quiet")
+    rundir = wait_for_run(repo)
+    wait_for_event(rundir, lambda e: isinstance(e, ev.AgentStarted), what="the agent to start")
+    result = corral(repo, "gc", "--force", check=True)
+    assert "kept, its engine is running" in result.stdout
+    assert len(worktrees(repo)) == 1
+    kill9(engine)
+    interrupted = corral(repo, "gc", check=True)
+    assert "kept, it is interrupted" in interrupted.stdout
+    assert len(worktrees(repo)) == 1
+    for pid in processes_with_env("CORRAL_RUN_ID", rundir.run_id):  # the orphaned agent
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_demo_runs_on_a_fresh_sample_repository(tmp_path: Path) -> None:
+    result = corral(tmp_path, "demo", "--quiet", timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "demo repository:" in result.stdout
+    assert "agents succeeded" in result.stdout
