@@ -1,0 +1,70 @@
+"""Snapshots of live worktrees: uncommitted and untracked work counts, the agent's index doesn't move."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from corral.worktrees.git import run_git
+from corral.worktrees.snapshot import snapshot, snapshot_commit, snapshot_tree
+from tests.conftest import git
+from tests.worktrees.merge_helpers import agent, base_repo, edit_line
+
+
+def index_file(workspace: Path) -> Path:
+    return Path(run_git(workspace, "rev-parse", "--path-format=absolute", "--git-path", "index"))
+
+
+def test_clean_worktree_snapshot_is_its_head(tmp_path: Path) -> None:
+    repo = base_repo(tmp_path)
+    ws = agent(repo, "a")
+    snap = snapshot(ws.path)
+    assert snap.commit == snap.head == ws.commit
+    assert not snap.dirty
+    assert snap.tree == git(repo, "rev-parse", "main^{tree}")
+
+
+def test_uncommitted_and_untracked_work_without_touching_the_agents_index(tmp_path: Path) -> None:
+    repo = base_repo(tmp_path)
+    ws = agent(repo, "a")
+    edit_line(ws.path / "src/app.py", 3, "changed by a")
+    git(ws.path, "add", "src/app.py")  # staged
+    (ws.path / "README.md").write_text("# unstaged\n")  # unstaged
+    (ws.path / "new.txt").write_text("untracked\n")  # untracked
+    (ws.path / ".gitignore").write_text("*.log\n")
+    (ws.path / "debug.log").write_text("ignored\n")
+    status_before = git(ws.path, "status", "--porcelain")  # refreshes the index: do it first
+    index = index_file(ws.path)
+    before = (index.read_bytes(), os.stat(index).st_mtime_ns)
+
+    first = snapshot(ws.path)
+
+    assert (index.read_bytes(), os.stat(index).st_mtime_ns) == before
+    assert git(ws.path, "-c", "core.fsmonitor=false", "status", "--porcelain") == status_before
+    assert not (index.parent / "index.lock").exists()
+    assert git(ws.path, "rev-parse", "HEAD") == ws.commit  # no ref moved
+    assert first.dirty
+    assert git(repo, "rev-parse", f"{first.commit}^") == ws.commit
+    assert git(repo, "show", f"{first.tree}:new.txt") == "untracked"
+    assert git(repo, "show", f"{first.tree}:README.md") == "# unstaged"
+    assert "changed by a" in git(repo, "show", f"{first.tree}:src/app.py")
+    names = git(repo, "ls-tree", "-r", "--name-only", first.tree).splitlines()
+    assert "debug.log" not in names
+    # Same content, same commit: an idle agent's snapshot does not change.
+    assert snapshot_commit(ws.path) == first.commit
+    assert snapshot_tree(ws.path) == first.tree
+    (ws.path / "new.txt").write_text("untracked, edited\n")
+    assert snapshot_commit(ws.path) != first.commit
+
+
+def test_deleted_files_and_a_missing_index(tmp_path: Path) -> None:
+    repo = base_repo(tmp_path)
+    ws = agent(repo, "a")
+    (ws.path / "docs/guide.md").unlink()
+    index = index_file(ws.path)
+    index.unlink()  # a worktree without an index: every file counts as new
+    tree = snapshot_tree(ws.path)
+    names = git(repo, "ls-tree", "-r", "--name-only", tree).splitlines()
+    assert "docs/guide.md" not in names
+    assert "src/app.py" in names
+    assert not index.exists()
