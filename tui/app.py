@@ -1,56 +1,242 @@
-"""The console's entry point. The full dashboard arrives with the console issue; this app
-already lists the repository's runs so `corral` with no arguments opens something useful."""
+"""The console: composes the screens, routes between them, holds the keymap, and applies the
+bridge's event batches to the attached run's feed. `corral` opens the runs list; `corral tui RUN`
+attaches to a run (replay, then follow). Quitting never touches the engine."""
 
 from __future__ import annotations
 
+import sys
+import time
+from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
-from textual.app import App, ComposeResult
+from textual import work
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable, Footer, Header
+from textual.screen import Screen
+from textual.worker import get_current_worker
 
-from corral.core.listing import RunSummary, summarize_runs
-from corral.core.rundir import NotInRepository, git_common_dir
+from corral.core import events as ev
+from corral.core.rundir import NotInRepository, RunNotFound, find_run, git_common_dir
+from corral.tui.bridge import EngineLiveness, FollowFailed, RunEvents, RunLoaded, RunSession, follow
+from corral.tui.keymap import load_keymap
+from corral.tui.screens.dashboard import DashboardScreen
+from corral.tui.screens.dialogs import ConfirmScreen
+from corral.tui.screens.help import CommandLogScreen, HelpScreen
+from corral.tui.screens.review import ReviewScreen
+from corral.tui.screens.runs import RunsScreen
+from corral.tui.text import inert
+
+NEWS = (
+    ev.RunFinished,
+    ev.AgentDeadLettered,
+    ev.LockBroken,
+    ev.ConflictPredicted,
+    ev.ReportWritten,
+    ev.ReportApproved,
+    ev.ReportRejected,
+)
+"""Events worth a toast; everything else is only drawn."""
 
 
-class CorralApp(App[None]):
-    """Runs of one repository."""
+class CorralApp(App[int]):
+    """The corral console."""
 
     TITLE = "corral"
+    ENABLE_COMMAND_PALETTE = True
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "Quit", id="quit"),
-        Binding("r", "refresh", "Refresh", id="refresh"),
+        Binding("q", "quit_console", "Quit", id="app.quit"),
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("colon", "command_palette", "Commands", id="app.palette"),
+        Binding("at", "command_log", "@ log", id="app.command_log"),
     ]
 
-    def __init__(self, repo: Path) -> None:
+    def __init__(
+        self,
+        repo: Path,
+        run: str | None = None,
+        *,
+        read_only: bool = False,
+        clock: Callable[[], float] = time.time,
+        poll: float = 0.05,
+    ) -> None:
         super().__init__()
         self.repo = repo
+        self.initial_run = run
+        self.read_only = read_only
+        self.clock = clock
+        self.poll = poll
+        self.session: RunSession | None = None
+        self.batch_hook: Callable[[list[ev.Event]], None] | None = None
+        """The benchmark's hook: called with each batch right after it is applied."""
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield DataTable(id="runs", cursor_type="row")
-        yield Footer()
+    # -- routing -------------------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        table = self.query_one("#runs", DataTable)
-        table.add_columns("run", "name", "status", "verdict", "agents")
-        self.action_refresh()
+        keymap, problem = load_keymap()
+        if keymap:
+            self.set_keymap(keymap)
+        if problem:
+            self.notify(problem, severity="warning")
+        self.push_screen(RunsScreen(self.repo, read_only=self.read_only))
+        if self.initial_run is not None:
+            self.attach(self.initial_run)
 
-    def runs(self) -> list[RunSummary]:
+    def attach(self, run: str) -> None:
+        """Replay and follow a run, on the dashboard (a finished run opens in review)."""
         try:
-            return summarize_runs(git_common_dir(self.repo))
-        except NotInRepository:
-            return []
+            rundir = find_run(git_common_dir(self.repo), run)
+        except (RunNotFound, NotInRepository) as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.detach()
+        self.session = RunSession(rundir, read_only=self.read_only, clock=self.clock)
+        self.push_screen(DashboardScreen(self.session))
+        self._follow(self.session)
 
-    def action_refresh(self) -> None:
-        table = self.query_one("#runs", DataTable)
-        table.clear()
-        for run in reversed(self.runs()):
-            agents = ", ".join(f"{count} {name}" for name, count in sorted(run.counts.items()))
-            table.add_row(run.run_id, run.name, run.status, run.verdict or "", agents, key=run.run_id)
+    def detach(self) -> None:
+        self.workers.cancel_group(self, "follow")
+        self.session = None
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+
+    @work(thread=True, group="follow", exclusive=True, exit_on_error=False)
+    def _follow(self, session: RunSession) -> None:
+        worker = get_current_worker()
+        follow(session, self.post_message, lambda: worker.is_cancelled, poll=self.poll)
+
+    def open_review(self) -> None:
+        if self.session is not None and not isinstance(self.screen, ReviewScreen):
+            self.push_screen(ReviewScreen(self.session))
+
+    def leave_run(self) -> None:
+        """From a run's dashboard back to the runs list (the engine goes on)."""
+        if isinstance(self.screen, DashboardScreen):
+            self.detach()
+            self.pop_screen()
+
+    # -- the bridge's messages -----------------------------------------------------------------
+
+    def on_run_loaded(self, message: RunLoaded) -> None:
+        session = message.session
+        if session is not self.session:
+            return
+        session.feed = message.feed
+        session.engine_live = message.live
+        session.loaded_at = time.monotonic()
+        if message.feed.state.status == "finished" and isinstance(self.screen, DashboardScreen):
+            self.open_review()
+
+    def on_run_events(self, message: RunEvents) -> None:
+        session = message.session
+        if session is not self.session or session.feed is None:
+            return
+        session.feed.apply(message.events)
+        if self.batch_hook is not None:
+            self.batch_hook(message.events)
+        news = [event for event in message.events if isinstance(event, NEWS)]
+        for event in news[-3:]:
+            self._toast(event)
+
+    def _toast(self, event: ev.Event) -> None:
+        from corral.tui.look import describe
+
+        warn = isinstance(event, ev.AgentDeadLettered | ev.LockBroken | ev.ReportRejected)
+        text = inert(describe(event), limit=200)
+        if isinstance(event, ev.RunFinished):
+            text += " · v opens the review"
+        self.notify(text, severity="warning" if warn else "information", timeout=6)
+
+    def on_engine_liveness(self, message: EngineLiveness) -> None:
+        if message.session is self.session:
+            message.session.engine_live = message.live
+            self.screen.refresh_bindings()
+
+    def on_follow_failed(self, message: FollowFailed) -> None:
+        if message.session is self.session:
+            message.session.error = message.error
+            self.notify(
+                inert(message.error, limit=600),
+                title="cannot follow the run",
+                severity="error",
+                timeout=30,
+            )
+
+    # -- global keys ---------------------------------------------------------------------------
+
+    @work(group="quit", exclusive=True)
+    async def action_quit_console(self) -> None:
+        session = self.session
+        if session is not None and session.live:
+            state = session.feed.state if session.feed else None
+            pid = state.engine.pid if state and state.engine else "?"
+            body = (
+                f"Run {session.run_id} is live (engine pid {pid}). Quitting closes only this console: "
+                f"the engine and its agents go on. Attach again with `corral tui {session.run_id}`."
+            )
+            if not await self.push_screen_wait(
+                ConfirmScreen("Quit the console?", body, yes="quit", danger=False)
+            ):
+                return
+        self.exit(0)
+
+    def help_rows(self, screen: Screen[object]) -> list[tuple[str, str, str, bool]]:
+        rows = []
+        for key, active in screen.active_bindings.items():
+            binding = active.binding
+            if not binding.description:
+                continue
+            shown = self.get_key_display(binding)
+            rows.append((shown or key, binding.description, binding.id or "", active.enabled))
+        return sorted(rows, key=lambda row: (row[2].split(".")[0] == "app", row[2]))
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        name = self.screen.name or type(self.screen).__name__
+        self.push_screen(HelpScreen(f"? keys of the {name} screen", self.help_rows(self.screen)))
+
+    def action_command_log(self) -> None:
+        session = self.session
+        lines = list(session.feed.commands) if session is not None and session.feed else []
+        if not isinstance(self.screen, CommandLogScreen):
+            self.push_screen(CommandLogScreen(lines))
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """The palette reaches every command: each binding of the screen, and every run."""
+        seen: set[str] = set()
+        for key, active in screen.active_bindings.items():
+            binding = active.binding
+            if not binding.description or binding.action in seen or not active.enabled:
+                continue
+            seen.add(binding.action)
+            shown = self.get_key_display(binding) or key
+            yield SystemCommand(
+                binding.description,
+                f"key {shown} · {binding.id or binding.action}",
+                partial(self.run_action, binding.action, active.node),
+            )
+        runs = self.screen_stack[1] if len(self.screen_stack) > 1 else None
+        if isinstance(runs, RunsScreen):
+            for run in reversed(runs.runs[-20:]):
+                yield SystemCommand(
+                    f"Attach run {run.run_id}",
+                    f"{inert(run.name, limit=40)} · {run.status}",
+                    partial(self.attach, run.run_id),
+                    discover=False,
+                )
+        yield SystemCommand("Theme", "Change the colours", self.action_change_theme)
 
 
-def run_console(repo: Path, run: str | None) -> int:
-    CorralApp(repo).run()
-    return 0
+def run_console(repo: Path, run: str | None, *, read_only: bool = False) -> int:
+    """`corral` and `corral tui [RUN]`; quitting leaves every engine running."""
+    if run is not None:
+        try:
+            find_run(git_common_dir(repo), run)
+        except (RunNotFound, NotInRepository) as exc:
+            print(f"corral: {exc}", file=sys.stderr)
+            return 2
+    result = CorralApp(repo, run, read_only=read_only).run()
+    return int(result or 0)

@@ -1,0 +1,142 @@
+"""The one bridge from the engine's log to the console: a thread that replays `events.jsonl`,
+then follows it incrementally (FollowState: one fstat per poll when idle), and posts batches of
+events as Textual messages. It never touches a widget; the app applies batches on its own loop
+and screens redraw at a bounded rate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual.message import Message
+
+from corral.core import events as ev
+from corral.core.eventlog import FollowState, LogCorrupted, iter_new_events, read_log
+from corral.core.proc_scan import is_same_process
+from corral.core.rundir import RunDir
+from corral.tui.feed import RunFeed
+
+POLL_SECONDS = 0.05
+LIVENESS_SECONDS = 1.0
+
+
+@dataclass
+class RunSession:
+    """One attached run: where it lives, what the console knows of it, and what it may do."""
+
+    rundir: RunDir
+    read_only: bool = False
+    clock: Callable[[], float] = time.time
+    feed: RunFeed | None = None
+    engine_live: bool = False
+    error: str = ""
+    loaded_at: float | None = None
+    on_drawn: Callable[[object, int], None] | None = None
+    """Hook for the benchmark: a screen drew the feed up to this version."""
+
+    @property
+    def run_id(self) -> str:
+        return self.rundir.run_id
+
+    @property
+    def live(self) -> bool:
+        """The run can still change: its engine is alive and it has not finished."""
+        feed = self.feed
+        return self.engine_live and feed is not None and feed.state.status == "running"
+
+
+class RunLoaded(Message):
+    """The log was replayed; `feed` holds the state up to the end of the file."""
+
+    def __init__(self, session: RunSession, feed: RunFeed, live: bool) -> None:
+        super().__init__()
+        self.session = session
+        self.feed = feed
+        self.live = live
+
+
+class RunEvents(Message):
+    """Events appended since the last batch, verified against the hash chain."""
+
+    def __init__(self, session: RunSession, events: list[ev.Event]) -> None:
+        super().__init__()
+        self.session = session
+        self.events = events
+
+
+class EngineLiveness(Message):
+    def __init__(self, session: RunSession, live: bool) -> None:
+        super().__init__()
+        self.session = session
+        self.live = live
+
+
+class FollowFailed(Message):
+    """The log cannot be trusted or read; the message says why."""
+
+    def __init__(self, session: RunSession, error: str) -> None:
+        super().__init__()
+        self.session = session
+        self.error = error
+
+
+def engine_alive(feed: RunFeed) -> bool:
+    """Whether the engine that last wrote the log still runs (pid and start time, no locking:
+    a console must never stand in the way of `corral run --resume`)."""
+    engine = feed.state.engine
+    if engine is None:
+        return False
+    return is_same_process(engine.pid, engine.start_time)
+
+
+def follow(
+    session: RunSession,
+    post: Callable[[Message], object],
+    cancelled: Callable[[], bool],
+    *,
+    poll: float = POLL_SECONDS,
+) -> None:
+    """Replay then follow the run's log until `cancelled()`; runs in a worker thread."""
+    path: Path = session.rundir.events
+    try:
+        contents = read_log(path)
+    except (LogCorrupted, OSError) as exc:
+        post(FollowFailed(session, str(exc)))
+        return
+    feed = RunFeed(on_applied=None)
+    feed.apply(contents.events)
+    live = engine_alive(feed)
+    post(RunLoaded(session, feed, live))
+    state = FollowState.after(contents)
+    checked = time.monotonic()
+    while not cancelled():
+        try:
+            batch = iter_new_events(path, state)
+        except (LogCorrupted, OSError) as exc:
+            post(FollowFailed(session, str(exc)))
+            return
+        if batch:
+            post(RunEvents(session, batch))
+            for event in batch:
+                if isinstance(event, ev.EngineResumed | ev.RunStarted):
+                    checked = 0.0
+        if time.monotonic() - checked >= LIVENESS_SECONDS:
+            checked = time.monotonic()
+            engine = feed.state.engine if not batch else _engine_of(batch, feed)
+            now_live = engine is not None and is_same_process(engine.pid, engine.start_time)
+            if now_live != live:
+                live = now_live
+                post(EngineLiveness(session, live))
+        if state.caught_up:
+            time.sleep(poll)
+
+
+def _engine_of(batch: list[ev.Event], feed: RunFeed) -> ev.EngineInfo | None:
+    for event in reversed(batch):
+        if isinstance(event, ev.EngineResumed | ev.RunStarted):
+            return event.engine
+    engine = feed.state.engine
+    return None if engine is None else ev.EngineInfo(**engine.model_dump())

@@ -1,0 +1,200 @@
+"""Findings read defensively from untrusted files: an agent's CORRAL_OUTPUT dir (corral findings
+JSON or SARIF 2.1.0) and the run's report.json, whatever shape they turn out to have. Sizes are
+capped, paths are only ever shown (never opened), and text is made inert when drawn."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from corral.tui.look import SEVERITY_ORDER
+from corral.tui.text import inert
+
+MAX_FILE_BYTES = 32 << 20
+MAX_FILES = 50
+MAX_FINDINGS = 20_000
+SARIF_LEVEL = {"error": "high", "warning": "medium", "note": "low", "none": "info"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    severity: str
+    title: str
+    location: str
+    agent: str
+    rule: str = ""
+
+    def matches(self, needle: str) -> bool:
+        needle = needle.lower()
+        return any(
+            needle in part.lower()
+            for part in (self.severity, self.title, self.location, self.agent, self.rule)
+        )
+
+
+@dataclass
+class Loaded:
+    findings: list[Finding]
+    problems: list[str]
+    raw: dict[str, Any] | None = None
+    sha256: str = ""
+
+
+def read_bounded(path: Path) -> bytes | None:
+    """A regular file's bytes, refusing links, devices and anything too big."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
+            return None
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return inert(value, limit=300)
+    if isinstance(value, dict):
+        for key in ("text", "message", "markdown", "id", "name"):
+            if isinstance(value.get(key), str):
+                return inert(value[key], limit=300)
+    if isinstance(value, int | float):
+        return str(value)
+    return ""
+
+
+def _severity(value: Any) -> str:
+    text = _text(value).lower()
+    return SARIF_LEVEL.get(text, text or "info")
+
+
+def _location(item: dict[str, Any]) -> str:
+    for key in ("location", "path", "file", "asset", "uri"):
+        value = item.get(key)
+        if isinstance(value, str):
+            line = item.get("line") or item.get("start_line")
+            return inert(value, limit=200) + (f":{line}" if isinstance(line, int) else "")
+        if isinstance(value, dict):
+            path = _text(value.get("path") or value.get("file") or value.get("uri"))
+            line = value.get("line") or value.get("start_line")
+            if path:
+                return path + (f":{line}" if isinstance(line, int) else "")
+    return ""
+
+
+def _sarif_location(result: dict[str, Any]) -> str:
+    locations = result.get("locations")
+    if not isinstance(locations, list) or not locations or not isinstance(locations[0], dict):
+        return ""
+    physical = locations[0].get("physicalLocation")
+    if not isinstance(physical, dict):
+        return ""
+    artifact = physical.get("artifactLocation")
+    uri = _text(artifact.get("uri")) if isinstance(artifact, dict) else ""
+    region = physical.get("region")
+    line = region.get("startLine") if isinstance(region, dict) else None
+    return uri + (f":{line}" if isinstance(line, int) else "")
+
+
+def from_document(doc: Any, agent: str) -> list[Finding]:
+    """Findings from a corral findings document, a SARIF log or a report, best effort."""
+    found: list[Finding] = []
+    if isinstance(doc, dict) and isinstance(doc.get("runs"), list):  # SARIF
+        for run in doc["runs"]:
+            results = run.get("results") if isinstance(run, dict) else None
+            for result in results if isinstance(results, list) else []:
+                if isinstance(result, dict) and len(found) < MAX_FINDINGS:
+                    found.append(
+                        Finding(
+                            severity=_severity(result.get("level") or "warning"),
+                            title=_text(result.get("message")),
+                            location=_sarif_location(result),
+                            agent=agent,
+                            rule=_text(result.get("ruleId")),
+                        )
+                    )
+        return found
+    items: Any = doc.get("findings") if isinstance(doc, dict) else doc
+    if isinstance(items, dict):
+        items = [f for group in items.values() if isinstance(group, list) for f in group]
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict) or len(found) >= MAX_FINDINGS:
+            continue
+        who = item.get("agent") or item.get("agents") or item.get("source") or agent
+        if isinstance(who, list):
+            who = ", ".join(_text(w) for w in who)
+        found.append(
+            Finding(
+                severity=_severity(item.get("severity") or item.get("level")),
+                title=_text(item.get("title") or item.get("message") or item.get("description")),
+                location=_location(item),
+                agent=_text(who),
+                rule=_text(item.get("rule") or item.get("rule_id") or item.get("id")),
+            )
+        )
+    return found
+
+
+def agent_findings(output_dir: str, agent: str) -> Loaded:
+    """Every .json / .sarif file directly in the agent's output dir."""
+    loaded = Loaded([], [])
+    root = Path(output_dir) if output_dir else None
+    if root is None or not root.is_dir():
+        loaded.problems.append("no output directory")
+        return loaded
+    try:
+        names = sorted(os.listdir(root))[:MAX_FILES]
+    except OSError as exc:
+        loaded.problems.append(f"cannot list {root}: {exc.strerror}")
+        return loaded
+    for name in names:
+        if not name.endswith((".json", ".sarif")):
+            continue
+        data = read_bounded(root / name)
+        if data is None:
+            loaded.problems.append(f"{inert(name)}: not a regular file, or too big")
+            continue
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            loaded.problems.append(f"{inert(name)}: not valid JSON")
+            continue
+        loaded.findings.extend(from_document(doc, agent))
+    return loaded
+
+
+def read_report(path: str) -> Loaded:
+    """report.json as plain JSON, with the sha256 of exactly the bytes shown."""
+    data = read_bounded(Path(path)) if path else None
+    if data is None:
+        return Loaded([], ["the report cannot be read"])
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return Loaded([], ["report.json is not valid JSON"], None, digest)
+    raw = doc if isinstance(doc, dict) else {"findings": doc}
+    return Loaded(from_document(raw, ""), [], raw, digest)
+
+
+def severity_rank(severity: str) -> int:
+    return SEVERITY_ORDER.index(severity) if severity in SEVERITY_ORDER else len(SEVERITY_ORDER)
+
+
+def counts_by_severity(findings: list[Finding]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for finding in findings:
+        counts[finding.severity] = counts.get(finding.severity, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: severity_rank(item[0])))

@@ -1,0 +1,207 @@
+"""How run facts look on screen: glyph and colour together, so NO_COLOR loses nothing.
+
+The state glyphs and heartbeat-source glyphs are the ones `corral run` already prints
+(core.headless); this module adds what only the console shows: freshness, sparklines, lock
+leases and one line per event.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from corral.core import events as ev
+from corral.core.durations import format_duration
+from corral.core.headless import SOURCE_GLYPH, STATE_STYLE, describe_event
+from corral.core.state import AgentState, LockState
+from corral.tui.text import inert
+
+SPARK = " ▁▂▃▄▅▆▇█"
+FRESH = ("●", "green")
+LATE = ("◐", "yellow")
+SILENT = ("○", "red bold")
+SEVERITY_ORDER = ("critical", "high", "error", "medium", "warning", "low", "note", "info", "none")
+SEVERITY_STYLE = {
+    "critical": "red bold reverse",
+    "high": "red bold",
+    "error": "red bold",
+    "medium": "yellow",
+    "warning": "yellow",
+    "low": "cyan",
+    "note": "dim",
+    "info": "dim",
+}
+
+
+def state_text(state: str) -> Text:
+    glyph, style = STATE_STYLE.get(state, ("?", ""))
+    return Text(f"{glyph} {state}", style=style)
+
+
+def freshness(age: float, timeout: float, stalled: bool) -> tuple[str, str]:
+    """Fresh while well within the heartbeat timeout, late past a third of it, silent past it."""
+    if stalled or (timeout > 0 and age > timeout):
+        return SILENT
+    if age > max(3.0, timeout / 3 if timeout > 0 else 10.0):
+        return LATE
+    return FRESH
+
+
+def heartbeat_text(agent: AgentState, now: float, timeout: float) -> Text:
+    """`● ♥ 3s beat`: freshness glyph, source glyph, age and source, coloured by freshness."""
+    beat = agent.last_heartbeat
+    if beat is None or agent.state not in ("running", "stalled"):
+        return Text("-", style="dim")
+    age = max(0.0, now - beat.ts)
+    glyph, style = freshness(age, timeout, agent.state == "stalled")
+    return Text(f"{glyph} {SOURCE_GLYPH[beat.source]} {format_duration(age)} {beat.source}", style)
+
+
+def sparkline(counts: list[int]) -> str:
+    top = max(counts, default=0)
+    if top == 0:
+        return " " * len(counts) if counts else ""
+    return "".join(SPARK[0 if c == 0 else max(1, round(c / top * 8))] for c in counts)
+
+
+def progress_text(agent: AgentState) -> Text:
+    beat = agent.last_heartbeat
+    if beat is not None and (beat.progress is not None or beat.message):
+        percent = f"{beat.progress:>4.0%} " if beat.progress is not None else ""
+        return Text(percent + inert(beat.message, limit=120))
+    if agent.reason and agent.state not in ("running", "succeeded"):
+        return Text(inert(agent.reason, limit=120), style="dim")
+    return Text("")
+
+
+def elapsed_text(agent: AgentState, now: float) -> str:
+    attempt = agent.current
+    if attempt is None or attempt.started_ts is None:
+        return ""
+    return format_duration(max(0.0, (attempt.ended_ts or now) - attempt.started_ts))
+
+
+def workspace_text(agent: AgentState) -> Text:
+    attempt = agent.current
+    if attempt is None or not attempt.workspace:
+        return Text("")
+    return Text(inert(attempt.workspace, limit=200), style="dim")
+
+
+def holder_text(lock: LockState) -> Text:
+    if lock.holder is None:
+        return Text("free", style="dim")
+    return Text(f"🔒 {inert(lock.holder, limit=60)}#{lock.holder_attempt}", style="bold")
+
+
+def ttl_text(lock: LockState, now: float) -> Text:
+    """Time left on the lease; a lease past its end is marked stale (ask before breaking)."""
+    if lock.holder is None:
+        return Text("-", style="dim")
+    if lock.expires_at is None:
+        return Text("∞ attempt", style="dim")
+    left = lock.expires_at - now
+    if left < 0:
+        return Text(f"! stale {format_duration(-left)}", style="red bold")
+    style = "yellow" if lock.ttl and left < lock.ttl / 3 else ""
+    return Text(format_duration(left), style=style)
+
+
+def waiters_text(lock: LockState) -> Text:
+    if not lock.waiters:
+        return Text("")
+    names = ", ".join(inert(w.agent, limit=40) for w in lock.waiters[:4])
+    more = f" +{len(lock.waiters) - 4}" if len(lock.waiters) > 4 else ""
+    return Text(f"{len(lock.waiters)}: {names}{more}", style="yellow")
+
+
+def conflict_kind_text(predicted: bool, actual: bool) -> Text:
+    if actual:
+        return Text("◆ actual", style="red bold")
+    if predicted:
+        return Text("◇ predicted", style="yellow")
+    return Text("· cleared", style="dim")
+
+
+def describe(event: ev.Event) -> str:
+    """One inert line for the event tail; '' for events a person does not follow there."""
+    match event:
+        case ev.RunStarted():
+            return f"run {event.run_id} started on {event.base_ref} @ {event.snapshot[:10]}"
+        case ev.EngineResumed():
+            return f"engine resumed (pid {event.engine.pid})"
+        case ev.EngineStopped():
+            return f"engine stopped: {event.reason}"
+        case ev.AgentStarting():
+            return f"{event.agent}#{event.attempt} starting in {event.workspace}"
+        case ev.AgentWaiting():
+            return f"{event.agent} {event.reason}"
+        case ev.LockAcquired():
+            lease = f" for {format_duration(event.ttl)}" if event.ttl else ""
+            return f"lock {event.lock} → {event.agent}#{event.attempt} token {event.token}{lease}"
+        case ev.LockWaiting():
+            return f"lock {event.lock}: {event.agent} waits (held by {event.holder or '-'})"
+        case ev.LockReleased():
+            return f"lock {event.lock} released by {event.agent}"
+        case ev.LockExpired():
+            return f"lock {event.lock} expired ({event.agent}, token {event.token})"
+        case ev.LockBroken():
+            return f"lock {event.lock} broken by {event.by} (was {event.agent}): {event.reason}"
+        case ev.FencedWriteRefused():
+            return f"stale token {event.token} refused for {event.agent} on {event.lock}"
+        case ev.ConflictPredicted():
+            files = ", ".join(f.path for f in event.files[:3])
+            return f"conflict predicted: {' ⇄ '.join(event.agents)} on {files}"
+        case ev.ConflictCleared():
+            return f"conflict cleared: {event.key}"
+        case ev.BranchMerged():
+            return f"merged {event.branch} → {event.commit[:10]}"
+        case ev.BranchLeftOut():
+            return f"left out {event.branch}: {event.reason}"
+        case ev.VerificationFinished():
+            return (
+                f"verification {'passed' if event.passed else 'FAILED'}: {' '.join(event.command)}"
+            )
+        case ev.FindingsRejected():
+            return f"{event.agent} findings rejected: {event.reason}"
+        case ev.ReportWritten():
+            return f"report written: {event.findings} findings, sha256 {event.sha256[:12]}"
+        case ev.ReportApproved():
+            return f"report APPROVED by {event.by}"
+        case ev.ReportRejected():
+            return f"report REJECTED by {event.by}: {event.reason}"
+        case _:
+            return describe_event(event)
+
+
+def describe_command(event: ev.Event, command: list[str] | None) -> str:
+    """Lines of the `@` log: what the engine ran or did on someone's behalf."""
+    match event:
+        case ev.AgentStarting():
+            argv = " ".join(command or [])
+            return f"run   {event.agent}#{event.attempt}: {argv}  (in {event.workspace})"
+        case ev.AgentStarted():
+            return f"pid   {event.agent}#{event.attempt} is pid {event.pid}"
+        case ev.AgentFinished():
+            code = "" if event.exit_code is None else f" exit {event.exit_code}"
+            return f"exit  {event.agent}#{event.attempt} {event.outcome}{code}"
+        case ev.AgentCancelled():
+            return f"kill  {event.agent} by {event.by}" + (
+                f": {event.reason}" if event.reason else ""
+            )
+        case ev.AgentRedriven():
+            return f"retry {event.agent} by {event.by}"
+        case ev.LockBroken():
+            return f"break lock {event.lock} by {event.by}: {event.reason}"
+        case ev.BranchMerged():
+            return f"git   merge {event.branch} → {event.commit[:12]}"
+        case ev.VerificationFinished():
+            return f"run   verification: {' '.join(event.command)} → exit {event.exit_code}"
+        case ev.ReportApproved():
+            landed = f", landed {event.landed[:12]}" if event.landed else ""
+            return f"approve by {event.by} (report {event.report_sha256[:12]}{landed})"
+        case ev.ReportRejected():
+            return f"reject by {event.by} (report {event.report_sha256[:12]}): {event.reason}"
+        case ev.RunStarted() | ev.EngineResumed() | ev.EngineStopped() | ev.RunFinished():
+            return "run   " + describe(event)
+        case _:
+            return ""

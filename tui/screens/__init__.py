@@ -1,0 +1,1 @@
+"""The console's screens: runs list, run dashboard, agent detail, review, and the dialogs."""

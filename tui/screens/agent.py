@@ -1,0 +1,325 @@
+"""One agent: its live output (escapes made inert), its worktree diff against the snapshot, its
+findings and its events; kill, retry, and the worktree path (shell or clipboard)."""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import os
+import subprocess
+from pathlib import Path
+from typing import ClassVar
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual import getters, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
+
+from corral.tui import decisions, look, ops
+from corral.tui.bridge import RunSession
+from corral.tui.feed import RunFeed
+from corral.tui.findings import Loaded, agent_findings, severity_rank
+from corral.tui.screens.base import RunScreen
+from corral.tui.text import inert, inert_lines
+from corral.tui.widgets.event_tail import EventTail
+from corral.tui.widgets.tables import KeyTable, Row
+
+OUTPUT_POLL = 0.2
+TABS = {"1": "output", "2": "diff", "3": "findings", "4": "agent-events"}
+
+
+class FindingsTable(KeyTable):
+    COLUMNS: ClassVar[list[tuple[str, str, int]]] = [
+        ("severity", "severity", 9),
+        ("title", "finding", 50),
+        ("location", "where", 30),
+        ("rule", "rule", 16),
+        ("agent", "agent", 16),
+    ]
+
+
+def finding_rows(loaded: Loaded) -> list[tuple[str, Row]]:
+    ordered = sorted(
+        loaded.findings, key=lambda f: (severity_rank(f.severity), f.agent, f.location)
+    )
+    return [
+        (
+            str(number),
+            {
+                "severity": Text(f.severity, style=look.SEVERITY_STYLE.get(f.severity, "")),
+                "title": Text(f.title),
+                "location": Text(f.location, style="dim"),
+                "rule": Text(f.rule, style="dim"),
+                "agent": Text(f.agent),
+            },
+        )
+        for number, f in enumerate(ordered)
+    ]
+
+
+class AgentScreen(RunScreen):
+    DEFAULT_CSS = """
+    AgentScreen #agent-header { height: 2; background: $panel; }
+    AgentScreen TabbedContent { height: 1fr; }
+    AgentScreen TabPane { padding: 0; }
+    AgentScreen Log, AgentScreen #diff-scroll, AgentScreen FindingsTable, AgentScreen EventTail { height: 1fr; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("x", "kill", "Kill", id="agent.kill"),
+        Binding("r", "retry", "Retry", id="agent.retry"),
+        Binding("o", "shell", "Shell in worktree", id="agent.shell"),
+        Binding("c", "copy_path", "Copy path", id="agent.copy_path"),
+        Binding("d", "diff", "Diff", id="agent.diff"),
+        Binding("1", "tab('output')", "Output", show=False, id="agent.tab_output"),
+        Binding("2", "tab('diff')", "Diff", show=False, id="agent.tab_diff"),
+        Binding("3", "tab('findings')", "Findings", show=False, id="agent.tab_findings"),
+        Binding("4", "tab('agent-events')", "Events", show=False, id="agent.tab_events"),
+        Binding("j", "scroll(1)", "Down", show=False, id="agent.down"),
+        Binding("k", "scroll(-1)", "Up", show=False, id="agent.up"),
+        Binding("g", "home", "Top", show=False, id="agent.top"),
+        Binding("G", "end", "Bottom", show=False, id="agent.bottom"),
+        Binding("escape", "back", "Back", id="agent.back"),
+    ]
+
+    class OutputLines(Message):
+        def __init__(self, lines: list[str], reset: bool) -> None:
+            super().__init__()
+            self.lines = lines
+            self.reset = reset
+
+    class DiffLoaded(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    class FindingsLoaded(Message):
+        def __init__(self, loaded: Loaded) -> None:
+            super().__init__()
+            self.loaded = loaded
+
+    header = getters.query_one("#agent-header", Static)
+    output = getters.query_one("#output-log", Log)
+    diff = getters.query_one("#diff-view", Static)
+    findings = getters.query_one(FindingsTable)
+    agent_events = getters.query_one("#agent-events-log", EventTail)
+    tabs = getters.query_one(TabbedContent)
+
+    def __init__(self, session: RunSession, agent_id: str) -> None:
+        super().__init__(session, name="agent")
+        self.agent_id = agent_id
+        self.output_lines = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(f" {self.agent_id}"), id="agent-header")
+        with TabbedContent(initial="output"):
+            with TabPane("1 output", id="output"):
+                yield Log(id="output-log", max_lines=10_000, auto_scroll=True)
+            with TabPane("2 diff", id="diff"), VerticalScroll(id="diff-scroll"):
+                yield Static(
+                    Text("press d to load the diff against the snapshot", style="dim"),
+                    id="diff-view",
+                )
+            with TabPane("3 findings", id="findings"):
+                yield FindingsTable()
+            with TabPane("4 events", id="agent-events"):
+                yield EventTail(id="agent-events-log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.output.focus()
+        self.follow_output()
+        self.load_findings()
+
+    @property
+    def agent(self):  # type: ignore[no-untyped-def]
+        feed = self.session.feed
+        return feed.state.agents.get(self.agent_id) if feed else None
+
+    def redraw(self, feed: RunFeed, now: float, *, since: int, ages: bool) -> None:
+        agent = feed.state.agents.get(self.agent_id)
+        if agent is None:
+            return
+        if ages or feed.agent_version.get(self.agent_id, 0) > since:
+            attempt = agent.current
+            text = Text(" ")
+            text.append(inert(agent.id, limit=64), style="bold")
+            text.append(f" ({agent.kind})  ")
+            text.append_text(look.state_text(agent.state))
+            text.append(
+                f"  try {agent.attempt}/{agent.retries + 1}  ⏱ {look.elapsed_text(agent, now)}  "
+            )
+            text.append_text(
+                look.heartbeat_text(agent, now, feed.heartbeat_timeout.get(agent.id, 0.0))
+            )
+            text.append("\n ")
+            if attempt is not None:
+                text.append(f"⎇ {inert(attempt.branch, limit=60)}  ", style="dim")
+                text.append(f"📁 {inert(attempt.workspace, limit=120)}", style="dim")
+            progress = look.progress_text(agent)
+            if progress.plain:
+                text.append("  ")
+                text.append_text(progress)
+            self.header.update(text)
+        self.agent_events.add(feed.agent_events.get(self.agent_id, ()))
+
+    # -- workers: they read files and run git, and post what they found ------------------------
+
+    @work(group="output", exclusive=True)
+    async def follow_output(self) -> None:
+        """Follow output.log of the current attempt, switching when a new attempt starts."""
+        path: Path | None = None
+        offset = 0
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        pending = ""
+        idle = 0
+        while True:
+            agent = self.agent
+            attempt = agent.current if agent is not None else None
+            current = Path(attempt.log_path) if attempt is not None and attempt.log_path else None
+            if current != path:
+                path, offset, pending = current, 0, ""
+                decoder.reset()
+                self.post_message(
+                    self.OutputLines(
+                        [f"── attempt {attempt.number if attempt else '?'} ──"], reset=False
+                    )
+                )
+            data = b""
+            if path is not None:
+                data, offset = await asyncio.to_thread(ops.read_more, path, offset)
+            if data:
+                idle = 0
+                lines = inert_lines(pending + decoder.decode(data))
+                pending = lines.pop()
+                if lines:
+                    self.post_message(self.OutputLines(lines, reset=False))
+                continue
+            idle += 1
+            if pending and idle >= 3:  # a prompt without a newline: show it anyway
+                self.post_message(self.OutputLines([pending], reset=False))
+                pending = ""
+            await asyncio.sleep(OUTPUT_POLL)
+
+    def on_agent_screen_output_lines(self, message: OutputLines) -> None:
+        self.output.write_lines(message.lines)
+        self.output_lines += len(message.lines)
+
+    @work(group="diff", exclusive=True, thread=True)
+    def load_diff(self) -> None:
+        agent = self.agent
+        feed = self.session.feed
+        attempt = agent.current if agent is not None else None
+        if attempt is None or feed is None:
+            self.post_message(self.DiffLoaded("the agent has not started: no worktree yet"))
+            return
+        self.post_message(
+            self.DiffLoaded(ops.worktree_diff(attempt.workspace, feed.state.snapshot))
+        )
+
+    def on_agent_screen_diff_loaded(self, message: DiffLoaded) -> None:
+        self.diff.update(
+            Syntax(
+                message.text, "diff", theme="ansi_dark", word_wrap=False, background_color="default"
+            )
+        )
+
+    @work(group="findings", exclusive=True, thread=True)
+    def load_findings(self) -> None:
+        agent = self.agent
+        attempt = agent.current if agent is not None else None
+        loaded = agent_findings(attempt.output_dir if attempt else "", self.agent_id)
+        self.post_message(self.FindingsLoaded(loaded))
+
+    def on_agent_screen_findings_loaded(self, message: FindingsLoaded) -> None:
+        self.findings.sync(finding_rows(message.loaded), complete=True)
+        problems = "; ".join(message.loaded.problems)
+        self.findings.border_title = f"{len(message.loaded.findings)} findings" + (
+            f" · {problems}" if problems else ""
+        )
+        if self.tabs.get_tab("findings") is not None:
+            self.tabs.get_tab("findings").label = f"3 findings ({len(message.loaded.findings)})"
+
+    # -- keys ----------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "kill":
+            return True if decisions.can_kill(self.session, [self.agent_id]) else None
+        if action == "retry":
+            return True if decisions.can_retry(self.session, [self.agent_id]) else None
+        if action in ("shell", "copy_path"):
+            agent = self.agent
+            attempt = agent.current if agent is not None else None
+            return True if attempt is not None and attempt.workspace else None
+        return True
+
+    def action_back(self) -> None:
+        self.dismiss(None)
+
+    def action_tab(self, tab: str) -> None:
+        self.tabs.active = tab
+        if tab == "diff":
+            self.load_diff()
+        if tab == "findings":
+            self.load_findings()
+        self._active_widget().focus()
+
+    def _active_widget(self) -> Widget:
+        return {
+            "output": self.output,
+            "diff": self.query_one("#diff-scroll", VerticalScroll),
+            "findings": self.findings,
+            "agent-events": self.agent_events,
+        }[self.tabs.active or "output"]
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "diff":
+            self.load_diff()
+
+    def action_scroll(self, lines: int) -> None:
+        widget = self._active_widget()
+        if isinstance(widget, KeyTable):
+            widget.action_cursor_down() if lines > 0 else widget.action_cursor_up()
+        else:
+            widget.scroll_relative(y=lines, animate=False)
+
+    def action_home(self) -> None:
+        self._active_widget().scroll_home(animate=False)
+
+    def action_end(self) -> None:
+        self._active_widget().scroll_end(animate=False)
+
+    def action_diff(self) -> None:
+        self.action_tab("diff")
+
+    def action_copy_path(self) -> None:
+        agent = self.agent
+        attempt = agent.current if agent is not None else None
+        if attempt is not None:
+            self.app.copy_to_clipboard(attempt.workspace)
+            self.notify(inert(attempt.workspace), title="worktree path copied")
+
+    def action_shell(self) -> None:
+        """A shell in the worktree; the console comes back when it exits."""
+        agent = self.agent
+        attempt = agent.current if agent is not None else None
+        if attempt is None or not Path(attempt.workspace).is_dir():
+            self.notify("the worktree is gone", severity="warning")
+            return
+        shell = os.environ.get("SHELL") or "/bin/sh"
+        with self.app.suspend():
+            print(f"corral: a shell in {attempt.workspace} (exit to return to the console)")
+            subprocess.run([shell], cwd=attempt.workspace, check=False)
+
+    @work(group="decisions")
+    async def action_kill(self) -> None:
+        await decisions.kill(self, self.session, [self.agent_id])
+
+    @work(group="decisions")
+    async def action_retry(self) -> None:
+        await decisions.retry(self, self.session, [self.agent_id])

@@ -1,0 +1,57 @@
+"""What every run screen shares: a bounded redraw timer that draws only what changed, and
+that stops drawing while a dialog sits on top (the live view a prompt refers to stays frozen)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.screen import Screen
+
+from corral.tui.bridge import RunSession
+from corral.tui.feed import RunFeed
+
+REDRAW_HZ = 10
+AGE_SECONDS = 1.0
+"""Ages, TTLs and elapsed times move on their own; they are redrawn once a second."""
+
+
+class RunScreen(Screen[None]):
+    """A screen that draws one run's feed."""
+
+    AUTO_FOCUS: ClassVar[str | None] = None
+
+    def __init__(
+        self, session: RunSession, *, name: str | None = None, id: str | None = None
+    ) -> None:
+        super().__init__(name=name, id=id)
+        self.session = session
+        self.drawn_version = -1
+        self.ages_drawn = 0.0
+        self.draws = 0
+
+    def on_mount(self) -> None:
+        self.set_interval(1 / REDRAW_HZ, self.tick)
+        self.call_after_refresh(self.tick)
+
+    def tick(self) -> None:
+        feed = self.session.feed
+        if feed is None or not self.is_current:
+            return
+        now = self.session.clock()
+        ages_due = now - self.ages_drawn >= AGE_SECONDS or now < self.ages_drawn
+        if feed.version == self.drawn_version and not ages_due:
+            return
+        self.redraw(feed, now, since=self.drawn_version, ages=ages_due)
+        if feed.version != self.drawn_version:
+            self.refresh_bindings()
+        self.drawn_version = feed.version
+        if ages_due:
+            self.ages_drawn = now
+        self.draws += 1
+        hook = self.session.on_drawn
+        if hook is not None:
+            hook(self, feed.version)
+
+    def redraw(self, feed: RunFeed, now: float, *, since: int, ages: bool) -> None:
+        """Draw what changed after version `since` (everything when `since` is -1)."""
+        raise NotImplementedError

@@ -1,0 +1,548 @@
+"""The review: the merged report's summary, findings (grouped, filterable), conflicts with both
+sides, merged and left-out branches with diffs, verification; `a` approve and `r` reject go
+through core.review, the same code path as `corral review`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import ClassVar
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual import getters, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import Footer, Static, TabbedContent, TabPane
+
+from corral.core.state import ACTIVE_STATES, RunState
+from corral.tui import look, ops
+from corral.tui.bridge import RunSession
+from corral.tui.feed import RunFeed
+from corral.tui.findings import Loaded, counts_by_severity, read_report, severity_rank
+from corral.tui.screens.base import RunScreen
+from corral.tui.screens.dialogs import AskScreen, ConfirmScreen
+from corral.tui.text import inert
+from corral.tui.widgets.tables import ConflictsTable, KeyTable, Row
+
+TABS = ("findings", "conflicts", "branches", "verification", "raw")
+
+
+class ReviewFindings(KeyTable):
+    COLUMNS: ClassVar[list[tuple[str, str, int]]] = [
+        ("severity", "severity", 10),
+        ("title", "finding", 48),
+        ("location", "where", 28),
+        ("agent", "agent", 18),
+        ("rule", "rule", 16),
+    ]
+
+
+class BranchesTable(KeyTable):
+    COLUMNS: ClassVar[list[tuple[str, str, int]]] = [
+        ("outcome", "outcome", 11),
+        ("agent", "agent", 18),
+        ("branch", "branch", 34),
+        ("detail", "detail", 50),
+    ]
+
+
+def finding_groups(loaded: Loaded) -> list[tuple[str, Row]]:
+    rows: list[tuple[str, Row]] = []
+    ordered = sorted(
+        loaded.findings, key=lambda f: (severity_rank(f.severity), f.agent, f.location)
+    )
+    counts = counts_by_severity(loaded.findings)
+    group = None
+    for number, finding in enumerate(ordered):
+        if finding.severity != group:
+            group = finding.severity
+            style = look.SEVERITY_STYLE.get(group, "bold")
+            rows.append(
+                (
+                    f"group:{group}",
+                    {
+                        "severity": Text(f"▼ {group}", style=style),
+                        "title": Text(f"{counts[group]} finding(s)", style="bold"),
+                        "location": Text(""),
+                        "agent": Text(""),
+                        "rule": Text(""),
+                    },
+                )
+            )
+        rows.append(
+            (
+                str(number),
+                {
+                    "severity": Text(
+                        f"  {finding.severity}", style=look.SEVERITY_STYLE.get(finding.severity, "")
+                    ),
+                    "title": Text(finding.title),
+                    "location": Text(finding.location, style="dim"),
+                    "agent": Text(finding.agent),
+                    "rule": Text(finding.rule, style="dim"),
+                },
+            )
+        )
+    return rows
+
+
+def branch_rows(state: RunState) -> list[tuple[str, Row]]:
+    rows: list[tuple[str, Row]] = []
+    for merged in state.merge.merged:
+        rows.append(
+            (
+                f"merged:{merged.agent}",
+                {
+                    "outcome": Text("✔ merged", style="green"),
+                    "agent": Text(inert(merged.agent, limit=60)),
+                    "branch": Text(inert(merged.branch, limit=120)),
+                    "detail": Text(f"→ {merged.commit[:12]}", style="dim"),
+                },
+            )
+        )
+    for left in state.merge.left_out:
+        rows.append(
+            (
+                f"left:{left.agent}",
+                {
+                    "outcome": Text("✘ left out", style="red bold"),
+                    "agent": Text(inert(left.agent, limit=60)),
+                    "branch": Text(inert(left.branch, limit=120)),
+                    "detail": Text(inert(left.reason, limit=200)),
+                },
+            )
+        )
+    return rows
+
+
+def summary_text(state: RunState, loaded: Loaded | None, *, read_only: bool) -> Text:
+    text = Text()
+    text.append(" review ", style="bold reverse")
+    text.append(f" {inert(state.name or state.run_id, limit=40)} {state.run_id}", style="bold")
+    if state.verdict:
+        text.append(
+            f"  run {state.verdict}",
+            style="green bold" if state.verdict == "passed" else "red bold",
+        )
+    report = state.report
+    if report is None:
+        text.append("  no report yet", style="yellow")
+    else:
+        current = loaded is not None and loaded.sha256 == report.sha256
+        text.append(f"  report {report.sha256[:12]}")
+        text.append(
+            " ✔ current" if current else " ✘ CHANGED ON DISK" if loaded and loaded.sha256 else " …",
+            style="green" if current else "red bold",
+        )
+        if not report.synthesized:
+            text.append("  below min_success: nothing to land", style="red")
+    if state.review is not None:
+        style = "green bold" if state.review.decision == "approved" else "red bold"
+        reason = f": {inert(state.review.reason, limit=80)}" if state.review.reason else ""
+        text.append(
+            f"  ✎ {state.review.decision} by {inert(state.review.by, limit=40)}{reason}",
+            style=style,
+        )
+    if read_only:
+        text.append("  READ-ONLY", style="bold reverse")
+    text.append("\n ")
+    if loaded is not None:
+        counts = counts_by_severity(loaded.findings)
+        text.append(f"{len(loaded.findings)} findings", style="bold")
+        for severity, count in counts.items():
+            text.append(f"  {severity} {count}", style=look.SEVERITY_STYLE.get(severity, ""))
+    text.append(f"   ✔ {len(state.merge.merged)} merged  ✘ {len(state.merge.left_out)} left out")
+    text.append(
+        f"  ⚠ {len(state.conflicts)} conflicts", style="yellow" if state.conflicts else "dim"
+    )
+    verification = state.merge.verification
+    if verification is not None:
+        text.append(
+            "  verification ✔ passed" if verification.passed else "  verification ✘ FAILED",
+            style="green" if verification.passed else "red bold",
+        )
+    if state.rejected_findings:
+        text.append(f"  ! {len(state.rejected_findings)} agents' output rejected", style="red")
+    return text
+
+
+class ReviewScreen(RunScreen):
+    DEFAULT_CSS = """
+    ReviewScreen #summary { height: 2; background: $panel; }
+    ReviewScreen TabbedContent { height: 1fr; }
+    ReviewScreen TabPane { padding: 0; }
+    ReviewScreen KeyTable { height: 1fr; min-height: 3; }
+    ReviewScreen #sides { height: 2fr; }
+    ReviewScreen .side { width: 1fr; border-top: solid $secondary; }
+    ReviewScreen #branch-diff { height: 2fr; border-top: solid $secondary; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "approve", "Approve", id="review.approve"),
+        Binding("r", "reject", "Reject", id="review.reject"),
+        Binding("n", "next_conflict(1)", "Next conflict", id="review.next_conflict"),
+        Binding("N", "next_conflict(-1)", "Prev conflict", id="review.prev_conflict"),
+        Binding("d", "diff", "Diff", id="review.diff"),
+        Binding("slash", "filter", "Filter", id="review.filter"),
+        Binding("1", "tab('findings')", "Findings", show=False, id="review.tab_findings"),
+        Binding("2", "tab('conflicts')", "Conflicts", show=False, id="review.tab_conflicts"),
+        Binding("3", "tab('branches')", "Branches", show=False, id="review.tab_branches"),
+        Binding(
+            "4", "tab('verification')", "Verification", show=False, id="review.tab_verification"
+        ),
+        Binding("5", "tab('raw')", "Report", show=False, id="review.tab_raw"),
+        Binding("escape", "back", "Back", id="review.back"),
+    ]
+
+    class ReportLoaded(Message):
+        def __init__(self, loaded: Loaded) -> None:
+            super().__init__()
+            self.loaded = loaded
+
+    class SidesLoaded(Message):
+        def __init__(self, key: str, left: str, right: str, titles: tuple[str, str]) -> None:
+            super().__init__()
+            self.key, self.left, self.right, self.titles = key, left, right, titles
+
+    class BranchDiffLoaded(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    summary = getters.query_one("#summary", Static)
+    findings = getters.query_one(ReviewFindings)
+    conflicts = getters.query_one("#review-conflicts", ConflictsTable)
+    branches = getters.query_one(BranchesTable)
+    tabs = getters.query_one(TabbedContent)
+
+    def __init__(self, session: RunSession) -> None:
+        super().__init__(session, name="review")
+        self.loaded: Loaded | None = None
+        self.report_version = -1
+        self.sides_key = ""
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(" review  loading…"), id="summary")
+        with TabbedContent(initial="findings"):
+            with TabPane("1 findings", id="findings"):
+                yield ReviewFindings()
+            with TabPane("2 conflicts", id="conflicts"):
+                yield ConflictsTable(id="review-conflicts")
+                with Horizontal(id="sides"):
+                    yield VerticalScroll(Static(id="left-side"), classes="side", id="left-scroll")
+                    yield VerticalScroll(Static(id="right-side"), classes="side", id="right-scroll")
+            with TabPane("3 branches", id="branches"):
+                yield BranchesTable()
+                yield VerticalScroll(
+                    Static(Text("select a branch and press d", style="dim"), id="branch-diff-view"),
+                    id="branch-diff",
+                )
+            with TabPane("4 verification", id="verification"), VerticalScroll():
+                yield Static(id="verification-view")
+            with TabPane("5 report", id="raw"), VerticalScroll():
+                yield Static(id="raw-view")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.findings.focus()
+
+    # -- drawing -------------------------------------------------------------------------------
+
+    def redraw(self, feed: RunFeed, now: float, *, since: int, ages: bool) -> None:
+        state = feed.state
+        if feed.review_version > self.report_version:
+            self.report_version = feed.review_version
+            self.load_report()
+        if feed.review_version > since or feed.run_version > since or since < 0:
+            self.summary.update(summary_text(state, self.loaded, read_only=self.session.read_only))
+            self.branches.sync(branch_rows(state), complete=True)
+            self.query_one("#verification-view", Static).update(self._verification(state))
+        if feed.conflicts_version > since or since < 0:
+            self.conflicts.sync(self.conflicts.table_rows(feed), complete=True)
+            self.conflicts.border_title = f"{len(state.conflicts)} conflicts · n/N walk them"
+
+    @staticmethod
+    def _verification(state: RunState) -> Text:
+        result = state.merge.verification
+        if result is None:
+            return Text(
+                "no verification ran (the plan has no verify command, or the merge has not run)",
+                style="dim",
+            )
+        text = Text()
+        text.append(
+            "✔ passed\n" if result.passed else "✘ FAILED\n",
+            style="green bold" if result.passed else "red bold",
+        )
+        text.append(
+            f"command: {inert(' '.join(result.command), limit=400)}\nexit: {result.exit_code}\n"
+        )
+        text.append(f"commit: {result.commit}\nlog: {inert(result.log_path, limit=300)}\n")
+        return text
+
+    @work(group="report", exclusive=True, thread=True)
+    def load_report(self) -> None:
+        feed = self.session.feed
+        report = feed.state.report if feed else None
+        loaded = read_report(report.path) if report else Loaded([], ["no report yet"])
+        self.post_message(self.ReportLoaded(loaded))
+
+    def on_review_screen_report_loaded(self, message: ReportLoaded) -> None:
+        self.loaded = message.loaded
+        self.findings.sync(finding_groups(message.loaded), complete=True)
+        self.findings.border_title = f"{len(message.loaded.findings)} findings" + (
+            f" · filter {self.findings.filter_text!r}" if self.findings.filter_text else ""
+        )
+        raw = message.loaded.raw
+        body = (
+            json.dumps(raw, indent=2)[:200_000]
+            if raw is not None
+            else "; ".join(message.loaded.problems)
+        )
+        self.query_one("#raw-view", Static).update(
+            Text(inert(body, limit=10**9).replace(" ⏎ ", "\n"))
+        )
+        feed = self.session.feed
+        if feed is not None:
+            self.summary.update(
+                summary_text(feed.state, self.loaded, read_only=self.session.read_only)
+            )
+        self.refresh_bindings()
+
+    # -- the decision --------------------------------------------------------------------------
+
+    def decidable(self) -> str:
+        """Why a decision cannot be taken now ('' when it can)."""
+        feed = self.session.feed
+        if self.session.read_only:
+            return "read-only"
+        if feed is None or feed.state.report is None:
+            return "no report yet"
+        if self.loaded is None or self.loaded.sha256 != feed.state.report.sha256:
+            return "the report on disk is not the one the log recorded"
+        if feed.state.review is not None:
+            return f"already {feed.state.review.decision}"
+        if any(
+            a.state in ACTIVE_STATES | {"queued", "waiting"} for a in feed.state.agents.values()
+        ):
+            return "agents still run"
+        return ""
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "reject":
+            return None if self.decidable() else True
+        if action == "approve":
+            feed = self.session.feed
+            synthesized = (
+                feed is not None and feed.state.report is not None and feed.state.report.synthesized
+            )
+            return None if self.decidable() or not synthesized else True
+        if action == "next_conflict":
+            feed = self.session.feed
+            return True if feed is not None and feed.state.conflicts else None
+        return True
+
+    def landing(self) -> Text:
+        feed = self.session.feed
+        assert feed is not None
+        assert self.loaded is not None
+        state = feed.state
+        merged = [m.agent for m in state.merge.merged]
+        left = [f"{b.agent} ({b.reason})" for b in state.merge.left_out]
+        text = Text()
+        target = state.merge.integration_commit
+        if target and target != state.snapshot:
+            text.append(
+                f"Lands on {inert(state.base_ref)}: moves it {state.snapshot[:12]} → {target[:12]}\n",
+                style="bold",
+            )
+            text.append(
+                f"  {len(merged)} merged branch(es): {inert(', '.join(merged), limit=300) or '-'}\n"
+            )
+        else:
+            text.append(
+                f"Publishes the report; nothing lands on {inert(state.base_ref)}.\n", style="bold"
+            )
+        text.append(f"  {len(left)} left out: {inert('; '.join(left), limit=300) or '-'}\n")
+        counts = counts_by_severity(self.loaded.findings)
+        text.append(
+            f"  {len(self.loaded.findings)} findings ({', '.join(f'{k} {v}' for k, v in counts.items()) or 'none'}), "
+            f"{len(state.conflicts)} conflicts\n"
+        )
+        text.append(f"  report sha256 {self.loaded.sha256[:16]}", style="dim")
+        return text
+
+    @work(group="decisions", exclusive=True)
+    async def action_approve(self) -> None:
+        if self.decidable() or self.loaded is None:
+            return
+        from corral.core import review
+
+        shown = self.loaded.sha256
+        by = review.reviewer_identity()
+        title = f"Approve run {self.session.run_id} as {by}?"
+        if not await self.app.push_screen_wait(ConfirmScreen(title, self.landing(), yes="approve")):
+            return
+        try:
+            result = await asyncio.to_thread(review.approve, self.session.rundir, by, shown)
+        except review.ReviewRefused as exc:
+            self.notify(inert(str(exc)), title="approve refused", severity="error", timeout=10)
+        else:
+            self.notify(inert(result.message), title="approved")
+
+    @work(group="decisions", exclusive=True)
+    async def action_reject(self) -> None:
+        if self.decidable() or self.loaded is None:
+            return
+        from corral.core import review
+
+        shown = self.loaded.sha256
+        by = review.reviewer_identity()
+        reason = await self.app.push_screen_wait(
+            AskScreen(
+                f"Reject run {self.session.run_id} as {by}?",
+                "Reason (required; nothing lands):",
+                required="a reason is required",
+            )
+        )
+        if not reason:
+            return
+        try:
+            result = await asyncio.to_thread(review.reject, self.session.rundir, by, reason, shown)
+        except review.ReviewRefused as exc:
+            self.notify(inert(str(exc)), title="reject refused", severity="error", timeout=10)
+        else:
+            self.notify(inert(result.message), title="rejected")
+
+    # -- walking -------------------------------------------------------------------------------
+
+    def action_back(self) -> None:
+        self.dismiss(None)
+
+    def action_tab(self, tab: str) -> None:
+        self.tabs.active = tab
+        target = {
+            "findings": self.findings,
+            "conflicts": self.conflicts,
+            "branches": self.branches,
+        }.get(tab)
+        if target is not None:
+            target.focus()
+
+    def action_next_conflict(self, step: int) -> None:
+        keys = list(self.conflicts.cells)
+        if not keys:
+            return
+        self.action_tab("conflicts")
+        current = self.conflicts.current_key
+        index = keys.index(current) if current in keys else -1
+        # the first n shows the conflict under the cursor; the next ones move on
+        index = (index + step) % len(keys) if self.sides_key == current else max(index, 0)
+        self.conflicts.select_key(keys[index])
+        self.show_sides(keys[index])
+
+    def on_data_table_row_highlighted(self, event: KeyTable.RowHighlighted) -> None:
+        if event.data_table is self.conflicts and event.row_key.value is not None:
+            self.show_sides(str(event.row_key.value))
+        self.refresh_bindings()
+
+    def action_diff(self) -> None:
+        if self.tabs.active == "branches":
+            self.load_branch_diff(self.branches.current_key or "")
+        elif self.conflicts.current_key:
+            self.action_tab("conflicts")
+            self.show_sides(self.conflicts.current_key)
+
+    def show_sides(self, key: str) -> None:
+        if key != self.sides_key:
+            self.sides_key = key
+            self.load_sides(key)
+
+    def _branch_of(self, agent: str) -> str:
+        feed = self.session.feed
+        if feed is None:
+            return ""
+        state = feed.state
+        if agent == "@base":
+            return state.base_ref
+        for merged in state.merge.merged:
+            if merged.agent == agent:
+                return merged.branch
+        for left in state.merge.left_out:
+            if left.agent == agent:
+                return left.branch
+        found = state.agents.get(agent)
+        return found.current.branch if found is not None and found.current is not None else ""
+
+    @work(group="sides", exclusive=True, thread=True)
+    def load_sides(self, key: str) -> None:
+        feed = self.session.feed
+        conflict = feed.state.conflicts.get(key) if feed else None
+        if feed is None or conflict is None or len(conflict.agents) < 2:
+            return
+        paths = [f.path for f in conflict.files]
+        state = feed.state
+        left, right = conflict.agents[0], conflict.agents[1]
+        self.post_message(
+            self.SidesLoaded(
+                key,
+                ops.branch_diff(state.repo, state.snapshot, self._branch_of(left), paths),
+                ops.branch_diff(state.repo, state.snapshot, self._branch_of(right), paths),
+                (left, right),
+            )
+        )
+
+    def on_review_screen_sides_loaded(self, message: SidesLoaded) -> None:
+        for side, text, title in (
+            ("left", message.left, message.titles[0]),
+            ("right", message.right, message.titles[1]),
+        ):
+            self.query_one(
+                f"#{side}-scroll", VerticalScroll
+            ).border_title = f"{'◀' if side == 'left' else '▶'} {inert(title, limit=40)}"
+            self.query_one(f"#{side}-side", Static).update(
+                Syntax(text, "diff", theme="ansi_dark", word_wrap=True, background_color="default")
+            )
+
+    @work(group="branch-diff", exclusive=True, thread=True)
+    def load_branch_diff(self, key: str) -> None:
+        feed = self.session.feed
+        if feed is None or ":" not in key:
+            return
+        agent = key.split(":", 1)[1]
+        self.post_message(
+            self.BranchDiffLoaded(
+                ops.branch_diff(feed.state.repo, feed.state.snapshot, self._branch_of(agent))
+            )
+        )
+
+    def on_review_screen_branch_diff_loaded(self, message: BranchDiffLoaded) -> None:
+        self.query_one("#branch-diff-view", Static).update(
+            Syntax(
+                message.text, "diff", theme="ansi_dark", word_wrap=False, background_color="default"
+            )
+        )
+
+    def action_filter(self) -> None:
+        loaded = self.loaded
+
+        def apply(text: str | None) -> None:
+            if text is None or loaded is None:
+                return
+            self.findings.set_filter(text, lambda: finding_groups(loaded))
+            self.findings.border_title = f"{len(loaded.findings)} findings" + (
+                f" · filter {text!r}" if text else ""
+            )
+
+        self.action_tab("findings")
+        self.app.push_screen(
+            AskScreen(
+                "/ filter findings",
+                "severity, agent, file or words (empty: all)",
+                value=self.findings.filter_text,
+            ),
+            apply,
+        )

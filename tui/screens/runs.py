@@ -1,0 +1,193 @@
+"""The runs of the repository: `corral` with no arguments opens here. `enter` attaches to a run,
+`n` starts a new one (`corral run PLAN --detach`, the engine in its own process)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import ClassVar
+
+from rich.text import Text
+from textual import getters, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from corral.core.client import ControlError
+from corral.core.durations import format_duration
+from corral.core.listing import RunSummary, summarize_runs
+from corral.core.rundir import NotInRepository, git_common_dir
+from corral.tui import ops
+from corral.tui.screens.dialogs import AskScreen
+from corral.tui.text import inert
+from corral.tui.widgets.tables import KeyTable, Row
+
+REFRESH_SECONDS = 2.0
+STATUS_STYLE = {
+    "running": ("●", "green"),
+    "finished": ("■", "bold"),
+    "stopped": ("◼", "yellow"),
+    "interrupted": ("○", "red"),
+    "corrupted": ("!", "red bold reverse"),
+}
+
+
+class RunsTable(KeyTable):
+    COLUMNS: ClassVar[list[tuple[str, str, int]]] = [
+        ("status", "status", 13),
+        ("run", "run", 22),
+        ("name", "name", 16),
+        ("verdict", "verdict", 7),
+        ("agents", "agents", 40),
+        ("age", "started", 9),
+    ]
+
+
+def run_row(run: RunSummary, now: float) -> Row:
+    glyph, style = STATUS_STYLE.get(run.status, ("?", ""))
+    counts = ", ".join(f"{count} {name}" for name, count in sorted(run.counts.items()))
+    verdict_style = "green" if run.verdict == "passed" else "red" if run.verdict else ""
+    age = format_duration(max(0.0, now - run.started_ts)) + " ago" if run.started_ts else ""
+    return {
+        "status": Text(f"{glyph} {run.status}", style=style),
+        "run": Text(run.run_id, style="bold"),
+        "name": Text(inert(run.name, limit=60)),
+        "verdict": Text(run.verdict or "", style=verdict_style),
+        "agents": Text(counts, style="dim"),
+        "age": Text(age, style="dim"),
+    }
+
+
+class RunsScreen(Screen[None]):
+    DEFAULT_CSS = """
+    RunsScreen #title { height: 1; background: $panel; }
+    RunsScreen RunsTable { height: 1fr; }
+    RunsScreen #empty { height: auto; padding: 1 2; color: $text-muted; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "open", "Open", priority=True, id="runs.open"),
+        Binding("n", "new_run", "New run", id="runs.new"),
+        Binding("ctrl+r", "refresh", "Refresh", id="runs.refresh"),
+        Binding("slash", "filter", "Filter", id="runs.filter"),
+        Binding("1", "focus_table", "Runs", show=False, id="runs.panel"),
+    ]
+
+    class Listed(Message):
+        def __init__(self, runs: list[RunSummary], error: str) -> None:
+            super().__init__()
+            self.runs = runs
+            self.error = error
+
+    table = getters.query_one(RunsTable)
+    empty = getters.query_one("#empty", Static)
+
+    def __init__(self, repo: Path, *, read_only: bool = False) -> None:
+        super().__init__(name="runs")
+        self.repo = repo
+        self.read_only = read_only
+        self.runs: list[RunSummary] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static(
+            Text(
+                f" corral  runs of {self.repo}" + ("  READ-ONLY" if self.read_only else ""),
+                style="bold",
+            ),
+            id="title",
+        )
+        yield RunsTable()
+        yield Static("", id="empty")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.table.border_title = "1 runs"
+        self.table.focus()
+        self.action_refresh()
+        self.set_interval(REFRESH_SECONDS, self.action_refresh)
+
+    def on_screen_resume(self) -> None:
+        self.action_refresh()
+
+    @work(group="runs-list", exclusive=True, thread=True)
+    def action_refresh(self) -> None:
+        try:
+            runs = summarize_runs(git_common_dir(self.repo))
+            error = ""
+        except NotInRepository as exc:
+            runs, error = [], str(exc)
+        self.post_message(self.Listed(runs, error))
+
+    def rows(self) -> list[tuple[str, Row]]:
+        now = time.time()
+        return [(run.run_id, run_row(run, now)) for run in reversed(self.runs)]
+
+    def on_runs_screen_listed(self, message: Listed) -> None:
+        self.runs = message.runs
+        self.table.sync(self.rows(), complete=True)
+        if message.error:
+            self.empty.update(Text(message.error, style="red"))
+        elif not message.runs:
+            self.empty.update(Text("no runs yet: press n and give a plan file to start one"))
+        else:
+            self.empty.update("")
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "new_run":
+            return None if self.read_only else True
+        if action == "open":
+            return True if self.table.current_key else None
+        return True
+
+    def action_focus_table(self) -> None:
+        self.table.focus()
+
+    def action_open(self) -> None:
+        key = self.table.current_key
+        if key is not None:
+            self.app.attach(key)  # type: ignore[attr-defined]
+
+    def action_filter(self) -> None:
+        def apply(text: str | None) -> None:
+            if text is not None:
+                self.table.set_filter(text, self.rows)
+
+        self.app.push_screen(
+            AskScreen(
+                "/ filter runs", "show runs containing (empty: all)", value=self.table.filter_text
+            ),
+            apply,
+        )
+
+    @work(group="start", exclusive=True)
+    async def action_new_run(self) -> None:
+        answer = await self.app.push_screen_wait(
+            AskScreen(
+                "Start a run",
+                "Plan file (TOML), relative to the repository:",
+                required="name a plan file",
+                placeholder="plan.toml",
+            )
+        )
+        if not answer:
+            return
+        plan = self.repo / answer  # an absolute answer replaces the repository part
+        if not await asyncio.to_thread(plan.is_file):
+            self.notify(f"no plan file at {plan}", severity="error")
+            return
+        self.notify(f"starting {plan.name}…", title="corral run")
+        try:
+            run_id = await asyncio.to_thread(ops.start_run, self.repo, plan)
+        except ControlError as exc:
+            self.notify(
+                inert(str(exc), limit=600),
+                title="the run did not start",
+                severity="error",
+                timeout=15,
+            )
+            return
+        self.notify(f"run {run_id} started in the background", title="corral run")
+        self.app.attach(run_id)  # type: ignore[attr-defined]

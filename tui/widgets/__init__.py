@@ -1,0 +1,1 @@
+"""Widgets that draw parts of a run; each updates only what changed."""

@@ -1,0 +1,61 @@
+"""The run's header line: name, id, snapshot, counts by state, elapsed, engine and mode."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from corral.core.durations import format_duration
+from corral.core.headless import STATE_STYLE
+from corral.core.state import RunState
+from corral.tui.text import inert
+
+STATE_ORDER = list(STATE_STYLE)
+
+
+def header_text(state: RunState, now: float, *, engine_live: bool, read_only: bool) -> Text:
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(inert(state.name or state.run_id, limit=40), style="bold reverse")
+    if state.started_ts is not None:
+        end = state.finished_ts or now
+        text.append(f" ⏱ {format_duration(max(0.0, end - state.started_ts))}")
+    if state.status == "finished":
+        verdict = state.verdict or "?"
+        text.append(
+            f"  ■ finished {verdict}", style="green bold" if verdict == "passed" else "red bold"
+        )
+    elif engine_live:
+        text.append("  ● engine live", style="green")
+    else:
+        text.append("  ○ engine gone (resume: corral run --resume)", style="red bold")
+    if state.review is not None:
+        style = "green bold" if state.review.decision == "approved" else "red bold"
+        text.append(
+            f"  ✎ {state.review.decision} by {inert(state.review.by, limit=40)}", style=style
+        )
+    if read_only:
+        text.append("  READ-ONLY", style="bold reverse")
+    text.append(f"  ⎇ {inert(state.base_ref, limit=30)}@{state.snapshot[:10]}")
+    text.append(f"  run {state.run_id}", style="dim")
+    text.append("\n")
+    counts = state.counts()
+    for name in STATE_ORDER:
+        if counts.get(name):
+            glyph, style = STATE_STYLE[name]
+            text.append(f"{glyph} {counts[name]} {name}", style=style)
+            text.append("  ")
+    text.append(f"Σ {len(state.agents)} agents", style="dim")
+    if state.locks:
+        held = sum(1 for lock in state.locks.values() if lock.holder)
+        text.append(f"  🔒 {held}/{len(state.locks)} locks held", style="dim")
+    if state.conflicts:
+        text.append(f"  ⚠ {len(state.conflicts)} conflicts", style="yellow")
+    return text
+
+
+class RunHeader(Static):
+    """Two lines at the top of the dashboard."""
+
+    DEFAULT_CSS = """
+    RunHeader { height: 2; background: $panel; }
+    """

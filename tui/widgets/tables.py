@@ -1,0 +1,225 @@
+"""The dashboard's tables. Each keeps the last value of every cell and, on a redraw, calls
+`update_cell` only for cells whose text changed (PERF.md: never rebuild a table on an update)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable
+from typing import ClassVar
+
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable
+from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
+
+from corral.core.state import AgentState, ConflictState, LockState
+from corral.tui import look
+from corral.tui.feed import RunFeed
+from corral.tui.text import inert
+
+Row = dict[str, Text]
+
+
+class KeyTable(DataTable[Text]):
+    """A row-cursor table with vim keys, whose rows are keyed and updated cell by cell."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False, id="table.down"),
+        Binding("k", "cursor_up", "Up", show=False, id="table.up"),
+        Binding("g", "scroll_top", "Top", show=False, id="table.top"),
+        Binding("G", "scroll_bottom", "Bottom", show=False, id="table.bottom"),
+    ]
+    COLUMNS: ClassVar[list[tuple[str, str, int]]] = []
+    """(key, label, width) of each column."""
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+        disabled: bool = False,
+    ) -> None:
+        super().__init__(
+            name=name,
+            id=id,
+            classes=classes,
+            disabled=disabled,
+            cursor_type="row",
+            zebra_stripes=False,
+        )
+        self.cells: dict[str, Row] = {}
+        self.filter_text = ""
+        for key, label, width in self.COLUMNS:
+            self.add_column(Text(label, style="bold"), width=width, key=key)
+
+    @property
+    def current_key(self) -> str | None:
+        if not self.row_count:
+            return None
+        try:
+            return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+        except CellDoesNotExist:
+            return None
+
+    def select_key(self, key: str) -> None:
+        with contextlib.suppress(RowDoesNotExist):
+            self.move_cursor(row=self.get_row_index(key))
+
+    def put(self, key: str, row: Row) -> int:
+        """Add the row, or update the cells that changed; returns how many cells were written."""
+        old = self.cells.get(key)
+        if old is None:
+            self.cells[key] = row
+            self.add_row(*(row[column] for column, _, _ in self.COLUMNS), key=key)
+            return len(row)
+        written = 0
+        for column, value in row.items():
+            if old.get(column) != value:
+                old[column] = value
+                self.update_cell(key, column, value)
+                written += 1
+        return written
+
+    def drop(self, key: str) -> None:
+        if self.cells.pop(key, None) is not None:
+            self.remove_row(key)
+
+    def shows(self, row: Row) -> bool:
+        needle = self.filter_text.lower()
+        return not needle or any(needle in cell.plain.lower() for cell in row.values())
+
+    def sync(self, rows: Iterable[tuple[str, Row]], *, complete: bool = False) -> int:
+        """Put the given rows (respecting the filter); with `complete`, drop rows not given."""
+        seen: set[str] = set()
+        written = 0
+        for key, row in rows:
+            seen.add(key)
+            if self.shows(row):
+                written += self.put(key, row)
+            else:
+                self.drop(key)
+        if complete:
+            for key in [k for k in self.cells if k not in seen]:
+                self.drop(key)
+        return written
+
+    def set_filter(self, text: str, rows: Callable[[], Iterable[tuple[str, Row]]]) -> None:
+        """A new filter is a user action: the one time the rows are laid out again."""
+        self.filter_text = text
+        current = self.current_key
+        self.cells.clear()
+        self.clear()
+        self.sync(rows())
+        if current is not None:
+            self.select_key(current)
+
+
+class AgentsTable(KeyTable):
+    COLUMNS: ClassVar[list[tuple[str, str, int]]] = [
+        ("mark", " ", 1),
+        ("id", "agent", 16),
+        ("kind", "kind", 6),
+        ("state", "state", 15),
+        ("beat", "heartbeat", 17),
+        ("activity", "activity", 8),
+        ("progress", "progress / message", 34),
+        ("attempt", "try", 3),
+        ("elapsed", "elapsed", 7),
+        ("workspace", "workspace", 40),
+    ]
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+        disabled: bool = False,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes, disabled=disabled)
+        self.marked: set[str] = set()
+
+    def row_for(self, agent: AgentState, feed: RunFeed, now: float) -> Row:
+        timeout = feed.heartbeat_timeout.get(agent.id, 0.0)
+        return {
+            "mark": Text("◆", style="bold magenta") if agent.id in self.marked else Text(" "),
+            "id": Text(inert(agent.id, limit=64), style="bold"),
+            "kind": Text(agent.kind, style="dim"),
+            "state": look.state_text(agent.state),
+            "beat": look.heartbeat_text(agent, now, timeout),
+            "activity": Text(look.sparkline(feed.sparkline_counts(agent.id, now)), style="cyan"),
+            "progress": look.progress_text(agent),
+            "attempt": Text(str(agent.attempt or "")),
+            "elapsed": Text(look.elapsed_text(agent, now)),
+            "workspace": look.workspace_text(agent),
+        }
+
+    def table_rows(
+        self, feed: RunFeed, now: float, only: Iterable[str] | None = None
+    ) -> Iterable[tuple[str, Row]]:
+        agents = feed.state.agents
+        for agent_id in only if only is not None else agents:
+            agent = agents.get(agent_id)
+            if agent is not None:
+                yield agent_id, self.row_for(agent, feed, now)
+
+    def toggle_mark(self) -> str | None:
+        key = self.current_key
+        if key is not None:
+            self.marked ^= {key}
+            self.update_cell(
+                key, "mark", Text("◆", style="bold magenta") if key in self.marked else Text(" ")
+            )
+            self.cells[key]["mark"] = (
+                Text("◆", style="bold magenta") if key in self.marked else Text(" ")
+            )
+        return key
+
+
+class LocksTable(KeyTable):
+    COLUMNS: ClassVar[list[tuple[str, str, int]]] = [
+        ("name", "resource", 18),
+        ("holder", "holder", 18),
+        ("token", "token", 6),
+        ("ttl", "ttl left", 11),
+        ("waiters", "waiters", 30),
+        ("last", "last", 30),
+    ]
+
+    @staticmethod
+    def row_for(lock: LockState, now: float) -> Row:
+        return {
+            "name": Text(inert(lock.name, limit=80), style="bold"),
+            "holder": look.holder_text(lock),
+            "token": Text("" if lock.token is None else str(lock.token)),
+            "ttl": look.ttl_text(lock, now),
+            "waiters": look.waiters_text(lock),
+            "last": Text(inert(lock.last_event, limit=120), style="dim"),
+        }
+
+    def table_rows(self, feed: RunFeed, now: float) -> Iterable[tuple[str, Row]]:
+        for name, lock in feed.state.locks.items():
+            yield name, self.row_for(lock, now)
+
+
+class ConflictsTable(KeyTable):
+    COLUMNS: ClassVar[list[tuple[str, str, int]]] = [
+        ("kind", "conflict", 12),
+        ("agents", "agents", 26),
+        ("files", "files", 60),
+    ]
+
+    @staticmethod
+    def row_for(conflict: ConflictState) -> Row:
+        paths = [inert(f.path, limit=120) for f in conflict.files]
+        shown = ", ".join(paths[:3]) + (f" +{len(paths) - 3}" if len(paths) > 3 else "")
+        return {
+            "kind": look.conflict_kind_text(conflict.predicted, conflict.actual),
+            "agents": Text(" ⇄ ".join(inert(a, limit=40) for a in conflict.agents), style="bold"),
+            "files": Text(f"{len(paths)}: {shown}" if paths else "-"),
+        }
+
+    def table_rows(self, feed: RunFeed) -> Iterable[tuple[str, Row]]:
+        for key, conflict in feed.state.conflicts.items():
+            yield key, self.row_for(conflict)
