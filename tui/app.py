@@ -45,7 +45,7 @@ class CorralApp(App[int]):
 
     TITLE = "corral"
     ENABLE_COMMAND_PALETTE = True
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit_console", "Quit", id="app.quit"),
         Binding("question_mark", "help", "Help", id="app.help"),
