@@ -206,6 +206,8 @@ class LockWaiting(EventBase):
     """The agent holding the lock when the wait began."""
     holder_token: int | None = None
     reason: str = ""
+    declared: bool = False
+    """The engine waits for a lock the plan declares: the agent has not started yet."""
 
 
 class LockAcquired(EventBase):
@@ -221,6 +223,8 @@ class LockAcquired(EventBase):
     expires_at: float | None = None
     reason: str = ""
     declared: bool = False
+    pid: int | None = None
+    """The process that asked for the lease, when the client said (shown beside the holder)."""
 
 
 class LockRenewed(EventBase):

@@ -29,6 +29,9 @@ AGENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
 AgentId = Annotated[str, StringConstraints(pattern=AGENT_ID_PATTERN)]
 Command = Annotated[list[str], Field(min_length=1)]
 RESERVED_IDS = frozenset({"integration"})
+LOCK_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
+"""A lock names a shared resource: letters, digits and `._:-`, at most 100 characters."""
+LockName = Annotated[str, StringConstraints(pattern=LOCK_NAME_PATTERN)]
 
 
 class _Strict(BaseModel):
@@ -67,6 +70,18 @@ class AgentDefaults(_Strict):
     """Untracked files (such as `.env`) copied from the repository into the workspace."""
     workspace: Literal["worktree"] = "worktree"
     """Where the agent runs: a git worktree of the snapshot commit."""
+    locks: list[LockName] = Field(default_factory=list)
+    """Shared resources (e.g. `["db", "port-8080"]`) the engine acquires before the agent starts
+    and releases when the attempt ends. Every agent's set is taken in one global (sorted) order,
+    so two agents can never deadlock on them."""
+
+    @field_validator("locks")
+    @classmethod
+    def _locks_unique(cls, value: list[str]) -> list[str]:
+        doubled = sorted({name for name in value if value.count(name) > 1})
+        if doubled:
+            raise ValueError(f"names {', '.join(doubled)} more than once; list each lock once")
+        return value
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -113,6 +128,9 @@ class RunSettings(_Strict):
     """Longest retry delay."""
     kill_grace: Duration = 5.0
     """Time between SIGTERM and SIGKILL when an agent is stopped."""
+    lock_grace: Duration = 2.0
+    """How long past its TTL an unrenewed lease is still honoured before the engine reclaims it
+    (and, after an engine restart, past the end the log shows): covers clock drift and pauses."""
     require_distinct_reviewer: bool = False
     """Whoever started the run may not approve its report."""
 
@@ -343,6 +361,8 @@ def _describe(exc: ValidationError, data: dict[str, Any]) -> list[PlanProblem]:
             where = "plan"
         field = ".".join(str(part) for part in loc)
         message = _ERROR_HINTS.get(error["type"]) or error["msg"].removeprefix("Value error, ")
+        if error["type"] == "string_pattern_mismatch" and field.startswith("locks"):
+            message = "a lock name uses only letters, digits and '._:-' (at most 100 characters)"
         if where == "plan" and field == "agent":
             message = "has no [[agent]] table; add at least one agent"
         problems.append(PlanProblem(where=where, field=field, message=message))

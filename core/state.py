@@ -93,11 +93,15 @@ class AgentState(BaseModel):
 
 
 class LockWaiter(BaseModel):
+    """An attempt queued for a lock (first in line first)."""
+
     agent: str
     attempt: int
     request_id: str
     since: float
     reason: str = ""
+    declared: bool = False
+    """The engine waits on the agent's behalf for a lock its plan declares."""
 
 
 class LockState(BaseModel):
@@ -106,6 +110,8 @@ class LockState(BaseModel):
     name: str
     holder: str | None = None
     holder_attempt: int | None = None
+    holder_pid: int | None = None
+    """The process that asked for the lease, when its client said."""
     token: int | None = None
     """The holder's fencing token."""
     newest_token: int = 0
@@ -440,13 +446,14 @@ def _lock(state: RunState, name: str) -> LockState:
     return lock
 
 
-def _drop_waiter(lock: LockState, request_id: str) -> None:
-    lock.waiters = [w for w in lock.waiters if w.request_id != request_id]
+def _drop_waiter(lock: LockState, agent: str, request_id: str) -> None:
+    # Request ids are chosen by clients: only the same agent's id names the same request.
+    lock.waiters = [w for w in lock.waiters if (w.agent, w.request_id) != (agent, request_id)]
 
 
 def _lock_waiting(state: RunState, event: ev.LockWaiting) -> None:
     lock = _lock(state, event.lock)
-    _drop_waiter(lock, event.request_id)
+    _drop_waiter(lock, event.agent, event.request_id)
     lock.waiters.append(
         LockWaiter(
             agent=event.agent,
@@ -454,18 +461,23 @@ def _lock_waiting(state: RunState, event: ev.LockWaiting) -> None:
             request_id=event.request_id,
             since=event.ts,
             reason=event.reason,
+            declared=event.declared,
         )
     )
     agent = state.agents.get(event.agent)
     if agent is not None and agent.state in ("queued", "waiting", "starting"):
         holder = f" held by {event.holder} (token {event.holder_token})" if event.holder else ""
         agent.reason = f"waiting for lock {event.lock}{holder}"
+        if event.declared:
+            agent.state = "waiting"
+            agent.waiting_on = []
 
 
 def _lock_acquired(state: RunState, event: ev.LockAcquired) -> None:
     lock = _lock(state, event.lock)
-    _drop_waiter(lock, event.request_id)
+    _drop_waiter(lock, event.agent, event.request_id)
     lock.holder, lock.holder_attempt, lock.token = event.agent, event.attempt, event.token
+    lock.holder_pid = event.pid
     lock.ttl, lock.expires_at, lock.declared, lock.reason = (
         event.ttl,
         event.expires_at,
@@ -488,7 +500,7 @@ def _lock_renewed(state: RunState, event: ev.LockRenewed) -> None:
 def _lock_freed(state: RunState, name: str, token: int, what: str) -> None:
     lock = _lock(state, name)
     if lock.token == token:
-        lock.holder = lock.holder_attempt = lock.token = None
+        lock.holder = lock.holder_attempt = lock.holder_pid = lock.token = None
         lock.ttl = lock.expires_at = lock.acquired_ts = None
         lock.declared = False
         lock.reason = ""
@@ -510,7 +522,7 @@ def _lock_broken(state: RunState, event: ev.LockBroken) -> None:
 
 
 def _lock_wait_abandoned(state: RunState, event: ev.LockWaitAbandoned) -> None:
-    _drop_waiter(_lock(state, event.lock), event.request_id)
+    _drop_waiter(_lock(state, event.lock), event.agent, event.request_id)
 
 
 def _conflict_predicted(state: RunState, event: ev.ConflictPredicted) -> None:
