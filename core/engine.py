@@ -19,12 +19,21 @@ from collections.abc import Callable, Sequence
 
 from corral.core import events as ev
 from corral.core.eventlog import EventWriter, LogFailed
+from corral.core.fencing import make_shared_dir, shared_dir
+from corral.core.lock_service import answer as answer_lock_request
+from corral.core.locks import LockManager
 from corral.core.plan import AgentSpec, Plan, topological_order
 from corral.core.proctree import CpuSampler, process_start_time, terminate_tree
 from corral.core.protocol import (
     HeartbeatRequest,
     KillRequest,
+    LockAcquireRequest,
+    LockBreakRequest,
+    LockListRequest,
+    LockReleaseRequest,
+    LockRenewRequest,
     PingRequest,
+    PutRequest,
     Request,
     Response,
     RetryRequest,
@@ -80,6 +89,19 @@ class Engine:
         self.rng = random.Random()
         self.listeners: list[Callable[[ev.Event], None]] = []
         log.add_listener(self._on_durable)
+        make_shared_dir(ctx.rundir.path)
+        self.locks = LockManager(
+            self.emit_many,
+            state,
+            grace=self.plan.run.lock_grace,
+            shared_root=shared_dir(ctx.rundir.path),
+            on_failure=self._log_failed,
+        )
+        self.locks.start()
+
+    def _log_failed(self, exc: BaseException) -> None:
+        self.failure = exc
+        self.wake.set()
 
     def _on_durable(self, event: ev.Event) -> None:
         apply(self.state, event)
@@ -100,6 +122,8 @@ class Engine:
         await self.emit(
             ev.EngineResumed(engine=engine_info(), repaired_tail=self.log.repaired_tail is not None)
         )
+        # Before the running attempts are marked lost: their leases wait out TTL + grace (L6).
+        known_dead = LockManager.holders_known_dead(self.state)
         for agent in list(self.state.agents.values()):
             attempt = agent.current
             if agent.state in ACTIVE_STATES and attempt is not None:
@@ -127,6 +151,7 @@ class Engine:
                         reason=f"the engine stopped while this attempt ran{stopped}",
                     )
                 )
+        await self.locks.restore(self.state, known_dead)
         for agent_id in redrive:
             await self.redrive(agent_id, by)
         for agent in list(self.state.agents.values()):
@@ -166,6 +191,7 @@ class Engine:
             for control in self.controls.values():
                 control.request_stop(self.stop_signal or signal.SIGTERM)
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        await self.locks.close()
         if self.failure is not None:
             return
         try:
@@ -265,7 +291,12 @@ class Engine:
     async def _attempt(self, spec: AgentSpec, control: AttemptControl) -> None:
         started = time.monotonic()
         try:
-            result = await self.supervisor.run_attempt(spec, control)
+            if await self._declared_locks(spec, control):
+                result = await self.supervisor.run_attempt(spec, control)
+            elif control.stop_signal is not None:
+                result = self.supervisor.stopped(control)
+            else:
+                result = AttemptResult("killed", reason=control.kill_reason or "killed")
         except LogFailed as exc:
             self.failure = exc
             result = AttemptResult("lost", reason="the event log failed", requeue=True)
@@ -273,6 +304,7 @@ class Engine:
             result = AttemptResult("failed", reason=f"corral could not run the attempt: {exc!r}")
         try:
             if self.failure is None:
+                await self.locks.end_attempt(spec.id, control.attempt)
                 await self.emit(
                     ev.AgentFinished(
                         agent=spec.id,
@@ -293,6 +325,20 @@ class Engine:
             self.tasks.pop(spec.id, None)
             self.controls.pop(spec.id, None)
             self.wake.set()
+
+    async def _declared_locks(self, spec: AgentSpec, control: AttemptControl) -> bool:
+        """Take the plan's locks before the workspace is made; False if stopped meanwhile.
+
+        Waiting for a lock is not starting, so it counts against no timeout."""
+        if not spec.locks:
+            return True
+        return await self.locks.acquire_declared(
+            spec.id,
+            control.attempt,
+            spec.locks,
+            control.changed,
+            lambda: control.stop_signal is not None or control.kill_reason is not None,
+        )
 
     async def _settle(self, agent_id: str) -> None:
         """Decide what follows an ended attempt: nothing, a retry, a dead letter or a cancel."""
@@ -343,14 +389,31 @@ class Engine:
                 return await self.kill(request.agent, request.by, request.reason)
             case RetryRequest():
                 return await self.redrive(request.agent, request.by)
+            case LockListRequest() | LockBreakRequest():
+                return await answer_lock_request(self.locks, request)
+            case LockAcquireRequest() | LockRenewRequest() | LockReleaseRequest() | PutRequest():
+                if not self._is_running_attempt(request.agent, request.attempt, request.token):
+                    return self._not_running(request.agent, request.attempt)
+                return await answer_lock_request(self.locks, request)
+
+    def _is_running_attempt(self, agent: str, attempt: int, token: str) -> bool:
+        control = self.controls.get(agent)
+        return control is not None and control.attempt == attempt and control.token == token
+
+    @staticmethod
+    def _not_running(agent: str, attempt: int) -> Response:
+        return Response(
+            ok=False,
+            code="denied",
+            error=f"no running attempt {agent}#{attempt} with that token",
+        )
 
     async def _heartbeat(self, request: HeartbeatRequest) -> Response:
         control = self.controls.get(request.agent)
-        if control is None or control.attempt != request.attempt or control.token != request.token:
-            return Response(
-                ok=False,
-                error=f"no running attempt {request.agent}#{request.attempt} with that token",
-            )
+        if control is None or not self._is_running_attempt(
+            request.agent, request.attempt, request.token
+        ):
+            return self._not_running(request.agent, request.attempt)
         event = await self.supervisor.agent_beat(control, request.progress, request.message)
         return Response(ok=True, data={"seq": event.seq})
 

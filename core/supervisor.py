@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from corral.core import events as ev
+from corral.core.fencing import shared_dir
 from corral.core.plan import AgentSpec, Plan
 from corral.core.proctree import CpuSampler, Spawned, SpawnError, spawn, terminate_tree, wait_exit
 from corral.core.rundir import RunDir, ensure_private_dir
@@ -102,6 +103,7 @@ def agent_environment(
             "CORRAL_WORKSPACE": str(workspace),
             "CORRAL_OUTPUT": str(ctx.rundir.output_dir(spec.id, control.attempt)),
             "CORRAL_SOCKET": str(ctx.rundir.socket),
+            "CORRAL_SHARED": str(shared_dir(ctx.rundir.path)),
             "TRACEPARENT": f"00-{trace_id}-{span_id}-01",
         }
     )
@@ -181,7 +183,7 @@ class Supervisor:
         except (OSError, GitError, ValueError) as exc:
             return AttemptResult("failed", reason=f"could not prepare the workspace: {exc}")
         if control.stop_signal is not None:
-            return self._stopped(control)
+            return self.stopped(control)
         if control.kill_reason is not None:
             return AttemptResult("killed", reason=control.kill_reason)
         try:
@@ -244,7 +246,7 @@ class Supervisor:
                         popen=proc.popen,
                     )
                     return (
-                        self._stopped(control)
+                        self.stopped(control)
                         if control.stop_signal
                         else AttemptResult("killed", reason=control.kill_reason or "killed")
                     )
@@ -297,7 +299,7 @@ class Supervisor:
                     )
                 if control.stop_signal is not None:
                     await self._terminate(spawned)
-                    return self._stopped(control)
+                    return self.stopped(control)
                 if control.kill_reason is not None:
                     await self._terminate(spawned)
                     return AttemptResult("killed", reason=control.kill_reason)
@@ -354,7 +356,7 @@ class Supervisor:
         )
 
     @staticmethod
-    def _stopped(control: AttemptControl) -> AttemptResult:
+    def stopped(control: AttemptControl) -> AttemptResult:
         name = signal.Signals(control.stop_signal).name if control.stop_signal else "request"
         return AttemptResult("killed", reason=f"the engine was stopped ({name})", requeue=True)
 
