@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from corral.core.cli_locks import add_lock_parsers, cmd_lock, cmd_put, parse_with_command
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -77,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     heartbeat.add_argument("message", nargs="?", help="what the agent is doing now")
 
+    add_lock_parsers(sub)
+
     verify = sub.add_parser("verify", help="check a run's event log (sequence and hash chain)")
     verify.add_argument("run", nargs="?")
 
@@ -97,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parse_with_command(_parser(), sys.argv[1:] if argv is None else argv)
     command = args.command or "tui"
     handler = _COMMANDS[command]
     try:
@@ -442,6 +446,8 @@ _COMMANDS = {
     "kill": cmd_kill,
     "retry": cmd_retry,
     "heartbeat": cmd_heartbeat,
+    "lock": cmd_lock,
+    "put": cmd_put,
     "verify": cmd_verify,
     "gc": cmd_gc,
     "demo": cmd_demo,

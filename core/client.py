@@ -17,7 +17,19 @@ DEFAULT_TIMEOUT = 10.0
 
 
 class ControlError(Exception):
-    """The engine could not be reached or refused the request."""
+    """The engine could not be reached or refused the request.
+
+    `code` is the engine's reason when it refused (`denied`, `busy`, `lost`, `refused`,
+    `invalid`); None when the engine was not reached or gave none.
+    """
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Unreachable(ControlError):
+    """The request may not have reached the engine (no socket, refused, timed out)."""
 
 
 class NotInAgent(ControlError):
@@ -67,26 +79,36 @@ def request(
             sock.connect(socket_path)
             sock.sendall(line)
             reply = _read_line(sock)
-    except FileNotFoundError:
-        raise ControlError(
-            f"no engine is listening at {socket_path}; is the run still going?"
-        ) from None
-    except ConnectionRefusedError:
-        raise ControlError(f"the engine at {socket_path} is gone (connection refused)") from None
-    except TimeoutError:
-        raise ControlError(
-            f"the engine at {socket_path} did not answer within {timeout:.0f}s"
-        ) from None
     except OSError as exc:
-        raise ControlError(
-            f"cannot reach the engine at {socket_path}: {exc.strerror or exc}"
-        ) from None
+        raise unreachable(socket_path, exc, timeout) from None
+    return parse_reply(reply)
+
+
+def unreachable(socket_path: str, exc: OSError, timeout: float) -> Unreachable:
+    """A person's words for a socket error."""
+    if isinstance(exc, FileNotFoundError):
+        return Unreachable(f"no engine is listening at {socket_path}; is the run still going?")
+    if isinstance(exc, ConnectionRefusedError):
+        return Unreachable(f"the engine at {socket_path} is gone (connection refused)")
+    if isinstance(exc, TimeoutError):
+        return Unreachable(f"the engine at {socket_path} did not answer within {timeout:.0f}s")
+    return Unreachable(f"cannot reach the engine at {socket_path}: {exc.strerror or exc}")
+
+
+def parse_reply(reply: bytes) -> dict[str, Any]:
+    """The `data` of one response line; ControlError (with the engine's code) if refused."""
     try:
         response = json.loads(reply)
     except ValueError:
         raise ControlError("the engine sent an unreadable answer") from None
+    if not isinstance(response, dict):
+        raise ControlError("the engine sent an unreadable answer")
     if not response.get("ok"):
-        raise ControlError(str(response.get("error") or "the engine refused the request"))
+        code = response.get("code")
+        raise ControlError(
+            str(response.get("error") or "the engine refused the request"),
+            code if isinstance(code, str) else None,
+        )
     data = response.get("data")
     return data if isinstance(data, dict) else {}
 
@@ -101,7 +123,7 @@ def _read_line(sock: socket.socket) -> bytes:
         if chunk.endswith(b"\n"):
             break
     if not chunks:
-        raise ControlError("the engine closed the connection without answering")
+        raise Unreachable("the engine closed the connection without answering")
     return b"".join(chunks)
 
 
