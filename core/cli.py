@@ -157,18 +157,37 @@ def _guard(handler: Any) -> Any:
 
     def wrapped(args: argparse.Namespace) -> int:
         from corral.core.client import ControlError
-        from corral.core.eventlog import LogCorrupted
+        from corral.core.eventlog import LogCorrupted, LogPathError
         from corral.core.rundir import NotInRepository, RunNotFound
 
         try:
             result: int = handler(args)
         except (RunNotFound, NotInRepository) as exc:
             return _fail(str(exc), 2)
-        except (ControlError, LogCorrupted) as exc:
+        except (ControlError, LogCorrupted, LogPathError) as exc:
             return _fail(str(exc))
+        except OSError as exc:
+            message = _runtime_file_problem(exc)
+            if message is None:
+                raise
+            return _fail(message)
         return result
 
     return wrapped
+
+
+def _runtime_file_problem(exc: OSError) -> str | None:
+    """A person's words for a planted or unusable runtime file (RELIABILITY L8), else None."""
+    import errno
+
+    if exc.errno == errno.ELOOP:
+        return (
+            f"{exc.filename} is a symbolic link; corral never follows links for its runtime "
+            "files, since a planted link could redirect its writes. Remove the link and try again"
+        )
+    if isinstance(exc, PermissionError):
+        return str(exc)
+    return None
 
 
 def _load_checked(args: argparse.Namespace) -> Any:

@@ -32,6 +32,7 @@ from corral.core.protocol import (
     LockListRequest,
     LockReleaseRequest,
     LockRenewRequest,
+    LockRequest,
     PingRequest,
     PutRequest,
     Request,
@@ -390,11 +391,18 @@ class Engine:
             case RetryRequest():
                 return await self.redrive(request.agent, request.by)
             case LockListRequest() | LockBreakRequest():
-                return await answer_lock_request(self.locks, request)
+                return await self._lock_request(request)
             case LockAcquireRequest() | LockRenewRequest() | LockReleaseRequest() | PutRequest():
                 if not self._is_running_attempt(request.agent, request.attempt, request.token):
                     return self._not_running(request.agent, request.attempt)
-                return await answer_lock_request(self.locks, request)
+                return await self._lock_request(request)
+
+    async def _lock_request(self, request: LockRequest) -> Response:
+        try:
+            return await answer_lock_request(self.locks, request)
+        except LogFailed as exc:
+            self._log_failed(exc)  # E3: the engine stops; the agent hears why
+            return Response(ok=False, error=f"the engine can no longer record anything: {exc}")
 
     def _is_running_attempt(self, agent: str, attempt: int, token: str) -> bool:
         control = self.controls.get(agent)
