@@ -314,6 +314,12 @@ class ConflictCleared(EventBase):
     key: str
 
 
+class MergeStarted(EventBase):
+    """The merge step begins (again, after a crash): what an earlier try recorded is void."""
+
+    type: Literal["merge_started"] = "merge_started"
+
+
 class BranchMerged(EventBase):
     type: Literal["branch_merged"] = "branch_merged"
     agent: str
@@ -404,6 +410,7 @@ Event = Annotated[
     | FencedWriteRefused
     | ConflictPredicted
     | ConflictCleared
+    | MergeStarted
     | BranchMerged
     | BranchLeftOut
     | VerificationFinished

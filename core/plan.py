@@ -133,6 +133,12 @@ class RunSettings(_Strict):
     (and, after an engine restart, past the end the log shows): covers clock drift and pauses."""
     require_distinct_reviewer: bool = False
     """Whoever started the run may not approve its report."""
+    verify: list[str] | None = None
+    """A command (the project's tests) run on the integration result, e.g. `["pytest", "-q"]`."""
+    verify_timeout: Duration = 1800.0
+    """Longest the `verify` command may run."""
+    conflict_interval: Duration = 3.0
+    """How often running coding agents' work is checked for conflicts with each other."""
 
     @field_validator("min_success")
     @classmethod

@@ -275,6 +275,8 @@ def apply(state: RunState, event: ev.Event) -> None:
             _conflict_predicted(state, event)
         case ev.ConflictCleared():
             _conflict_cleared(state, event)
+        case ev.MergeStarted():
+            _merge_started(state, event)
         case ev.BranchMerged():
             _branch_merged(state, event)
         case ev.BranchLeftOut():
@@ -541,6 +543,14 @@ def _conflict_cleared(state: RunState, event: ev.ConflictCleared) -> None:
         known.predicted = False
         if not known.actual:
             del state.conflicts[event.key]
+
+
+def _merge_started(state: RunState, event: ev.MergeStarted) -> None:
+    state.merge = MergeState()
+    for key, conflict in list(state.conflicts.items()):
+        conflict.actual = False
+        if not conflict.predicted:
+            del state.conflicts[key]
 
 
 def _branch_merged(state: RunState, event: ev.BranchMerged) -> None:

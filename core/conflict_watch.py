@@ -1,0 +1,86 @@
+"""The live conflict matrix: while coding agents run, predict which of them will collide.
+
+Every few seconds each live coding agent's worktree is snapshotted (uncommitted work included,
+through a temporary index, never the agent's own) and every pair, and each agent against a
+base branch that moved, is trial-merged with `git merge-tree`. Only pairs whose snapshots
+changed are checked again, so the cost stays bounded; predictions become events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from corral.core import events as ev
+from corral.core.merge_events import matrix_events
+from corral.core.state import RunState
+from corral.worktrees.conflicts import ConflictMatrix
+from corral.worktrees.errors import GitError
+from corral.worktrees.plumbing import rev_parse
+from corral.worktrees.snapshot import snapshot_commit
+
+EmitMany = Callable[[Sequence[ev.EventBase]], Awaitable[None]]
+WATCHED_STATES = frozenset({"running", "stalled", "succeeded"})
+
+
+def _live_workspaces(state: RunState) -> dict[str, Path]:
+    """Coding agents whose latest attempt is running or finished well, with their worktree."""
+    found: dict[str, Path] = {}
+    for agent in state.agents.values():
+        attempt = agent.current
+        if agent.kind != "coding" or attempt is None or attempt.state not in WATCHED_STATES:
+            continue
+        if attempt.workspace and Path(attempt.workspace).is_dir():
+            found[agent.id] = Path(attempt.workspace)
+    return found
+
+
+class ConflictWatch:
+    """Runs the matrix on one worker thread (it is not thread-safe) at a fixed pace."""
+
+    def __init__(
+        self, repo: Path, snapshot: str, base_ref: str, interval: float, emit_many: EmitMany
+    ) -> None:
+        self.repo = repo
+        self.snapshot = snapshot
+        self.base_ref = base_ref
+        self.interval = interval
+        self.emit_many = emit_many
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conflicts")
+        self.matrix: ConflictMatrix | None = None
+        self.passes = 0
+
+    def _check(
+        self, workspaces: dict[str, Path]
+    ) -> list[ev.ConflictPredicted | ev.ConflictCleared]:
+        if self.matrix is None:
+            self.matrix = ConflictMatrix(self.repo, self.snapshot)
+        snapshots: dict[str, str] = {}
+        for agent, path in workspaces.items():
+            with contextlib.suppress(GitError, OSError):  # a worktree being removed or reset
+                snapshots[agent] = snapshot_commit(path)
+        base_tip = None
+        if not self.base_ref.startswith("refs/") and self.base_ref != "HEAD":
+            base_tip = rev_parse(self.repo, f"refs/heads/{self.base_ref}^{{commit}}")
+        return matrix_events(self.matrix.update(snapshots, base_tip=base_tip))
+
+    async def check_once(self, state: RunState) -> None:
+        workspaces = _live_workspaces(state)
+        loop = asyncio.get_running_loop()
+        events = await loop.run_in_executor(self.pool, self._check, workspaces)
+        self.passes += 1
+        if events:
+            await self.emit_many(events)
+
+    async def run(self, state: RunState) -> None:
+        """Check, then wait `interval`, until cancelled; one pass at a time."""
+        try:
+            while True:
+                with contextlib.suppress(GitError):
+                    await self.check_once(state)
+                await asyncio.sleep(self.interval)
+        finally:
+            self.pool.shutdown(wait=False, cancel_futures=True)
