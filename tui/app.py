@@ -48,8 +48,10 @@ class CorralApp(App[int]):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit_console", "Quit", id="app.quit"),
+        Binding("ctrl+q", "quit_console", "Quit", show=False, priority=True, id="app.quit_ctrl_q"),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("colon", "command_palette", "Commands", id="app.palette"),
+        Binding("ctrl+p", "command_palette", "Commands", show=False, id="app.palette_ctrl_p"),
         Binding("at", "command_log", "@ log", id="app.command_log"),
     ]
 
@@ -115,7 +117,6 @@ class CorralApp(App[int]):
         """From a run's dashboard back to the runs list (the engine goes on)."""
         if isinstance(self.screen, DashboardScreen):
             self.detach()
-            self.pop_screen()
 
     # -- the bridge's messages -----------------------------------------------------------------
 
@@ -209,13 +210,14 @@ class CorralApp(App[int]):
         seen: set[str] = set()
         for key, active in screen.active_bindings.items():
             binding = active.binding
-            if not binding.description or binding.action in seen or not active.enabled:
+            if not binding.description or binding.action in seen:
                 continue
             seen.add(binding.action)
             shown = self.get_key_display(binding) or key
+            unavailable = "" if active.enabled else " · unavailable now"
             yield SystemCommand(
                 binding.description,
-                f"key {shown} · {binding.id or binding.action}",
+                f"key {shown} · {binding.id or binding.action}{unavailable}",
                 partial(self.run_action, binding.action, active.node),
             )
         runs = self.screen_stack[1] if len(self.screen_stack) > 1 else None

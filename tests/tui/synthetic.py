@@ -84,7 +84,9 @@ def started(
     )
 
 
-def launch(agent: str, attempt: int, when: float, pid: int) -> list[ev.EventBase]:
+def launch(
+    agent: str, attempt: int, when: float, pid: int, root: str = "/work/runs/r1"
+) -> list[ev.EventBase]:
     return [
         ev.AgentStarting(
             ts=at(when),
@@ -92,8 +94,8 @@ def launch(agent: str, attempt: int, when: float, pid: int) -> list[ev.EventBase
             attempt=attempt,
             workspace=f"/work/wt/nightly/{agent}-{attempt}",
             branch=f"corral/r1/{agent}/{attempt}",
-            output_dir=f"/work/runs/r1/agents/{agent}/{attempt}/out",
-            log_path=f"/work/runs/r1/agents/{agent}/{attempt}/output.log",
+            output_dir=f"{root}/agents/{agent}/{attempt}/out",
+            log_path=f"{root}/agents/{agent}/{attempt}/output.log",
         ),
         ev.AgentStarted(
             ts=at(when + 0.2), agent=agent, attempt=attempt, pid=pid, proc_start_time=at(when)
@@ -113,7 +115,10 @@ def beats(
 
 
 def live_run_events(
-    repo: Path, engine: ev.EngineInfo, snapshot: str = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
+    repo: Path,
+    engine: ev.EngineInfo,
+    snapshot: str = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678",
+    root: str = "/work/runs/r1",
 ) -> list[ev.EventBase]:
     """A dashboard worth looking at: every kind of agent state, locks with a waiter, conflicts."""
     agents = [
@@ -129,7 +134,9 @@ def live_run_events(
     ]
     out: list[ev.EventBase] = [started("20231114-221320-abcdef", repo, agents, engine, snapshot)]
     out += (
-        launch("api-auth", 1, 1, 101) + launch("api-billing", 1, 2, 102) + launch("docs", 1, 3, 103)
+        launch("api-auth", 1, 1, 101, root)
+        + launch("api-billing", 1, 2, 102)
+        + launch("docs", 1, 3, 103)
     )
     out += launch("lint", 1, 4, 104) + launch("sec-scan", 1, 5, 105) + launch("migrate", 1, 6, 106)
     out.append(
@@ -399,7 +406,8 @@ def write_report(path: Path) -> Path:
     return path
 
 
-def make_live_run(repo: Path, *, live: bool = True) -> RunDir:
+def make_live_run(repo: Path, *, live: bool = True, root: str = "/work/runs/r1") -> RunDir:
     rundir = RunDir(runs_root(repo / ".git") / "20231114-221320-abcdef")
-    write_events(rundir, live_run_events(repo, this_engine() if live else dead_engine()))
+    engine = this_engine() if live else dead_engine()
+    write_events(rundir, live_run_events(repo, engine, root=root))
     return rundir

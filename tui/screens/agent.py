@@ -64,7 +64,7 @@ def finding_rows(loaded: Loaded) -> list[tuple[str, Row]]:
 
 class AgentScreen(RunScreen):
     DEFAULT_CSS = """
-    AgentScreen #agent-header { height: 2; background: $panel; }
+    AgentScreen #agent-header { height: 2; background: $panel; text-wrap: nowrap; text-overflow: ellipsis; }
     AgentScreen TabbedContent { height: 1fr; }
     AgentScreen TabPane { padding: 0; }
     AgentScreen Log, AgentScreen #diff-scroll, AgentScreen FindingsTable, AgentScreen EventTail { height: 1fr; }

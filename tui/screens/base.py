@@ -28,6 +28,7 @@ class RunScreen(Screen[None]):
         self.drawn_version = -1
         self.ages_drawn = 0.0
         self.draws = 0
+        self.bindings_signature: tuple[bool | None, ...] = ()
 
     def on_mount(self) -> None:
         self.set_interval(1 / REDRAW_HZ, self.tick)
@@ -43,7 +44,7 @@ class RunScreen(Screen[None]):
             return
         self.redraw(feed, now, since=self.drawn_version, ages=ages_due)
         if feed.version != self.drawn_version:
-            self.refresh_bindings()
+            self.update_bindings()
         self.drawn_version = feed.version
         if ages_due:
             self.ages_drawn = now
@@ -51,6 +52,15 @@ class RunScreen(Screen[None]):
         hook = self.session.on_drawn
         if hook is not None:
             hook(self, feed.version)
+
+    def update_bindings(self) -> None:
+        """Refresh the footer only when an action became available or unavailable: a footer
+        rebuild costs more than a whole table redraw."""
+        actions = sorted({binding.action for _, binding in self._bindings})
+        signature = tuple(self.check_action(action, ()) for action in actions)
+        if signature != self.bindings_signature:
+            self.bindings_signature = signature
+            self.refresh_bindings()
 
     def redraw(self, feed: RunFeed, now: float, *, since: int, ages: bool) -> None:
         """Draw what changed after version `since` (everything when `since` is -1)."""

@@ -147,10 +147,10 @@ class DashboardScreen(RunScreen):
         return True
 
     def on_descendant_focus(self) -> None:
-        self.refresh_bindings()
+        self.update_bindings()
 
     def on_data_table_row_highlighted(self) -> None:
-        self.refresh_bindings()
+        self.update_bindings()
 
     # -- actions -------------------------------------------------------------------------------
 
@@ -182,7 +182,7 @@ class DashboardScreen(RunScreen):
 
     def action_mark(self) -> None:
         self.agents.toggle_mark()
-        self.refresh_bindings()
+        self.update_bindings()
 
     def action_filter(self) -> None:
         table = self.focused if isinstance(self.focused, KeyTable) else self.agents

@@ -119,36 +119,32 @@ def branch_rows(state: RunState) -> list[tuple[str, Row]]:
 
 
 def summary_text(state: RunState, loaded: Loaded | None, *, read_only: bool) -> Text:
-    text = Text()
-    text.append(" review ", style="bold reverse")
-    text.append(f" {inert(state.name or state.run_id, limit=40)} {state.run_id}", style="bold")
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(f"review {inert(state.name or state.run_id, limit=40)}", style="bold reverse")
     if state.verdict:
-        text.append(
-            f"  run {state.verdict}",
-            style="green bold" if state.verdict == "passed" else "red bold",
-        )
+        style = "green bold" if state.verdict == "passed" else "red bold"
+        text.append(f" run {state.verdict}", style=style)
     report = state.report
     if report is None:
         text.append("  no report yet", style="yellow")
     else:
         current = loaded is not None and loaded.sha256 == report.sha256
         text.append(f"  report {report.sha256[:12]}")
-        text.append(
-            " ✔ current" if current else " ✘ CHANGED ON DISK" if loaded and loaded.sha256 else " …",
-            style="green" if current else "red bold",
-        )
+        if current:
+            text.append(" ✔ current", style="green")
+        elif loaded is not None and loaded.sha256:
+            text.append(" ✘ CHANGED ON DISK", style="red bold")
         if not report.synthesized:
             text.append("  below min_success: nothing to land", style="red")
     if state.review is not None:
         style = "green bold" if state.review.decision == "approved" else "red bold"
         reason = f": {inert(state.review.reason, limit=80)}" if state.review.reason else ""
-        text.append(
-            f"  ✎ {state.review.decision} by {inert(state.review.by, limit=40)}{reason}",
-            style=style,
-        )
+        by = inert(state.review.by, limit=40)
+        text.append(f"  ✎ {state.review.decision} by {by}{reason}", style=style)
     if read_only:
         text.append("  READ-ONLY", style="bold reverse")
-    text.append("\n ")
+    text.append(f"  run {state.run_id}", style="dim")
+    text.append("\n")
     if loaded is not None:
         counts = counts_by_severity(loaded.findings)
         text.append(f"{len(loaded.findings)} findings", style="bold")
@@ -171,7 +167,7 @@ def summary_text(state: RunState, loaded: Loaded | None, *, read_only: bool) -> 
 
 class ReviewScreen(RunScreen):
     DEFAULT_CSS = """
-    ReviewScreen #summary { height: 2; background: $panel; }
+    ReviewScreen #summary { height: 2; background: $panel; text-wrap: nowrap; text-overflow: ellipsis; }
     ReviewScreen TabbedContent { height: 1fr; }
     ReviewScreen TabPane { padding: 0; }
     ReviewScreen KeyTable { height: 1fr; min-height: 3; }
@@ -447,7 +443,9 @@ class ReviewScreen(RunScreen):
     def on_data_table_row_highlighted(self, event: KeyTable.RowHighlighted) -> None:
         if event.data_table is self.conflicts and event.row_key.value is not None:
             self.show_sides(str(event.row_key.value))
-        self.refresh_bindings()
+        if event.data_table is self.branches and event.row_key.value is not None:
+            self.load_branch_diff(str(event.row_key.value))
+        self.update_bindings()
 
     def action_diff(self) -> None:
         if self.tabs.active == "branches":

@@ -57,5 +57,5 @@ class RunHeader(Static):
     """Two lines at the top of the dashboard."""
 
     DEFAULT_CSS = """
-    RunHeader { height: 2; background: $panel; }
+    RunHeader { height: 2; background: $panel; text-wrap: nowrap; text-overflow: ellipsis; }
     """

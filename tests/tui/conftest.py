@@ -1,0 +1,44 @@
+"""Console tests: a fixed time zone (the event tail shows wall-clock times), no user keymap, and
+a helper that waits for a condition while the app keeps running."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+
+@pytest.fixture(autouse=True)
+def _console_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    monkeypatch.setenv("TZ", "UTC")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+async def until(
+    pilot: Pilot[Any],
+    condition: Callable[[], object],
+    *,
+    within: float = 20.0,
+    what: str = "it",
+) -> None:
+    """Let the app run until `condition()` holds; fail naming `what` at the deadline."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def screen_text(pilot: Pilot[Any]) -> str:
+    """What the terminal shows now, as plain text lines."""
+    strips = pilot.app.screen._compositor.render_strips()
+    return "\n".join("".join(segment.text for segment in strip) for strip in strips)

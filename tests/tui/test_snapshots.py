@@ -1,0 +1,64 @@
+"""Pixels of the dashboard and the review at 80x24 and 160x48, from fixed logs and a frozen clock.
+
+Update after an intended change with `pytest tests/tui/test_snapshots.py --snapshot-update`
+and look at the report before committing the SVGs."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from corral.core.rundir import RunDir, runs_root
+from corral.tui.app import CorralApp
+from corral.tui.screens.dashboard import DashboardScreen
+from corral.tui.screens.review import ReviewScreen
+from tests.tui.conftest import until
+from tests.tui.synthetic import (
+    dead_engine,
+    frozen_clock,
+    make_live_run,
+    review_run_events,
+    write_events,
+    write_report,
+)
+
+SnapCompare = Callable[..., bool]
+SIZES = [(80, 24), (160, 48)]
+
+
+def settled(
+    app: CorralApp, kind: type[DashboardScreen] | type[ReviewScreen]
+) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    async def wait(pilot: Pilot[Any]) -> None:
+        def drawn() -> bool:
+            screen = app.screen
+            if not isinstance(screen, kind) or screen.draws == 0:
+                return False
+            return not isinstance(screen, ReviewScreen) or screen.loaded is not None
+
+        await until(pilot, drawn, what=kind.__name__)
+        await pilot.pause(0.3)
+
+    return wait
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_dashboard(snap_compare: SnapCompare, repo: Path, size: tuple[int, int]) -> None:
+    run = make_live_run(repo)
+    app = CorralApp(repo, run.run_id, clock=frozen_clock)
+    assert snap_compare(app, terminal_size=size, run_before=settled(app, DashboardScreen))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_review(snap_compare: SnapCompare, repo: Path, size: tuple[int, int]) -> None:
+    rundir = RunDir(runs_root(repo / ".git") / "20231114-221320-abcdef")
+    rundir.create()
+    report = write_report(rundir.path / "report.json")
+    events = review_run_events(repo, report, dead_engine(), "a1b2c3d4e5" * 4, "f00dfeed42" * 4)
+    write_events(rundir, events)
+    app = CorralApp(repo, rundir.run_id, clock=frozen_clock)
+    assert snap_compare(app, terminal_size=size, run_before=settled(app, ReviewScreen))
