@@ -50,8 +50,13 @@ def retry(rundir: RunDir, agent: str) -> dict[str, Any]:
     return send(rundir, {"op": "retry", "agent": agent, "by": whoami()})
 
 
-def break_lock(rundir: RunDir, lock: str, reason: str) -> dict[str, Any]:
-    return send(rundir, {"op": "lock_break", "lock": lock, "by": whoami(), "reason": reason})
+def break_lock(rundir: RunDir, lock: str, reason: str, token: int | None) -> dict[str, Any]:
+    """Break only the lease the person was shown (`expect_token`): if it changed hands since,
+    the engine refuses rather than break someone else's lease."""
+    payload: dict[str, Any] = {"op": "lock_break", "lock": lock, "by": whoami(), "reason": reason}
+    if token is not None:
+        payload["expect_token"] = token
+    return send(rundir, payload)
 
 
 def start_run(repo: Path, plan: Path) -> str:

@@ -241,6 +241,7 @@ def test_break_lock_asks_why_and_names_holder_token_and_waiters(
                 "db-schema",
                 "stuck",
             )
+            assert request["expect_token"] == 7
 
     asyncio.run(scenario())
 

@@ -113,6 +113,7 @@ class AgentScreen(RunScreen):
         super().__init__(session, name="agent")
         self.agent_id = agent_id
         self.output_lines = 0
+        self.diff_text = ""
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f" {self.agent_id}"), id="agent-header")
@@ -223,6 +224,7 @@ class AgentScreen(RunScreen):
         )
 
     def on_agent_screen_diff_loaded(self, message: DiffLoaded) -> None:
+        self.diff_text = message.text
         self.diff.update(
             Syntax(
                 message.text, "diff", theme="ansi_dark", word_wrap=False, background_color="default"

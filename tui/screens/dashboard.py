@@ -238,7 +238,8 @@ class DashboardScreen(RunScreen):
                 else f"lease STALE by {now - lock.expires_at:.0f}s"
             )
         )
-        holder_state = decisions.agent_state(self.session, lock.holder)
+        holder, token = lock.holder, lock.token  # what the person is shown is what gets broken
+        holder_state = decisions.agent_state(self.session, holder)
         body = Text(
             f"Lock {inert(name)} is held by {inert(lock.holder)}#{lock.holder_attempt} ({holder_state}), "
             f"token {lock.token}, {lease}; {len(lock.waiters)} waiter(s).\n"
@@ -255,11 +256,11 @@ class DashboardScreen(RunScreen):
         if not reason:
             return
         if not await self.app.push_screen_wait(
-            ConfirmScreen(f"Break lock {name} held by {lock.holder}?", body, yes="break")
+            ConfirmScreen(f"Break lock {name} held by {holder}?", body, yes="break")
         ):
             return
         try:
-            await asyncio.to_thread(ops.break_lock, self.session.rundir, name, reason)
+            await asyncio.to_thread(ops.break_lock, self.session.rundir, name, reason, token)
         except ControlError as exc:
             self.notify(inert(str(exc)), title=f"break {name}", severity="error")
         else:

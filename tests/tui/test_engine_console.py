@@ -1,0 +1,259 @@
+"""The console against a real engine (`corral run PLAN --detach` in a temporary repository):
+the keys a person presses, and the event log recording each decision."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from corral.core import events as ev
+from corral.core.proc_scan import is_same_process
+from corral.core.rundir import RunDir
+from corral.tui.app import CorralApp
+from corral.tui.screens.agent import AgentScreen
+from corral.tui.screens.dashboard import DashboardScreen
+from corral.tui.screens.dialogs import AskScreen, ConfirmScreen
+from tests.core.engine_helpers import agent_block, corral, events_of, only_run, state_of, write_plan
+from tests.tui.conftest import screen_text, until
+
+pytestmark = pytest.mark.slow
+PY = shlex.quote(sys.executable)
+LOCK = f"{PY} -m corral.core.cli lock"
+
+
+@pytest.fixture
+def engines() -> Iterator[list[RunDir]]:
+    """Runs started by a test; their engines are stopped (SIGTERM, agents too) at the end."""
+    started: list[RunDir] = []
+    yield started
+    for rundir in started:
+        engine = state_of(rundir).engine
+        if engine is None or not is_same_process(engine.pid, engine.start_time):
+            continue
+        os.kill(engine.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while is_same_process(engine.pid, engine.start_time) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def start(repo: Path, tmp_path: Path, body: str, engines: list[RunDir], header: str = "") -> RunDir:
+    plan = write_plan(tmp_path, body, header="min_success = 0\nmax_parallel = 10\n" + header)
+    detached = corral(repo, "run", str(plan), "--detach")
+    assert detached.returncode == 0, detached.stderr
+    rundir = only_run(repo)
+    engines.append(rundir)
+    return rundir
+
+
+def agent_state(app: CorralApp, agent: str) -> str:
+    session = app.session
+    if session is None or session.feed is None:
+        return ""
+    found = session.feed.state.agents.get(agent)
+    return found.state if found is not None else ""
+
+
+def on_screen(app: CorralApp, agent: str, column: str) -> str:
+    screen = app.screen_stack[2] if len(app.screen_stack) > 2 else None
+    if not isinstance(screen, DashboardScreen):
+        return ""
+    row = screen.agents.cells.get(agent)
+    return row[column].plain if row is not None else ""
+
+
+def test_move_open_kill_and_retry(repo: Path, tmp_path: Path, engines: list[RunDir]) -> None:
+    alpha = ["sh", "-c", "echo working; echo more >> README.md; echo new > notes.txt; sleep 600"]
+    body = agent_block("alpha", alpha) + agent_block("beta", ["sleep", "600"])
+    rundir = start(repo, tmp_path, body, engines)
+    me = getpass.getuser()
+
+    async def scenario() -> None:
+        app = CorralApp(repo, rundir.run_id)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await until(
+                pilot,
+                lambda: (
+                    agent_state(app, "alpha") == "running" and agent_state(app, "beta") == "running"
+                ),
+                what="both agents running",
+            )
+            await until(
+                pilot, lambda: "running" in on_screen(app, "beta", "state"), what="the table"
+            )
+            dashboard = app.screen
+            assert isinstance(dashboard, DashboardScreen)
+            await pilot.press("j")
+            assert dashboard.agents.current_key == "beta"
+            await pilot.press("k")
+            assert dashboard.agents.current_key == "alpha"
+
+            await pilot.press("enter")
+            detail = app.screen
+            assert isinstance(detail, AgentScreen)
+            await until(pilot, lambda: "working" in detail.output.lines, what="alpha's output")
+            await pilot.press("2")
+            await until(
+                pilot,
+                lambda: "+more" in detail.diff_text,
+                what="the worktree diff",
+            )
+            assert "notes.txt" in detail.diff_text
+            assert "+more" in screen_text(pilot)
+            await pilot.press("escape")
+            assert app.screen is dashboard
+
+            await pilot.press("x")
+            await until(
+                pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the kill prompt"
+            )
+            confirm = app.screen
+            assert isinstance(confirm, ConfirmScreen)
+            assert confirm.title_text == "Kill agent alpha?"
+            await pilot.press("y")
+            await until(
+                pilot, lambda: agent_state(app, "alpha") == "cancelled", what="alpha cancelled"
+            )
+            await until(
+                pilot, lambda: "cancelled" in on_screen(app, "alpha", "state"), what="the cell"
+            )
+
+            await pilot.press("r")
+            await until(
+                pilot,
+                lambda: (
+                    agent_state(app, "alpha") == "running"
+                    and on_screen(app, "alpha", "attempt") == "2"
+                ),
+                what="alpha's second attempt on screen",
+            )
+
+    asyncio.run(scenario())
+    events = events_of(rundir)
+    cancelled = [e for e in events if isinstance(e, ev.AgentCancelled)]
+    assert [(e.agent, e.by) for e in cancelled] == [("alpha", me)]
+    redriven = [e for e in events if isinstance(e, ev.AgentRedriven)]
+    assert [(e.agent, e.by) for e in redriven] == [("alpha", me)]
+    assert state_of(rundir).agents["beta"].state == "running", "the console never stops the rest"
+
+
+def test_break_a_lock_with_confirmation(repo: Path, tmp_path: Path, engines: list[RunDir]) -> None:
+    holder = ["sh", "-c", f"{LOCK} acquire db --ttl 60 --reason 'migrating' && sleep 600"]
+    waiter = [
+        "sh",
+        "-c",
+        "sleep 1; " + f"{LOCK} acquire db --ttl 60 --wait 120 && echo got-it && sleep 600",
+    ]
+    rundir = start(
+        repo, tmp_path, agent_block("holder", holder) + agent_block("waiter", waiter), engines
+    )
+
+    async def scenario() -> None:
+        app = CorralApp(repo, rundir.run_id)
+        async with app.run_test(size=(120, 36)) as pilot:
+
+            def lock_shown() -> bool:
+                session = app.session
+                lock = session.feed.state.locks.get("db") if session and session.feed else None
+                return lock is not None and lock.holder == "holder" and len(lock.waiters) == 1
+
+            await until(pilot, lock_shown, within=40, what="holder holding db with waiter in line")
+            dashboard = app.screen
+            assert isinstance(dashboard, DashboardScreen)
+            await pilot.pause(0.3)
+            await pilot.press("2")
+            assert dashboard.locks.current_key == "db"
+            await pilot.press("b")
+            await until(pilot, lambda: isinstance(app.screen, AskScreen), what="the reason prompt")
+            await pilot.press(*"holder is stuck", "enter")
+            await until(
+                pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation"
+            )
+            confirm = app.screen
+            assert isinstance(confirm, ConfirmScreen)
+            assert confirm.title_text == "Break lock db held by holder?"
+            assert "1 waiter(s)" in str(confirm.body)
+            await pilot.press("y")
+
+            def handed_over() -> bool:
+                session = app.session
+                lock = session.feed.state.locks.get("db") if session and session.feed else None
+                return lock is not None and lock.holder == "waiter"
+
+            await until(pilot, handed_over, what="the lock handed to the waiter")
+            await until(
+                pilot,
+                lambda: "waiter#1" in dashboard.locks.cells["db"]["holder"].plain,
+                what="the cell",
+            )
+
+    asyncio.run(scenario())
+    broken = [e for e in events_of(rundir) if isinstance(e, ev.LockBroken)]
+    assert [(e.lock, e.agent, e.by, e.reason) for e in broken] == [
+        ("db", "holder", getpass.getuser(), "holder is stuck")
+    ]
+
+
+def test_ten_agents_states_lock_and_conflict_within_a_deadline(
+    repo: Path, tmp_path: Path, engines: list[RunDir]
+) -> None:
+    body = "".join(agent_block(f"ok-{n}", ["true"]) for n in range(3))
+    body += agent_block("fails", ["sh", "-c", "exit 3"])
+    body += "".join(agent_block(f"busy-{n}", ["sleep", "600"]) for n in range(3))
+    body += agent_block("locker", ["sh", "-c", f"{LOCK} acquire db --ttl 120 && sleep 600"])
+    for side in ("left", "right"):
+        edit = f"echo {side} > README.md; git add -A; sleep 600"
+        body += agent_block(f"edit-{side}", ["sh", "-c", edit])
+    rundir = start(repo, tmp_path, body, engines)
+    expected_running = {"busy-0", "busy-1", "busy-2", "locker", "edit-left", "edit-right"}
+
+    async def scenario() -> None:
+        app = CorralApp(repo, rundir.run_id)
+        started = time.monotonic()
+        async with app.run_test(size=(160, 48)) as pilot:
+
+            def settled() -> bool:
+                log = state_of(rundir)
+                if len(log.agents) != 10 or any(
+                    log.agents[a].state != "running" for a in expected_running
+                ):
+                    return False
+                if log.agents["fails"].state not in ("failed", "dead_lettered"):
+                    return False
+                if any(log.agents[f"ok-{n}"].state != "succeeded" for n in range(3)):
+                    return False
+                lock = log.locks.get("db")
+                return lock is not None and lock.holder == "locker"
+
+            await until(pilot, settled, within=60, what="the run to settle in its log")
+
+            def screen_matches_log() -> bool:
+                log = state_of(rundir)
+                for agent in log.agents.values():
+                    if agent.state not in on_screen(app, agent.id, "state"):
+                        return False
+                dashboard = app.screen_stack[2]
+                assert isinstance(dashboard, DashboardScreen)
+                lock_row = dashboard.locks.cells.get("db")
+                if lock_row is None or "locker#1" not in lock_row["holder"].plain:
+                    return False
+                return all(key in dashboard.conflicts.cells for key in log.conflicts)
+
+            await until(pilot, screen_matches_log, within=5, what="the dashboard to match the log")
+            text = screen_text(pilot)
+            assert "locker#1" in text
+            assert "dead_lettered" in text or "failed" in text
+            conflicts = state_of(rundir).conflicts
+            if conflicts:  # the live conflict watch predicts edit-left ⇄ edit-right
+                assert "edit-left ⇄ edit-right" in text
+            assert time.monotonic() - started < 60
+
+    asyncio.run(scenario())
