@@ -1,0 +1,159 @@
+"""The review screen deciding for real: core.review (the code path of `corral review`) on a real
+repository; the event log records the decision with the reviewer and the report hash."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from corral.core import events as ev
+from corral.core.review import reviewer_identity
+from corral.core.rundir import RunDir, runs_root
+from corral.tui.app import CorralApp
+from corral.tui.screens.dialogs import AskScreen, ConfirmScreen
+from corral.tui.screens.review import ReviewScreen
+from tests.conftest import git
+from tests.core.engine_helpers import agent_block, corral, events_of, only_run, write_plan
+from tests.core.engine_helpers import wait_for_event as wait_for_log_event
+from tests.tui.conftest import screen_text, until
+from tests.tui.synthetic import dead_engine, review_run_events, write_events, write_report
+
+
+def branch(repo: Path, name: str, text: str) -> str:
+    git(repo, "switch", "-q", "-c", name, "main")
+    (repo / "src" / "app.py").write_text(text)
+    git(repo, "commit", "-qam", name)
+    commit = git(repo, "rev-parse", "HEAD")
+    git(repo, "switch", "-q", "main")
+    return commit
+
+
+@pytest.fixture
+def reviewable(repo: Path) -> RunDir:
+    """A finished run: api-auth merged into the integration commit, api-billing left out."""
+    snapshot = git(repo, "rev-parse", "main")
+    integration = branch(repo, "corral/r1/api-auth/1", "print('auth')\n")
+    branch(repo, "corral/r1/api-billing/1", "print('billing')\n")
+    rundir = RunDir(runs_root(repo / ".git") / "20231114-221320-abcdef")
+    rundir.create()
+    rundir.plan.write_text("[[agent]]\nid='a'\ncommand=['true']\n")
+    report = write_report(rundir.path / "report.json")
+    write_events(rundir, review_run_events(repo, report, dead_engine(), snapshot, integration))
+    return rundir
+
+
+def review_of(app: CorralApp) -> ReviewScreen | None:
+    screen = app.screen
+    return screen if isinstance(screen, ReviewScreen) and screen.loaded is not None else None
+
+
+def test_walk_conflicts_then_reject_with_a_reason(repo: Path, reviewable: RunDir) -> None:
+    before = git(repo, "rev-parse", "main")
+
+    async def scenario() -> None:
+        app = CorralApp(repo, reviewable.run_id)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await until(pilot, lambda: review_of(app), what="a finished run to open in review")
+            review = review_of(app)
+            assert review is not None
+            assert "critical 1" in screen_text(pilot)
+            await pilot.press("n")
+            assert review.tabs.active == "conflicts"
+            await until(pilot, lambda: "+print('billing')" in screen_text(pilot), what="both sides")
+            assert "+print('auth')" in screen_text(pilot)
+            await pilot.press("N")
+            assert review.conflicts.current_key == "api-auth+api-billing"
+
+            await pilot.press("r")
+            await until(pilot, lambda: isinstance(app.screen, AskScreen), what="the reason prompt")
+            await pilot.press("enter")
+            assert isinstance(app.screen, AskScreen), "an empty reason is refused"
+            await pilot.press(*"billing lost", "enter")
+            await until(
+                pilot, lambda: "rejected by" in screen_text(pilot), what="the decision shown"
+            )
+            active = {b.binding.id: b.enabled for b in app.screen.active_bindings.values()}
+            assert active["review.approve"] is False
+            assert active["review.reject"] is False
+
+    asyncio.run(scenario())
+    last = events_of(reviewable)[-1]
+    assert isinstance(last, ev.ReportRejected)
+    assert (last.by, last.reason) == (reviewer_identity(), "billing lost")
+    assert git(repo, "rev-parse", "main") == before, "a rejection lands nothing"
+
+
+def test_approve_names_what_lands_and_lands_it(repo: Path, reviewable: RunDir) -> None:
+    before = git(repo, "rev-parse", "main")
+    integration = git(repo, "rev-parse", "corral/r1/api-auth/1")
+
+    async def scenario() -> None:
+        app = CorralApp(repo, reviewable.run_id)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await until(pilot, lambda: review_of(app), what="the review")
+            await pilot.press("a")
+            await until(
+                pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation"
+            )
+            confirm = app.screen
+            assert isinstance(confirm, ConfirmScreen)
+            body = str(confirm.body)
+            assert f"moves it {before[:12]} → {integration[:12]}" in body
+            assert "1 merged branch(es): api-auth" in body
+            assert "1 left out: api-billing" in body
+            await pilot.press("y")
+            await until(
+                pilot, lambda: "approved by" in screen_text(pilot), what="the decision shown"
+            )
+
+    asyncio.run(scenario())
+    last = events_of(reviewable)[-1]
+    assert isinstance(last, ev.ReportApproved)
+    assert (last.by, last.landed) == (reviewer_identity(), integration)
+    assert git(repo, "rev-parse", "main") == integration
+
+
+def test_approve_is_dimmed_when_the_report_changed_on_disk(repo: Path, reviewable: RunDir) -> None:
+    (reviewable.path / "report.json").write_text('{"findings": []}\n')
+
+    async def scenario() -> None:
+        app = CorralApp(repo, reviewable.run_id)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await until(pilot, lambda: review_of(app), what="the review")
+            assert "CHANGED ON DISK" in screen_text(pilot)
+            active = {b.binding.id: b.enabled for b in app.screen.active_bindings.values()}
+            assert active["review.approve"] is False
+            await pilot.press("a")
+            await pilot.pause(0.2)
+            assert isinstance(app.screen, ReviewScreen)
+
+    asyncio.run(scenario())
+    assert not isinstance(events_of(reviewable)[-1], ev.ReportApproved | ev.ReportRejected)
+
+
+@pytest.mark.slow
+def test_reject_a_report_the_engine_wrote(repo: Path, tmp_path: Path) -> None:
+    """End to end once the engine writes reports: run, finish, open in review, reject."""
+    body = agent_block("one", ["sh", "-c", "sleep 1; echo one > one.txt"])
+    plan = write_plan(tmp_path, body, header="min_success = 0\n")
+    assert corral(repo, "run", str(plan), "--detach").returncode == 0
+    rundir = only_run(repo)
+    wait_for_log_event(
+        rundir, lambda e: isinstance(e, ev.EngineStopped), timeout=60, what="the end"
+    )
+    if not any(isinstance(e, ev.ReportWritten) for e in events_of(rundir)):
+        pytest.skip("the engine does not write report.json yet")
+
+    async def scenario() -> None:
+        app = CorralApp(repo, rundir.run_id)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await until(pilot, lambda: review_of(app), what="the review")
+            await pilot.press("r")
+            await until(pilot, lambda: isinstance(app.screen, AskScreen), what="the reason prompt")
+            await pilot.press(*"not now", "enter")
+            await until(pilot, lambda: "rejected by" in screen_text(pilot), what="the decision")
+
+    asyncio.run(scenario())
+    assert isinstance(events_of(rundir)[-1], ev.ReportRejected)
