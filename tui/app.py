@@ -191,7 +191,8 @@ class CorralApp(App[int]):
                 continue
             shown = self.get_key_display(binding)
             rows.append((shown or key, binding.description, binding.id or "", active.enabled))
-        return sorted(rows, key=lambda row: (row[2].split(".")[0] == "app", row[2]))
+        # this screen's own keys first, then the global ones, then the widgets' built-ins
+        return sorted(rows, key=lambda row: (not row[2], row[2].startswith("app."), row[2]))
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):

@@ -3,6 +3,8 @@ a helper that waits for a condition while the app keeps running."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,6 +12,10 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+
+from corral.core.proc_scan import is_same_process
+from corral.core.rundir import RunDir
+from tests.core.engine_helpers import state_of
 
 
 @pytest.fixture(autouse=True)
@@ -42,3 +48,18 @@ def screen_text(pilot: Pilot[Any]) -> str:
     """What the terminal shows now, as plain text lines."""
     strips = pilot.app.screen._compositor.render_strips()
     return "\n".join("".join(segment.text for segment in strip) for strip in strips)
+
+
+@pytest.fixture
+def engines() -> Iterator[list[RunDir]]:
+    """Runs started by a test; their engines are stopped (SIGTERM, agents too) at the end."""
+    started: list[RunDir] = []
+    yield started
+    for rundir in started:
+        engine = state_of(rundir).engine
+        if engine is None or not is_same_process(engine.pid, engine.start_time):
+            continue
+        os.kill(engine.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while is_same_process(engine.pid, engine.start_time) and time.monotonic() < deadline:
+            time.sleep(0.05)

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import os
 import shlex
-import signal
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from corral.core import events as ev
-from corral.core.proc_scan import is_same_process
 from corral.core.rundir import RunDir
 from corral.tui.app import CorralApp
 from corral.tui.screens.agent import AgentScreen
@@ -28,21 +24,6 @@ from tests.tui.conftest import screen_text, until
 pytestmark = pytest.mark.slow
 PY = shlex.quote(sys.executable)
 LOCK = f"{PY} -m corral.core.cli lock"
-
-
-@pytest.fixture
-def engines() -> Iterator[list[RunDir]]:
-    """Runs started by a test; their engines are stopped (SIGTERM, agents too) at the end."""
-    started: list[RunDir] = []
-    yield started
-    for rundir in started:
-        engine = state_of(rundir).engine
-        if engine is None or not is_same_process(engine.pid, engine.start_time):
-            continue
-        os.kill(engine.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        while is_same_process(engine.pid, engine.start_time) and time.monotonic() < deadline:
-            time.sleep(0.05)
 
 
 def start(repo: Path, tmp_path: Path, body: str, engines: list[RunDir], header: str = "") -> RunDir:

@@ -1,0 +1,117 @@
+"""The console in a real terminal, as it is used over SSH: tmux runs `corral`, keys go in with
+send-keys and the screen comes back with capture-pane. NO_COLOR is set: glyphs carry meaning."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from corral.core.proc_scan import is_same_process
+from corral.core.rundir import RunDir
+from tests.core.engine_helpers import agent_block, state_of, wait_for_event
+from tests.tui.test_engine_console import start
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+]
+
+
+class Tmux:
+    """One private tmux server (its own socket), one window of 100x30."""
+
+    def __init__(self, name: str) -> None:
+        self.socket = name
+
+    def __call__(self, *args: str) -> str:
+        return subprocess.run(
+            ["tmux", "-L", self.socket, *args],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
+
+    def screen(self) -> str:
+        return self("capture-pane", "-p", "-t", "console")
+
+    def wait_for(self, *needles: str, within: float = 20.0) -> str:
+        deadline = time.monotonic() + within
+        while True:
+            shown = self.screen()
+            if all(needle in shown for needle in needles):
+                return shown
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{needles} not on screen after {within}s:\n{shown}")
+            time.sleep(0.1)
+
+    def keys(self, *keys: str) -> None:
+        self("send-keys", "-t", "console", *keys)
+        time.sleep(0.2)  # an escape followed at once by a key reads as alt+key, as on any terminal
+
+    def wait_gone(self, needle: str, within: float = 10.0) -> None:
+        deadline = time.monotonic() + within
+        while needle in self.screen():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{needle!r} still on screen after {within}s")
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[Tmux]:
+    server = Tmux(f"corral-test-{os.getpid()}-{tmp_path.name}")
+    yield server
+    subprocess.run(["tmux", "-L", server.socket, "kill-server"], capture_output=True, check=False)
+
+
+def test_console_in_a_real_terminal(
+    repo: Path,
+    tmp_path: Path,
+    engines: list[RunDir],
+    tmux: Tmux,
+) -> None:
+    sleeper = ["sh", "-c", "echo hello from sleeper; sleep 600"]
+    rundir = start(repo, tmp_path, agent_block("sleeper", sleeper), engines)
+    wait_for_event(rundir, lambda e: e.type == "agent_started", what="the agent")
+    command = f"cd {shlex.quote(str(repo))} && NO_COLOR=1 exec {shlex.quote(sys.executable)} -m corral.core.cli"
+    tmux("new-session", "-d", "-s", "console", "-x", "100", "-y", "30", command)
+    tmux("set-option", "-g", "escape-time", "0")
+
+    tmux.wait_for("runs of", rundir.run_id, "● running")
+    tmux.keys("Enter")
+    tmux.wait_for("1 agents", "sleeper", "● running", "2 locks", "4 events")
+    tmux.keys("Enter")
+    tmux.wait_for("1 output", "hello from sleeper")
+    tmux.keys("Escape")
+    tmux.wait_for("1 agents", "x Kill")
+    tmux.keys("?")
+    tmux.wait_for("dashboard.kill", "app.help")
+    tmux.keys("Escape")
+    tmux.wait_gone("keys of the dashboard screen")
+    tmux.keys("q")
+    tmux.wait_for("Quit the console?", "go on")
+    tmux.keys("y")
+    deadline = time.monotonic() + 10
+    while (
+        "console"
+        in subprocess.run(
+            ["tmux", "-L", tmux.socket, "list-sessions"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+    ):
+        assert time.monotonic() < deadline, "the console did not exit"
+        time.sleep(0.1)
+    engine = state_of(rundir).engine
+    assert engine is not None
+    assert is_same_process(engine.pid, engine.start_time), "quitting the console stopped the engine"
+    assert state_of(rundir).agents["sleeper"].state == "running"
