@@ -16,7 +16,7 @@ from typing import Any
 from corral.core.cli_locks import add_lock_parsers, cmd_lock, cmd_put, parse_with_command
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(argv: list[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="corral",
         description="Run many coding and audit agents in parallel on one repository, safely.",
@@ -79,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     heartbeat.add_argument("message", nargs="?", help="what the agent is doing now")
 
-    add_lock_parsers(sub)
+    add_lock_parsers(sub, argv)
 
     verify = sub.add_parser("verify", help="check a run's event log (sequence and hash chain)")
     verify.add_argument("run", nargs="?")
@@ -101,7 +101,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_with_command(_parser(), sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_with_command(_parser(argv), argv)
     command = args.command or "tui"
     handler = _COMMANDS[command]
     try:

@@ -7,7 +7,6 @@ the standard-library client when it runs (no pydantic, no git, no rich).
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import sys
 from pathlib import Path
@@ -28,9 +27,15 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def add_lock_parsers(sub: Any) -> None:
-    """`corral lock VERB ...` and `corral put`."""
+def add_lock_parsers(sub: Any, argv: list[str]) -> None:
+    """`corral lock VERB ...` and `corral put`, in full only when `argv` may use them: building
+    them costs milliseconds that every `corral heartbeat` would pay (PERF.md)."""
     lock = sub.add_parser("lock", help="(inside an agent) leases on shared resources")
+    put = sub.add_parser(
+        "put", help="(inside an agent) write a shared file, fenced by a lease's token"
+    )
+    if "lock" not in argv and "put" not in argv:
+        return
     verbs = lock.add_subparsers(dest="lock_command", metavar="VERB", required=True)
 
     def lease_options(parser: argparse.ArgumentParser) -> None:
@@ -81,9 +86,6 @@ def add_lock_parsers(sub: Any) -> None:
     brk.add_argument("--run", help="the run (needed outside an agent)")
     brk.add_argument("--token", type=int, default=None, help="only if it still has this token")
 
-    put = sub.add_parser(
-        "put", help="(inside an agent) write a shared file, fenced by a lease's token"
-    )
     put.add_argument("name", help="the lock whose lease you hold")
     put.add_argument("--token", type=int, required=True, help="the lease's fencing token")
     put.add_argument("path", help="where, relative to CORRAL_SHARED; the data comes on stdin")
@@ -175,6 +177,8 @@ def _lock_list(args: argparse.Namespace) -> int:
 
 
 def _lock_break(args: argparse.Namespace) -> int:
+    import getpass
+
     from corral.core.client import request
 
     payload: dict[str, Any] = {
