@@ -374,3 +374,36 @@ def test_a_planted_symlink_is_never_written_through(repo: Path, tmp_path: Path, 
     assert "link" in result.stderr or "not a socket" in result.stderr, result.stderr
     assert victim.read_text() == "keep me"
     assert (rundir.socket if name == "control.sock" else rundir.path / name).is_symlink()
+
+
+def test_an_agent_waiting_for_a_declared_lock_can_be_killed(repo: Path, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    holder = ["sh", "-c", f"while [ ! -f {gate} ]; do sleep 0.05; done"]
+    body = agent_block("holder", holder, locks=["db"]) + agent_block(
+        "waiter", ["true"], locks=["db"]
+    )
+    plan = write_plan(tmp_path, body, header=HEADER + 'stagger = "400ms"\n')  # holder first
+    engine = start_corral(repo, "run", str(plan), "--quiet")
+    rundir = wait_for_run(repo)
+    waiting = wait_for_event(
+        rundir, lambda e: isinstance(e, ev.LockWaiting) and e.declared, what="a declared wait"
+    )
+    assert isinstance(waiting, ev.LockWaiting)
+    assert (waiting.agent, waiting.holder) == ("waiter", "holder")
+    live = state_of(rundir).agents[waiting.agent]
+    assert live.state == "waiting"
+    assert f"waiting for lock db held by {waiting.holder}" in live.reason
+    killed = corral(repo, "kill", rundir.run_id, waiting.agent, "--reason", "not needed")
+    assert killed.returncode == 0, killed.stderr
+    wait_for_event(rundir, lambda e: isinstance(e, ev.AgentCancelled), what="the cancel")
+    gate.write_text("go")
+    assert engine.wait(timeout=30) == 1, engine_output(repo)  # one of two cancelled: failed run
+    events = events_of(rundir)
+    (abandoned,) = [e for e in events if isinstance(e, ev.LockWaitAbandoned)]
+    assert (abandoned.agent, abandoned.lock) == (waiting.agent, "db")
+    assert not [e for e in events if isinstance(e, ev.AgentStarting) and e.agent == waiting.agent]
+    state = state_of(rundir)
+    assert state.agents[waiting.agent].state == "cancelled"
+    assert state.agents["holder"].state == "succeeded"
+    assert state.locks["db"].holder is None
+    assert not state.locks["db"].waiters
