@@ -41,12 +41,10 @@ def _live_workspaces(state: RunState) -> dict[str, Path]:
 class ConflictWatch:
     """Runs the matrix on one worker thread (it is not thread-safe) at a fixed pace."""
 
-    def __init__(
-        self, repo: Path, snapshot: str, base_ref: str, interval: float, emit_many: EmitMany
-    ) -> None:
+    def __init__(self, repo: Path, snapshot: str, interval: float, emit_many: EmitMany) -> None:
         self.repo = repo
         self.snapshot = snapshot
-        self.base_ref = base_ref
+        self.base_ref = ""
         self.interval = interval
         self.emit_many = emit_many
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conflicts")
@@ -77,6 +75,7 @@ class ConflictWatch:
 
     async def run(self, state: RunState) -> None:
         """Check, then wait `interval`, until cancelled; one pass at a time."""
+        self.base_ref = state.base_ref
         try:
             while True:
                 with contextlib.suppress(GitError):

@@ -13,6 +13,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 def make_sample_repo(target: Path) -> Path:
     """Copy the sample into `target` and commit it, so the demo never touches the user's work."""
     shutil.copytree(EXAMPLES / "sample", target)
+    shutil.copytree(EXAMPLES / "tools", target / "tools")  # the audit adapters the plan runs
     env_args = ["-c", "user.name=corral demo", "-c", "user.email=demo@corral.invalid"]
     for args in (
         ["init", "-q", "-b", "main"],

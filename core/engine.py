@@ -18,8 +18,15 @@ import time
 from collections.abc import Callable, Sequence
 
 from corral.core import events as ev
+from corral.core.conflict_watch import ConflictWatch
 from corral.core.eventlog import EventWriter, LogFailed
 from corral.core.fencing import make_shared_dir, shared_dir
+from corral.core.finalize import (
+    merge_audit_findings,
+    merge_coding_work,
+    validate_output,
+    write_run_report,
+)
 from corral.core.lock_service import answer as answer_lock_request
 from corral.core.locks import LockManager
 from corral.core.plan import AgentSpec, Plan, topological_order
@@ -99,6 +106,12 @@ class Engine:
             on_failure=self._log_failed,
         )
         self.locks.start()
+        self.conflicts = ConflictWatch(
+            ctx.repo_top,
+            ctx.snapshot,
+            self.plan.run.conflict_interval,
+            self.emit_many,
+        )
 
     def _log_failed(self, exc: BaseException) -> None:
         self.failure = exc
@@ -161,6 +174,9 @@ class Engine:
 
     async def run(self) -> RunState:
         """Schedule until every agent has ended or the engine is stopped."""
+        watch = None
+        if any(spec.kind == "coding" for spec in self.plan.agents):
+            watch = asyncio.create_task(self.conflicts.run(self.state), name="conflict-watch")
         try:
             while self.stop_signal is None and self.failure is None:
                 self.wake.clear()  # before the pass, so a wake-up set during it is not lost
@@ -171,11 +187,17 @@ class Engine:
                     break
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), timeout=self._next_timer())
+            if watch is not None:
+                watch.cancel()
+                await asyncio.gather(watch, return_exceptions=True)
             if self.failure is None and self.stop_signal is None:
                 await self._finish()
         except LogFailed as exc:
             self.failure = exc
         finally:
+            if watch is not None and not watch.done():
+                watch.cancel()
+                await asyncio.gather(watch, return_exceptions=True)
             await self._shutdown()
         return self.state
 
@@ -207,9 +229,18 @@ class Engine:
             self.failure = exc
 
     async def _finish(self) -> None:
+        """Merge what succeeded (when enough did), write the report, then close the run.
+
+        `run_finished` comes last, so an engine that dies anywhere in here is resumed into
+        this step again rather than into a finished run without a report."""
         succeeded = self.state.succeeded()
         required = self.state.required_successes
         passed = succeeded >= required
+        findings = None
+        if passed:
+            await merge_coding_work(self.state, self.ctx.rundir, self.plan, self.emit_many)
+            findings = await merge_audit_findings(self.state, self.ctx.rundir, self.emit_many)
+        await write_run_report(self.state, self.ctx.rundir, findings, self.emit)
         not_ok = [f"{a.id} {a.state}" for a in self.state.agents.values() if a.state != "succeeded"]
         reason = f"{succeeded} of {len(self.state.agents)} agents succeeded; {required} required"
         if not_ok:
@@ -294,6 +325,8 @@ class Engine:
         try:
             if await self._declared_locks(spec, control):
                 result = await self.supervisor.run_attempt(spec, control)
+                if result.outcome == "succeeded" and spec.kind == "audit":
+                    result = await self._check_findings(spec, control, result)
             elif control.stop_signal is not None:
                 result = self.supervisor.stopped(control)
             else:
@@ -326,6 +359,17 @@ class Engine:
             self.tasks.pop(spec.id, None)
             self.controls.pop(spec.id, None)
             self.wake.set()
+
+    async def _check_findings(
+        self, spec: AgentSpec, control: AttemptControl, result: AttemptResult
+    ) -> AttemptResult:
+        """An audit agent succeeds only if its output validates; bad output is never merged."""
+        out_dir = self.ctx.rundir.output_dir(spec.id, control.attempt)
+        problem = await asyncio.to_thread(validate_output, out_dir, spec.id, control.attempt)
+        if problem is None:
+            return result
+        await self.emit(ev.FindingsRejected(agent=spec.id, attempt=control.attempt, reason=problem))
+        return AttemptResult("failed", exit_code=result.exit_code, reason=problem)
 
     async def _declared_locks(self, spec: AgentSpec, control: AttemptControl) -> bool:
         """Take the plan's locks before the workspace is made; False if stopped meanwhile.

@@ -170,3 +170,20 @@ def print_summary(console: Console, state: RunState, message: str) -> None:
     if message:
         style = "green" if state.verdict == "passed" else "red"
         console.print(Text(message, style=style))
+    if state.report is not None:
+        report = state.report
+        merged = len(state.merge.merged)
+        left_out = len(state.merge.left_out)
+        console.print(
+            f"report: {report.path} ({report.findings} finding(s), {report.conflicts} conflict(s), "
+            f"{merged} branch(es) merged, {left_out} left out)",
+            markup=False,
+            highlight=False,
+        )
+        if state.merge.verification is not None:
+            outcome = "passed" if state.merge.verification.passed else "FAILED"
+            console.print(f"verification {outcome}: {' '.join(state.merge.verification.command)}")
+        if state.review is None and report.synthesized:
+            console.print(
+                f"review it: corral review show {state.run_id}", markup=False, highlight=False
+            )

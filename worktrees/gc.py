@@ -44,6 +44,8 @@ def _belongs(entry: WorktreeEntry, run_id: str) -> bool:
     in_run_dir = entry.path.parent.name == run_id
     if entry.branch is not None and entry.branch.startswith(prefix):
         parts = entry.branch[len(prefix) :].split("/")
+        if parts == ["integration"]:  # the merge step's worktree, `<root>/<run>/_integration`
+            return in_run_dir and entry.path.name == "_integration"
         return len(parts) == 2 and in_run_dir and entry.path.name == "-".join(parts)
     reason = entry.lock_reason or ""
     if reason.startswith(f"corral run {run_id} agent "):

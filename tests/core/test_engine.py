@@ -57,7 +57,8 @@ def test_twenty_agents_with_dependencies_complete_and_verify(repo: Path, tmp_pat
     assert "ok, " in verify.stdout
     # each attempt ran in its own worktree, on its own branch, from the snapshot
     branches = git(repo, "branch", "--list", f"corral/{rundir.run_id}/*").split()
-    assert len([b for b in branches if b.startswith("corral/")]) == 20
+    assert len([b for b in branches if b.startswith("corral/") and b.count("/") == 3]) == 20
+    assert f"corral/{rundir.run_id}/integration" in branches
     assert git(repo, "rev-parse", "main") == state.snapshot
     log = (rundir.output_log("a0", 1)).read_text()
     assert "a0 in " in log

@@ -26,20 +26,23 @@ def worktrees(repo: Path) -> list[str]:
 
 
 def test_gc_removes_finished_runs_and_keeps_live_and_dirty_ones(repo: Path, tmp_path: Path) -> None:
-    dirty = agent_block("dirty", ["sh", "-c", "echo scratch > notes.txt"])
-    clean = agent_block("clean", ["true"])
-    corral(repo, "run", str(write_plan(tmp_path, dirty + clean)), "--quiet", check=True)
-    assert len(worktrees(repo)) == 2
+    # a failed agent's work is not merged, so its worktree keeps uncommitted changes
+    dirty = agent_block("dirty", ["sh", "-c", "echo scratch > notes.txt; exit 1"])
+    clean = agent_block("clean", ["sh", "-c", "echo change >> README.md"])
+    plan = write_plan(tmp_path, dirty + clean, header="min_success = 1\n")
+    corral(repo, "run", str(plan), "--quiet", check=True)
+    assert len(worktrees(repo)) == 3, "two agents and the integration worktree"
     dry = corral(repo, "gc", "--dry-run", check=True)
-    assert "would remove 2 worktree(s)" in dry.stdout
-    assert len(worktrees(repo)) == 2
+    assert "would remove 3 worktree(s)" in dry.stdout
+    assert len(worktrees(repo)) == 3
     result = corral(repo, "gc", check=True)
-    assert "removed 1 worktree(s)" in result.stdout
+    assert "removed 2 worktree(s)" in result.stdout
     assert "uncommitted" in result.stdout or "dirty" in result.stdout or "changes" in result.stdout
     assert len(worktrees(repo)) == 1, "the dirty worktree is kept without --force"
     forced = corral(repo, "gc", "--force", check=True)
     assert "removed 1 worktree(s)" in forced.stdout
     assert worktrees(repo) == []
+    assert "corral/" not in git(repo, "branch", "--list"), "forced gc removes the run's branches"
 
 
 def test_gc_never_touches_a_live_run(repo: Path, tmp_path: Path) -> None:

@@ -1,1 +1,2 @@
 """A tiny stock-keeping service."""
+# TODO: keep stock levels in a database
