@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from corral.core.cli_locks import add_lock_parsers, cmd_lock, cmd_put, parse_with_command
+from corral.core.cli_review import add_review_parser
 
 
 def _parser(argv: list[str]) -> argparse.ArgumentParser:
@@ -97,6 +98,11 @@ def _parser(argv: list[str]) -> argparse.ArgumentParser:
 
     tui = sub.add_parser("tui", help="open the console")
     tui.add_argument("run", nargs="?")
+    tui.add_argument(
+        "--read-only", action="store_true", help="watch only: no kill, retry or decision"
+    )
+
+    add_review_parser(sub)
     return parser
 
 
@@ -454,7 +460,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_tui(args: argparse.Namespace) -> int:
     from corral.tui.app import run_console
 
-    return run_console(args.repo or Path.cwd(), getattr(args, "run", None))
+    return run_console(
+        args.repo or Path.cwd(),
+        getattr(args, "run", None),
+        read_only=getattr(args, "read_only", False),
+    )
+
+
+@_guard
+def cmd_review(args: argparse.Namespace) -> int:
+    from corral.core.cli_review import cmd_review as review
+
+    return review(args, _find(args, args.run))
 
 
 _COMMANDS = {
@@ -471,6 +488,7 @@ _COMMANDS = {
     "verify": cmd_verify,
     "gc": cmd_gc,
     "demo": cmd_demo,
+    "review": cmd_review,
     "tui": cmd_tui,
 }
 
