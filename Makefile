@@ -33,6 +33,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_worktrees.py
 	$(BIN)/python bench/bench_eventlog.py
 	$(BIN)/python bench/bench_cli.py
+	$(BIN)/python bench/bench_locks.py
+	$(BIN)/python bench/bench_conflicts.py
+	$(BIN)/python bench/bench_console.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

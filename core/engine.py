@@ -16,6 +16,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from corral.core import events as ev
 from corral.core.conflict_watch import ConflictWatch
@@ -50,6 +51,8 @@ from corral.core.protocol import (
 from corral.core.recovery import find_attempt_processes
 from corral.core.state import ACTIVE_STATES, TERMINAL_STATES, RunState, apply
 from corral.core.supervisor import AttemptControl, AttemptResult, RunContext, Supervisor
+from corral.worktrees.errors import GitError
+from corral.worktrees.integrate import commit_leftovers
 
 FAILED_DEPENDENCY_STATES = frozenset({"dead_lettered", "skipped", "cancelled"})
 WORKSPACE_PARALLELISM = 2
@@ -327,6 +330,8 @@ class Engine:
                 result = await self.supervisor.run_attempt(spec, control)
                 if result.outcome == "succeeded" and spec.kind == "audit":
                     result = await self._check_findings(spec, control, result)
+                elif result.outcome == "succeeded":
+                    result = await self._commit_work(spec, control, result)
             elif control.stop_signal is not None:
                 result = self.supervisor.stopped(control)
             else:
@@ -359,6 +364,29 @@ class Engine:
             self.tasks.pop(spec.id, None)
             self.controls.pop(spec.id, None)
             self.wake.set()
+
+    async def _commit_work(
+        self, spec: AgentSpec, control: AttemptControl, result: AttemptResult
+    ) -> AttemptResult:
+        """Commit what a coding attempt left uncommitted on its branch, while others still run."""
+        attempt = self.state.agents[spec.id].current
+        if attempt is None or not attempt.workspace:
+            return result
+        try:
+            await asyncio.to_thread(
+                commit_leftovers,
+                Path(attempt.workspace),
+                spec.id,
+                control.attempt,
+                branch=attempt.branch,
+            )
+        except GitError as exc:
+            return AttemptResult(
+                "failed",
+                exit_code=result.exit_code,
+                reason=f"its work could not be committed: {exc}",
+            )
+        return result
 
     async def _check_findings(
         self, spec: AgentSpec, control: AttemptControl, result: AttemptResult

@@ -20,8 +20,7 @@ from corral.core.report import build_report
 from corral.core.report_render import write_report
 from corral.core.rundir import RunDir
 from corral.core.state import RunState
-from corral.worktrees.errors import GitError
-from corral.worktrees.integrate import commit_leftovers, integrate
+from corral.worktrees.integrate import integrate
 from corral.worktrees.verify import run_verification
 
 Emit = Callable[[ev.EventBase], Awaitable[ev.Event]]
@@ -40,33 +39,14 @@ def validate_output(out_dir: Path, agent: str, attempt: int) -> str | None:
 async def merge_coding_work(
     state: RunState, rundir: RunDir, plan: Plan, emit_many: EmitMany
 ) -> None:
-    """Commit leftovers, integrate the latest successful attempts, then run `verify`."""
-    branches: list[tuple[str, int, str]] = []
-    left_out: list[ev.EventBase] = []
-    for agent in state.agents.values():
-        attempt = agent.current
-        if agent.kind != "coding" or agent.state != "succeeded" or attempt is None:
-            continue
-        try:
-            await asyncio.to_thread(
-                commit_leftovers,
-                Path(attempt.workspace),
-                agent.id,
-                attempt.number,
-                branch=attempt.branch,
-            )
-        except GitError as exc:
-            left_out.append(
-                ev.BranchLeftOut(
-                    agent=agent.id,
-                    attempt=attempt.number,
-                    branch=attempt.branch,
-                    reason=f"its uncommitted work could not be committed: {exc}",
-                )
-            )
-            continue
-        branches.append((agent.id, attempt.number, attempt.branch))
-    await emit_many([ev.MergeStarted(), *left_out])
+    """Integrate the latest successful coding attempts, then run `verify` on the result."""
+    # each attempt's leftovers were committed on its branch when it ended
+    branches = [
+        (agent.id, agent.current.number, agent.current.branch)
+        for agent in state.agents.values()
+        if agent.kind == "coding" and agent.state == "succeeded" and agent.current is not None
+    ]
+    await emit_many([ev.MergeStarted()])
     if not branches:
         return
     result = await asyncio.to_thread(

@@ -291,6 +291,9 @@ class Supervisor:
                 if exit_task.done():
                     code = exit_task.result()
                     assert code is not None
+                    # what the agent left running in its session must not outlive the attempt
+                    # (or act after its leases are released): stop it before reporting the end
+                    await self._terminate(spawned)
                     if code == 0:
                         return AttemptResult("succeeded", exit_code=0)
                     words, signum = describe_exit(code)

@@ -271,3 +271,13 @@ def test_status_and_runs_json_shapes(repo: Path, tmp_path: Path) -> None:
     runs = json.loads(corral(repo, "runs", "--json", check=True).stdout)
     assert [run["status"] for run in runs["runs"]] == ["finished"]
     assert runs["runs"][0]["engine_live"] is False
+
+
+def test_background_processes_do_not_outlive_their_attempt(repo: Path, tmp_path: Path) -> None:
+    body = agent_block("leaver", ["sh", "-c", "sleep 600 & echo bg $!; exit 0"])
+    result = corral(repo, "run", str(write_plan(tmp_path, body)), "--quiet")
+    assert result.returncode == 0, result.stdout + result.stderr
+    rundir = only_run(repo)
+    (pid,) = re.findall(r"bg (\d+)", rundir.output_log("leaver", 1).read_text())
+    assert_all_dead([int(pid)])
+    assert not processes_with_env("CORRAL_RUN_ID", state_of(rundir).run_id)
