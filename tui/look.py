@@ -53,7 +53,9 @@ def heartbeat_text(agent: AgentState, now: float, timeout: float) -> Text:
         return Text("-", style="dim")
     age = max(0.0, now - beat.ts)
     glyph, style = freshness(age, timeout, agent.state == "stalled")
-    return Text(f"{glyph} {SOURCE_GLYPH[beat.source]} {format_duration(age)} {beat.source}", style)
+    # whole seconds: a cell that changes ten times a second costs a redraw ten times a second
+    shown = "<1s" if age < 1 else format_duration(age)
+    return Text(f"{glyph} {SOURCE_GLYPH[beat.source]} {shown} {beat.source}", style)
 
 
 def sparkline(counts: list[int]) -> str:

@@ -135,8 +135,9 @@ class DashboardScreen(RunScreen):
         if action == "retry":
             return True if decisions.can_retry(self.session, self.targets()) else None
         if action == "break_lock":
-            lock = feed.state.locks.get(self.locks.current_key or "") if feed else None
-            return True if self.session.engine_live and lock is not None and lock.holder else None
+            # not tied to the holder of the row under the cursor: leases come and go many times a
+            # second, and a footer that flickers is unreadable (the action says when it is free)
+            return True if self.session.engine_live and self.locks.row_count else None
         if action == "review":
             return (
                 True
@@ -226,7 +227,10 @@ class DashboardScreen(RunScreen):
         feed = self.session.feed
         name = self.locks.current_key
         lock = feed.state.locks.get(name or "") if feed else None
-        if feed is None or lock is None or lock.holder is None or name is None:
+        if feed is None or lock is None or name is None:
+            return
+        if lock.holder is None:
+            self.notify(f"lock {inert(name)} is free: nothing to break", severity="warning")
             return
         now = self.session.clock()
         lease = (

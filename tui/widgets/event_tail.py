@@ -64,6 +64,5 @@ class EventTail(RichLog):
                 )
             )
             fresh = fresh[-MAX_PER_DRAW:]
-        for line in fresh:
-            self.write(tail_text(line))
+        self.write(Text("\n").join(tail_text(line) for line in fresh))  # one render per batch
         self.drawn_seq = fresh[-1].seq
