@@ -94,7 +94,15 @@ def _parser(argv: list[str]) -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo", help="run the example plan on a fresh copy of the sample repository"
     )
-    demo.add_argument("--quiet", action="store_true", help="no live progress, only the summary")
+    demo.add_argument(
+        "--repo",
+        type=Path,
+        default=argparse.SUPPRESS,  # so `corral --repo PATH demo` keeps its value
+        help="run on this repository instead of a fresh copy of the sample",
+    )
+    demo.add_argument(
+        "--quiet", action="store_true", help="no console and no live progress, only the summary"
+    )
 
     tui = sub.add_parser("tui", help="open the console")
     tui.add_argument("run", nargs="?")
@@ -443,18 +451,25 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from corral.core.demo import demo_plan, demo_repo
+    """Run the demo plan: in the console on a terminal, headless otherwise (CI, pipes, --quiet)."""
+    from corral.core.demo import demo_plan, demo_repo, prepare_environment
+    from corral.core.rundir import new_run_id
 
+    prepare_environment()
     args.repo = demo_repo(args.repo)
     print(f"demo repository: {args.repo}")
-    args.plan, args.resume, args.retry, args.detach, args.run_id = (
-        demo_plan(),
-        None,
-        [],
-        False,
-        None,
-    )
-    return int(cmd_run(args))
+    args.plan, args.resume, args.retry, args.run_id = demo_plan(), None, [], None
+    interactive = not args.quiet and sys.stdin.isatty() and sys.stdout.isatty()
+    if not interactive:
+        args.detach = False
+        return int(cmd_run(args))
+    args.run_id, args.detach, args.quiet = new_run_id(), True, True
+    started = int(cmd_run(args))
+    if started != 0:
+        return started
+    from corral.tui.app import run_console
+
+    return run_console(args.repo, args.run_id)
 
 
 def cmd_tui(args: argparse.Namespace) -> int:

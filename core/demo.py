@@ -1,24 +1,26 @@
-"""`corral demo`: the example plan on a fresh copy of the sample repository."""
+"""`corral demo`: the example plan on a fresh copy of the sample repository (or the user's own)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+TOOLS_ENV = "DEMO_TOOLS"
+"""The plan finds its audit adapters through this variable, so they need not be in the repository."""
 
 
-def make_sample_repo(target: Path) -> Path:
+def make_sample_repo(target: Path, sample: Path | None = None) -> Path:
     """Copy the sample into `target` and commit it, so the demo never touches the user's work."""
-    shutil.copytree(EXAMPLES / "sample", target)
-    shutil.copytree(EXAMPLES / "tools", target / "tools")  # the audit adapters the plan runs
-    env_args = ["-c", "user.name=corral demo", "-c", "user.email=demo@corral.invalid"]
+    shutil.copytree(sample or EXAMPLES / "sample", target)
+    identity = ["-c", "user.name=corral demo", "-c", "user.email=demo@corral.invalid"]
     for args in (
         ["init", "-q", "-b", "main"],
         ["add", "-A"],
-        [*env_args, "commit", "-q", "-m", "sample service"],
+        [*identity, "commit", "-q", "-m", "sample service"],
     ):
         subprocess.run(["git", "-C", str(target), *args], check=True, capture_output=True)
     return target
@@ -26,9 +28,14 @@ def make_sample_repo(target: Path) -> Path:
 
 def demo_repo(repo: Path | None) -> Path:
     if repo is not None:
-        return repo
+        return repo.resolve()
     return make_sample_repo(Path(tempfile.mkdtemp(prefix="corral-demo-")) / "inventory")
 
 
 def demo_plan() -> Path:
     return EXAMPLES / "demo.toml"
+
+
+def prepare_environment() -> None:
+    """Point the plan at the adapters; agents inherit the engine's environment."""
+    os.environ.setdefault(TOOLS_ENV, str(EXAMPLES / "tools"))
