@@ -3,7 +3,8 @@
 Usage: python demo_findings.py TOOL [PATH]   (run in the repository; PATH defaults to ".")
 
 TOOL is one of:
-  ruff            `ruff check` as SARIF, its absolute `file://` URIs made relative
+  ruff            `ruff check` as SARIF, its absolute `file://` URIs made relative and its
+                  levels graded (security error, likely bugs warning, style note)
   bandit          `bandit -f sarif` (the bandit[sarif] extra), written as it is
   detect-secrets  `detect-secrets scan` -> corral findings JSON
   vulture         `vulture` (dead code) -> corral findings JSON
@@ -47,6 +48,15 @@ def write_findings(tool, findings):
     print(f"{tool}: {len(findings)} finding(s)")
 
 
+def ruff_level(rule):
+    """ruff calls every result an error; say how much each family matters instead."""
+    if rule.startswith("S"):  # flake8-bandit: security
+        return "error"
+    if rule.startswith(("B", "C90", "F")) and rule != "F401":  # likely bugs, complexity
+        return "warning"
+    return "note"  # style, imports, outdated syntax
+
+
 def ruff(path):
     target = OUT / "ruff.sarif"
     proc = run(
@@ -68,6 +78,9 @@ def ruff(path):
                 fix(value)
 
     fix(document)
+    for run_ in document["runs"]:
+        for result in run_.get("results", []):
+            result["level"] = ruff_level(result.get("ruleId") or "")
     target.write_text(json.dumps(document, indent=2))
     print(f"ruff: {sum(len(r.get('results', [])) for r in document['runs'])} result(s)")
     return 0
