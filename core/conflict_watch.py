@@ -24,6 +24,8 @@ from corral.worktrees.snapshot import snapshot_commit
 
 EmitMany = Callable[[Sequence[ev.EventBase]], Awaitable[None]]
 WATCHED_STATES = frozenset({"running", "stalled", "succeeded"})
+BUDGET_FACTOR = 2.0
+"""Idle time after a pass, as a multiple of the pass's own duration."""
 
 
 def _live_workspaces(state: RunState) -> dict[str, Path]:
@@ -74,12 +76,17 @@ class ConflictWatch:
             await self.emit_many(events)
 
     async def run(self, state: RunState) -> None:
-        """Check, then wait `interval`, until cancelled; one pass at a time."""
+        """Check, then wait, until cancelled; one pass at a time.
+
+        The wait is at least `interval` and at least twice the last pass, so with many agents
+        the watch keeps to about a third of one core instead of crowding out the agents."""
         self.base_ref = state.base_ref
+        loop = asyncio.get_running_loop()
         try:
             while True:
+                started = loop.time()
                 with contextlib.suppress(GitError):
                     await self.check_once(state)
-                await asyncio.sleep(self.interval)
+                await asyncio.sleep(max(self.interval, BUDGET_FACTOR * (loop.time() - started)))
         finally:
             self.pool.shutdown(wait=False, cancel_futures=True)
