@@ -82,7 +82,8 @@ class CorralApp(App[int]):
             self.set_keymap(keymap)
         if problem:
             self.notify(problem, severity="warning")
-        self.push_screen(RunsScreen(self.repo, read_only=self.read_only))
+        hidden = self.initial_run is not None
+        self.push_screen(RunsScreen(self.repo, read_only=self.read_only, hidden=hidden))
         if self.initial_run is not None:
             self.attach(self.initial_run)
 
@@ -96,7 +97,7 @@ class CorralApp(App[int]):
         self.detach()
         self.session = RunSession(rundir, read_only=self.read_only, clock=self.clock)
         self.push_screen(DashboardScreen(self.session))
-        self._follow(self.session)
+        self.call_after_refresh(self._follow, self.session)
 
     def detach(self) -> None:
         self.workers.cancel_group(self, "follow")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from corral.core import events as ev
+from corral.core.proc_scan import is_same_process
 from corral.core.rundir import RunDir
 from corral.tui.app import CorralApp
 from corral.tui.screens.agent import AgentScreen
@@ -238,3 +239,30 @@ def test_ten_agents_states_lock_and_conflict_within_a_deadline(
             assert time.monotonic() - started < 60
 
     asyncio.run(scenario())
+
+
+def test_start_a_run_from_the_runs_list(repo: Path, tmp_path: Path, engines: list[RunDir]) -> None:
+    plan = write_plan(tmp_path, agent_block("worker", ["sleep", "600"]))
+
+    async def scenario() -> None:
+        app = CorralApp(repo)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await until(pilot, lambda: "no runs yet" in screen_text(pilot), what="the empty list")
+            await pilot.press("n")
+            await until(pilot, lambda: isinstance(app.screen, AskScreen), what="the plan prompt")
+            await pilot.press(*str(plan), "enter")
+            await until(
+                pilot, lambda: app.session is not None, within=40, what="the new run attached"
+            )
+            engines.append(only_run(repo))
+            await until(
+                pilot, lambda: agent_state(app, "worker") == "running", within=40, what="the worker"
+            )
+            await until(
+                pilot, lambda: "running" in on_screen(app, "worker", "state"), what="the cell"
+            )
+
+    asyncio.run(scenario())
+    engine = state_of(only_run(repo)).engine
+    assert engine is not None
+    assert is_same_process(engine.pid, engine.start_time), "the engine runs in its own process"

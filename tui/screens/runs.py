@@ -18,9 +18,10 @@ from textual.widgets import Footer, Static
 
 from corral.core.client import ControlError
 from corral.core.durations import format_duration
-from corral.core.listing import RunSummary, summarize_runs
+from corral.core.listing import RunSummary
 from corral.core.rundir import NotInRepository, git_common_dir
 from corral.tui import ops
+from corral.tui.runs_index import RunsIndex
 from corral.tui.screens.dialogs import AskScreen
 from corral.tui.text import inert
 from corral.tui.widgets.tables import KeyTable, Row
@@ -84,11 +85,15 @@ class RunsScreen(Screen[None]):
     table = getters.query_one(RunsTable)
     empty = getters.query_one("#empty", Static)
 
-    def __init__(self, repo: Path, *, read_only: bool = False) -> None:
+    def __init__(self, repo: Path, *, read_only: bool = False, hidden: bool = False) -> None:
         super().__init__(name="runs")
         self.repo = repo
         self.read_only = read_only
+        self.hidden = hidden
+        """Opened under a run (`corral tui RUN`): list nothing until the person comes back here,
+        so the run's own replay has the machine to itself."""
         self.runs: list[RunSummary] = []
+        self.index: RunsIndex | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(
@@ -105,16 +110,24 @@ class RunsScreen(Screen[None]):
     def on_mount(self) -> None:
         self.table.border_title = "1 runs"
         self.table.focus()
-        self.action_refresh()
-        self.set_interval(REFRESH_SECONDS, self.action_refresh)
+        self.set_interval(REFRESH_SECONDS, self.refresh_when_shown)
+
+    def refresh_when_shown(self) -> None:
+        if self.is_current and not self.hidden:  # nobody looks at the list while a run is open
+            self.action_refresh()
 
     def on_screen_resume(self) -> None:
+        if self.hidden:
+            self.hidden = False
+            return
         self.action_refresh()
 
     @work(group="runs-list", exclusive=True, thread=True)
     def action_refresh(self) -> None:
         try:
-            runs = summarize_runs(git_common_dir(self.repo))
+            if self.index is None:
+                self.index = RunsIndex(git_common_dir(self.repo))
+            runs = self.index.refresh()
             error = ""
         except NotInRepository as exc:
             runs, error = [], str(exc)

@@ -1,0 +1,73 @@
+"""The runs list, kept up to date cheaply: each run's log is followed incrementally (one fstat
+per run per refresh when nothing changed) instead of replayed in full every time, and an engine
+is alive when its pid still has the start time the log recorded (no lock taken: a console must
+never stand in the way of an engine starting)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from corral.core.eventlog import FollowState, LogCorrupted, iter_new_events
+from corral.core.listing import RunStatusName, RunSummary
+from corral.core.proc_scan import is_same_process
+from corral.core.rundir import list_runs
+from corral.core.state import RunState, apply
+
+STEP_BYTES = 64 << 20
+
+
+@dataclass
+class _Followed:
+    follow: FollowState = field(default_factory=FollowState)
+    state: RunState = field(default_factory=RunState)
+    corrupted: bool = False
+
+
+class RunsIndex:
+    """Summaries of every run of a repository, refreshed incrementally."""
+
+    def __init__(self, common_dir: Path) -> None:
+        self.common_dir = common_dir
+        self.known: dict[str, _Followed] = {}
+
+    def refresh(self) -> list[RunSummary]:
+        summaries = []
+        for rundir in list_runs(self.common_dir):
+            followed = self.known.setdefault(rundir.run_id, _Followed())
+            if not followed.corrupted:
+                try:
+                    while True:
+                        for event in iter_new_events(
+                            rundir.events, followed.follow, max_bytes=STEP_BYTES
+                        ):
+                            apply(followed.state, event)
+                        if followed.follow.caught_up:
+                            break
+                except LogCorrupted:
+                    followed.corrupted = True
+            state = followed.state
+            engine = state.engine
+            live = engine is not None and is_same_process(engine.pid, engine.start_time)
+            status: RunStatusName
+            if followed.corrupted:
+                status = "corrupted"
+            elif state.status == "running" and not live:
+                status = "interrupted"
+            else:
+                status = state.status
+            summaries.append(
+                RunSummary(
+                    run_id=rundir.run_id,
+                    name=state.name,
+                    status=status,
+                    verdict=state.verdict,
+                    engine_live=live,
+                    started_ts=state.started_ts,
+                    finished_ts=state.finished_ts,
+                    snapshot=state.snapshot,
+                    counts=state.counts(),
+                    path=str(rundir.path),
+                )
+            )
+        return summaries

@@ -1,0 +1,170 @@
+"""What the review screen draws: findings grouped by severity, merged and left-out branches, the
+summary lines and the verification result. Pure functions of the state and the report."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+
+from corral.core.state import RunState
+from corral.tui import look
+from corral.tui.findings import Loaded, counts_by_severity, severity_rank
+from corral.tui.text import inert
+from corral.tui.widgets.tables import KeyTable, Row
+
+TABS = ("findings", "conflicts", "branches", "verification", "raw")
+
+
+class ReviewFindings(KeyTable):
+    COLUMNS: ClassVar[list[tuple[str, str, int]]] = [
+        ("severity", "severity", 10),
+        ("title", "finding", 48),
+        ("location", "where", 28),
+        ("agent", "agent", 18),
+        ("rule", "rule", 16),
+    ]
+
+
+class BranchesTable(KeyTable):
+    COLUMNS: ClassVar[list[tuple[str, str, int]]] = [
+        ("outcome", "outcome", 11),
+        ("agent", "agent", 18),
+        ("branch", "branch", 34),
+        ("detail", "detail", 50),
+    ]
+
+
+def finding_groups(loaded: Loaded) -> list[tuple[str, Row]]:
+    rows: list[tuple[str, Row]] = []
+    ordered = sorted(
+        loaded.findings, key=lambda f: (severity_rank(f.severity), f.agent, f.location)
+    )
+    counts = counts_by_severity(loaded.findings)
+    group = None
+    for number, finding in enumerate(ordered):
+        if finding.severity != group:
+            group = finding.severity
+            style = look.SEVERITY_STYLE.get(group, "bold")
+            rows.append(
+                (
+                    f"group:{group}",
+                    {
+                        "severity": Text(f"▼ {group}", style=style),
+                        "title": Text(f"{counts[group]} finding(s)", style="bold"),
+                        "location": Text(""),
+                        "agent": Text(""),
+                        "rule": Text(""),
+                    },
+                )
+            )
+        rows.append(
+            (
+                str(number),
+                {
+                    "severity": Text(
+                        f"  {finding.severity}", style=look.SEVERITY_STYLE.get(finding.severity, "")
+                    ),
+                    "title": Text(finding.title),
+                    "location": Text(finding.location, style="dim"),
+                    "agent": Text(finding.agent),
+                    "rule": Text(finding.rule, style="dim"),
+                },
+            )
+        )
+    return rows
+
+
+def branch_rows(state: RunState) -> list[tuple[str, Row]]:
+    rows: list[tuple[str, Row]] = []
+    for merged in state.merge.merged:
+        rows.append(
+            (
+                f"merged:{merged.agent}",
+                {
+                    "outcome": Text("✔ merged", style="green"),
+                    "agent": Text(inert(merged.agent, limit=60)),
+                    "branch": Text(inert(merged.branch, limit=120)),
+                    "detail": Text(f"→ {merged.commit[:12]}", style="dim"),
+                },
+            )
+        )
+    for left in state.merge.left_out:
+        rows.append(
+            (
+                f"left:{left.agent}",
+                {
+                    "outcome": Text("✘ left out", style="red bold"),
+                    "agent": Text(inert(left.agent, limit=60)),
+                    "branch": Text(inert(left.branch, limit=120)),
+                    "detail": Text(inert(left.reason, limit=200)),
+                },
+            )
+        )
+    return rows
+
+
+def summary_text(state: RunState, loaded: Loaded | None, *, read_only: bool) -> Text:
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(f"review {inert(state.name or state.run_id, limit=40)}", style="bold reverse")
+    if state.verdict:
+        style = "green bold" if state.verdict == "passed" else "red bold"
+        text.append(f" run {state.verdict}", style=style)
+    report = state.report
+    if report is None:
+        text.append("  no report yet", style="yellow")
+    else:
+        current = loaded is not None and loaded.sha256 == report.sha256
+        text.append(f"  report {report.sha256[:12]}")
+        if current:
+            text.append(" ✔ current", style="green")
+        elif loaded is not None and loaded.sha256:
+            text.append(" ✘ CHANGED ON DISK", style="red bold")
+        if not report.synthesized:
+            text.append("  below min_success: nothing to land", style="red")
+    if state.review is not None:
+        style = "green bold" if state.review.decision == "approved" else "red bold"
+        reason = f": {inert(state.review.reason, limit=80)}" if state.review.reason else ""
+        by = inert(state.review.by, limit=40)
+        text.append(f"  ✎ {state.review.decision} by {by}{reason}", style=style)
+    if read_only:
+        text.append("  READ-ONLY", style="bold reverse")
+    text.append(f"  run {state.run_id}", style="dim")
+    text.append("\n")
+    if loaded is not None:
+        counts = counts_by_severity(loaded.findings)
+        text.append(f"{len(loaded.findings)} findings", style="bold")
+        for severity, count in counts.items():
+            text.append(f"  {severity} {count}", style=look.SEVERITY_STYLE.get(severity, ""))
+    text.append(f"   ✔ {len(state.merge.merged)} merged  ✘ {len(state.merge.left_out)} left out")
+    text.append(
+        f"  ⚠ {len(state.conflicts)} conflicts", style="yellow" if state.conflicts else "dim"
+    )
+    verification = state.merge.verification
+    if verification is not None:
+        text.append(
+            "  verification ✔ passed" if verification.passed else "  verification ✘ FAILED",
+            style="green" if verification.passed else "red bold",
+        )
+    if state.rejected_findings:
+        text.append(f"  ! {len(state.rejected_findings)} agents' output rejected", style="red")
+    return text
+
+
+def verification_text(state: RunState) -> Text:
+    result = state.merge.verification
+    if result is None:
+        return Text(
+            "no verification ran (the plan has no verify command, or the merge has not run)",
+            style="dim",
+        )
+    text = Text()
+    text.append(
+        "✔ passed\n" if result.passed else "✘ FAILED\n",
+        style="green bold" if result.passed else "red bold",
+    )
+    text.append(
+        f"command: {inert(' '.join(result.command), limit=400)}\nexit: {result.exit_code}\n"
+    )
+    text.append(f"commit: {result.commit}\nlog: {inert(result.log_path, limit=300)}\n")
+    return text
