@@ -81,7 +81,7 @@ def _severity(value: Any) -> str:
 
 
 def _location(item: dict[str, Any]) -> str:
-    for key in ("location", "path", "file", "asset", "uri"):
+    for key in ("file", "path", "asset", "location", "uri"):
         value = item.get(key)
         if isinstance(value, str):
             line = item.get("line") or item.get("start_line")
@@ -141,10 +141,40 @@ def from_document(doc: Any, agent: str) -> list[Finding]:
                 title=_text(item.get("title") or item.get("message") or item.get("description")),
                 location=_location(item),
                 agent=_text(who),
-                rule=_text(item.get("rule") or item.get("rule_id") or item.get("id")),
+                rule=_rules(item),
             )
         )
     return found
+
+
+def _rules(item: dict[str, Any]) -> str:
+    rules = item.get("rules")
+    if isinstance(rules, list):
+        return ", ".join(_text(rule) for rule in rules[:3])
+    return _text(item.get("rule") or item.get("rule_id") or item.get("id"))
+
+
+@dataclass(frozen=True)
+class SeverityConflict:
+    """One location that agents rated differently: for a person to settle."""
+
+    location: str
+    severities: dict[str, str]
+    reason: str
+
+
+def severity_conflicts(raw: dict[str, Any] | None) -> list[SeverityConflict]:
+    """The report's `finding_conflicts`, read defensively."""
+    items = raw.get("finding_conflicts") if raw else None
+    found = []
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict) or not isinstance(item.get("severities"), dict):
+            continue
+        severities = {_text(agent): _severity(level) for agent, level in item["severities"].items()}
+        found.append(
+            SeverityConflict(_text(item.get("location")), severities, _text(item.get("reason")))
+        )
+    return found[:MAX_FINDINGS]
 
 
 def agent_findings(output_dir: str, agent: str) -> Loaded:

@@ -63,6 +63,12 @@ def test_walk_conflicts_then_reject_with_a_reason(repo: Path, reviewable: RunDir
             assert review.tabs.active == "conflicts"
             await until(pilot, lambda: "+print('billing')" in screen_text(pilot), what="both sides")
             assert "+print('auth')" in screen_text(pilot)
+            await pilot.press("n")
+            assert review.conflicts.current_key == "severity:file:src/session.py:7"
+            await until(
+                pilot, lambda: "sec-scan rated it high" in screen_text(pilot), what="ratings"
+            )
+            assert "lint rated it low" in screen_text(pilot)
             await pilot.press("N")
             assert review.conflicts.current_key == "api-auth+api-billing"
 

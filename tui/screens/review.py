@@ -21,7 +21,13 @@ from corral.core.state import ACTIVE_STATES
 from corral.tui import ops
 from corral.tui.bridge import RunSession
 from corral.tui.feed import RunFeed
-from corral.tui.findings import Loaded, counts_by_severity, read_report
+from corral.tui.findings import (
+    Loaded,
+    SeverityConflict,
+    counts_by_severity,
+    read_report,
+    severity_conflicts,
+)
 from corral.tui.screens.base import RunScreen
 from corral.tui.screens.dialogs import AskScreen, ConfirmScreen
 from corral.tui.text import inert
@@ -128,8 +134,28 @@ class ReviewScreen(RunScreen):
             self.branches.sync(branch_rows(state), complete=True)
             self.query_one("#verification-view", Static).update(verification_text(state))
         if feed.conflicts_version > since or since < 0:
-            self.conflicts.sync(self.conflicts.table_rows(feed), complete=True)
-            self.conflicts.border_title = f"{len(state.conflicts)} conflicts · n/N walk them"
+            self.sync_conflicts(feed)
+
+    def severity_conflicts(self) -> list[SeverityConflict]:
+        return severity_conflicts(self.loaded.raw if self.loaded else None)
+
+    def sync_conflicts(self, feed: RunFeed) -> None:
+        """Merge conflicts from the log, then findings the agents rated differently."""
+        rows = list(self.conflicts.table_rows(feed))
+        for conflict in self.severity_conflicts():
+            rated = " ⇄ ".join(f"{agent}: {level}" for agent, level in conflict.severities.items())
+            rows.append(
+                (
+                    f"severity:{conflict.location}",
+                    {
+                        "kind": Text("◆ severity", style="magenta bold"),
+                        "agents": Text(rated, style="bold"),
+                        "files": Text(conflict.location),
+                    },
+                )
+            )
+        self.conflicts.sync(rows, complete=True)
+        self.conflicts.border_title = f"{len(rows)} conflicts · n/N walk them"
 
     @work(group="report", exclusive=True, thread=True)
     def load_report(self) -> None:
@@ -140,6 +166,8 @@ class ReviewScreen(RunScreen):
 
     def on_review_screen_report_loaded(self, message: ReportLoaded) -> None:
         self.loaded = message.loaded
+        if self.session.feed is not None:
+            self.sync_conflicts(self.session.feed)
         self.findings.sync(finding_groups(message.loaded), complete=True)
         self.findings.border_title = f"{len(message.loaded.findings)} findings" + (
             f" · filter {self.findings.filter_text!r}" if self.findings.filter_text else ""
@@ -189,8 +217,7 @@ class ReviewScreen(RunScreen):
             )
             return None if self.decidable() or not synthesized else True
         if action == "next_conflict":
-            feed = self.session.feed
-            return True if feed is not None and feed.state.conflicts else None
+            return True if self.conflicts.row_count else None
         return True
 
     def landing(self) -> Text:
@@ -284,11 +311,12 @@ class ReviewScreen(RunScreen):
         keys = list(self.conflicts.cells)
         if not keys:
             return
+        shown = self.tabs.active == "conflicts" and self.sides_key == self.conflicts.current_key
         self.action_tab("conflicts")
         current = self.conflicts.current_key
         index = keys.index(current) if current in keys else -1
-        # the first n shows the conflict under the cursor; the next ones move on
-        index = (index + step) % len(keys) if self.sides_key == current else max(index, 0)
+        # from another tab, n shows the conflict under the cursor; then it walks on
+        index = (index + step) % len(keys) if shown else max(index, 0)
         self.conflicts.select_key(keys[index])
         self.show_sides(keys[index])
 
@@ -329,6 +357,9 @@ class ReviewScreen(RunScreen):
 
     @work(group="sides", exclusive=True, thread=True)
     def load_sides(self, key: str) -> None:
+        if key.startswith("severity:"):
+            self.severity_sides(key)
+            return
         feed = self.session.feed
         conflict = feed.state.conflicts.get(key) if feed else None
         if feed is None or conflict is None or len(conflict.agents) < 2:
@@ -345,7 +376,28 @@ class ReviewScreen(RunScreen):
             )
         )
 
+    def severity_sides(self, key: str) -> None:
+        """Each side: what its agents rated the location, and the findings reported there."""
+        found = [c for c in self.severity_conflicts() if f"severity:{c.location}" == key]
+        if not found or self.loaded is None:
+            return
+        conflict = found[0]
+        agents = list(conflict.severities)
+        half = max(1, len(agents) // 2)
+        where = conflict.location.split(":", 1)[-1]
+        at = [f for f in self.loaded.findings if where and where in f.location]
+
+        def side(names: list[str]) -> str:
+            lines = [f"{name} rated it {conflict.severities[name]}" for name in names]
+            lines += [f"  {f.severity}: {f.title} ({f.location})" for f in at]
+            return "\n".join([*lines, "", conflict.reason])
+
+        titles = (", ".join(agents[:half]), ", ".join(agents[half:]) or "-")
+        self.post_message(self.SidesLoaded(key, side(agents[:half]), side(agents[half:]), titles))
+
     def on_review_screen_sides_loaded(self, message: SidesLoaded) -> None:
+        if message.key != self.sides_key:
+            return  # the person has moved on: a slower load must not overwrite the newer one
         for side, text, title in (
             ("left", message.left, message.titles[0]),
             ("right", message.right, message.titles[1]),
