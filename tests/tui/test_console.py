@@ -354,3 +354,19 @@ def test_agent_detail_follows_output_inert(repo: Path, tmp_path: Path) -> None:
             assert not any("\x1b" in line for line in lines)
 
     asyncio.run(scenario())
+
+
+def test_keys_are_remapped_by_binding_id(repo: Path, live: RunDir, tmp_path: Path) -> None:
+    config = tmp_path / "config" / "corral"
+    config.mkdir(parents=True)
+    (config / "keymap.toml").write_text('[keys]\n"dashboard.kill" = "K"\n')
+
+    async def scenario() -> None:
+        app = CorralApp(repo, live.run_id, clock=frozen_clock)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: dashboard_ready(app), what="the dashboard")
+            keys = {key: b.binding.id for key, b in app.screen.active_bindings.items()}
+            assert keys.get("K") == "dashboard.kill"
+            assert "x" not in keys
+
+    asyncio.run(scenario())
