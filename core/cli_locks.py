@@ -9,8 +9,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # keep typing and pathlib out of the agent-side commands' start-up
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -157,7 +160,7 @@ def _operator_socket(args: argparse.Namespace, command: str) -> str:
         )
     from corral.core.rundir import find_run, git_common_dir
 
-    return str(find_run(git_common_dir(args.repo or Path.cwd()), args.run).socket)
+    return str(find_run(git_common_dir(args.repo or _cwd()), args.run).socket)
 
 
 def _lock_list(args: argparse.Namespace) -> int:
@@ -245,3 +248,9 @@ def cmd_put(args: argparse.Namespace) -> int:
     except ControlError as exc:
         return _fail(str(exc))
     return 0
+
+
+def _cwd() -> Path:
+    from pathlib import Path
+
+    return Path.cwd()

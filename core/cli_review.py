@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # keep typing and pathlib out of the agent-side commands' start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def add_review_parser(sub: Any) -> None:
@@ -80,6 +82,8 @@ def cmd_review(args: argparse.Namespace, rundir: Any) -> int:
 
 
 def _print_report(path: str, sha: str) -> None:
+    from pathlib import Path
+
     markdown = Path(path).with_suffix(".md") if path else None
     if markdown is not None and markdown.is_file():
         print(markdown.read_text())

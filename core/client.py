@@ -7,11 +7,14 @@ those of `protocol.py`; tests keep the two in step.
 
 from __future__ import annotations
 
-import json
+# The C modules, not `socket` and `json`: their Python wrappers (enum, selectors, re...) cost
+# an agent-side command more than the round trip to the engine does.
+import _socket
 import os
-import socket
-from dataclasses import dataclass
-from typing import Any
+
+TYPE_CHECKING = False  # typing and dataclasses cost more than this whole client
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -36,15 +39,17 @@ class NotInAgent(ControlError):
     """An agent-side command was run outside an agent started by corral."""
 
 
-@dataclass(frozen=True)
 class AgentContext:
-    """What corral put in an agent's environment."""
+    """What corral put in an agent's environment (a plain class: dataclasses import inspect)."""
 
-    socket: str
-    run_id: str
-    agent: str
-    attempt: int
-    token: str
+    __slots__ = ("agent", "attempt", "run_id", "socket", "token")
+
+    def __init__(self, *, socket: str, run_id: str, agent: str, attempt: int, token: str) -> None:
+        self.socket = socket
+        self.run_id = run_id
+        self.agent = agent
+        self.attempt = attempt
+        self.token = token
 
     @classmethod
     def from_env(cls, command: str) -> AgentContext:
@@ -72,16 +77,24 @@ def request(
     socket_path: str, payload: dict[str, Any], timeout: float = DEFAULT_TIMEOUT
 ) -> dict[str, Any]:
     """Send one request and return the response's `data` (raise ControlError if refused)."""
+    import json
+
     line = json.dumps(payload, separators=(",", ":")).encode() + b"\n"
+    return parse_reply(exchange(socket_path, line, timeout))
+
+
+def exchange(socket_path: str, line: bytes, timeout: float = DEFAULT_TIMEOUT) -> bytes:
+    """Send one request line, return the engine's answer line (Unreachable if it cannot)."""
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(socket_path)
-            sock.sendall(line)
-            reply = _read_line(sock)
+        sock.settimeout(timeout)
+        sock.connect(socket_path)
+        sock.sendall(line)
+        return _read_line(sock)
     except OSError as exc:
         raise unreachable(socket_path, exc, timeout) from None
-    return parse_reply(reply)
+    finally:
+        sock.close()
 
 
 def unreachable(socket_path: str, exc: OSError, timeout: float) -> Unreachable:
@@ -97,6 +110,8 @@ def unreachable(socket_path: str, exc: OSError, timeout: float) -> Unreachable:
 
 def parse_reply(reply: bytes) -> dict[str, Any]:
     """The `data` of one response line; ControlError (with the engine's code) if refused."""
+    import json
+
     try:
         response = json.loads(reply)
     except ValueError:
@@ -113,7 +128,7 @@ def parse_reply(reply: bytes) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _read_line(sock: socket.socket) -> bytes:
+def _read_line(sock: _socket.socket) -> bytes:
     chunks: list[bytes] = []
     while True:
         chunk = sock.recv(65536)
@@ -128,16 +143,23 @@ def _read_line(sock: socket.socket) -> bytes:
 
 
 def heartbeat(progress: float | None = None, message: str | None = None) -> None:
-    """Tell the engine this agent is alive (optionally how far along, and what it is doing)."""
+    """Tell the engine this agent is alive (optionally how far along, and what it is doing).
+
+    The request is the protocol's HeartbeatRequest, encoded without the json module (strings
+    through its C escaper), and a plain `{"ok":true` answer needs no decoding at all."""
+    from _json import encode_basestring_ascii as quote
+
     ctx = AgentContext.from_env("heartbeat")
-    payload: dict[str, Any] = {
-        "op": "heartbeat",
-        "agent": ctx.agent,
-        "attempt": ctx.attempt,
-        "token": ctx.token,
-    }
+    fields = [
+        '"op":"heartbeat"',
+        f'"agent":{quote(ctx.agent)}',
+        f'"attempt":{int(ctx.attempt)}',
+        f'"token":{quote(ctx.token)}',
+    ]
     if progress is not None:
-        payload["progress"] = progress
+        fields.append(f'"progress":{float(progress)!r}')
     if message is not None:
-        payload["message"] = message
-    request(ctx.socket, payload)
+        fields.append(f'"message":{quote(message)}')
+    reply = exchange(ctx.socket, ("{" + ",".join(fields) + "}\n").encode())
+    if not reply.startswith(b'{"ok":true'):
+        parse_reply(reply)  # raises with the engine's reason

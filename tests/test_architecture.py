@@ -32,8 +32,9 @@ def test_agent_side_client_stays_light() -> None:
     """`corral heartbeat` must not pay for pydantic, GitPython, rich or Textual at start-up."""
     code = (
         "import sys\n"
-        "from corral.core import cli, client\n"
-        "heavy = sorted(m for m in ('pydantic', 'git', 'rich', 'textual', 'psutil') if m in sys.modules)\n"
+        "from corral.core import cli, client, entry\n"
+        "heavy = sorted(m for m in ('pydantic', 'git', 'rich', 'textual', 'psutil', 'typing', 'dataclasses')\n"
+        "               if m in sys.modules)\n"
         "print(heavy)\n"
     )
     out = subprocess.run(

@@ -15,16 +15,19 @@ from corral.core.control import serve
 from corral.core.protocol import HeartbeatRequest, Request, RequestAdapter, Response
 
 
-def test_client_heartbeat_payload_validates(
+def test_client_heartbeat_line_is_a_valid_request(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    sent: list[dict[str, Any]] = []
+    """The hand-encoded heartbeat line parses as the engine's HeartbeatRequest, any text included."""
+    sent: list[bytes] = []
 
-    def fake_request(path: str, payload: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
-        sent.append(payload)
-        return {}
+    def fake_exchange(path: str, line: bytes, timeout: float = 10.0) -> bytes:
+        sent.append(line)
+        return (
+            Response(ok=True, data={"seq": 1}).model_dump_json(exclude_none=True).encode() + b"\n"
+        )
 
-    monkeypatch.setattr(client, "request", fake_request)
+    monkeypatch.setattr(client, "exchange", fake_exchange)
     for key, value in {
         "CORRAL_SOCKET": str(tmp_path / "s"),
         "CORRAL_AGENT_ID": "lint",
@@ -32,11 +35,29 @@ def test_client_heartbeat_payload_validates(
         "CORRAL_AGENT_TOKEN": "t0k",
     }.items():
         monkeypatch.setenv(key, value)
-    client.heartbeat(0.25, "parsing")
-    request = RequestAdapter.validate_python(sent[0])
-    assert request == HeartbeatRequest(
-        agent="lint", attempt=2, token="t0k", progress=0.25, message="parsing"
+    message = 'parsing "src/ü.py"\n\ttab \\ and \x1b escape'
+    client.heartbeat(0.25, message)
+    client.heartbeat()
+    first = RequestAdapter.validate_json(sent[0])
+    assert first == HeartbeatRequest(
+        agent="lint", attempt=2, token="t0k", progress=0.25, message=message
     )
+    assert RequestAdapter.validate_json(sent[1]) == HeartbeatRequest(
+        agent="lint", attempt=2, token="t0k"
+    )
+
+
+def test_heartbeat_reports_a_refusal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    refusal = Response(ok=False, error="no running attempt lint#2 with that token")
+    monkeypatch.setattr(
+        client,
+        "exchange",
+        lambda *a, **k: refusal.model_dump_json(exclude_none=True).encode() + b"\n",
+    )
+    for key in ("CORRAL_SOCKET", "CORRAL_AGENT_ID", "CORRAL_ATTEMPT", "CORRAL_AGENT_TOKEN"):
+        monkeypatch.setenv(key, "2" if key == "CORRAL_ATTEMPT" else "x")
+    with pytest.raises(client.ControlError, match="no running attempt"):
+        client.heartbeat()
 
 
 def test_socket_server_answers_and_rejects_bad_requests(tmp_path: Path) -> None:
