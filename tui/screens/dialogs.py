@@ -28,7 +28,7 @@ class ConfirmScreen(ModalScreen[bool]):
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "Yes", id="confirm.yes"),
-        Binding("enter", "answer(True)", "Yes", show=False, id="confirm.enter"),
+        Binding("enter", "enter", "Yes", show=False, id="confirm.enter"),
         Binding("n", "answer(False)", "No", id="confirm.no"),
         Binding("escape", "answer(False)", "Cancel", id="confirm.cancel"),
     ]
@@ -37,6 +37,7 @@ class ConfirmScreen(ModalScreen[bool]):
         self, title: str, body: Text | str, *, yes: str = "yes", danger: bool = True
     ) -> None:
         super().__init__(classes="danger" if danger else "")
+        self.danger = danger
         self.title_text = title
         self.body = body
         self.yes = yes
@@ -45,10 +46,18 @@ class ConfirmScreen(ModalScreen[bool]):
         with Vertical():
             yield Label(Text(self.title_text), classes="title")
             yield Static(self.body if isinstance(self.body, Text) else Text(self.body))
-            yield Label(Text(f"y {self.yes}   n / esc cancel"), classes="keys")
+            enter = "" if self.danger else " (or enter)"
+            yield Label(Text(f"y {self.yes}{enter}   n / esc cancel"), classes="keys")
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)
+
+    def action_enter(self) -> None:
+        """Enter agrees only to harmless questions: a kill or a break needs its `y`."""
+        if self.danger:
+            self.app.bell()
+        else:
+            self.dismiss(True)
 
 
 class AskScreen(ModalScreen[str | None]):
