@@ -8,9 +8,10 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from corral.core.eventlog import LogCorrupted, read_log
+from corral.core.proc_scan import is_same_process
 from corral.core.rundir import list_runs
 from corral.core.runner import engine_is_live
-from corral.core.state import fold
+from corral.core.state import RunState, fold
 
 RunStatusName = Literal["running", "finished", "stopped", "interrupted", "corrupted"]
 
@@ -35,13 +36,20 @@ class RunList(BaseModel):
     runs: list[RunSummary]
 
 
+def engine_alive(state: RunState) -> bool:
+    """Whether the engine the log last names still runs: by pid and start time, so listing
+    runs never touches the engine lock (a probe of it could make a resume fail as busy)."""
+    engine = state.engine
+    return engine is not None and is_same_process(engine.pid, engine.start_time)
+
+
 def summarize_runs(common_dir: Path) -> list[RunSummary]:
     summaries = []
     for rundir in list_runs(common_dir):
-        live = engine_is_live(rundir)
         try:
             state = fold(read_log(rundir.events).events)
         except LogCorrupted:
+            live = engine_is_live(rundir)
             summaries.append(
                 RunSummary(
                     run_id=rundir.run_id,
@@ -52,6 +60,7 @@ def summarize_runs(common_dir: Path) -> list[RunSummary]:
                 )
             )
             continue
+        live = engine_alive(state)
         status: RunStatusName = (
             "interrupted" if state.status == "running" and not live else state.status
         )
