@@ -157,6 +157,23 @@ def describe_event(event: ev.Event) -> str:
             )
         case ev.AgentRedriven():
             return f"{event.agent} retry requested by {event.by}"
+        case ev.LockWaiting():
+            holder = f" held by {event.holder} (token {event.holder_token})" if event.holder else ""
+            return f"{event.agent}#{event.attempt} waits for lock {event.lock}{holder}"
+        case ev.LockAcquired():
+            return f"{event.agent}#{event.attempt} holds lock {event.lock} (token {event.token})"
+        case ev.LockExpired() | ev.LockBroken():
+            return f"lock {event.lock} taken from {event.agent}: {event.type.removeprefix('lock_')}"
+        case ev.ConflictPredicted():
+            files = ", ".join(f.path for f in event.files)
+            return f"conflict predicted between {' and '.join(event.agents)} in {files}"
+        case ev.BranchMerged():
+            return f"merged {event.agent}#{event.attempt}"
+        case ev.BranchLeftOut():
+            return f"left out {event.agent}#{event.attempt}: {event.reason}"
+        case ev.VerificationFinished():
+            verdict = "passed" if event.passed else "FAILED"
+            return f"verification {verdict}: {' '.join(event.command)}"
         case ev.RunFinished():
             return f"run {event.verdict}: {event.reason}"
         case _:

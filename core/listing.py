@@ -9,8 +9,7 @@ from pydantic import BaseModel, Field
 
 from corral.core.eventlog import LogCorrupted, read_log
 from corral.core.proc_scan import is_same_process
-from corral.core.rundir import list_runs
-from corral.core.runner import engine_is_live
+from corral.core.rundir import RunDir, list_runs
 from corral.core.state import RunState, fold
 
 RunStatusName = Literal["running", "finished", "stopped", "interrupted", "corrupted"]
@@ -43,39 +42,35 @@ def engine_alive(state: RunState) -> bool:
     return engine is not None and is_same_process(engine.pid, engine.start_time)
 
 
+def summarize(rundir: RunDir, state: RunState, *, corrupted: bool = False) -> RunSummary:
+    """One run's line, from its folded state (what could be read of it, when corrupted)."""
+    live = engine_alive(state)
+    status: RunStatusName
+    if corrupted:
+        status = "corrupted"
+    elif state.status == "running" and not live:
+        status = "interrupted"
+    else:
+        status = state.status
+    return RunSummary(
+        run_id=rundir.run_id,
+        name=state.name,
+        status=status,
+        verdict=state.verdict,
+        engine_live=live,
+        started_ts=state.started_ts,
+        finished_ts=state.finished_ts,
+        snapshot=state.snapshot,
+        counts=state.counts(),
+        path=str(rundir.path),
+    )
+
+
 def summarize_runs(common_dir: Path) -> list[RunSummary]:
     summaries = []
     for rundir in list_runs(common_dir):
         try:
-            state = fold(read_log(rundir.events).events)
+            summaries.append(summarize(rundir, fold(read_log(rundir.events).events)))
         except LogCorrupted:
-            live = engine_is_live(rundir)
-            summaries.append(
-                RunSummary(
-                    run_id=rundir.run_id,
-                    name="",
-                    status="corrupted",
-                    engine_live=live,
-                    path=str(rundir.path),
-                )
-            )
-            continue
-        live = engine_alive(state)
-        status: RunStatusName = (
-            "interrupted" if state.status == "running" and not live else state.status
-        )
-        summaries.append(
-            RunSummary(
-                run_id=rundir.run_id,
-                name=state.name,
-                status=status,
-                verdict=state.verdict,
-                engine_live=live,
-                started_ts=state.started_ts,
-                finished_ts=state.finished_ts,
-                snapshot=state.snapshot,
-                counts=state.counts(),
-                path=str(rundir.path),
-            )
-        )
+            summaries.append(summarize(rundir, RunState(), corrupted=True))
     return summaries

@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from corral.core.eventlog import FollowState, LogCorrupted, iter_new_events
-from corral.core.listing import RunStatusName, RunSummary
-from corral.core.proc_scan import is_same_process
+from corral.core.listing import RunSummary, summarize
 from corral.core.rundir import list_runs
 from corral.core.state import RunState, apply
 
@@ -46,28 +45,5 @@ class RunsIndex:
                             break
                 except LogCorrupted:
                     followed.corrupted = True
-            state = followed.state
-            engine = state.engine
-            live = engine is not None and is_same_process(engine.pid, engine.start_time)
-            status: RunStatusName
-            if followed.corrupted:
-                status = "corrupted"
-            elif state.status == "running" and not live:
-                status = "interrupted"
-            else:
-                status = state.status
-            summaries.append(
-                RunSummary(
-                    run_id=rundir.run_id,
-                    name=state.name,
-                    status=status,
-                    verdict=state.verdict,
-                    engine_live=live,
-                    started_ts=state.started_ts,
-                    finished_ts=state.finished_ts,
-                    snapshot=state.snapshot,
-                    counts=state.counts(),
-                    path=str(rundir.path),
-                )
-            )
+            summaries.append(summarize(rundir, followed.state, corrupted=followed.corrupted))
         return summaries
