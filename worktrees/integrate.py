@@ -136,6 +136,21 @@ class IntegrationResult:
     left_out: list[LeftOutBranch] = field(default_factory=list)
 
 
+def _branch_tips(repo: Path, branches: Sequence[str]) -> dict[str, str]:
+    """The commit each branch points at, from one `for-each-ref` (one process for all)."""
+    if not branches:
+        return {}
+    refs = [f"refs/heads/{branch}" for branch in branches]
+    args = ("for-each-ref", "--format=%(refname) %(objectname) %(objecttype)", *refs)
+    listing = checked(repo, args, run_git_result(repo, *args))
+    tips: dict[str, str] = {}
+    for line in listing.splitlines():
+        name, sha, kind = line.split(" ")
+        if kind == "commit" and name.startswith("refs/heads/"):
+            tips[name.removeprefix("refs/heads/")] = sha
+    return tips
+
+
 def _changed_paths(repo: Path, base: str, tip: str) -> set[str]:
     args = ("diff-tree", "-r", "-z", "--name-only", "--no-renames", "--no-ext-diff", base, tip)
     return {path for path in checked(repo, args, run_git_result(repo, *args)).split("\0") if path}
@@ -172,12 +187,17 @@ def integrate(
         run_id=run_id, branch=name, base_commit=base, commit=base, worktree=None
     )
     touched: dict[str, set[str]] = {}
+    tips = _branch_tips(repo, [branch for _, _, branch in branches])
     for agent, attempt, branch in sorted(branches):
-        tip = rev_parse(repo, f"refs/heads/{branch}^{{commit}}")
+        tip = tips.get(branch)
         if tip is None:
             result.left_out.append(
                 LeftOutBranch(agent, attempt, branch, None, f"branch {branch} does not exist")
             )
+            continue
+        if tip == base:  # the agent committed nothing: there is nothing to merge or check
+            result.merged.append(MergedBranch(agent, attempt, branch, tip, result.commit, False))
+            touched[agent] = set()
             continue
         outcome = merge_pair(repo, result.commit, tip)
         if outcome.status == "error":
