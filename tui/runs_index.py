@@ -5,6 +5,7 @@ never stand in the way of an engine starting)."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,8 +30,15 @@ class RunsIndex:
     def __init__(self, common_dir: Path) -> None:
         self.common_dir = common_dir
         self.known: dict[str, _Followed] = {}
+        self._lock = threading.Lock()
 
     def refresh(self) -> list[RunSummary]:
+        """Thread workers are not interrupted when a newer refresh replaces them, so two can
+        overlap: one at a time, or both would feed the same cursors and states."""
+        with self._lock:
+            return self._refresh()
+
+    def _refresh(self) -> list[RunSummary]:
         summaries = []
         for rundir in list_runs(self.common_dir):
             followed = self.known.setdefault(rundir.run_id, _Followed())
