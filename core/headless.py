@@ -196,6 +196,7 @@ def print_summary(console: Console, state: RunState, message: str) -> None:
             f"{merged} branch(es) merged, {left_out} left out)",
             markup=False,
             highlight=False,
+            soft_wrap=True,  # a path cut in two cannot be copied
         )
         if state.merge.verification is not None:
             outcome = "passed" if state.merge.verification.passed else "FAILED"
