@@ -12,7 +12,7 @@ import os
 import re
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,12 +121,18 @@ def _converts_content(args: tuple[str, ...]) -> bool:
 
 
 def run_git_result(
-    path: Path, *args: str, input: str | None = None, timeout: float | None = None
+    path: Path,
+    *args: str,
+    input: str | None = None,
+    timeout: float | None = None,
+    extra_env: Mapping[str, str] | None = None,
 ) -> GitResult:
     """Run `git -C path ARGS` with the safe options and environment; never raises on exit status.
 
-    Raises NotARepository when `path` does not exist, GitError when git cannot be started or
-    times out, and UnsafeRepositoryConfig when the repository defines a driver we cannot disable.
+    `extra_env` is added to the safe environment; only `plumbing.run_git_env` passes it, after
+    checking the variables. Raises NotARepository when `path` does not exist, GitError when git
+    cannot be started or times out, and UnsafeRepositoryConfig when the repository defines a
+    driver we cannot disable.
     """
     _check_git_version()
     if not os.path.isdir(path):
@@ -143,7 +149,7 @@ def run_git_result(
             text=True,
             encoding="utf-8",
             errors="surrogateescape",
-            env=safe_git_env(),
+            env={**safe_git_env(), **(extra_env or {})},
             timeout=timeout,
             check=False,
         )

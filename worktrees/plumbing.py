@@ -8,14 +8,11 @@ environment) plus the variables the caller names. Nothing else in corral sets gi
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from corral.worktrees.errors import GitCommandFailed, GitError, NotARepository
+from corral.worktrees.errors import GitCommandFailed
 from corral.worktrees.git import GitResult, run_git_result
-from corral.worktrees.safety import safe_git_env, safe_git_options
 
 ALLOWED_VARIABLES = frozenset(
     {
@@ -45,30 +42,7 @@ def run_git_env(
     unknown = set(env) - ALLOWED_VARIABLES
     if unknown:
         raise ValueError(f"run_git_env does not set {sorted(unknown)}; only {ALLOWED_VARIABLES}")
-    if not os.path.isdir(path):
-        raise NotARepository(path, "does not exist or is not a directory")
-    full_env = safe_git_env()
-    full_env.update(env)
-    try:
-        proc = subprocess.run(
-            ["git", "-C", str(path), *safe_git_options(path), *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            errors="surrogateescape",
-            env=full_env,
-            timeout=timeout,
-            check=False,
-        )
-    except FileNotFoundError:
-        raise GitError("git is not installed or not on PATH; install git 2.36 or newer") from None
-    except subprocess.TimeoutExpired:
-        raise GitError(
-            f"`git {' '.join(args)}` did not finish within {timeout:g}s in {path}; "
-            "check for a stuck git process or a slow disk"
-        ) from None
-    return GitResult(proc.returncode, proc.stdout, proc.stderr)
+    return run_git_result(path, *args, input=input, timeout=timeout, extra_env=env)
 
 
 def checked(path: Path, args: tuple[str, ...], result: GitResult) -> str:
