@@ -51,6 +51,7 @@ from corral.core.protocol import (
 from corral.core.recovery import find_attempt_processes
 from corral.core.state import ACTIVE_STATES, TERMINAL_STATES, RunState, apply
 from corral.core.supervisor import AttemptControl, AttemptResult, RunContext, Supervisor
+from corral.core.workspaces import WorkspaceFactory
 from corral.worktrees.errors import GitError
 from corral.worktrees.integrate import commit_leftovers
 
@@ -87,7 +88,9 @@ class Engine:
         self.supervisor = Supervisor(
             ctx,
             self.emit,
-            workspace_slots=asyncio.Semaphore(WORKSPACE_PARALLELISM),
+            workspaces=WorkspaceFactory(
+                ctx.repo_top, ctx.worktree_root, ctx.run_id, ctx.snapshot, WORKSPACE_PARALLELISM
+            ),
             cpu=CpuSampler(),
         )
         self.controls: dict[str, AttemptControl] = {}

@@ -24,10 +24,10 @@ from corral.core.fencing import shared_dir
 from corral.core.plan import AgentSpec, Plan
 from corral.core.proctree import CpuSampler, Spawned, SpawnError, spawn, terminate_tree, wait_exit
 from corral.core.rundir import RunDir, ensure_private_dir
+from corral.core.workspaces import WorkspaceFactory
 from corral.worktrees.errors import GitError
 from corral.worktrees.workspace import (
     copy_untracked,
-    create_workspace,
     unlock_workspace,
     workspace_path,
 )
@@ -134,12 +134,12 @@ class Supervisor:
         ctx: RunContext,
         emit: Emit,
         *,
-        workspace_slots: asyncio.Semaphore,
+        workspaces: WorkspaceFactory,
         cpu: CpuSampler,
     ) -> None:
         self.ctx = ctx
         self.emit = emit
-        self.workspace_slots = workspace_slots
+        self.workspaces = workspaces
         self.cpu = cpu
 
     async def run_attempt(self, spec: AgentSpec, control: AttemptControl) -> AttemptResult:
@@ -201,16 +201,7 @@ class Supervisor:
     async def _prepare(self, spec: AgentSpec, attempt: int, out_dir: Path, log_path: Path) -> Path:
         ctx = self.ctx
         await asyncio.to_thread(_make_attempt_files, out_dir, log_path)
-        async with self.workspace_slots:
-            workspace = await asyncio.to_thread(
-                create_workspace,
-                ctx.repo_top,
-                ctx.worktree_root,
-                ctx.run_id,
-                spec.id,
-                attempt,
-                ctx.snapshot,
-            )
+        workspace = await self.workspaces.create(spec.id, attempt)
         if spec.copy_files:
             await asyncio.to_thread(
                 copy_untracked, ctx.repo_top, workspace.path, list(spec.copy_files)

@@ -124,9 +124,9 @@ def repository_driver_overrides(repo: Path) -> list[tuple[str, str]]:
     could not parse back from `-c` is refused rather than silently left active.
     """
     stamp = _config_stamp(repo)
-    cached = _driver_cache.get(str(repo))
-    if stamp is not None and cached is not None and cached[0] == stamp:
-        return list(cached[1])
+    cached = _driver_cache.get(stamp) if stamp is not None else None
+    if cached is not None:
+        return list(cached)
     proc = subprocess.run(
         [
             "git",
@@ -178,11 +178,12 @@ def repository_driver_overrides(repo: Path) -> list[tuple[str, str]]:
         for variable, neutral in DRIVER_KEYS[section].items()
     ]
     if stamp is not None and not includes:  # an included file can change without a stamp change
-        _driver_cache[str(repo)] = (stamp, overrides)
+        _driver_cache[stamp] = overrides
     return overrides
 
 
-_driver_cache: dict[str, tuple[tuple[tuple[str, int, int, int], ...], list[tuple[str, str]]]] = {}
+_driver_cache: dict[tuple[tuple[str, int, int, int], ...], list[tuple[str, str]]] = {}
+"""Scan results by config stamp: every new worktree without its own config shares one entry."""
 
 
 def _config_stamp(repo: Path) -> tuple[tuple[str, int, int, int], ...] | None:
@@ -208,7 +209,8 @@ def _config_stamp(repo: Path) -> tuple[tuple[str, int, int, int], ...] | None:
         try:
             info = os.stat(path)
         except FileNotFoundError:
-            stamp.append((str(path), -1, -1, -1))
+            # unnamed: a worktree without its own config reads exactly what the others read
+            stamp.append(("", -1, -1, -1))
             continue
         except OSError:
             return None

@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from corral.worktrees.batch import FastPathUnavailable, NewWorktree, register_batch
 from corral.worktrees.errors import (
     GitCommandFailed,
     GitError,
@@ -36,6 +38,7 @@ from corral.worktrees.untracked import copy_untracked
 __all__ = [
     "POPULATE_COMMAND",
     "GitError",
+    "Registration",
     "Workspace",
     "WorkspaceDirty",
     "WorkspaceError",
@@ -46,6 +49,8 @@ __all__ = [
     "default_root",
     "is_dirty",
     "lock_reason",
+    "populate_workspace",
+    "register_workspaces",
     "remove_workspace",
     "unlock_workspace",
     "workspace_path",
@@ -222,6 +227,73 @@ def _drop_stale_index_lock(path: Path) -> None:
 _FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
+@dataclass(frozen=True)
+class Registration:
+    """What `register_workspaces` did for one attempt: its workspace, or why there is none."""
+
+    agent: str
+    attempt: int
+    workspace: Workspace | None
+    error: WorkspaceError | GitError | None = None
+
+
+def register_workspaces(
+    repo_path: Path, root: Path, run_id: str, commit: str, attempts: Sequence[tuple[str, int]]
+) -> list[Registration]:
+    """Locked worktrees, metadata only, for many (agent, attempt) pairs at `commit` at once.
+
+    New attempts go through one batch (`worktrees.batch`); a directory already in the way, an
+    unusual repository or a failed batch entry goes through `git worktree add` one at a time,
+    which also repairs what a crash left. One attempt's failure never fails the others.
+    `populate_workspace` then writes each one's files, outside the metadata lock.
+    """
+    # the engine passes the snapshot it resolved at run start; a full sha needs no second look
+    # (a missing object still fails, in `update-ref` or `worktree add`)
+    sha = commit if _FULL_SHA.fullmatch(commit) else resolve_commit(repo_path, commit)
+    common_dir = git_common_dir(repo_path)
+    base = Path(os.path.abspath(root))
+    results: dict[int, Registration] = {}
+    wanted: dict[int, NewWorktree] = {}
+    for index, (agent, attempt) in enumerate(attempts):
+        try:
+            path = workspace_path(base, run_id, agent, attempt)
+        except WorkspaceError as exc:
+            results[index] = Registration(agent, attempt, None, exc)
+            continue
+        reason = lock_reason(run_id, agent, attempt)
+        wanted[index] = NewWorktree(path, branch_name(run_id, agent, attempt), reason)
+    for parent in {item.path.parent for item in wanted.values()}:
+        ensure_private_dir(parent)
+    fresh = {index: item for index, item in wanted.items() if not os.path.lexists(item.path)}
+    careful = [index for index in wanted if index not in fresh]
+    with git_metadata_lock(common_dir, f"create {len(wanted)} worktree(s) of run {run_id}"):
+        try:
+            outcomes = register_batch(repo_path, common_dir, list(fresh.values()), sha)
+        except FastPathUnavailable:
+            careful += fresh
+        else:
+            careful += [
+                index for index, failed in zip(fresh, outcomes, strict=True) if failed is not None
+            ]
+        for index in sorted(careful):
+            item = wanted[index]
+            agent, attempt = attempts[index]
+            try:
+                _register(repo_path, common_dir, item.path, item.branch, sha, item.reason)
+            except (WorkspaceError, GitError) as exc:
+                results[index] = Registration(agent, attempt, None, exc)
+    for index, item in wanted.items():
+        if index not in results:
+            agent, attempt = attempts[index]
+            results[index] = Registration(agent, attempt, Workspace(item.path, item.branch, sha))
+    return [results[index] for index in range(len(attempts))]
+
+
+def populate_workspace(workspace: Workspace) -> None:
+    """Write the files of a registered workspace (also over a half-written earlier checkout)."""
+    run_git(workspace.path, *POPULATE_COMMAND)
+
+
 def create_workspace(
     repo_path: Path, root: Path, run_id: str, agent: str, attempt: int, commit: str
 ) -> Workspace:
@@ -230,17 +302,12 @@ def create_workspace(
     Safe to call from many threads and processes at once; calling it again for the same
     attempt repairs what a crash left behind instead of failing.
     """
-    branch = branch_name(run_id, agent, attempt)
-    path = workspace_path(Path(os.path.abspath(root)), run_id, agent, attempt)
-    # the engine passes the snapshot it resolved at run start; a full sha needs no second look
-    # (a missing object still fails, in `worktree add`)
-    sha = commit if _FULL_SHA.fullmatch(commit) else resolve_commit(repo_path, commit)
-    common_dir = git_common_dir(repo_path)
-    ensure_private_dir(path.parent)
-    with git_metadata_lock(common_dir, f"create worktree {path}"):
-        _register(repo_path, common_dir, path, branch, sha, lock_reason(run_id, agent, attempt))
-    run_git(path, *POPULATE_COMMAND)
-    return Workspace(path=path, branch=branch, commit=sha)
+    (registration,) = register_workspaces(repo_path, root, run_id, commit, [(agent, attempt)])
+    if registration.workspace is None:
+        assert registration.error is not None
+        raise registration.error
+    populate_workspace(registration.workspace)
+    return registration.workspace
 
 
 def unlock_workspace(path: Path) -> None:

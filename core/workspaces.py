@@ -1,0 +1,86 @@
+"""Attempts' workspaces, made in batches: metadata for all waiting attempts at once, files two at a time.
+
+Attempts started in the same scheduler pass ask for their worktrees within moments of each
+other. Registering them one by one would hold the git metadata lock once per agent; here every
+request that arrives while a batch is being registered joins the next batch, so fifty agents
+cost one or two registrations (`worktrees.workspace.register_workspaces`). Writing the files
+(`populate_workspace`) is the CPU-heavy part, so it runs `slots` at a time (PERF: two cores).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from corral.worktrees.errors import GitError
+from corral.worktrees.workspace import (
+    Registration,
+    Workspace,
+    populate_workspace,
+    register_workspaces,
+)
+
+
+@dataclass
+class _Request:
+    agent: str
+    attempt: int
+    done: asyncio.Future[Workspace] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class WorkspaceFactory:
+    """Hands each attempt its worktree; one registering task per engine."""
+
+    def __init__(self, repo: Path, root: Path, run_id: str, commit: str, slots: int) -> None:
+        self.repo = repo
+        self.root = root
+        self.run_id = run_id
+        self.commit = commit
+        self.populate_slots = asyncio.Semaphore(slots)
+        self.waiting: list[_Request] = []
+        self.registrar: asyncio.Task[None] | None = None
+        self.batches = 0
+
+    async def create(self, agent: str, attempt: int) -> Workspace:
+        """The attempt's registered, populated worktree; raises GitError (or OSError)."""
+        request = _Request(agent, attempt)
+        self.waiting.append(request)
+        if self.registrar is None or self.registrar.done():
+            self.registrar = asyncio.create_task(self._register_waiting(), name="workspaces")
+        workspace = await request.done
+        async with self.populate_slots:
+            await asyncio.to_thread(populate_workspace, workspace)
+        return workspace
+
+    async def _register_waiting(self) -> None:
+        while self.waiting:
+            await asyncio.sleep(0)  # attempts launched in the same pass join this batch
+            batch, self.waiting = self.waiting, []
+            pairs = [(request.agent, request.attempt) for request in batch]
+            try:
+                results = await asyncio.to_thread(
+                    register_workspaces, self.repo, self.root, self.run_id, self.commit, pairs
+                )
+            except GitError as exc:
+                results = [Registration(r.agent, r.attempt, None, exc) for r in batch]
+            except OSError as exc:
+                error = GitError(f"the workspace could not be registered: {exc}")
+                results = [Registration(r.agent, r.attempt, None, error) for r in batch]
+            except BaseException as exc:
+                for request in batch:
+                    if not request.done.done():
+                        request.done.set_exception(
+                            GitError(f"the workspace could not be registered: {exc!r}")
+                        )
+                raise
+            self.batches += 1
+            for request, result in zip(batch, results, strict=True):
+                if request.done.done():  # its attempt was cancelled meanwhile
+                    continue
+                if result.workspace is not None:
+                    request.done.set_result(result.workspace)
+                else:
+                    request.done.set_exception(result.error or GitError("not registered"))

@@ -1,0 +1,141 @@
+"""Registering many worktrees at once: git must see exactly what `git worktree add` would leave."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from corral.core.workspaces import WorkspaceFactory
+from corral.worktrees import batch, workspace
+from corral.worktrees.git import list_worktrees, run_git_result
+from corral.worktrees.workspace import (
+    Workspace,
+    default_root,
+    populate_workspace,
+    register_workspaces,
+    remove_workspace,
+    unlock_workspace,
+)
+from tests.conftest import git, make_repo
+from tests.worktrees.test_concurrency import assert_all_present
+
+
+def no_careful_path(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
+    """Fail if `git worktree add` is used; return the git commands the batch runs."""
+
+    def refuse(*args: object) -> None:
+        raise AssertionError(f"the careful path ran for {args[2]}")
+
+    monkeypatch.setattr(workspace, "_register", refuse)
+    commands: list[tuple[str, ...]] = []
+    real = run_git_result
+
+    def record(path: Path, *args: str, **kwargs: Any) -> Any:
+        commands.append(args)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "run_git_result", record)
+    return commands
+
+
+def register(repo: Path, run_id: str, pairs: list[tuple[str, int]]) -> list[Workspace]:
+    commit = git(repo, "rev-parse", "HEAD")
+    made = []
+    for registration in register_workspaces(repo, default_root(repo), run_id, commit, pairs):
+        assert registration.workspace is not None, registration.error
+        populate_workspace(registration.workspace)
+        made.append(registration.workspace)
+    return made
+
+
+def test_twenty_attempts_take_one_branch_transaction(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commands = no_careful_path(monkeypatch)
+    made = register(repo, "run1", [(f"a{i}", 1) for i in range(20)])
+    assert [args[0] for args in commands] == ["config", "update-ref"]
+    assert_all_present(repo, made, git(repo, "rev-parse", "HEAD"))
+    entry = list_worktrees(repo)[1]
+    assert entry.lock_reason == "corral run run1 agent a0 attempt 1"
+    git(repo, "worktree", "prune")  # git finds nothing to prune in what the batch wrote
+    assert len(list_worktrees(repo)) == 21
+    reflog = git(repo, "reflog", "show", "--format=%gs", "refs/heads/corral/run1/a0/1")
+    assert reflog == f"branch: Created from {made[0].commit}"
+
+
+def test_what_git_manages_afterwards(repo: Path) -> None:
+    (ws,) = register(repo, "run1", [("coder", 1)])
+    (ws.path / "new.txt").write_text("work\n")
+    git(ws.path, "add", "new.txt")
+    git(ws.path, "commit", "-q", "-m", "work")
+    assert git(repo, "log", "-1", "--format=%s", ws.branch) == "work"
+    unlock_workspace(ws.path)
+    git(repo, "worktree", "move", str(ws.path), str(ws.path.with_name("moved")))
+    moved = ws.path.with_name("moved")
+    assert git(moved, "status", "--porcelain") == ""
+    remove_workspace(repo, moved, force=False)
+    assert len(list_worktrees(repo)) == 1
+
+
+def test_same_agent_ids_in_two_runs_get_distinct_metadata(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_careful_path(monkeypatch)
+    first = register(repo, "run1", [("coder", 1)])
+    second = register(repo, "run2", [("coder", 1)])
+    admins = sorted(p.name for p in (repo / ".git" / "worktrees").iterdir())
+    assert admins == ["coder-1", "coder-11"]  # numbered the way git numbers them
+    for ws in first + second:
+        assert git(ws.path, "symbolic-ref", "HEAD") == f"refs/heads/{ws.branch}"
+        assert git(ws.path, "status", "--porcelain") == ""
+
+
+def test_debris_of_one_attempt_does_not_hold_up_the_others(repo: Path) -> None:
+    commit = git(repo, "rev-parse", "HEAD")
+    git(repo, "branch", "corral/run1/a1/1", commit)  # a crash after creating the branch
+    root = default_root(repo)
+    stray = root / "run1" / "a2-1"
+    stray.mkdir(parents=True)
+    (stray / ".git").write_text("gitdir: /nowhere\n")  # a crash after the first file
+    made = register(repo, "run1", [(f"a{i}", 1) for i in range(4)])
+    assert_all_present(repo, made, commit)
+
+
+def test_a_bad_attempt_fails_alone(repo: Path) -> None:
+    commit = git(repo, "rev-parse", "HEAD")
+    pairs = [("good", 1), ("../bad", 1), ("fine", 2)]
+    results = register_workspaces(repo, default_root(repo), "run1", commit, pairs)
+    assert [r.workspace is not None for r in results] == [True, False, True]
+    assert "cannot name a branch" in str(results[1].error)
+
+
+def test_sparse_checkout_goes_through_git_worktree_add(tmp_path: Path) -> None:
+    """`worktree add` copies the sparse patterns; the batch must not silently drop them."""
+    repo = make_repo(tmp_path / "repo", {"src/app.py": "app\n", "docs/guide.md": "guide\n"})
+    git(repo, "config", "extensions.worktreeConfig", "true")
+    git(repo, "sparse-checkout", "set", "src")
+    (ws,) = register(repo, "run1", [("coder", 1)])
+    assert (ws.path / "src" / "app.py").is_file()
+    assert not (ws.path / "docs").exists()
+
+
+def test_concurrent_requests_share_one_registration(repo: Path) -> None:
+    commit = git(repo, "rev-parse", "HEAD")
+
+    async def main() -> tuple[list[Workspace | BaseException], int]:
+        factory = WorkspaceFactory(repo, default_root(repo), "run1", commit, slots=2)
+        agents = [f"a{i}" for i in range(12)] + ["../bad"]
+        made = await asyncio.gather(
+            *(factory.create(agent, 1) for agent in agents), return_exceptions=True
+        )
+        return made, factory.batches
+
+    made, batches = asyncio.run(main())
+    assert batches == 1
+    assert "cannot name a branch" in str(made[-1])
+    good = [ws for ws in made if isinstance(ws, Workspace)]
+    assert len(good) == 12
+    assert_all_present(repo, good, commit)
