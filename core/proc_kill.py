@@ -13,9 +13,10 @@ import os
 import signal
 import subprocess
 import time
+import weakref
 from dataclasses import dataclass, field
 
-from corral.core.proc_scan import ProcStat, ScanCache, read_stat, tree_in
+from corral.core.proc_scan import ProcStat, ScanCache, read_stat, scan, tree_in
 
 #: How long SIGKILLed processes may take to disappear before we call it a failure.
 CONFIRM_TIMEOUT = 5.0
@@ -25,6 +26,52 @@ POLL_MAX = 0.1
 
 #: Terminations in flight poll /proc together: one scan serves every caller within a poll step.
 _shared_scans = ScanCache(max_age=POLL_FIRST)
+
+
+class _FreshScans:
+    """Scans that begin after their callers asked, one shared by all who asked meanwhile.
+
+    Agents that end together each need a scan taken after they ended. Reading /proc costs
+    milliseconds (a syscall per process), so fifty agents ending at once used to hold the event
+    loop for half a second. Here a scan runs in a worker thread and serves every caller that
+    asked before it began (the event log's group commit, applied to /proc).
+    """
+
+    def __init__(self) -> None:
+        self.pending: asyncio.Future[dict[int, ProcStat]] | None = None
+        self.runner: asyncio.Task[None] | None = None
+
+    async def get(self) -> dict[int, ProcStat]:
+        if self.pending is None:
+            self.pending = asyncio.get_running_loop().create_future()
+        waiter = self.pending
+        if self.runner is None or self.runner.done():
+            self.runner = asyncio.create_task(self._serve(), name="proc-scan")
+        return await asyncio.shield(waiter)
+
+    async def _serve(self) -> None:
+        while self.pending is not None:
+            waiter, self.pending = self.pending, None
+            try:
+                table = await asyncio.to_thread(scan)
+            except Exception as exc:  # pragma: no cover - /proc unreadable
+                waiter.set_exception(exc)
+            else:
+                waiter.set_result(table)
+
+
+_fresh_scans: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _FreshScans] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def fresh_scan() -> dict[int, ProcStat]:
+    """Every process, from a scan that began after this call (shared with concurrent callers)."""
+    loop = asyncio.get_running_loop()
+    scans = _fresh_scans.get(loop)
+    if scans is None:
+        scans = _fresh_scans[loop] = _FreshScans()
+    return await scans.get()
 
 
 class TerminateError(RuntimeError):
@@ -121,7 +168,12 @@ def _survey(
     A child that called setsid drops out of the tree when its parent dies; remembering every
     member ever seen keeps it in view until it is gone.
     """
-    table = _shared_scans.get(0.0 if fresh else max_age)
+    return _note(_shared_scans.get(0.0 if fresh else max_age), pid, start_time, known)
+
+
+def _note(
+    table: dict[int, ProcStat], pid: int, start_time: float, known: dict[int, ProcStat]
+) -> list[ProcStat]:
     for s in tree_in(table, pid, start_time):
         known.setdefault(s.pid, s)
     return _alive(table, known)
@@ -201,7 +253,7 @@ async def terminate_tree(
     """
     result = TerminateResult()
     known: dict[int, ProcStat] = {}
-    members = _survey(pid, start_time, known, fresh=True)
+    members = _note(await fresh_scan(), pid, start_time, known)
     if members:
         result.signalled = _signal_tree(pid, members, signal.SIGTERM)
         # A stopped process keeps SIGTERM pending until it is continued.

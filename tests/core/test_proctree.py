@@ -19,7 +19,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from corral.core.proc_scan import BOOT_TIME, CLOCK_TICKS, read_stat, scan
+from corral.core import proc_kill
+from corral.core.proc_scan import BOOT_TIME, CLOCK_TICKS, ProcStat, read_stat, scan
 from corral.core.proctree import (
     CpuSampler,
     Spawned,
@@ -245,6 +246,31 @@ def test_200_concurrent_waits_all_complete(procs: Procs) -> None:
 
 
 # --- terminate_tree ------------------------------------------------------------------------------
+
+
+def test_agents_ending_together_share_one_fresh_scan(
+    procs: Procs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each caller gets a scan begun after it asked; callers waiting together share one."""
+    scans = 0
+
+    def counted() -> dict[int, ProcStat]:
+        nonlocal scans
+        scans += 1
+        return scan()
+
+    monkeypatch.setattr(proc_kill, "scan", counted)
+
+    async def scenario() -> tuple[Spawned, list[dict[int, ProcStat]]]:
+        await proc_kill.fresh_scan()
+        agent = procs.spawn(["sleep", "30"])
+        tables = await asyncio.gather(*(proc_kill.fresh_scan() for _ in range(20)))
+        await terminate_tree(agent.pid, agent.start_time, grace=5, popen=agent.popen)
+        return agent, tables
+
+    agent, tables = asyncio.run(scenario())
+    assert scans == 3  # before the spawn, for all twenty, and terminate_tree's own
+    assert all(agent.pid in table for table in tables)
 
 
 def test_terminate_kills_the_shell_and_both_grandchildren(procs: Procs) -> None:
