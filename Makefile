@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck install bench clean
+.PHONY: demo test lint typecheck install compile bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)
+# Bytecode for the source tree, which the editable install runs from: without it (e.g. under
+# PYTHONDONTWRITEBYTECODE) every `corral` start compiles ~45 modules, 0.2 s of CPU. Only changed
+# files are compiled again.
+compile: $(STAMP)
+	$(BIN)/python -m compileall -q core worktrees tui >/dev/null
+
+demo: compile
 	$(BIN)/corral demo
 
 lint: $(STAMP)
@@ -26,10 +32,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck compile
 	$(BIN)/pytest -n 2 --dist loadgroup
 
-bench: $(STAMP)
+bench: compile
 	$(BIN)/python bench/bench_engine.py
 	$(BIN)/python bench/bench_worktrees.py
 	$(BIN)/python bench/bench_eventlog.py
