@@ -19,7 +19,6 @@ from pathlib import Path
 
 from corral.worktrees.errors import GitError
 from corral.worktrees.git import (
-    current_branch,
     find_worktree,
     git_common_dir,
     list_worktrees,
@@ -71,20 +70,23 @@ def commit_leftovers(
     the worktree's index is then reset to it (the files are not touched). Returns the new commit,
     or None when there was nothing to commit. `branch`, when given, must be the one checked out.
     """
-    checked_out = current_branch(workspace)
-    if checked_out is None:
+    # one process for what three would ask: HEAD, its tree and the branch it names
+    head, head_tree, symbolic = run_git(
+        workspace, "rev-parse", "HEAD^{commit}", "HEAD^{tree}", "--symbolic-full-name", "HEAD"
+    ).split("\n")
+    if not symbolic.startswith("refs/heads/"):
         raise IntegrationError(
             f"{workspace} has a detached HEAD, so its leftovers belong to no branch; check out "
             f"{branch or 'the attempt branch'} there, then retry"
         )
+    checked_out = symbolic.removeprefix("refs/heads/")
     if branch is not None and checked_out != branch:
         raise IntegrationError(
             f"{workspace} has {checked_out} checked out, not the attempt's branch {branch}; "
             f"switch back (git -C {workspace} switch {branch}) and retry"
         )
-    head = run_git(workspace, "rev-parse", "--verify", "HEAD^{commit}")
     tree = snapshot_tree(workspace)
-    if tree == run_git(workspace, "rev-parse", f"{head}^{{tree}}"):
+    if tree == head_tree:
         return None
     date = f"@{max(commit_time(workspace, head), int(time.time()))} +0000"
     message = (

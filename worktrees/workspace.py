@@ -313,14 +313,34 @@ def create_workspace(
 def unlock_workspace(path: Path) -> None:
     """Let git manage the worktree again once its attempt has ended; already unlocked is fine.
 
-    A directory the agent deleted is fine too: gc forgets such a registration precisely.
+    Unlocking is deleting `worktrees/<id>/locked`, which is all `git worktree unlock` does; it is
+    done here directly when the worktree's metadata points back at `path` (it runs once per
+    ending attempt). A directory the agent deleted is fine too: gc forgets such a registration.
     """
     if not os.path.isdir(path):
+        return
+    admin = _admin_dir(path)
+    if admin is not None and _points_back(admin, path):
+        (admin / "locked").unlink(missing_ok=True)
         return
     result = run_git_result(path, "worktree", "unlock", str(path))
     if result.status != 0 and "is not locked" not in result.stderr:
         args = ("worktree", "unlock", str(path))
         raise GitCommandFailed(path, args, result.status, result.stderr)
+
+
+def _points_back(admin: Path, path: Path) -> bool:
+    """Whether `admin` is a worktree record of this repository naming `path` as its worktree."""
+    try:
+        target = (admin / "gitdir").read_text().strip()
+        common = (admin / (admin / "commondir").read_text().strip()).resolve()
+    except OSError:
+        return False
+    return (
+        admin.parent.name == "worktrees"
+        and same_path(admin.parent.parent, common)
+        and same_path(Path(target), path / ".git")
+    )
 
 
 def changed_paths(path: Path) -> list[str]:

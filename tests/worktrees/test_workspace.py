@@ -253,6 +253,15 @@ def test_unlock_tolerates_an_unlocked_worktree(repo: Path) -> None:
     assert not entry.locked
 
 
+def test_unlock_never_follows_a_forged_git_file_to_another_worktree(repo: Path) -> None:
+    mine, other = create(repo, "mine"), create(repo, "other")
+    (mine.path / ".git").write_text((other.path / ".git").read_text())  # the agent's doing
+    unlock_workspace(mine.path)
+    entry = find_worktree(list_worktrees(repo), other.path)
+    assert entry is not None
+    assert entry.locked
+
+
 def test_dirty_means_modified_staged_or_untracked(repo: Path) -> None:
     ws = create(repo)
     assert changed_paths(ws.path) == []
