@@ -10,6 +10,10 @@ object store as unreferenced objects; no ref moves.
 in 2.40), so `snapshot_commit` wraps the tree in a dangling commit whose parent is the
 worktree's HEAD. Its identity and date are fixed, so the same content on the same HEAD always
 gives the same commit id: an unchanged worktree gives an unchanged snapshot.
+
+A snapshot runs three git processes (four when the worktree is dirty): one `rev-list` for HEAD,
+its tree and its date, `add -A`, `write-tree`, and `commit-tree` if needed. The index's path is
+read from the worktree's `.git` file rather than asked of git.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corral.worktrees.errors import GitError
-from corral.worktrees.git import run_git
-from corral.worktrees.plumbing import checked, commit_time, commit_tree, identity_env, run_git_env
+from corral.worktrees.git import run_git, run_git_result
+from corral.worktrees.plumbing import checked, commit_tree, identity_env, run_git_env
 
 SNAPSHOT_NAME = "corral snapshot"
 SNAPSHOT_EMAIL = "snapshot@corral.invalid"
@@ -46,12 +50,35 @@ class Snapshot:
         return self.commit != self.head
 
 
+def admin_dir(workspace: Path) -> Path | None:
+    """A linked worktree's own git directory, from its `.git` file (`gitdir: <path>`).
+
+    None when `.git` is a directory (the main worktree) or anything unexpected: callers then ask
+    git, or do without.
+    """
+    try:
+        with open(workspace / ".git", "rb") as file:
+            text = file.read(4097)
+    except OSError:  # IsADirectoryError for the main worktree
+        return None
+    line = text.decode("utf-8", "surrogateescape").strip()
+    if len(text) > 4096 or "\n" in line or not line.startswith("gitdir: "):
+        return None
+    path = workspace / line.removeprefix("gitdir: ")  # a relative gitdir is relative to the file
+    return path if path.is_dir() else None
+
+
+def _index_path(workspace: Path) -> Path:
+    admin = admin_dir(workspace)
+    if admin is not None:
+        return admin / "index"
+    return Path(run_git(workspace, "rev-parse", "--path-format=absolute", "--git-path", "index"))
+
+
 @contextlib.contextmanager
 def _temporary_index(workspace: Path) -> Iterator[str]:
     """A private copy of the worktree's index (or a missing file when it has none)."""
-    own_index = Path(
-        run_git(workspace, "rev-parse", "--path-format=absolute", "--git-path", "index")
-    )
+    own_index = _index_path(workspace)
     directory = tempfile.mkdtemp(prefix="corral-index-")
     copy = os.path.join(directory, "index")
     try:
@@ -87,16 +114,24 @@ def snapshot_tree(workspace: Path) -> str:
         return _tree_with_index(workspace, index)
 
 
+def _head(workspace: Path) -> tuple[str, str, str]:
+    """HEAD's commit, tree and committer date, read in one process from one resolution of HEAD."""
+    args = ("rev-list", "--no-walk", "--no-commit-header", "--format=%H %T %ct", "HEAD", "--")
+    result = run_git_result(workspace, *args)
+    fields = result.stdout.split()
+    if result.status != 0 or len(fields) != 3:
+        raise GitError(f"{workspace} has no HEAD commit; a corral worktree always starts at one")
+    head, tree, date = fields
+    return head, tree, date
+
+
 def snapshot(workspace: Path) -> Snapshot:
     """Tree and commit of the worktree's current content (see the module docstring)."""
-    head = run_git(workspace, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False)
-    if not head:
-        raise GitError(f"{workspace} has no HEAD commit; a corral worktree always starts at one")
+    head, head_tree, head_date = _head(workspace)
     tree = snapshot_tree(workspace)
-    head_tree = run_git(workspace, "rev-parse", f"{head}^{{tree}}")
     if tree == head_tree:
         return Snapshot(head=head, tree=tree, commit=head)
-    date = f"@{commit_time(workspace, head)} +0000"
+    date = f"@{head_date} +0000"
     identity = identity_env(SNAPSHOT_NAME, SNAPSHOT_EMAIL, date)
     commit = commit_tree(workspace, tree, [head], SNAPSHOT_MESSAGE, identity)
     return Snapshot(head=head, tree=tree, commit=commit)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from corral.worktrees.git import run_git
 from corral.worktrees.snapshot import snapshot, snapshot_commit, snapshot_tree
@@ -68,3 +72,46 @@ def test_deleted_files_and_a_missing_index(tmp_path: Path) -> None:
     assert "docs/guide.md" not in names
     assert "src/app.py" in names
     assert not index.exists()
+
+
+def git_commands(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The git subcommands started from now on (option pairs skipped), in order."""
+    started: list[str] = []
+    real = subprocess.Popen
+
+    class Counted(real):  # type: ignore[valid-type,misc]
+        def __init__(self, argv: list[str], *args: Any, **kwargs: Any) -> None:
+            words = iter(argv[1:])
+            for word in words:
+                if word in ("-C", "-c"):
+                    next(words)
+                else:
+                    started.append(word)
+                    break
+            super().__init__(argv, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", Counted)
+    return started
+
+
+def test_three_processes_when_clean_four_when_dirty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = base_repo(tmp_path)
+    ws = agent(repo, "a")
+    snapshot(ws.path)  # the repository's driver config is read once, then cached
+    started = git_commands(monkeypatch)
+    assert not snapshot(ws.path).dirty
+    assert started == ["rev-list", "add", "write-tree"]
+    started.clear()
+    (ws.path / "new.txt").write_text("untracked\n")
+    assert snapshot(ws.path).dirty
+    assert started == ["rev-list", "add", "write-tree", "commit-tree"]
+
+
+def test_the_main_worktree_asks_git_for_its_index(tmp_path: Path) -> None:
+    repo = base_repo(tmp_path)
+    (repo / "README.md").write_text("# changed in the main worktree\n")
+    snap = snapshot(repo)
+    assert snap.dirty
+    assert git(repo, "show", f"{snap.tree}:README.md") == "# changed in the main worktree"
