@@ -2,7 +2,9 @@
 
 The agent's index is never read through git and never written: its file is copied to a private
 temporary file (so the stat data saves rehashing unchanged files), `git add -A` and `git
-write-tree` run against the copy through `GIT_INDEX_FILE`, and the copy is deleted. Untracked
+write-tree` run against the copy through `GIT_INDEX_FILE`, and the copy is deleted. The copy keeps
+the original's mtime: git judges "racily clean" entries (changed in the same clock tick as the
+index was written) against the index file's own mtime, and a fresh mtime would hide them. Untracked
 files count, ignored ones do not (as `git add -A` decides). Blobs and the tree land in the shared
 object store as unreferenced objects; no ref moves.
 
@@ -86,6 +88,8 @@ def _temporary_index(workspace: Path) -> Iterator[str]:
             # git replaces the index by rename, so one open() sees one whole version of it.
             with open(own_index, "rb") as src, open(copy, "xb") as dst:
                 shutil.copyfileobj(src, dst)
+                stat = os.fstat(src.fileno())
+            os.utime(copy, ns=(stat.st_atime_ns, stat.st_mtime_ns))
         except FileNotFoundError:
             pass  # a worktree without an index: `add -A` builds one from scratch
         yield copy

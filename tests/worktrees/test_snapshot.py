@@ -115,3 +115,23 @@ def test_the_main_worktree_asks_git_for_its_index(tmp_path: Path) -> None:
     snap = snapshot(repo)
     assert snap.dirty
     assert git(repo, "show", f"{snap.tree}:README.md") == "# changed in the main worktree"
+
+
+def test_racily_clean_entries_are_rehashed(tmp_path: Path) -> None:
+    """A file rewritten in the index's clock tick, same size, looks clean by its stat data alone;
+    git looks again because its mtime is not older than the index file's. The copy must keep the
+    index's mtime for git to see that."""
+    repo = base_repo(tmp_path)
+    ws = agent(repo, "a")
+    git(ws.path, "config", "core.trustctime", "false")  # only mtime and size tell, as in a tick
+    target = ws.path / "src/util.py"
+    old = os.stat(target).st_mtime_ns - 100 * 10**9
+    os.utime(target, ns=(old, old))
+    git(ws.path, "update-index", "--refresh")  # the entry now holds `old` and the real size
+    with open(target, "r+") as file:  # same inode, same size, new content
+        file.write(target.read_text().replace("1", "2"))
+    os.utime(target, ns=(old, old))
+    os.utime(index_file(ws.path), ns=(old, old))  # as if the index was written in that tick
+    snap = snapshot(ws.path)
+    assert snap.dirty
+    assert "return 2" in git(repo, "show", f"{snap.tree}:src/util.py")
