@@ -4,12 +4,16 @@ Every few seconds each live coding agent's worktree is snapshotted (uncommitted 
 through a temporary index, never the agent's own) and every pair, and each agent against a
 base branch that moved, is trial-merged with `git merge-tree`. Only pairs whose snapshots
 changed are checked again, so the cost stays bounded; predictions become events.
+
+A pass checks between worktrees whether the watch was closed and then stops, emitting nothing,
+so a finished run does not wait at exit for a pass nobody will read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -52,25 +56,43 @@ class ConflictWatch:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conflicts")
         self.matrix: ConflictMatrix | None = None
         self.passes = 0
+        self._closed = threading.Event()
+
+    def close(self) -> None:
+        """Stop a running pass at its next worktree and let the worker thread end."""
+        self._closed.set()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def _snapshot(self, agent: str, path: Path) -> str:
+        return snapshot_commit(path)
 
     def _check(
         self, workspaces: dict[str, Path]
-    ) -> list[ev.ConflictPredicted | ev.ConflictCleared]:
+    ) -> list[ev.ConflictPredicted | ev.ConflictCleared] | None:
+        """One pass; None when the watch was closed during it."""
+        if self._closed.is_set():
+            return None
         if self.matrix is None:
             self.matrix = ConflictMatrix(self.repo, self.snapshot)
         snapshots: dict[str, str] = {}
         for agent, path in workspaces.items():
+            if self._closed.is_set():
+                return None
             with contextlib.suppress(GitError, OSError):  # a worktree being removed or reset
-                snapshots[agent] = snapshot_commit(path)
+                snapshots[agent] = self._snapshot(agent, path)
         base_tip = None
         if not self.base_ref.startswith("refs/") and self.base_ref != "HEAD":
             base_tip = rev_parse(self.repo, f"refs/heads/{self.base_ref}^{{commit}}")
+        if self._closed.is_set():
+            return None
         return matrix_events(self.matrix.update(snapshots, base_tip=base_tip))
 
     async def check_once(self, state: RunState) -> None:
         workspaces = _live_workspaces(state)
         loop = asyncio.get_running_loop()
         events = await loop.run_in_executor(self.pool, self._check, workspaces)
+        if events is None:
+            return
         self.passes += 1
         if events:
             await self.emit_many(events)
@@ -89,4 +111,4 @@ class ConflictWatch:
                     await self.check_once(state)
                 await asyncio.sleep(max(self.interval, BUDGET_FACTOR * (loop.time() - started)))
         finally:
-            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.close()
