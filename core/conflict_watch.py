@@ -5,8 +5,10 @@ through a temporary index, never the agent's own) and every pair, and each agent
 base branch that moved, is trial-merged with `git merge-tree`. Only pairs whose snapshots
 changed are checked again, so the cost stays bounded; predictions become events.
 
-A pass checks between worktrees whether the watch was closed and then stops, emitting nothing,
-so a finished run does not wait at exit for a pass nobody will read.
+A worktree whose fingerprint (`worktrees.fingerprint`: a stat walk, no process) is unchanged
+since its last snapshot reuses that snapshot, so idle agents cost no git process at all. A pass
+checks between worktrees whether the watch was closed and then stops, emitting nothing, so a
+finished run does not wait at exit for a pass nobody will read.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import contextlib
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from corral.core import events as ev
@@ -23,6 +26,7 @@ from corral.core.merge_events import matrix_events
 from corral.core.state import RunState
 from corral.worktrees.conflicts import ConflictMatrix
 from corral.worktrees.errors import GitError
+from corral.worktrees.fingerprint import RACY_MARGIN_NS, Fingerprint, fingerprint
 from corral.worktrees.plumbing import rev_parse
 from corral.worktrees.snapshot import snapshot_commit
 
@@ -44,6 +48,15 @@ def _live_workspaces(state: RunState) -> dict[str, Path]:
     return found
 
 
+@dataclass(frozen=True)
+class _Seen:
+    """An agent's last snapshot and the fingerprint its worktree had just before it."""
+
+    path: Path
+    fingerprint: Fingerprint
+    commit: str
+
+
 class ConflictWatch:
     """Runs the matrix on one worker thread (it is not thread-safe) at a fixed pace."""
 
@@ -56,6 +69,10 @@ class ConflictWatch:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conflicts")
         self.matrix: ConflictMatrix | None = None
         self.passes = 0
+        self.snapshots_taken = 0
+        self.snapshots_reused = 0
+        self.racy_margin_ns = RACY_MARGIN_NS
+        self._seen: dict[str, _Seen] = {}
         self._closed = threading.Event()
 
     def close(self) -> None:
@@ -64,7 +81,21 @@ class ConflictWatch:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
     def _snapshot(self, agent: str, path: Path) -> str:
-        return snapshot_commit(path)
+        """The worktree's snapshot commit, reusing the last one when the fingerprint says so.
+
+        The fingerprint is taken before the snapshot, so the snapshot holds at least what the
+        fingerprint saw; a change in between shows in the next fingerprint."""
+        seen = self._seen.pop(agent, None)
+        now = fingerprint(path, margin_ns=self.racy_margin_ns)
+        if seen is not None and now is not None and seen.path == path and seen.fingerprint == now:
+            self._seen[agent] = seen
+            self.snapshots_reused += 1
+            return seen.commit
+        commit = snapshot_commit(path)
+        self.snapshots_taken += 1
+        if now is not None and now.trusted:
+            self._seen[agent] = _Seen(path, now, commit)
+        return commit
 
     def _check(
         self, workspaces: dict[str, Path]
@@ -74,6 +105,8 @@ class ConflictWatch:
             return None
         if self.matrix is None:
             self.matrix = ConflictMatrix(self.repo, self.snapshot)
+        for gone in set(self._seen) - set(workspaces):
+            del self._seen[gone]
         snapshots: dict[str, str] = {}
         for agent, path in workspaces.items():
             if self._closed.is_set():
@@ -85,7 +118,10 @@ class ConflictWatch:
             base_tip = rev_parse(self.repo, f"refs/heads/{self.base_ref}^{{commit}}")
         if self._closed.is_set():
             return None
-        return matrix_events(self.matrix.update(snapshots, base_tip=base_tip))
+        diff = self.matrix.update(snapshots, base_tip=base_tip)
+        if diff.errors:
+            self._seen.clear()  # e.g. a reused snapshot git no longer has: take fresh ones
+        return matrix_events(diff)
 
     async def check_once(self, state: RunState) -> None:
         workspaces = _live_workspaces(state)
