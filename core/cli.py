@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
+    from corral.core.runner import View
+
 
 def _path(text: str) -> Path:
     """argparse type for paths, importing pathlib only when a path is given."""
@@ -227,23 +229,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from rich.console import Console
-
-    from corral.core.headless import HeadlessView, print_summary
     from corral.core.plan import PlanError
     from corral.core.rundir import new_run_id
     from corral.core.runner import EngineBusy, resume_run, start_run
 
-    console = Console()
     if args.resume:
         if args.plan is not None:
             return _fail("give either a plan or --resume RUN, not both", 2)
         rundir = _find(args, args.resume)
         if args.detach:
             return _detach(args, rundir.path.parent.parent.parent, rundir.run_id, resume=True)
-        view = None if args.quiet else HeadlessView(console)
         try:
-            outcome = asyncio.run(resume_run(rundir, view, args.retry, _whoami()))
+            outcome = asyncio.run(resume_run(rundir, _view(args), args.retry, _whoami()))
         except EngineBusy as exc:
             return _fail(str(exc))
     else:
@@ -258,10 +255,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_id = args.run_id or new_run_id()
         if args.detach:
             return _detach(args, pre.common_dir, run_id, resume=False)
-        view = None if args.quiet else HeadlessView(console)
-        outcome = asyncio.run(start_run(pre, args.plan.read_bytes(), run_id, view))
-    print_summary(console, outcome.state, outcome.message)
+        outcome = asyncio.run(start_run(pre, args.plan.read_bytes(), run_id, _view(args)))
+    # imported late: with --quiet, rich loads on the engine's preload thread while agents run
+    from rich.console import Console
+
+    from corral.core.headless import print_summary
+
+    print_summary(Console(), outcome.state, outcome.message)
     return outcome.exit_code
+
+
+def _view(args: argparse.Namespace) -> View | None:
+    if args.quiet:
+        return None
+    from rich.console import Console
+
+    from corral.core.headless import HeadlessView
+
+    return HeadlessView(Console())
 
 
 def _detach(args: argparse.Namespace, common_dir: Path, run_id: str, *, resume: bool) -> int:

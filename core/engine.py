@@ -22,12 +22,6 @@ from corral.core import events as ev
 from corral.core.conflict_watch import ConflictWatch
 from corral.core.eventlog import EventWriter, LogFailed
 from corral.core.fencing import make_shared_dir, shared_dir
-from corral.core.finalize import (
-    merge_audit_findings,
-    merge_coding_work,
-    validate_output,
-    write_run_report,
-)
 from corral.core.lock_service import answer as answer_lock_request
 from corral.core.locks import LockManager
 from corral.core.plan import AgentSpec, Plan, topological_order
@@ -48,12 +42,11 @@ from corral.core.protocol import (
     RetryRequest,
     StatusRequest,
 )
-from corral.core.recovery import find_attempt_processes
 from corral.core.state import ACTIVE_STATES, TERMINAL_STATES, RunState, apply
 from corral.core.supervisor import AttemptControl, AttemptResult, RunContext, Supervisor
+from corral.core.warmup import preload
 from corral.core.workspaces import WorkspaceFactory
 from corral.worktrees.errors import GitError
-from corral.worktrees.integrate import commit_leftovers
 
 FAILED_DEPENDENCY_STATES = frozenset({"dead_lettered", "skipped", "cancelled"})
 WORKSPACE_PARALLELISM = 2
@@ -92,8 +85,10 @@ class Engine:
                 ctx.repo_top, ctx.worktree_root, ctx.run_id, ctx.snapshot, WORKSPACE_PARALLELISM
             ),
             cpu=CpuSampler(),
+            on_all_started=self._preload_once,
         )
         self.controls: dict[str, AttemptControl] = {}
+        self.preloaded = False
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.cancelled_by: dict[str, tuple[str, str]] = {}
         self.stop_signal: int | None = None
@@ -119,6 +114,12 @@ class Engine:
             self.emit_many,
         )
 
+    def _preload_once(self) -> None:
+        """The first start burst is over: load the modules the end of the run needs (warmup)."""
+        if not self.preloaded:
+            self.preloaded = True
+            preload()
+
     def _log_failed(self, exc: BaseException) -> None:
         self.failure = exc
         self.wake.set()
@@ -139,6 +140,8 @@ class Engine:
 
     async def recover(self, redrive: Sequence[str] = (), by: str = "") -> None:
         """After a resume: stop what the dead engine left running, then settle every agent."""
+        from corral.core.recovery import find_attempt_processes
+
         await self.emit(
             ev.EngineResumed(engine=engine_info(), repaired_tail=self.log.repaired_tail is not None)
         )
@@ -239,6 +242,8 @@ class Engine:
 
         `run_finished` comes last, so an engine that dies anywhere in here is resumed into
         this step again rather than into a finished run without a report."""
+        from corral.core.finalize import merge_audit_findings, merge_coding_work, write_run_report
+
         succeeded = self.state.succeeded()
         required = self.state.required_successes
         passed = succeeded >= required
@@ -372,6 +377,8 @@ class Engine:
         self, spec: AgentSpec, control: AttemptControl, result: AttemptResult
     ) -> AttemptResult:
         """Commit what a coding attempt left uncommitted on its branch, while others still run."""
+        from corral.worktrees.integrate import commit_leftovers
+
         attempt = self.state.agents[spec.id].current
         if attempt is None or not attempt.workspace:
             return result
@@ -395,6 +402,8 @@ class Engine:
         self, spec: AgentSpec, control: AttemptControl, result: AttemptResult
     ) -> AttemptResult:
         """An audit agent succeeds only if its output validates; bad output is never merged."""
+        from corral.core.finalize import validate_output
+
         out_dir = self.ctx.rundir.output_dir(spec.id, control.attempt)
         problem = await asyncio.to_thread(validate_output, out_dir, spec.id, control.attempt)
         if problem is None:

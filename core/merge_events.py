@@ -6,11 +6,15 @@ engine appends (and `fold` turns into `RunState.conflicts` and `RunState.merge`)
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from corral.core import events as ev
-from corral.worktrees.conflicts import MatrixDiff
-from corral.worktrees.integrate import IntegrationResult
-from corral.worktrees.mergetree import ConflictPath
-from corral.worktrees.verify import Verification
+
+if TYPE_CHECKING:  # the merge machinery loads later, off the engine's start (core/warmup.py)
+    from corral.worktrees.conflicts import MatrixDiff
+    from corral.worktrees.integrate import IntegrationResult
+    from corral.worktrees.mergetree import ConflictPath
+    from corral.worktrees.verify import Verification
 
 
 def conflict_files(files: tuple[ConflictPath, ...] | list[ConflictPath]) -> list[ev.ConflictFile]:

@@ -15,7 +15,7 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,11 +136,15 @@ class Supervisor:
         *,
         workspaces: WorkspaceFactory,
         cpu: CpuSampler,
+        on_all_started: Callable[[], None] | None = None,
     ) -> None:
         self.ctx = ctx
         self.emit = emit
         self.workspaces = workspaces
         self.cpu = cpu
+        self.on_all_started = on_all_started
+        """Called whenever no attempt is between its start and its spawn any more."""
+        self.starting = 0
 
     async def run_attempt(self, spec: AgentSpec, control: AttemptControl) -> AttemptResult:
         """Run the attempt to its end; its worktree is unlocked afterwards (kept for the merge)."""
@@ -157,21 +161,49 @@ class Supervisor:
         path = workspace_path(ctx.worktree_root, ctx.run_id, spec.id, n)
         log_path = ctx.rundir.output_log(spec.id, n)
         out_dir = ctx.rundir.output_dir(spec.id, n)
+        started = time.monotonic()
+        with self._starting():
+            await self.emit(
+                ev.AgentStarting(
+                    agent=spec.id,
+                    attempt=n,
+                    workspace=str(path),
+                    branch=f"corral/{ctx.run_id}/{spec.id}/{n}",
+                    output_dir=str(out_dir),
+                    log_path=str(log_path),
+                )
+            )
+            spawned_or_result = await self._start(spec, control, out_dir, log_path)
+        if isinstance(spawned_or_result, AttemptResult):
+            return spawned_or_result
+        spawned = spawned_or_result
         await self.emit(
-            ev.AgentStarting(
-                agent=spec.id,
-                attempt=n,
-                workspace=str(path),
-                branch=f"corral/{ctx.run_id}/{spec.id}/{n}",
-                output_dir=str(out_dir),
-                log_path=str(log_path),
+            ev.AgentStarted(
+                agent=spec.id, attempt=n, pid=spawned.pid, proc_start_time=spawned.start_time
             )
         )
-        started = time.monotonic()
+        remaining = spec.timeout - (time.monotonic() - started)
+        return await self._watch(spec, control, spawned, log_path, remaining)
+
+    @contextlib.contextmanager
+    def _starting(self) -> Iterator[None]:
+        self.starting += 1
+        try:
+            yield
+        finally:
+            self.starting -= 1
+            if self.starting == 0 and self.on_all_started is not None:
+                self.on_all_started()
+
+    async def _start(
+        self, spec: AgentSpec, control: AttemptControl, out_dir: Path, log_path: Path
+    ) -> Spawned | AttemptResult:
+        """Workspace, setup commands and the agent's process; a result when it cannot start."""
+        n = control.attempt
         try:
             async with asyncio.timeout(spec.start_timeout):
                 workspace = await self._prepare(spec, n, out_dir, log_path)
-                env = agent_environment(ctx, spec, control, workspace)
+                env = agent_environment(self.ctx, spec, control, workspace)
                 for command in spec.setup:
                     result = await self._run_setup(spec, control, command, workspace, env, log_path)
                     if result is not None:
@@ -187,16 +219,9 @@ class Supervisor:
         if control.kill_reason is not None:
             return AttemptResult("killed", reason=control.kill_reason)
         try:
-            spawned = spawn(list(spec.command), cwd=workspace, env=env, log_path=log_path)
+            return spawn(list(spec.command), cwd=workspace, env=env, log_path=log_path)
         except SpawnError as exc:
             return AttemptResult("failed", reason=str(exc))
-        await self.emit(
-            ev.AgentStarted(
-                agent=spec.id, attempt=n, pid=spawned.pid, proc_start_time=spawned.start_time
-            )
-        )
-        remaining = spec.timeout - (time.monotonic() - started)
-        return await self._watch(spec, control, spawned, log_path, remaining)
 
     async def _prepare(self, spec: AgentSpec, attempt: int, out_dir: Path, log_path: Path) -> Path:
         ctx = self.ctx

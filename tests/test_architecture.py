@@ -41,3 +41,18 @@ def test_agent_side_client_stays_light() -> None:
         [sys.executable, "-c", code], check=True, capture_output=True, text=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_the_engine_starts_without_the_end_of_run_modules() -> None:
+    """Merge, report and summary code load on the preload thread, not before the first agent."""
+    code = (
+        "import sys\n"
+        "from corral.core import engine, runner, warmup\n"
+        "print(sorted(m for m in warmup.LATER_MODULES if m in sys.modules))\n"
+        "warmup.preload().join(timeout=60)\n"
+        "print(sorted(m for m in warmup.LATER_MODULES if m not in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    assert out.split("\n")[:2] == ["[]", "[]"]
