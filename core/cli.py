@@ -132,7 +132,13 @@ def _parser(argv: list[str]) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+CONSOLE_COMMANDS = frozenset({"tui", "demo"})
+"""Commands that may run the Textual console, which is left to exit the ordinary way."""
+
+
+def main(argv: list[str] | None = None, *, exit_hard: bool = False) -> int:
+    """Run one command. `exit_hard` (the console script) ends the process right after a
+    command that runs no console, skipping the interpreter's slow teardown (entry.hard_exit)."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["heartbeat"]:  # one implementation, the fast one
         from corral.core.entry import heartbeat_command
@@ -142,9 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "tui"
     handler = _COMMANDS[command]
     try:
-        return int(handler(args))
+        code = int(handler(args))
     except KeyboardInterrupt:
-        return 130
+        code = 130
+    if exit_hard and command not in CONSOLE_COMMANDS:
+        from corral.core.entry import hard_exit
+
+        hard_exit(code)
+    return code
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -514,4 +525,4 @@ _COMMANDS = {
 
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    sys.exit(main())
+    sys.exit(main(exit_hard=True))
