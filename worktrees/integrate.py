@@ -35,7 +35,7 @@ from corral.worktrees.plumbing import (
     rev_parse,
     update_ref_cas,
 )
-from corral.worktrees.snapshot import snapshot_tree
+from corral.worktrees.snapshot import head_facts, snapshot_tree
 from corral.worktrees.workspace import POPULATE_COMMAND, branch_name, default_root
 
 INTEGRATION = "integration"
@@ -70,25 +70,36 @@ def commit_leftovers(
     the worktree's index is then reset to it (the files are not touched). Returns the new commit,
     or None when there was nothing to commit. `branch`, when given, must be the one checked out.
     """
-    # one process for what three would ask: HEAD, its tree and the branch it names
-    head, head_tree, symbolic = run_git(
-        workspace, "rev-parse", "HEAD^{commit}", "HEAD^{tree}", "--symbolic-full-name", "HEAD"
-    ).split("\n")
-    if not symbolic.startswith("refs/heads/"):
+    # `git status` first, as `git commit -a` does: one process tells the branch and whether
+    # anything is left at all (an attempt that committed its work, or changed nothing).
+    status = run_git(
+        workspace,
+        *("status", "--porcelain=v2", "--branch", "-z"),
+        *("--untracked-files=normal", "--ignore-submodules=none"),
+    )
+    checked_out, changed = "", False
+    for entry in status.split("\0"):
+        if entry.startswith("# branch.head "):
+            checked_out = entry.removeprefix("# branch.head ")
+        elif entry and not entry.startswith("#"):
+            changed = True
+    if checked_out == "(detached)":
         raise IntegrationError(
             f"{workspace} has a detached HEAD, so its leftovers belong to no branch; check out "
             f"{branch or 'the attempt branch'} there, then retry"
         )
-    checked_out = symbolic.removeprefix("refs/heads/")
     if branch is not None and checked_out != branch:
         raise IntegrationError(
             f"{workspace} has {checked_out} checked out, not the attempt's branch {branch}; "
             f"switch back (git -C {workspace} switch {branch}) and retry"
         )
+    if not changed:
+        return None
     tree = snapshot_tree(workspace)
+    head, head_tree, head_date = head_facts(workspace)
     if tree == head_tree:
         return None
-    date = f"@{max(commit_time(workspace, head), int(time.time()))} +0000"
+    date = f"@{max(int(head_date), int(time.time()))} +0000"
     message = (
         f"corral: uncommitted work of agent {agent}, attempt {attempt}\n\n"
         "Committed by corral when the attempt ended.\n"

@@ -118,7 +118,7 @@ def snapshot_tree(workspace: Path) -> str:
         return _tree_with_index(workspace, index)
 
 
-def _head(workspace: Path) -> tuple[str, str, str]:
+def head_facts(workspace: Path) -> tuple[str, str, str]:
     """HEAD's commit, tree and committer date, read in one process from one resolution of HEAD."""
     args = ("rev-list", "--no-walk", "--no-commit-header", "--format=%H %T %ct", "HEAD", "--")
     result = run_git_result(workspace, *args)
@@ -131,7 +131,7 @@ def _head(workspace: Path) -> tuple[str, str, str]:
 
 def snapshot(workspace: Path) -> Snapshot:
     """Tree and commit of the worktree's current content (see the module docstring)."""
-    head, head_tree, head_date = _head(workspace)
+    head, head_tree, head_date = head_facts(workspace)
     tree = snapshot_tree(workspace)
     if tree == head_tree:
         return Snapshot(head=head, tree=tree, commit=head)

@@ -53,6 +53,38 @@ def test_commit_leftovers_names_agent_and_attempt(tmp_path: Path) -> None:
     assert git(repo, "rev-parse", "main") == ws.commit  # base untouched
 
 
+def test_commit_leftovers_sees_a_same_size_edit_made_right_after_checkout(tmp_path: Path) -> None:
+    """Racily clean: the edit lands in the checkout's clock tick; status must still see it."""
+    repo = base_repo(tmp_path)
+    ws = agent(repo, "coder")
+    target = ws.path / "src/app.py"
+    text = target.read_text()
+    target.write_text(text.replace("1", "9", 1))  # same size, same tick, most likely
+    assert len(target.read_text()) == len(text)
+    commit = commit_leftovers(ws.path, "coder", 1, branch=ws.branch)
+    assert commit is not None
+    assert git(repo, "show", f"{commit}:src/app.py") == target.read_text().rstrip("\n")
+
+
+def test_an_attempt_that_committed_everything_leaves_nothing(tmp_path: Path) -> None:
+    repo = base_repo(tmp_path)
+    ws = agent(repo, "coder")
+    (ws.path / "done.txt").write_text("done\n")
+    git(ws.path, "add", "done.txt")
+    git(ws.path, "-c", "core.hooksPath=/dev/null", "commit", "-q", "-m", "the agent's own commit")
+    tip = git(repo, "rev-parse", ws.branch)
+    assert commit_leftovers(ws.path, "coder", 1, branch=ws.branch) is None
+    assert git(repo, "rev-parse", ws.branch) == tip
+
+
+def test_commit_leftovers_refuses_a_detached_head(tmp_path: Path) -> None:
+    repo = base_repo(tmp_path)
+    ws = agent(repo, "coder")
+    git(ws.path, "switch", "-q", "--detach")
+    with pytest.raises(IntegrationError, match="detached HEAD"):
+        commit_leftovers(ws.path, "coder", 1, branch=ws.branch)
+
+
 def test_commit_leftovers_refuses_another_branch(tmp_path: Path) -> None:
     repo = base_repo(tmp_path)
     ws = agent(repo, "coder")
