@@ -1,10 +1,11 @@
-"""Attempts' workspaces, made in batches: metadata for all waiting attempts at once, files two at a time.
+"""Attempts' workspaces, made in batches: metadata for waiting attempts at once, files two at a time.
 
 Attempts started in the same scheduler pass ask for their worktrees within moments of each
-other. Registering them one by one would hold the git metadata lock once per agent; here every
-request that arrives while a batch is being registered joins the next batch, so fifty agents
-cost one or two registrations (`worktrees.workspace.register_workspaces`). Writing the files
-(`populate_workspace`) is the CPU-heavy part, so it runs `slots` at a time (PERF: two cores).
+other. Registering them one by one would hold the git metadata lock once per agent; here the
+requests that arrive while a batch is being registered join the next batch (up to
+BATCH_LIMIT), so fifty agents cost a handful of registrations
+(`worktrees.workspace.register_workspaces`). Writing the files (`populate_workspace`) is the
+heavy part, so it runs `slots` at a time (PERF: two cores), overlapping the next registration.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from corral.worktrees.workspace import (
     populate_workspace,
     register_workspaces,
 )
+
+BATCH_LIMIT = 8
+"""Registrations per batch: enough to amortise the batch's two git processes, few enough that
+the first checkouts start while the next batch is registered instead of after all of them."""
 
 
 @dataclass
@@ -58,7 +63,7 @@ class WorkspaceFactory:
     async def _register_waiting(self) -> None:
         while self.waiting:
             await asyncio.sleep(0)  # attempts launched in the same pass join this batch
-            batch, self.waiting = self.waiting, []
+            batch, self.waiting = self.waiting[:BATCH_LIMIT], self.waiting[BATCH_LIMIT:]
             pairs = [(request.agent, request.attempt) for request in batch]
             try:
                 results = await asyncio.to_thread(
