@@ -211,6 +211,13 @@ def test_below_min_success_exits_nonzero_and_says_why(repo: Path, tmp_path: Path
     assert state.verdict == "failed"
     assert "1 of 2 agents succeeded; 2 required" in result.stdout
     assert state.agents["bad"].attempts[0].exit_code == 3
+    # piped, the closing table is plain aligned text: one line per agent, columns lined up
+    lines = result.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("agent "))
+    rows = [line for line in lines if line.startswith(("ok ", "bad "))]
+    assert len(rows) == 2
+    column = header.index("state")
+    assert [row[column:].split()[1] for row in rows] == ["succeeded", "dead_lettered"]
 
 
 def test_agent_environment_and_private_output_dir(repo: Path, tmp_path: Path) -> None:
