@@ -134,13 +134,16 @@ class ConflictWatch:
             await self.emit_many(events)
 
     async def run(self, state: RunState) -> None:
-        """Check, then wait, until cancelled; one pass at a time.
+        """Wait, then check, until cancelled; one pass at a time.
 
         The wait is at least `interval` and at least twice the last pass, so with many agents
-        the watch keeps to about a third of one core instead of crowding out the agents."""
+        the watch keeps to about a third of one core instead of crowding out the agents. The
+        first pass, too, waits an interval: at the start no agent has written anything yet, and
+        the cores are busy checking out their worktrees."""
         self.base_ref = state.base_ref
         loop = asyncio.get_running_loop()
         try:
+            await asyncio.sleep(self.interval)
             while True:
                 started = loop.time()
                 with contextlib.suppress(GitError):

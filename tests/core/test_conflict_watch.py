@@ -95,7 +95,7 @@ class Blocking(ConflictWatch):
     """A watch whose first snapshot waits for the test's word, telling it which thread it is."""
 
     def __init__(self, repo: Path, base: str, emit: Recorder) -> None:
-        super().__init__(repo, base, 60.0, emit)
+        super().__init__(repo, base, 0.05, emit)
         self.entered = threading.Event()
         self.release = threading.Event()
         self.calls = 0
