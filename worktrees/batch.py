@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corral.worktrees.git import run_git_result
+from corral.worktrees.safety import config_stamp
 
 FALLBACK_SETTINGS = r"^(core\.sparsecheckout|extensions\.worktreeconfig)$"
 """Settings under which `git worktree add` copies files into the new worktree's metadata."""
@@ -40,9 +41,20 @@ class NewWorktree:
 
 
 def _copies_settings(repo_path: Path) -> bool:
-    """True when `worktree add` would copy sparse-checkout or per-worktree config."""
+    """True when `worktree add` would copy sparse-checkout or per-worktree config.
+
+    Asked once per state of the repository's config files (a run registers many batches)."""
+    stamp = config_stamp(repo_path)
+    if stamp is not None and (known := _settings_cache.get(stamp)) is not None:
+        return known
     result = run_git_result(repo_path, "config", "--bool", "--get-regexp", FALLBACK_SETTINGS)
-    return any(line.split(" ", 1)[-1] == "true" for line in result.stdout.splitlines())
+    copies = any(line.split(" ", 1)[-1] == "true" for line in result.stdout.splitlines())
+    if stamp is not None:
+        _settings_cache[stamp] = copies
+    return copies
+
+
+_settings_cache: dict[tuple[tuple[str, int, int, int], ...], bool] = {}
 
 
 def _create_branches(repo_path: Path, items: Sequence[NewWorktree], commit: str) -> bool:

@@ -123,7 +123,7 @@ def repository_driver_overrides(repo: Path) -> list[tuple[str, str]]:
     Drivers from the user's global or system config are left alone. A driver whose name git
     could not parse back from `-c` is refused rather than silently left active.
     """
-    stamp = _config_stamp(repo)
+    stamp = config_stamp(repo)
     cached = _driver_cache.get(stamp) if stamp is not None else None
     if cached is not None:
         return list(cached)
@@ -186,7 +186,7 @@ _driver_cache: dict[tuple[tuple[str, int, int, int], ...], list[tuple[str, str]]
 """Scan results by config stamp: every new worktree without its own config shares one entry."""
 
 
-def _config_stamp(repo: Path) -> tuple[tuple[str, int, int, int], ...] | None:
+def config_stamp(repo: Path) -> tuple[tuple[str, int, int, int], ...] | None:
     """Identity of the repository's own config files (config, config.worktree), or None.
 
     The scan above costs a git process; the engine runs git in every new workspace, so the

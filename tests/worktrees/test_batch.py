@@ -122,7 +122,8 @@ def test_sparse_checkout_goes_through_git_worktree_add(tmp_path: Path) -> None:
     assert not (ws.path / "docs").exists()
 
 
-def test_concurrent_requests_share_one_registration(repo: Path) -> None:
+def test_concurrent_requests_share_registrations(repo: Path) -> None:
+    """Thirteen requests at once: two batches (BATCH_LIMIT is 8), and the bad one fails alone."""
     commit = git(repo, "rev-parse", "HEAD")
 
     async def main() -> tuple[list[Workspace | BaseException], int]:
@@ -134,7 +135,7 @@ def test_concurrent_requests_share_one_registration(repo: Path) -> None:
         return made, factory.batches
 
     made, batches = asyncio.run(main())
-    assert batches == 1
+    assert batches == 2
     assert "cannot name a branch" in str(made[-1])
     good = [ws for ws in made if isinstance(ws, Workspace)]
     assert len(good) == 12
