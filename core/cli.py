@@ -239,8 +239,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 @_guard
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     from corral.core.plan import PlanError
+
+    checking = None
+    if args.plan is not None and not args.resume:
+        # the plan's git checks wait on git processes: let them run while the engine loads
+        checking = ThreadPoolExecutor(max_workers=1).submit(_load_checked, args)
     from corral.core.rundir import new_run_id
     from corral.core.runner import EngineBusy, resume_run, start_run
 
@@ -255,12 +261,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         except EngineBusy as exc:
             return _fail(str(exc))
     else:
-        if args.plan is None:
+        if checking is None:
             return _fail("name a plan: corral run PLAN (or --resume RUN)", 2)
         if args.retry:
             return _fail("--retry goes with --resume RUN", 2)
         try:
-            pre = _load_checked(args)
+            pre = checking.result()
         except PlanError as exc:
             return _fail(str(exc), 2)
         run_id = args.run_id or new_run_id()

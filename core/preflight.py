@@ -41,8 +41,10 @@ def agent_path(spec: AgentSpec) -> str:
 
 
 def _program_problem(
-    program: str, spec: AgentSpec, repo_top: Path, field: str
+    program: str, spec: AgentSpec, repo_top: Path, field: str, found: dict[tuple[str, str], bool]
 ) -> PlanProblem | None:
+    """What is wrong with `program` for this agent; `found` remembers PATH lookups in one check
+    (fifty agents running the same program search PATH once)."""
     if "/" in program:
         candidate = Path(program) if os.path.isabs(program) else repo_top / program
         if candidate.is_file() and os.access(candidate, os.X_OK):
@@ -52,7 +54,10 @@ def _program_problem(
         return PlanProblem(
             where=f"agent {spec.id!r}", field=field, message=f"{program!r} {what}; {fix}"
         )
-    if shutil.which(program, path=agent_path(spec)) is None:
+    key = (program, agent_path(spec))
+    if key not in found:
+        found[key] = shutil.which(program, path=key[1]) is not None
+    if not found[key]:
         return PlanProblem(
             where=f"agent {spec.id!r}",
             field=field,
@@ -81,12 +86,13 @@ def preflight(plan: Plan, plan_path: Path, cwd: Path) -> Preflight:
             source, [PlanProblem(where="run", field="base", message=str(exc))]
         ) from None
     problems: list[PlanProblem] = []
+    found: dict[tuple[str, str], bool] = {}
     for spec in plan.agents:
-        problem = _program_problem(spec.command[0], spec, repo_top, "command")
+        problem = _program_problem(spec.command[0], spec, repo_top, "command", found)
         if problem:
             problems.append(problem)
         for index, command in enumerate(spec.setup):
-            problem = _program_problem(command[0], spec, repo_top, f"setup[{index}]")
+            problem = _program_problem(command[0], spec, repo_top, f"setup[{index}]", found)
             if problem:
                 problems.append(problem)
         for name in spec.copy_files:
