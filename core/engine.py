@@ -223,6 +223,7 @@ class Engine:
             for control in self.controls.values():
                 control.request_stop(self.stop_signal or signal.SIGTERM)
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        self.supervisor.workspaces.close()
         await self.locks.close()
         if self.failure is not None:
             return

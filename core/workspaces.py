@@ -11,6 +11,7 @@ heavy part, so it runs `slots` at a time (PERF: two cores), overlapping the next
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +45,9 @@ class WorkspaceFactory:
         self.root = root
         self.run_id = run_id
         self.commit = commit
-        self.populate_slots = asyncio.Semaphore(slots)
+        # Its own workers, each taking the next checkout the moment it finishes one: with a
+        # semaphore every handover waited for the event loop, which is busy spawning agents.
+        self.checkouts = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="checkout")
         self.waiting: list[_Request] = []
         self.registrar: asyncio.Task[None] | None = None
         self.batches = 0
@@ -56,9 +59,14 @@ class WorkspaceFactory:
         if self.registrar is None or self.registrar.done():
             self.registrar = asyncio.create_task(self._register_waiting(), name="workspaces")
         workspace = await request.done
-        async with self.populate_slots:
-            await asyncio.to_thread(populate_workspace, workspace)
+        await asyncio.get_running_loop().run_in_executor(
+            self.checkouts, populate_workspace, workspace
+        )
         return workspace
+
+    def close(self) -> None:
+        """No more workspaces: let the checkout workers end (a running checkout finishes)."""
+        self.checkouts.shutdown(wait=False, cancel_futures=True)
 
     async def _register_waiting(self) -> None:
         while self.waiting:

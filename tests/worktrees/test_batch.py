@@ -132,6 +132,7 @@ def test_concurrent_requests_share_registrations(repo: Path) -> None:
         made = await asyncio.gather(
             *(factory.create(agent, 1) for agent in agents), return_exceptions=True
         )
+        factory.close()
         return made, factory.batches
 
     made, batches = asyncio.run(main())
