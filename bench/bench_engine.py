@@ -1,18 +1,33 @@
 """Orchestration overhead: N agents that each sleep S seconds, all allowed at once.
 
-Prints wall time / S (1.0 would be free orchestration; the target is under 1.5) for 50 and
-200 agents. Usage: python bench/bench_engine.py [--agents 50 200] [--sleep 2]
+Prints wall time / S for each run (1.0 would be free orchestration; the target is under 1.5
+for 50 agents), the median and best of the runs, and where the time went, read from the run's
+own event log:
+
+  start    process start to `run_started` (interpreter, imports, plan checks, run directory)
+  spread   `run_started` to the last agent's process started (worktrees and spawns)
+  end      the last agent's exit to `engine_stopped` (its end, merge, report)
+  exit     `engine_stopped` to the process gone
+
+Scratch repositories are deleted only after every run: deleting thousands of files just before
+creating thousands more slows these disks down for tens of seconds (PERF.md, churn).
+
+Usage: python bench/bench_engine.py [--agents 50 200] [--sleep 2] [--runs 3] [--files 100]
 """
 
 from __future__ import annotations
 
 import argparse
 import compileall
+import json
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 GIT_ENV = {
@@ -35,27 +50,54 @@ def make_repo(path: Path, files: int) -> None:
     subprocess.run(["git", "-C", str(path), "commit", "-q", "-m", "bench"], check=True, env=env)
 
 
-def run_once(agents: int, sleep: float, files: int) -> tuple[float, str]:
-    with tempfile.TemporaryDirectory(prefix="corral-bench-") as tmp:
-        repo = Path(tmp) / "repo"
-        make_repo(repo, files)
-        plan = Path(tmp) / "plan.toml"
-        body = f'[run]\nname = "bench"\nmax_parallel = {agents}\n\n'
-        for i in range(agents):
-            body += f'[[agent]]\nid = "s{i}"\ncommand = ["sleep", "{sleep}"]\n\n'
-        plan.write_text(body)
-        started = time.perf_counter()
-        result = subprocess.run(
-            [sys.executable, "-m", "corral.core.cli", "run", str(plan), "--quiet"],
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            env={**os.environ, **GIT_ENV},
-        )
-        wall = time.perf_counter() - started
-        if result.returncode != 0:
-            raise SystemExit(f"run failed:\n{result.stdout}\n{result.stderr}")
-        return wall, result.stdout.splitlines()[0] if result.stdout else ""
+@dataclass
+class Run:
+    wall: float
+    start: float
+    spread: float
+    end: float
+    exit: float
+
+
+def phases(events_path: Path, began: float, ended: float, sleep: float) -> Run:
+    """The run's phases from its event log (wall-clock stamps) and the process's own times."""
+    stamps: dict[str, list[float]] = {}
+    for line in events_path.read_text().splitlines():
+        event = json.loads(line)
+        stamps.setdefault(event["type"], []).append(event["ts"])
+    started = stamps["run_started"][0]
+    last_spawn = max(stamps["agent_started"])
+    stopped = stamps["engine_stopped"][-1]
+    return Run(
+        wall=ended - began,
+        start=started - began,
+        spread=last_spawn - started,
+        end=stopped - (last_spawn + sleep),
+        exit=ended - stopped,
+    )
+
+
+def run_once(scratch: Path, agents: int, sleep: float, files: int) -> Run:
+    repo = scratch / "repo"
+    make_repo(repo, files)
+    plan = scratch / "plan.toml"
+    body = f'[run]\nname = "bench"\nmax_parallel = {agents}\n\n'
+    for i in range(agents):
+        body += f'[[agent]]\nid = "s{i}"\ncommand = ["sleep", "{sleep}"]\n\n'
+    plan.write_text(body)
+    began = time.time()
+    result = subprocess.run(
+        [sys.executable, "-m", "corral.core.cli", "run", str(plan), "--quiet"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **GIT_ENV},
+    )
+    ended = time.time()
+    if result.returncode != 0:
+        raise SystemExit(f"run failed:\n{result.stdout}\n{result.stderr}")
+    (events,) = (repo / ".git" / "corral" / "runs").glob("*/events.jsonl")
+    return phases(events, began, ended, sleep)
 
 
 def compile_sources() -> None:
@@ -69,13 +111,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--agents", type=int, nargs="+", default=[50, 200])
     parser.add_argument("--sleep", type=float, default=2.0)
+    parser.add_argument("--runs", type=int, default=3, help="runs per agent count")
     parser.add_argument("--files", type=int, default=100, help="files in the bench repository")
     args = parser.parse_args()
     compile_sources()
-    print(f"{'agents':>7} {'sleep':>6} {'wall':>8} {'wall/sleep':>11}")
-    for agents in args.agents:
-        wall, _ = run_once(agents, args.sleep, args.files)
-        print(f"{agents:>7} {args.sleep:>5.1f}s {wall:>7.2f}s {wall / args.sleep:>11.2f}")
+    scratch = Path(tempfile.mkdtemp(prefix="corral-bench-engine-"))
+    print(
+        f"{'agents':>6} {'run':>4} {'wall':>7} {'wall/sleep':>10}   start  spread     end    exit"
+    )
+    try:
+        for agents in args.agents:
+            ratios = []
+            for number in range(1, args.runs + 1):
+                run = run_once(scratch / f"{agents}-{number}", agents, args.sleep, args.files)
+                ratios.append(run.wall / args.sleep)
+                print(
+                    f"{agents:>6} {number:>4} {run.wall:>6.2f}s {ratios[-1]:>10.2f}  "
+                    f"{run.start:>5.2f}s {run.spread:>6.2f}s {run.end:>6.2f}s {run.exit:>6.2f}s",
+                    flush=True,
+                )
+            print(
+                f"{agents:>6} agents: wall/sleep median {statistics.median(ratios):.2f}, "
+                f"best {min(ratios):.2f} (target under 1.5 for 50)",
+                flush=True,
+            )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
