@@ -24,7 +24,7 @@ from corral.worktrees.workspace import (
 )
 
 BATCH_LIMIT = 8
-"""Registrations per batch: enough to amortise the batch's two git processes, few enough that
+"""Registrations per batch: enough to amortise the batch's `update-ref` process, few enough that
 the first checkouts start while the next batch is registered instead of after all of them."""
 
 
