@@ -241,6 +241,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
+    import corral.core.preflight  # noqa: F401 - imported here, so the thread below imports nothing
     from corral.core.plan import PlanError
 
     checking = None
