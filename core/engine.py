@@ -43,7 +43,14 @@ from corral.core.protocol import (
     StatusRequest,
 )
 from corral.core.state import ACTIVE_STATES, TERMINAL_STATES, RunState, apply
-from corral.core.supervisor import AttemptControl, AttemptResult, RunContext, Supervisor
+from corral.core.supervisor import (
+    AttemptControl,
+    AttemptResult,
+    RunContext,
+    Supervisor,
+    environment_redactor,
+    redact_outputs,
+)
 from corral.core.warmup import preload
 from corral.core.workspaces import WorkspaceFactory
 from corral.worktrees.errors import GitError
@@ -160,6 +167,12 @@ class Engine:
                 )
                 for pid, start in found:
                     await terminate_tree(pid, start, grace=self.plan.run.kill_grace)
+                await asyncio.to_thread(
+                    redact_outputs,
+                    environment_redactor(self.plan.agent(agent.id)),
+                    self.ctx.rundir.output_log(agent.id, attempt.number),
+                    self.ctx.rundir.output_dir(agent.id, attempt.number),
+                )
                 stopped = (
                     f"; {len(found)} of its processes were still alive and were stopped"
                     if found

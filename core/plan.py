@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -47,6 +47,35 @@ def _relative_path(value: str) -> str:
 
 
 RelativePath = Annotated[str, BeforeValidator(_relative_path)]
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+
+
+class FromEnv(_Strict):
+    """`{ from_env = "NAME" }`: the value of corral's own variable NAME, read when the agent starts.
+
+    A secret passed this way is never written into the plan, the run directory or an event, and
+    its value is redacted from what the agent prints (core/redact.py)."""
+
+    from_env: Annotated[str, StringConstraints(pattern=ENV_NAME_PATTERN)]
+
+
+EnvValue = str | FromEnv
+
+
+def resolve_env(
+    env: Mapping[str, EnvValue], environ: Mapping[str, str]
+) -> tuple[dict[str, str], list[str]]:
+    """The plan's variables with each `from_env` read from `environ`, and the names not set."""
+    resolved: dict[str, str] = {}
+    missing: list[str] = []
+    for key, value in env.items():
+        if isinstance(value, str):
+            resolved[key] = value
+        elif value.from_env in environ:
+            resolved[key] = environ[value.from_env]
+        else:
+            missing.append(value.from_env)
+    return resolved, missing
 
 
 class AgentDefaults(_Strict):
@@ -62,8 +91,9 @@ class AgentDefaults(_Strict):
     """Time allowed for the workspace and the `setup` commands before the agent starts."""
     retries: int = Field(default=0, ge=0, le=50)
     """Further attempts after a failed one (so `retries = 2` means up to three attempts)."""
-    env: dict[str, str] = Field(default_factory=dict)
-    """Extra environment variables for the agent and its setup commands."""
+    env: dict[str, EnvValue] = Field(default_factory=dict)
+    """Extra environment variables for the agent and its setup commands: a text, or
+    `{ from_env = "NAME" }` to pass a secret by reference (see FromEnv)."""
     setup: list[Command] = Field(default_factory=list)
     """Commands run in the new workspace, in order, before the agent starts."""
     copy_files: list[RelativePath] = Field(default_factory=list, alias="copy")

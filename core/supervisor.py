@@ -21,8 +21,9 @@ from pathlib import Path
 
 from corral.core import events as ev
 from corral.core.fencing import shared_dir
-from corral.core.plan import AgentSpec, Plan
+from corral.core.plan import AgentSpec, FromEnv, Plan, resolve_env
 from corral.core.proctree import CpuSampler, Spawned, SpawnError, spawn, terminate_tree, wait_exit
+from corral.core.redact import Redactor
 from corral.core.rundir import RunDir, ensure_private_dir
 from corral.core.workspaces import WorkspaceFactory
 from corral.worktrees.errors import GitError
@@ -57,6 +58,8 @@ class AttemptControl:
     stop_signal: int | None = None
     last_activity: float = field(default_factory=time.monotonic)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    redactor: Redactor = field(default_factory=lambda: Redactor({}))
+    """The known secrets of the attempt's environment, set when it is built."""
 
     def request_kill(self, reason: str) -> None:
         self.kill_reason = reason
@@ -85,9 +88,17 @@ class RunContext:
 def agent_environment(
     ctx: RunContext, spec: AgentSpec, control: AttemptControl, workspace: Path
 ) -> dict[str, str]:
-    """The agent's environment: the engine's, the plan's `env`, then corral's own variables."""
+    """The agent's environment: the engine's, the plan's `env`, then corral's own variables.
+
+    Also gives `control` the redactor of this environment's secrets (core/redact.py)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("CORRAL_")}
-    env.update(spec.env)
+    own, missing = resolve_env(spec.env, os.environ)
+    if missing:
+        raise ValueError(
+            f"{', '.join(missing)} (taken by `from_env` in agent {spec.id}'s env) is not set in "
+            "the engine's environment; export it and retry the agent"
+        )
+    env.update(own)
     bin_dir = str(Path(sys.executable).parent)
     path = env.get("PATH", os.defpath)
     if bin_dir not in path.split(os.pathsep):
@@ -107,7 +118,24 @@ def agent_environment(
             "TRACEPARENT": f"00-{trace_id}-{span_id}-01",
         }
     )
+    references = [key for key, value in spec.env.items() if isinstance(value, FromEnv)]
+    control.redactor = Redactor.for_environment(env, [*references, "CORRAL_AGENT_TOKEN"])
     return env
+
+
+def environment_redactor(spec: AgentSpec) -> Redactor:
+    """The known secrets an attempt of `spec` had, but its token: for a lost attempt's files."""
+    own, _ = resolve_env(spec.env, os.environ)
+    references = [key for key, value in spec.env.items() if isinstance(value, FromEnv)]
+    return Redactor.for_environment({**os.environ, **own}, references)
+
+
+def redact_outputs(redactor: Redactor, log_path: Path, out_dir: Path) -> None:
+    """Known secrets out of the attempt's log and every file it left in its output directory."""
+    redactor.redact_file(log_path)
+    for directory, _, files in os.walk(out_dir):
+        for name in files:
+            redactor.redact_file(Path(directory) / name)
 
 
 def _make_attempt_files(out_dir: Path, log_path: Path) -> None:
@@ -151,6 +179,13 @@ class Supervisor:
         try:
             return await self._run(spec, control)
         finally:
+            if control.redactor:  # every process of the attempt is gone by now
+                await asyncio.to_thread(
+                    redact_outputs,
+                    control.redactor,
+                    self.ctx.rundir.output_log(spec.id, control.attempt),
+                    self.ctx.rundir.output_dir(spec.id, control.attempt),
+                )
             path = workspace_path(self.ctx.worktree_root, self.ctx.run_id, spec.id, control.attempt)
             if path.is_dir():
                 with contextlib.suppress(GitError):
@@ -384,6 +419,8 @@ class Supervisor:
     ) -> ev.Event:
         """An explicit heartbeat from the agent: durable before the agent hears back."""
         control.note_activity()
+        if message is not None:
+            message = control.redactor.redact(message)
         return await self.emit(
             ev.AgentHeartbeat(
                 agent=control.agent,
