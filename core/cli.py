@@ -402,10 +402,18 @@ def cmd_logs(args: argparse.Namespace) -> int:
         return _fail(f"agent {args.agent!r} has not started yet")
     path = rundir.output_log(args.agent, number)
     out = sys.stdout.buffer
-    offset = 0
+    offset = inode = 0
     while True:
         try:
             with path.open("rb") as handle:
+                seen, inode = inode, os.fstat(handle.fileno()).st_ino
+                if seen and inode != seen:
+                    print(
+                        f"corral: the log was redacted as the attempt ended; `corral logs "
+                        f"{rundir.run_id} {args.agent}` prints that copy",
+                        file=sys.stderr,
+                    )
+                    return 0
                 handle.seek(offset)
                 chunk = handle.read()
         except FileNotFoundError:

@@ -135,20 +135,24 @@ def branch_diff(repo: str, snapshot: str, branch: str, paths: list[str] | None =
     return _cut(diff.stdout) or "no changes"
 
 
-def read_more(path: Path, offset: int) -> tuple[bytes, int]:
-    """New bytes of a growing file from `offset` (up to OUTPUT_CHUNK), without following links."""
+def read_more(path: Path, offset: int, inode: int = 0) -> tuple[bytes, int, int]:
+    """New bytes of a growing file from `offset` (up to OUTPUT_CHUNK), without following links.
+
+    Returns the data, the next offset and the file's inode. A file replaced since the last call
+    (another inode than `inode`: the log redacted when its attempt ended) is read from 0 again.
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
-        return b"", offset
+        return b"", offset, inode
     try:
-        size = os.fstat(fd).st_size
-        if size < offset:
-            offset = 0  # the file was replaced (a new attempt): start over
-        if size == offset:
-            return b"", offset
+        info = os.fstat(fd)
+        if (inode and info.st_ino != inode) or info.st_size < offset:
+            offset = 0  # the file was replaced: start over
+        if info.st_size == offset:
+            return b"", offset, info.st_ino
         os.lseek(fd, offset, os.SEEK_SET)
-        data = os.read(fd, min(OUTPUT_CHUNK, size - offset))
-        return data, offset + len(data)
+        data = os.read(fd, min(OUTPUT_CHUNK, info.st_size - offset))
+        return data, offset + len(data), info.st_ino
     finally:
         os.close(fd)

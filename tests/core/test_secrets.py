@@ -133,3 +133,17 @@ def test_no_secret_reaches_the_run_directory(
             assert REFERENCED.encode() not in data, path
     # the files the agent wrote are its work, committed as they are: redaction is for output
     assert git(repo, "show", f"{attempt.branch}:leaked.txt") == SECRET
+
+
+def test_a_follower_rereads_a_log_replaced_by_its_redacted_copy(tmp_path: Path) -> None:
+    from corral.tui.ops import read_more
+
+    log = tmp_path / "output.log"
+    log.write_bytes(b"key=" + SECRET.encode() + b"\n")
+    data, offset, inode = read_more(log, 0)
+    assert data.endswith(SECRET.encode() + b"\n")
+    assert Redactor({"API_KEY": SECRET}).redact_file(log)
+    data, offset, replaced = read_more(log, offset, inode)
+    assert replaced != inode
+    assert data == b"key=[redacted API_KEY]\n"  # the whole redacted copy, from its start
+    assert read_more(log, offset, replaced) == (b"", offset, replaced)

@@ -175,7 +175,7 @@ class AgentScreen(RunScreen):
     async def follow_output(self) -> None:
         """Follow output.log of the current attempt, switching when a new attempt starts."""
         path: Path | None = None
-        offset = 0
+        offset = inode = 0
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         pending = ""
         idle = 0
@@ -184,7 +184,7 @@ class AgentScreen(RunScreen):
             attempt = agent.current if agent is not None else None
             current = Path(attempt.log_path) if attempt is not None and attempt.log_path else None
             if current != path:
-                path, offset, pending = current, 0, ""
+                path, offset, inode, pending = current, 0, 0, ""
                 decoder.reset()
                 self.post_message(
                     self.OutputLines(
@@ -193,7 +193,15 @@ class AgentScreen(RunScreen):
                 )
             data = b""
             if path is not None:
-                data, offset = await asyncio.to_thread(ops.read_more, path, offset)
+                seen = inode
+                data, offset, inode = await asyncio.to_thread(ops.read_more, path, offset, inode)
+                if seen and inode != seen:  # redacted as the attempt ended: show that copy
+                    pending = ""
+                    decoder.reset()
+                    header = (
+                        f"── attempt {attempt.number if attempt else '?'} (secrets redacted) ──"
+                    )
+                    self.post_message(self.OutputLines([header], reset=True))
             if data:
                 idle = 0
                 lines = inert_lines(pending + decoder.decode(data))
@@ -208,6 +216,9 @@ class AgentScreen(RunScreen):
             await asyncio.sleep(OUTPUT_POLL)
 
     def on_agent_screen_output_lines(self, message: OutputLines) -> None:
+        if message.reset:
+            self.output.clear()
+            self.output_lines = 0
         self.output.write_lines(message.lines)
         self.output_lines += len(message.lines)
 
