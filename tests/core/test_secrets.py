@@ -96,6 +96,8 @@ AGENT = r"""
 echo "key=$MY_API_KEY ref=$PASSED token=$CORRAL_AGENT_TOKEN"
 echo "findings mention $PASSED" > "$CORRAL_OUTPUT/notes.txt"
 corral heartbeat "working with $MY_API_KEY"
+T=$(corral lock acquire db --ttl 30 --reason "migrating with $MY_API_KEY")
+corral lock release db --token "$T"
 echo "$MY_API_KEY" > leaked.txt
 """
 
@@ -126,6 +128,8 @@ def test_no_secret_reaches_the_run_directory(
     ).read_text() == "findings mention [redacted PASSED]\n"
     beats = [e for e in events_of(rundir) if e.type == "agent_heartbeat" and e.source == "beat"]
     assert [b.message for b in beats] == ["working with [redacted MY_API_KEY]"]
+    grants = [e for e in events_of(rundir) if e.type == "lock_acquired"]
+    assert [g.reason for g in grants] == ["migrating with [redacted MY_API_KEY]"]
     for path in rundir.path.rglob("*"):
         if path.is_file() and not path.is_symlink():
             data = path.read_bytes()
