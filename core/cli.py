@@ -218,7 +218,10 @@ def _load_checked(args: argparse.Namespace) -> Any:
     from corral.core.preflight import preflight
 
     plan = load_plan(args.plan)
-    return preflight(plan, args.plan.resolve(), (args.repo or _cwd()).resolve())
+    checked = preflight(plan, args.plan.resolve(), (args.repo or _cwd()).resolve())
+    for warning in checked.warnings:
+        print(f"corral: warning: {warning}", file=sys.stderr)
+    return checked
 
 
 @_guard

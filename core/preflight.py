@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corral.core.plan import AgentSpec, FromEnv, Plan, PlanError, PlanProblem, resolve_env
+from corral.core.redact import MIN_LENGTH, is_secret_name
 from corral.worktrees.git import (
     GitError,
     NotARepository,
@@ -32,6 +33,8 @@ class Preflight:
     common_dir: Path
     base_ref: str
     snapshot: str
+    warnings: tuple[str, ...] = ()
+    """What is allowed but unwise (a secret written into the plan), for the user to read."""
 
 
 def agent_path(spec: AgentSpec) -> str:
@@ -118,5 +121,21 @@ def preflight(plan: Plan, plan_path: Path, cwd: Path) -> Preflight:
     if problems:
         raise PlanError(source, problems)
     return Preflight(
-        plan=plan, repo_top=repo_top, common_dir=common_dir, base_ref=base_ref, snapshot=snapshot
+        plan=plan,
+        repo_top=repo_top,
+        common_dir=common_dir,
+        base_ref=base_ref,
+        snapshot=snapshot,
+        warnings=tuple(_literal_secrets(plan)),
     )
+
+
+def _literal_secrets(plan: Plan) -> list[str]:
+    """Secrets written into the plan are copied into the run directory with it."""
+    return [
+        f"agent {spec.id!r} env.{key}: a secret written into the plan is kept in the run "
+        f'directory with it; export it and write {{ from_env = "{key}" }} instead'
+        for spec in plan.agents
+        for key, value in spec.env.items()
+        if isinstance(value, str) and is_secret_name(key) and len(value) >= MIN_LENGTH
+    ]

@@ -151,3 +151,17 @@ def test_a_follower_rereads_a_log_replaced_by_its_redacted_copy(tmp_path: Path) 
     assert replaced != inode
     assert data == b"key=[redacted API_KEY]\n"  # the whole redacted copy, from its start
     assert read_more(log, offset, replaced) == (b"", offset, replaced)
+
+
+def test_a_secret_written_into_the_plan_is_warned_about(repo: Path, tmp_path: Path) -> None:
+    plan = write_plan(
+        tmp_path,
+        '[[agent]]\nid = "a"\ncommand = ["true"]\n'
+        'env = { API_KEY = "sk-literal-123456", MODE = "fast-and-loose" }\n',
+    )
+    result = corral(repo, "validate", str(plan))
+    assert result.returncode == 0
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1
+    assert "env.API_KEY" in warnings[0]
+    assert '{ from_env = "API_KEY" }' in warnings[0]
