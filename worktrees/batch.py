@@ -66,19 +66,34 @@ def _create_branches(repo_path: Path, items: Sequence[NewWorktree], commit: str)
     return result.status == 0
 
 
-def _admin_dir(common_dir: Path, name: str) -> Path:
-    """A new `worktrees/<name>` directory, numbered like git's when the name is taken."""
+def _admin_dir(common_dir: Path, path: Path) -> Path:
+    """A new `worktrees/<name>` directory for `path`, numbered like git's when the name is taken.
+
+    Git names a worktree's record after its directory, so a record left for this very path (its
+    directory deleted by hand) is among the taken names: then FileExistsError, and the careful
+    path (`git worktree add`, which refuses to register one path twice) deals with it."""
     admin_root = common_dir / "worktrees"
     admin_root.mkdir(exist_ok=True)
     counter = 0
     while True:
-        candidate = admin_root / (name if counter == 0 else f"{name}{counter}")
+        candidate = admin_root / (path.name if counter == 0 else f"{path.name}{counter}")
         try:
             candidate.mkdir()
         except FileExistsError:
+            if _records(candidate, path):
+                raise FileExistsError(f"{path} is already registered in {candidate}") from None
             counter += 1
             continue
         return candidate
+
+
+def _records(admin: Path, path: Path) -> bool:
+    """Whether the worktree record `admin` is the one of `path`."""
+    try:
+        target = (admin / "gitdir").read_text().strip()
+    except OSError:
+        return False
+    return os.path.realpath(os.path.dirname(target)) == os.path.realpath(path)
 
 
 def _write(path: Path, text: str) -> None:
@@ -88,7 +103,7 @@ def _write(path: Path, text: str) -> None:
 
 def _write_metadata(common_dir: Path, item: NewWorktree) -> None:
     """The files `git worktree add --no-checkout --lock -b` leaves, in the order it writes them."""
-    admin = _admin_dir(common_dir, item.path.name)
+    admin = _admin_dir(common_dir, item.path)
     try:
         _write(admin / "locked", f"{item.reason}\n")
         item.path.mkdir()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +142,15 @@ def test_concurrent_requests_share_registrations(repo: Path) -> None:
     good = [ws for ws in made if isinstance(ws, Workspace)]
     assert len(good) == 12
     assert_all_present(repo, good, commit)
+
+
+def test_a_record_left_for_the_same_path_is_never_doubled(repo: Path) -> None:
+    """The directory and the branch went, git's record of the worktree stayed."""
+    (ws,) = register(repo, "run1", [("coder", 1)])
+    shutil.rmtree(ws.path)
+    git(repo, "update-ref", "-d", f"refs/heads/{ws.branch}")
+    (again,) = register(repo, "run1", [("coder", 1)])
+    records = [e for e in list_worktrees(repo)[1:] if e.path == again.path]
+    assert len(records) == 1
+    assert records[0].branch == again.branch
+    assert git(again.path, "status", "--porcelain") == ""
