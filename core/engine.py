@@ -496,10 +496,11 @@ class Engine:
                 return await self._lock_request(request)
 
     async def _lock_request(self, request: LockRequest) -> Response:
-        control = self.controls.get(getattr(request, "agent", ""))
-        if isinstance(request, LockAcquireRequest) and request.reason and control is not None:
-            # the reason is logged with the grant: no known secret of the agent's goes with it
-            request = request.model_copy(update={"reason": control.redactor.redact(request.reason)})
+        if isinstance(request, LockAcquireRequest) and request.reason:
+            control = self.controls.get(request.agent)
+            if control is not None:  # the reason is logged with the grant: no secret goes with it
+                reason = control.redactor.redact(request.reason)
+                request = request.model_copy(update={"reason": reason})
         try:
             return await answer_lock_request(self.locks, request)
         except LogFailed as exc:
