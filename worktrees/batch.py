@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from corral.worktrees.git import run_git_result
+from corral.worktrees.git import records_worktree, run_git_result
 from corral.worktrees.safety import config_stamp
 
 FALLBACK_SETTINGS = r"^(core\.sparsecheckout|extensions\.worktreeconfig)$"
@@ -66,7 +66,7 @@ def _create_branches(repo_path: Path, items: Sequence[NewWorktree], commit: str)
     return result.status == 0
 
 
-def _admin_dir(common_dir: Path, path: Path) -> Path:
+def _new_record_dir(common_dir: Path, path: Path) -> Path:
     """A new `worktrees/<name>` directory for `path`, numbered like git's when the name is taken.
 
     Git names a worktree's record after its directory, so a record left for this very path (its
@@ -80,20 +80,11 @@ def _admin_dir(common_dir: Path, path: Path) -> Path:
         try:
             candidate.mkdir()
         except FileExistsError:
-            if _records(candidate, path):
+            if records_worktree(candidate, path):
                 raise FileExistsError(f"{path} is already registered in {candidate}") from None
             counter += 1
             continue
         return candidate
-
-
-def _records(admin: Path, path: Path) -> bool:
-    """Whether the worktree record `admin` is the one of `path`."""
-    try:
-        target = (admin / "gitdir").read_text().strip()
-    except OSError:
-        return False
-    return os.path.realpath(os.path.dirname(target)) == os.path.realpath(path)
 
 
 def _write(path: Path, text: str) -> None:
@@ -103,7 +94,7 @@ def _write(path: Path, text: str) -> None:
 
 def _write_metadata(common_dir: Path, item: NewWorktree) -> None:
     """The files `git worktree add --no-checkout --lock -b` leaves, in the order it writes them."""
-    admin = _admin_dir(common_dir, item.path)
+    admin = _new_record_dir(common_dir, item.path)
     try:
         _write(admin / "locked", f"{item.reason}\n")
         item.path.mkdir()

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from corral.worktrees.snapshot import admin_dir
+from corral.worktrees.git import admin_dir
 
 RACY_MARGIN_NS = 1_000_000_000
 """How much older than the walk's start every timestamp must be for the fingerprint to count."""

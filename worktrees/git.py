@@ -43,11 +43,13 @@ __all__ = [
     "UnknownRevision",
     "UnsafeRepositoryConfig",
     "WorktreeEntry",
+    "admin_dir",
     "current_branch",
     "find_worktree",
     "git_common_dir",
     "list_worktrees",
     "open_repo",
+    "records_worktree",
     "repo_toplevel",
     "resolve_commit",
     "run_git",
@@ -313,6 +315,33 @@ def list_worktrees(path: Path) -> list[WorktreeEntry]:
 def same_path(a: Path, b: Path) -> bool:
     """Whether two paths name one place, resolving symlinks as far as they exist."""
     return os.path.realpath(a) == os.path.realpath(b)
+
+
+def admin_dir(workspace: Path) -> Path | None:
+    """A linked worktree's own git directory, from its `.git` file (`gitdir: <path>`).
+
+    None when `.git` is a directory (the main worktree) or anything unexpected: callers then ask
+    git, or do without.
+    """
+    try:
+        with open(workspace / ".git", "rb") as file:
+            text = file.read(4097)
+    except OSError:  # IsADirectoryError for the main worktree
+        return None
+    line = text.decode("utf-8", "surrogateescape").strip()
+    if len(text) > 4096 or "\n" in line or not line.startswith("gitdir: "):
+        return None
+    path = workspace / line.removeprefix("gitdir: ")  # a relative gitdir is relative to the file
+    return path if path.is_dir() else None
+
+
+def records_worktree(admin: Path, path: Path) -> bool:
+    """Whether the worktree record `admin` (`.git/worktrees/<id>`) is the one of `path`."""
+    try:
+        target = (admin / "gitdir").read_text().strip()
+    except OSError:
+        return False
+    return same_path(Path(target).parent, path)
 
 
 def find_worktree(entries: list[WorktreeEntry], path: Path) -> WorktreeEntry | None:

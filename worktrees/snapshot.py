@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corral.worktrees.errors import GitError
-from corral.worktrees.git import run_git, run_git_result
+from corral.worktrees.git import admin_dir, run_git, run_git_result
 from corral.worktrees.plumbing import checked, commit_tree, identity_env, run_git_env
 
 SNAPSHOT_NAME = "corral snapshot"
@@ -50,24 +50,6 @@ class Snapshot:
     @property
     def dirty(self) -> bool:
         return self.commit != self.head
-
-
-def admin_dir(workspace: Path) -> Path | None:
-    """A linked worktree's own git directory, from its `.git` file (`gitdir: <path>`).
-
-    None when `.git` is a directory (the main worktree) or anything unexpected: callers then ask
-    git, or do without.
-    """
-    try:
-        with open(workspace / ".git", "rb") as file:
-            text = file.read(4097)
-    except OSError:  # IsADirectoryError for the main worktree
-        return None
-    line = text.decode("utf-8", "surrogateescape").strip()
-    if len(text) > 4096 or "\n" in line or not line.startswith("gitdir: "):
-        return None
-    path = workspace / line.removeprefix("gitdir: ")  # a relative gitdir is relative to the file
-    return path if path.is_dir() else None
 
 
 def _index_path(workspace: Path) -> Path:

@@ -24,9 +24,11 @@ from corral.worktrees.errors import (
 )
 from corral.worktrees.git import (
     WorktreeEntry,
+    admin_dir,
     find_worktree,
     git_common_dir,
     list_worktrees,
+    records_worktree,
     resolve_commit,
     run_git,
     run_git_result,
@@ -117,29 +119,12 @@ def _branch_sha(repo_path: Path, branch: str) -> str | None:
     return result.stdout.strip() if result.status == 0 else None
 
 
-def _admin_dir(path: Path) -> Path | None:
-    """The worktree's private git dir, read from its `.git` file."""
-    try:
-        text = (path / ".git").read_text()
-    except OSError:
-        return None
-    prefix = "gitdir: "
-    return Path(text.strip().removeprefix(prefix)) if text.startswith(prefix) else None
-
-
 def _find_admin_dir(common_dir: Path, path: Path) -> Path | None:
     """The `.git/worktrees/<id>` that points at `path`, found without the worktree itself."""
     admin_root = common_dir / "worktrees"
     if not admin_root.is_dir():
         return None
-    for admin in admin_root.iterdir():
-        try:
-            target = Path((admin / "gitdir").read_text().strip())
-        except OSError:
-            continue
-        if same_path(target.parent, path):
-            return admin
-    return None
+    return next((admin for admin in admin_root.iterdir() if records_worktree(admin, path)), None)
 
 
 def _forget(repo_path: Path, common_dir: Path, path: Path) -> None:
@@ -219,7 +204,7 @@ def _reusable(entry: WorktreeEntry, branch: str) -> bool:
 
 def _drop_stale_index_lock(path: Path) -> None:
     """A checkout killed mid-way leaves index.lock; nobody else uses an attempt being re-created."""
-    admin = _admin_dir(path)
+    admin = admin_dir(path)
     if admin is not None:
         (admin / "index.lock").unlink(missing_ok=True)
 
@@ -319,7 +304,7 @@ def unlock_workspace(path: Path) -> None:
     """
     if not os.path.isdir(path):
         return
-    admin = _admin_dir(path)
+    admin = admin_dir(path)
     if admin is not None and _points_back(admin, path):
         (admin / "locked").unlink(missing_ok=True)
         return
@@ -330,16 +315,16 @@ def unlock_workspace(path: Path) -> None:
 
 
 def _points_back(admin: Path, path: Path) -> bool:
-    """Whether `admin` is a worktree record of this repository naming `path` as its worktree."""
+    """Whether `admin`, read from a `.git` file the agent could have forged, is a worktree record
+    of its own repository naming `path` as its worktree."""
     try:
-        target = (admin / "gitdir").read_text().strip()
         common = (admin / (admin / "commondir").read_text().strip()).resolve()
     except OSError:
         return False
     return (
         admin.parent.name == "worktrees"
         and same_path(admin.parent.parent, common)
-        and same_path(Path(target), path / ".git")
+        and records_worktree(admin, path)
     )
 
 
