@@ -64,18 +64,24 @@ EnvValue = str | FromEnv
 
 def resolve_env(
     env: Mapping[str, EnvValue], environ: Mapping[str, str]
-) -> tuple[dict[str, str], list[str]]:
-    """The plan's variables with each `from_env` read from `environ`, and the names not set."""
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The plan's variables with each `from_env` read from `environ`, and the ones not set there
+    (the plan's key to the variable it names)."""
     resolved: dict[str, str] = {}
-    missing: list[str] = []
+    missing: dict[str, str] = {}
     for key, value in env.items():
         if isinstance(value, str):
             resolved[key] = value
         elif value.from_env in environ:
             resolved[key] = environ[value.from_env]
         else:
-            missing.append(value.from_env)
+            missing[key] = value.from_env
     return resolved, missing
+
+
+def env_references(env: Mapping[str, EnvValue]) -> list[str]:
+    """The keys whose value is passed by reference: secrets by declaration."""
+    return [key for key, value in env.items() if isinstance(value, FromEnv)]
 
 
 class AgentDefaults(_Strict):

@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from corral.core.plan import AgentSpec, FromEnv, Plan, PlanError, PlanProblem, resolve_env
+from corral.core.plan import AgentSpec, Plan, PlanError, PlanProblem, resolve_env
 from corral.core.redact import MIN_LENGTH, is_secret_name
 from corral.worktrees.git import (
     GitError,
@@ -99,16 +99,16 @@ def preflight(plan: Plan, plan_path: Path, cwd: Path) -> Preflight:
             problem = _program_problem(command[0], spec, repo_top, f"setup[{index}]", found)
             if problem:
                 problems.append(problem)
-        for key, value in spec.env.items():
-            if isinstance(value, FromEnv) and value.from_env not in os.environ:
-                problems.append(
-                    PlanProblem(
-                        where=f"agent {spec.id!r}",
-                        field=f"env.{key}",
-                        message=f"{value.from_env} is not set in corral's environment; export it "
-                        "before `corral run`, or give the value itself",
-                    )
+        _, missing = resolve_env(spec.env, os.environ)
+        for key, name in missing.items():
+            problems.append(
+                PlanProblem(
+                    where=f"agent {spec.id!r}",
+                    field=f"env.{key}",
+                    message=f"{name} is not set in corral's environment; export it "
+                    "before `corral run`, or give the value itself",
                 )
+            )
         for name in spec.copy_files:
             if not (repo_top / name).exists():
                 problems.append(

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from corral.core import events as ev
 from corral.core.fencing import shared_dir
-from corral.core.plan import AgentSpec, FromEnv, Plan, resolve_env
+from corral.core.plan import AgentSpec, Plan, env_references, resolve_env
 from corral.core.proctree import CpuSampler, Spawned, SpawnError, spawn, terminate_tree, wait_exit
 from corral.core.redact import Redactor
 from corral.core.rundir import RunDir, ensure_private_dir
@@ -95,8 +95,8 @@ def agent_environment(
     own, missing = resolve_env(spec.env, os.environ)
     if missing:
         raise ValueError(
-            f"{', '.join(missing)} (taken by `from_env` in agent {spec.id}'s env) is not set in "
-            "the engine's environment; export it and retry the agent"
+            f"{', '.join(missing.values())} (taken by `from_env` in agent {spec.id}'s env) is not "
+            "set in the engine's environment; export it and retry the agent"
         )
     env.update(own)
     bin_dir = str(Path(sys.executable).parent)
@@ -118,16 +118,20 @@ def agent_environment(
             "TRACEPARENT": f"00-{trace_id}-{span_id}-01",
         }
     )
-    references = [key for key, value in spec.env.items() if isinstance(value, FromEnv)]
-    control.redactor = Redactor.for_environment(env, [*references, "CORRAL_AGENT_TOKEN"])
+    control.redactor = environment_redactor(spec, env)
     return env
 
 
-def environment_redactor(spec: AgentSpec) -> Redactor:
-    """The known secrets an attempt of `spec` had, but its token: for a lost attempt's files."""
-    own, _ = resolve_env(spec.env, os.environ)
-    references = [key for key, value in spec.env.items() if isinstance(value, FromEnv)]
-    return Redactor.for_environment({**os.environ, **own}, references)
+def environment_redactor(spec: AgentSpec, env: dict[str, str] | None = None) -> Redactor:
+    """The known secrets of an attempt's environment `env`, its control token included.
+
+    Without `env` (a lost attempt, whose environment is gone): the engine's environment with the
+    plan's variables, which is all of it but the token."""
+    references = env_references(spec.env)
+    if env is None:
+        own, _ = resolve_env(spec.env, os.environ)
+        return Redactor.for_environment({**os.environ, **own}, references)
+    return Redactor.for_environment(env, [*references, "CORRAL_AGENT_TOKEN"])
 
 
 def redact_outputs(redactor: Redactor, log_path: Path, out_dir: Path) -> None:
