@@ -77,17 +77,13 @@ class WorkspaceFactory:
                 results = await asyncio.to_thread(
                     register_workspaces, self.repo, self.root, self.run_id, self.commit, pairs
                 )
-            except GitError as exc:
-                results = [Registration(r.agent, r.attempt, None, exc) for r in batch]
-            except OSError as exc:
-                error = GitError(f"the workspace could not be registered: {exc}")
+            except (GitError, OSError) as exc:
+                error = exc if isinstance(exc, GitError) else _unregistered(str(exc))
                 results = [Registration(r.agent, r.attempt, None, error) for r in batch]
             except BaseException as exc:
                 for request in batch:
                     if not request.done.done():
-                        request.done.set_exception(
-                            GitError(f"the workspace could not be registered: {exc!r}")
-                        )
+                        request.done.set_exception(_unregistered(repr(exc)))
                 raise
             self.batches += 1
             for request, result in zip(batch, results, strict=True):
@@ -97,3 +93,7 @@ class WorkspaceFactory:
                     request.done.set_result(result.workspace)
                 else:
                     request.done.set_exception(result.error or GitError("not registered"))
+
+
+def _unregistered(cause: str) -> GitError:
+    return GitError(f"the workspace could not be registered: {cause}")
