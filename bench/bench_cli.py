@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from scratch import make_repo, run_quietly
 
 MEASURE = r"""
 import os, statistics, subprocess, sys, time, json
@@ -37,18 +37,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="corral-bench-") as tmp:
-        repo = Path(tmp) / "repo"
-        env = {
-            **os.environ,
-            "GIT_AUTHOR_NAME": "b",
-            "GIT_AUTHOR_EMAIL": "b@x.invalid",
-            "GIT_COMMITTER_NAME": "b",
-            "GIT_COMMITTER_EMAIL": "b@x.invalid",
-        }
-        subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True, env=env)
-        (repo / "f").write_text("x\n")
-        subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True, env=env)
-        subprocess.run(["git", "-C", str(repo), "commit", "-qm", "x"], check=True, env=env)
+        repo = make_repo(Path(tmp) / "repo", {"f": "x\n"})
         script = Path(tmp) / "measure.py"
         script.write_text(MEASURE)
         plan = Path(tmp) / "plan.toml"
@@ -56,13 +45,7 @@ def main() -> None:
             f'[[agent]]\nid = "measure"\ncommand = ["{sys.executable}", "{script}", "{args.runs}"]\n'
             'timeout = "10m"\n'
         )
-        result = subprocess.run(
-            [sys.executable, "-m", "corral.core.cli", "run", str(plan), "--quiet"],
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            env=env,
-        )
+        result = run_quietly(plan, repo)
         if result.returncode != 0:
             raise SystemExit(result.stdout + result.stderr)
         runs_dir = repo / ".git" / "corral" / "runs"

@@ -28,18 +28,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from scratch import IDENTITY
+
 from corral.worktrees.conflicts import ConflictMatrix
 from corral.worktrees.mergetree import merge_pair
 from corral.worktrees.safety import safe_git_env, static_options
 from corral.worktrees.snapshot import snapshot_commit
 from corral.worktrees.workspace import create_workspace, default_root
-
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "bench",
-    "GIT_AUTHOR_EMAIL": "bench@corral.invalid",
-    "GIT_COMMITTER_NAME": "bench",
-    "GIT_COMMITTER_EMAIL": "bench@corral.invalid",
-}
 
 
 def git(repo: Path, *args: str, input: bytes | None = None) -> str:

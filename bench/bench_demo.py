@@ -17,11 +17,11 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from scratch import run_quietly
 
 from corral.core import events as ev
 from corral.core.demo import EXAMPLES, demo_plan, make_sample_repo
@@ -37,14 +37,7 @@ def run_once(workdir: Path, max_parallel: int) -> tuple[float, list[float]]:
     plan.write_text(re.sub(r"(?m)^max_parallel = \d+$", f"max_parallel = {max_parallel}", text))
     env = {**os.environ, "DEMO_TOOLS": str(EXAMPLES / "tools")}
     started = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "corral.core.cli", "run", str(plan), "--quiet"],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = run_quietly(plan, repo, env)
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"the demo failed:\n{proc.stdout}\n{proc.stderr}")

@@ -20,34 +20,19 @@ from __future__ import annotations
 import argparse
 import compileall
 import json
-import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "bench",
-    "GIT_AUTHOR_EMAIL": "bench@corral.invalid",
-    "GIT_COMMITTER_NAME": "bench",
-    "GIT_COMMITTER_EMAIL": "bench@corral.invalid",
-}
+from scratch import make_repo, run_quietly
 
 
-def make_repo(path: Path, files: int) -> None:
-    path.mkdir(parents=True)
-    env = {**os.environ, **GIT_ENV}
-    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True, env=env)
-    for i in range(files):
-        sub = path / f"pkg{i % 10}"
-        sub.mkdir(exist_ok=True)
-        (sub / f"mod{i}.py").write_text(f"VALUE_{i} = {i}\n" * 20)
-    subprocess.run(["git", "-C", str(path), "add", "-A"], check=True, env=env)
-    subprocess.run(["git", "-C", str(path), "commit", "-q", "-m", "bench"], check=True, env=env)
+def sources(files: int) -> dict[str, str]:
+    """`files` small modules across ten packages."""
+    return {f"pkg{i % 10}/mod{i}.py": f"VALUE_{i} = {i}\n" * 20 for i in range(files)}
 
 
 @dataclass
@@ -79,20 +64,14 @@ def phases(events_path: Path, began: float, ended: float, sleep: float) -> Run:
 
 def run_once(scratch: Path, agents: int, sleep: float, files: int) -> Run:
     repo = scratch / "repo"
-    make_repo(repo, files)
+    make_repo(repo, sources(files))
     plan = scratch / "plan.toml"
     body = f'[run]\nname = "bench"\nmax_parallel = {agents}\n\n'
     for i in range(agents):
         body += f'[[agent]]\nid = "s{i}"\ncommand = ["sleep", "{sleep}"]\n\n'
     plan.write_text(body)
     began = time.time()
-    result = subprocess.run(
-        [sys.executable, "-m", "corral.core.cli", "run", str(plan), "--quiet"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **GIT_ENV},
-    )
+    result = run_quietly(plan, repo)
     ended = time.time()
     if result.returncode != 0:
         raise SystemExit(f"run failed:\n{result.stdout}\n{result.stderr}")

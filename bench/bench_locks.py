@@ -23,13 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from scratch import make_repo, run_quietly
+
 HERE = Path(__file__).resolve()
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "bench",
-    "GIT_AUTHOR_EMAIL": "bench@corral.invalid",
-    "GIT_COMMITTER_NAME": "bench",
-    "GIT_COMMITTER_EMAIL": "bench@corral.invalid",
-}
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -104,19 +100,10 @@ def corral_agent(clients: list[int], seconds: float, out: Path) -> None:
 # -- the driver --------------------------------------------------------------------------------
 
 
-def make_repo(path: Path) -> None:
-    env = {**os.environ, **GIT_ENV}
-    path.mkdir(parents=True)
-    (path / "README.md").write_text("bench\n")
-    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True, env=env)
-    subprocess.run(["git", "-C", str(path), "add", "-A"], check=True, env=env)
-    subprocess.run(["git", "-C", str(path), "commit", "-q", "-m", "bench"], check=True, env=env)
-
-
 def through_engine(clients: list[int], seconds: float, base: Path) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="corral-bench-locks-", dir=base) as tmp:
         repo = Path(tmp) / "repo"
-        make_repo(repo)
+        make_repo(repo, {"README.md": "bench\n"})
         out = Path(tmp) / "corral.json"
         command = [sys.executable, str(HERE), "--agent", "--seconds", str(seconds)]
         command += ["--clients", *map(str, clients), "--out", str(out)]
@@ -125,13 +112,7 @@ def through_engine(clients: list[int], seconds: float, base: Path) -> list[dict[
             '[run]\nname = "bench-locks"\n\n[[agent]]\nid = "bench"\n'
             f"command = {json.dumps(command)}\n"
         )
-        result = subprocess.run(
-            [sys.executable, "-m", "corral.core.cli", "run", str(plan), "--quiet"],
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            env={**os.environ, **GIT_ENV},
-        )
+        result = run_quietly(plan, repo)
         if result.returncode != 0 or not out.exists():
             raise SystemExit(f"the bench run failed:\n{result.stdout}\n{result.stderr}")
         rows: list[dict[str, Any]] = json.loads(out.read_text())

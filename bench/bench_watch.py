@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import subprocess
 import sys
@@ -27,26 +26,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from scratch import git
+
 from corral.core.conflict_watch import ConflictWatch
 from corral.core.state import AgentState, AttemptState, RunState
 
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "bench",
-    "GIT_AUTHOR_EMAIL": "bench@corral.invalid",
-    "GIT_COMMITTER_NAME": "bench",
-    "GIT_COMMITTER_EMAIL": "bench@corral.invalid",
-}
 MARGIN = 1.2
 """Seconds to let the fresh files age past the fingerprint's racy margin."""
-
-
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-C", str(repo), *args],
-        check=True,
-        capture_output=True,
-        env={**os.environ, **IDENTITY},
-    )
 
 
 class _Counted(subprocess.Popen[Any]):

@@ -15,7 +15,6 @@ Everything is created in the temporary directory and removed at the end.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shutil
 import statistics
@@ -28,30 +27,16 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
+from scratch import git
+
 from corral.worktrees.safety import safe_git_env, static_options
 from corral.worktrees.workspace import POPULATE_COMMAND, create_workspace, default_root
-
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "bench",
-    "GIT_AUTHOR_EMAIL": "bench@corral.invalid",
-    "GIT_COMMITTER_NAME": "bench",
-    "GIT_COMMITTER_EMAIL": "bench@corral.invalid",
-}
 
 POPULATE_METHODS: dict[str, tuple[str, ...]] = {
     "read-tree -u --reset HEAD": ("read-tree", "-u", "--reset", "HEAD"),
     "reset --hard -q": ("reset", "--hard", "-q"),
     "checkout -f -q HEAD": ("checkout", "-f", "-q", "HEAD"),
 }
-
-
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-C", str(repo), *args],
-        check=True,
-        capture_output=True,
-        env={**os.environ, **IDENTITY},
-    )
 
 
 def build_repo(path: Path, files: int, total_mib: float, seed: int = 7) -> Path:
