@@ -60,7 +60,7 @@ def cmd_review(args: argparse.Namespace, rundir: Any) -> int:
         _print_report(state.report.path if state.report else "", sha)
         what = "approve" if args.review_action == "approve" else "reject"
         target = (
-            f" and move {state.base_ref} to {state.merge.integration_commit[:12]}"
+            f" and land {state.merge.integration_commit[:12]} on {state.base_ref}"
             if (what == "approve" and state.merge.integration_commit)
             else ""
         )

@@ -3,6 +3,12 @@
 A decision is written by whoever holds the run's engine lock, so the log keeps one writer;
 it names the reviewer, the report's sha256 and the log head (RELIABILITY M4, E7), and it is
 durable before anyone is told it happened. `corral review` and the console both come here.
+
+Approving a coding run lands its integration commit on the base through `worktrees.land`: in an
+approval merge (the integration tree as it is; trailers name the reviewer, the run, the report's
+sha256 and the log head, so the history itself says who approved), moved by compare-and-swap
+from the run's snapshot, with every checkout of the base updated as `git merge --ff-only` would.
+If the decision cannot be logged, the landing is taken back.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ from corral.core.eventlog import EventWriter
 from corral.core.plan import PlanError, load_plan
 from corral.core.rundir import RunDir
 from corral.core.state import RunState, fold
+from corral.worktrees.errors import GitError
 from corral.worktrees.git import run_git_result
+from corral.worktrees.land import Landing, approval_merge, land, undo_landing
 
 
 class ReviewRefused(Exception):
@@ -134,12 +142,40 @@ def _check_reviewable(state: RunState, rundir: RunDir, shown_sha256: str) -> str
     return digest
 
 
-def _land(state: RunState) -> str | None:
-    """Move the base branch to the integration result, only if it has not moved (CAS)."""
+def _base_ref(state: RunState) -> str:
+    return state.base_ref if state.base_ref.startswith("refs/") else f"refs/heads/{state.base_ref}"
+
+
+def _one_line(text: str) -> str:
+    """`text` with control characters and line breaks as single spaces: a trailer cannot be forged."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+
+
+def _approval_message(state: RunState, by: str, digest: str, head: str) -> str:
+    target = state.merge.integration_commit or ""
+    merged = ", ".join(m.agent for m in state.merge.merged) or "none"
+    left = ", ".join(b.agent for b in state.merge.left_out) or "none"
+    who = _one_line(by)
+    return (
+        f"corral: land run {state.run_id}, approved by {who}\n\n"
+        f"Merges the integration commit {target} of run {state.run_id} into {state.base_ref}.\n"
+        f"Merged agents: {merged}. Left out: {left}.\n\n"
+        f"Approved-by: {who}\n"
+        f"Corral-Run: {state.run_id}\n"
+        f"Corral-Report-SHA256: {digest}\n"
+        f"Corral-Log-Head: {head}\n"
+    )
+
+
+def _land(state: RunState, by: str, digest: str, head: str) -> Landing | None:
+    """Land the integration result on the base in an approval merge, like `git merge --ff-only`.
+
+    The base must still be at the run's snapshot; every checkout of it is updated (worktrees.land).
+    """
     target = state.merge.integration_commit
     if target is None or target == state.snapshot:
         return None
-    ref = state.base_ref if state.base_ref.startswith("refs/") else f"refs/heads/{state.base_ref}"
+    ref = _base_ref(state)
     repo = Path(state.repo)
     current = run_git_result(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     if current.status != 0:
@@ -152,27 +188,28 @@ def _land(state: RunState) -> str | None:
             f"the base branch {state.base_ref} moved since the run started (was {state.snapshot[:12]}, "
             f"now {now[:12]}); nothing was landed — start a new run on the new base"
         )
-    moved = run_git_result(
-        repo, "update-ref", "-m", "corral: approved run", ref, target, state.snapshot
-    )
-    if moved.status != 0:
-        raise ReviewRefused(
-            f"the base branch {state.base_ref} moved while approving; nothing was landed"
+    try:
+        merge = approval_merge(
+            repo, state.snapshot, target, _approval_message(state, by, digest, head)
         )
-    return target
+        return land(repo, ref, state.snapshot, merge, f"corral: approved run {state.run_id}")
+    except GitError as exc:
+        raise ReviewRefused(f"cannot land on {state.base_ref}: {exc}") from None
 
 
-def _undo_land(state: RunState, landed: str) -> None:
-    ref = state.base_ref if state.base_ref.startswith("refs/") else f"refs/heads/{state.base_ref}"
-    run_git_result(
-        Path(state.repo),
-        "update-ref",
-        "-m",
-        "corral: approval not recorded",
-        ref,
-        state.snapshot,
-        landed,
+def _landed_where(state: RunState, landing: Landing | None) -> str:
+    if landing is None:
+        return ""
+    updated = ", ".join(str(path) for path in landing.checkouts)
+    return (
+        f"; {state.base_ref} now points at {landing.new[:12]}, an approval merge of "
+        f"{(state.merge.integration_commit or '')[:12]}"
+        + (f"; updated the checkout(s) at {updated}" if updated else "")
     )
+
+
+def _undo_land(landing: Landing) -> None:
+    undo_landing(landing, "corral: approval not recorded")
 
 
 def _distinct_reviewer_required(rundir: RunDir) -> bool:
@@ -219,16 +256,17 @@ async def _approve(rundir: RunDir, by: str, shown_sha256: str) -> ReviewResult:
                     f"{starter} started this run and the plan requires a different reviewer"
                 )
         head = writer.head
-        landed = _land(state)
+        landing = _land(state, by, digest, head)
+        landed = landing.new if landing is not None else None
         try:
             await writer.append(
                 ev.ReportApproved(by=by, report_sha256=digest, log_head=head, landed=landed)
             )
         except BaseException:
-            if landed is not None:
-                _undo_land(state, landed)
+            if landing is not None:
+                _undo_land(landing)
             raise
-        where = f"; {state.base_ref} now points at {landed[:12]}" if landed else ""
+        where = _landed_where(state, landing)
         return ReviewResult("approved", by, digest, head, landed, f"approved by {by}{where}")
 
 

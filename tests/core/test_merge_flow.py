@@ -72,12 +72,13 @@ def test_same_lines_conflict_is_predicted_then_left_out_and_approve_lands_the_re
     approved = corral(repo, "review", "approve", rundir.run_id, "--sha", sha, check=True)
     assert "approved by" in approved.stdout
     integration = state.merge.integration_commit
-    assert git(repo, "rev-parse", "main") == integration
+    assert git(repo, "rev-parse", "main^1", "main^2").split() == [base, integration]
     assert git(repo, "show", "main:README.md") == "alpha was here"
     assert git(repo, "show", "main:NOTES.md") == "gamma notes"
+    assert git(repo, "status", "--porcelain") == "", "the user's checkout took the landing"
     decision = events_of(rundir)[-1]
     assert isinstance(decision, ev.ReportApproved)
-    assert decision.landed == integration
+    assert decision.landed == git(repo, "rev-parse", "main")
 
 
 def test_reject_needs_a_reason_and_lands_nothing(repo: Path, tmp_path: Path) -> None:

@@ -106,7 +106,7 @@ def test_approve_names_what_lands_and_lands_it(repo: Path, reviewable: RunDir) -
             confirm = app.screen
             assert isinstance(confirm, ConfirmScreen)
             body = str(confirm.body)
-            assert f"moves it {before[:12]} → {integration[:12]}" in body
+            assert f"moves it {before[:12]} → a merge of {integration[:12]}" in body
             assert "1 merged branch(es): api-auth" in body
             assert "1 left out: api-billing" in body
             await pilot.press("y")
@@ -117,8 +117,11 @@ def test_approve_names_what_lands_and_lands_it(repo: Path, reviewable: RunDir) -
     asyncio.run(scenario())
     last = events_of(reviewable)[-1]
     assert isinstance(last, ev.ReportApproved)
-    assert (last.by, last.landed) == (reviewer_identity(), integration)
-    assert git(repo, "rev-parse", "main") == integration
+    assert (last.by, last.landed) == (reviewer_identity(), git(repo, "rev-parse", "main"))
+    assert git(repo, "status", "--porcelain") == "", "the console's approve updates the checkout"
+    assert git(repo, "rev-parse", "main^1", "main^2").split() == [before, integration]
+    approver = git(repo, "log", "-1", "--format=%(trailers:key=Approved-by,valueonly)", "main")
+    assert approver == reviewer_identity()
 
 
 def test_approve_is_dimmed_when_the_report_changed_on_disk(repo: Path, reviewable: RunDir) -> None:

@@ -231,8 +231,13 @@ class ReviewScreen(RunScreen):
         target = state.merge.integration_commit
         if target and target != state.snapshot:
             text.append(
-                f"Lands on {inert(state.base_ref)}: moves it {state.snapshot[:12]} → {target[:12]}\n",
+                f"Lands on {inert(state.base_ref)}: moves it {state.snapshot[:12]} → a merge of "
+                f"{target[:12]} that names you as the approver\n",
                 style="bold",
+            )
+            text.append(
+                f"  checkouts of {inert(state.base_ref)} are updated (refused if they have "
+                "uncommitted changes to the files it changes)\n"
             )
             text.append(
                 f"  {len(merged)} merged branch(es): {inert(', '.join(merged), limit=300) or '-'}\n"
