@@ -8,7 +8,8 @@ Approving a coding run lands its integration commit on the base through `worktre
 approval merge (the integration tree as it is; trailers name the reviewer, the run, the report's
 sha256 and the log head, so the history itself says who approved), moved by compare-and-swap
 from the run's snapshot, with every checkout of the base updated as `git merge --ff-only` would.
-If the decision cannot be logged, the landing is taken back.
+If the decision cannot be logged, the landing is taken back; if corral was stopped after the
+base moved but before the decision was logged, approving again as the same reviewer finishes it.
 """
 
 from __future__ import annotations
@@ -33,7 +34,13 @@ from corral.core.rundir import RunDir
 from corral.core.state import RunState, fold
 from corral.worktrees.errors import GitError
 from corral.worktrees.git import run_git_result
-from corral.worktrees.land import Landing, approval_merge, land, undo_landing
+from corral.worktrees.land import (
+    Landing,
+    approval_merge,
+    land,
+    parents_and_trailers,
+    undo_landing,
+)
 
 
 class ReviewRefused(Exception):
@@ -151,26 +158,51 @@ def _one_line(text: str) -> str:
     return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
 
 
-def _approval_message(state: RunState, by: str, digest: str, head: str) -> str:
+def _approval_trailers(state: RunState, by: str, digest: str, head: str) -> dict[str, str]:
+    """What the approval merge's trailers say: the history itself names who approved what."""
+    return {
+        "Approved-by": _one_line(by),
+        "Corral-Run": state.run_id,
+        "Corral-Report-SHA256": digest,
+        "Corral-Log-Head": head,
+    }
+
+
+def _approval_message(state: RunState, trailers: dict[str, str]) -> str:
     target = state.merge.integration_commit or ""
     merged = ", ".join(m.agent for m in state.merge.merged) or "none"
     left = ", ".join(b.agent for b in state.merge.left_out) or "none"
-    who = _one_line(by)
     return (
-        f"corral: land run {state.run_id}, approved by {who}\n\n"
+        f"corral: land run {state.run_id}, approved by {trailers['Approved-by']}\n\n"
         f"Merges the integration commit {target} of run {state.run_id} into {state.base_ref}.\n"
         f"Merged agents: {merged}. Left out: {left}.\n\n"
-        f"Approved-by: {who}\n"
-        f"Corral-Run: {state.run_id}\n"
-        f"Corral-Report-SHA256: {digest}\n"
-        f"Corral-Log-Head: {head}\n"
+        + "".join(f"{key}: {value}\n" for key, value in trailers.items())
     )
+
+
+def _check_interrupted_approval(state: RunState, now: str, trailers: dict[str, str]) -> None:
+    """Refuse unless the base is at this very approval's merge, landed but never logged (a crash)."""
+    parents, found = parents_and_trailers(Path(state.repo), now)
+    if parents != (state.snapshot, state.merge.integration_commit) or (
+        found.get("Corral-Run") != state.run_id
+    ):
+        raise ReviewRefused(
+            f"the base branch {state.base_ref} moved since the run started (was {state.snapshot[:12]}, "
+            f"now {now[:12]}); nothing was landed — start a new run on the new base"
+        )
+    if {key: found.get(key) for key in trailers} != trailers:
+        raise ReviewRefused(
+            f"{state.base_ref} is at {now[:12]}, this run's approval by "
+            f"{found.get('Approved-by', '?')} that was not recorded (corral stopped while landing "
+            "it); approve again as that reviewer, with the same report, to finish it"
+        )
 
 
 def _land(state: RunState, by: str, digest: str, head: str) -> Landing | None:
     """Land the integration result on the base in an approval merge, like `git merge --ff-only`.
 
-    The base must still be at the run's snapshot; every checkout of it is updated (worktrees.land).
+    The base must still be at the run's snapshot, or at this same approval's merge when an
+    earlier attempt was cut off after moving it; every checkout of it is updated (worktrees.land).
     """
     target = state.merge.integration_commit
     if target is None or target == state.snapshot:
@@ -183,16 +215,16 @@ def _land(state: RunState, by: str, digest: str, head: str) -> Landing | None:
             f"the base {state.base_ref!r} is not a branch corral can move; merge {target} by hand"
         )
     now = current.stdout.strip()
-    if now != state.snapshot:
-        raise ReviewRefused(
-            f"the base branch {state.base_ref} moved since the run started (was {state.snapshot[:12]}, "
-            f"now {now[:12]}); nothing was landed — start a new run on the new base"
-        )
+    trailers = _approval_trailers(state, by, digest, head)
+    resume = now != state.snapshot
     try:
-        merge = approval_merge(
-            repo, state.snapshot, target, _approval_message(state, by, digest, head)
-        )
-        return land(repo, ref, state.snapshot, merge, f"corral: approved run {state.run_id}")
+        if resume:
+            _check_interrupted_approval(state, now, trailers)
+            merge = now
+        else:
+            merge = approval_merge(repo, now, target, _approval_message(state, trailers))
+        reason = f"corral: approved run {state.run_id}"
+        return land(repo, ref, state.snapshot, merge, reason, resume=resume)
     except GitError as exc:
         raise ReviewRefused(f"cannot land on {state.base_ref}: {exc}") from None
 

@@ -13,6 +13,9 @@ old index and files: `git status` then shows the landed change staged in reverse
   the landing with nothing changed. An edit made between that check and the update is still
   never overwritten: the update refuses, and what was already done (the branch, the checkouts
   already updated) is put back, so either all of it lands or none of it does.
+- A landing cut off after the ref moved (the process was killed) can be finished: with
+  `resume`, the ref must already be at `new`, and each checkout is brought to it the same way
+  (a checkout already updated is left as it is); if one refuses, all of it is put back.
 - A landing refuses while the branch is being rebased, or while a merge, cherry-pick or revert
   is under way in one of its checkouts; finishing those would otherwise drop or tangle it.
 - Landings of one repository are serialised by `<common dir>/corral/land.lock`, so two
@@ -56,6 +59,7 @@ __all__ = [
     "approval_merge",
     "checkouts_of",
     "land",
+    "parents_and_trailers",
     "prepare_landing",
     "undo_landing",
 ]
@@ -78,6 +82,8 @@ class Landing:
     new: str
     checkouts: tuple[Path, ...]
     """Before `apply_landing`: those checked; after: those updated, which `undo_landing` reverts."""
+    resumed: bool = False
+    """The ref was already at `new`: a landing cut off after the move (a crash) is finished."""
 
     @property
     def branch(self) -> str:
@@ -95,6 +101,20 @@ def approval_merge(repo: Path, base: str, tip: str, message: str) -> str:
         raise LandingRefused(f"{tip} is not a commit in {repo}; nothing was landed")
     identity = identity_env(ENGINE_NAME, ENGINE_EMAIL, f"@{int(time.time())} +0000")
     return commit_tree(repo, tree, [base, tip], message, identity)
+
+
+def parents_and_trailers(repo: Path, commit: str) -> tuple[tuple[str, ...], dict[str, str]]:
+    """A commit's parents and the trailers of its message (`Key: value`, the last of each key)."""
+    args = ("rev-list", "--no-walk", "--format=%P%x00%(trailers:only,unfold)", commit, "--")
+    out = checked(repo, args, run_git_result(repo, *args))
+    _, _, body = out.partition("\n")  # the first line is `commit <sha>`
+    parents, _, block = body.partition("\0")
+    trailers = {}
+    for line in block.splitlines():
+        key, sep, value = line.partition(": ")
+        if sep:
+            trailers[key] = value
+    return tuple(parents.split()), trailers
 
 
 def checkouts_of(repo: Path, ref: str) -> tuple[Path, ...]:
@@ -193,14 +213,18 @@ def _refusal(checkout: Path, branch: str, old: str, new: str, result: GitResult)
     )
 
 
-def prepare_landing(repo: Path, ref: str, old: str, new: str) -> Landing:
+def prepare_landing(repo: Path, ref: str, old: str, new: str, *, resume: bool = False) -> Landing:
     """Check that `ref` is at `old` and that every checkout of it can take `new`; change nothing.
 
-    Raises LandingRefused, naming the checkout and its paths in the way.
+    With `resume`, `ref` must already be at `new` (a landing cut off after the move): checkouts
+    already updated pass the check, since a two-tree merge keeps an index that has `new`; when
+    one refuses, the ref and the checkouts are put back to `old` (reverting a checkout still at
+    `old` changes nothing). Raises LandingRefused, naming the checkout and its paths in the way.
     """
     branch = ref.removeprefix("refs/heads/")
-    if rev_parse(repo, f"{ref}^{{commit}}") != old:
-        raise LandingRefused(f"{branch} is no longer at {old[:12]}; nothing was landed")
+    expected = new if resume else old
+    if rev_parse(repo, f"{ref}^{{commit}}") != expected:
+        raise LandingRefused(f"{branch} is no longer at {expected[:12]}; nothing was landed")
     entries = list_worktrees(repo)
     _check_no_operation_under_way(entries, ref)
     checkouts = _checkouts(entries, ref)
@@ -210,10 +234,14 @@ def prepare_landing(repo: Path, ref: str, old: str, new: str) -> Landing:
         run_git_result(checkout, "update-index", "-q", "--ignore-submodules", "--refresh")
         trial = _two_tree_merge(checkout, old, new, dry_run=True)
         if trial.status != 0:
+            if resume:  # take the cut-off landing back, so that nothing stays landed
+                others = tuple(path for path in checkouts if path != checkout)
+                undo = Landing(repo=repo, ref=ref, old=old, new=new, checkouts=others)
+                _put_back(undo, "corral: interrupted landing taken back")
             raise LandingRefused(
                 _refusal(checkout, branch, old, new, trial) + "; nothing was landed"
             )
-    return Landing(repo=repo, ref=ref, old=old, new=new, checkouts=checkouts)
+    return Landing(repo=repo, ref=ref, old=old, new=new, checkouts=checkouts, resumed=resume)
 
 
 def apply_landing(landing: Landing, reason: str) -> Landing:
@@ -225,19 +253,32 @@ def apply_landing(landing: Landing, reason: str) -> Landing:
     LandingIncomplete when a failure could not be undone.
     """
     repo, ref, old, new = landing.repo, landing.ref, landing.old, landing.new
-    if not update_ref_cas(repo, ref, new, old, reason):
+    if landing.resumed:
+        if rev_parse(repo, f"{ref}^{{commit}}") != new:
+            raise LandingRefused(f"{landing.branch} moved since it was checked; nothing was done")
+    elif not update_ref_cas(repo, ref, new, old, reason):
         raise LandingRefused(
             f"{landing.branch} moved since it was checked (it was at {old[:12]}); "
             "nothing was landed"
         )
     done: list[Path] = []
-    for checkout in checkouts_of(repo, ref):
-        result = _two_tree_merge(checkout, old, new, dry_run=False)
-        if result.status != 0:
-            problem = _refusal(checkout, landing.branch, old, new, result)
-            _put_back(dataclasses.replace(landing, checkouts=tuple(done)), f"{reason} (undone)")
-            raise LandingRefused(f"{problem}; nothing was landed")
-        done.append(checkout)
+    refused: str | None = None
+    try:
+        for checkout in checkouts_of(repo, ref):
+            # Listed before it is updated: if the update is interrupted (Ctrl-C, a git that
+            # timed out), it is put back too; reverting a checkout still at `old` changes nothing.
+            done.append(checkout)
+            result = _two_tree_merge(checkout, old, new, dry_run=False)
+            if result.status != 0:
+                done.pop()  # read-tree refused before writing anything
+                refused = _refusal(checkout, landing.branch, old, new, result)
+                break
+    except BaseException:
+        _put_back(dataclasses.replace(landing, checkouts=tuple(done)), f"{reason} (interrupted)")
+        raise
+    if refused is not None:
+        _put_back(dataclasses.replace(landing, checkouts=tuple(done)), f"{reason} (undone)")
+        raise LandingRefused(f"{refused}; nothing was landed")
     return dataclasses.replace(landing, checkouts=tuple(done))
 
 
@@ -266,10 +307,14 @@ def _put_back(landing: Landing, reason: str) -> None:
         )
 
 
-def land(repo: Path, ref: str, old: str, new: str, reason: str) -> Landing:
-    """Check, then move `ref` from `old` to `new` and update its checkouts, under the land lock."""
+def land(repo: Path, ref: str, old: str, new: str, reason: str, *, resume: bool = False) -> Landing:
+    """Check, then move `ref` from `old` to `new` and update its checkouts, under the land lock.
+
+    With `resume`, finish a landing whose ref move already happened (see `prepare_landing`); if
+    a checkout refuses, the ref is moved back to `old` as well, so nothing stays landed.
+    """
     with git_metadata_lock(git_common_dir(repo), f"land {ref}", name="land.lock"):
-        return apply_landing(prepare_landing(repo, ref, old, new), reason)
+        return apply_landing(prepare_landing(repo, ref, old, new, resume=resume), reason)
 
 
 def undo_landing(landing: Landing, reason: str) -> None:

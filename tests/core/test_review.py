@@ -128,6 +128,35 @@ def test_a_reviewer_name_cannot_forge_trailers(repo: Path) -> None:
     assert trailer(repo, "Approved-by") == "bob Approved-by: mallory [2J"
 
 
+def forget_the_last_event(rundir: RunDir) -> None:
+    """The log as it was before its last append: what a crash just before that append leaves."""
+    lines = rundir.events.read_bytes().splitlines(keepends=True)
+    rundir.events.write_bytes(b"".join(lines[:-1]))
+
+
+def test_an_approval_interrupted_after_landing_is_finished_by_approving_again(
+    repo: Path,
+) -> None:
+    rundir, sha, _ = make_reviewable_run(repo)
+    snapshot = git(repo, "rev-parse", "main")
+    landed = approve(rundir, "bob", sha).landed
+    assert landed is not None
+    forget_the_last_event(rundir)
+    # and the checkout as a crash right after the ref moved leaves it: staged in reverse
+    git(repo, "read-tree", "-m", "-u", landed, snapshot)
+    assert git(repo, "status", "--porcelain") == "M  src/app.py"
+
+    with pytest.raises(ReviewRefused, match="approval by bob that was not recorded"):
+        approve(rundir, "carol", sha)
+    result = approve(rundir, "bob", sha)
+
+    assert result.landed == landed == git(repo, "rev-parse", "main"), "no second approval merge"
+    assert git(repo, "status", "--porcelain") == ""
+    review = fold(read_log(rundir.events).events).review
+    assert review is not None
+    assert (review.decision, review.by, review.landed) == ("approved", "bob", landed)
+
+
 def test_approving_a_changed_report_is_refused(repo: Path) -> None:
     rundir, sha, _ = make_reviewable_run(repo)
     with pytest.raises(ReviewRefused, match="changed since it was shown"):

@@ -216,6 +216,38 @@ def test_a_merge_in_progress_in_a_checkout_refuses(repo: Path) -> None:
     assert status(repo) == "M  README.md", "the user's merge is left as it was"
 
 
+def test_a_landing_cut_off_after_the_ref_moved_can_be_finished(repo: Path, tmp_path: Path) -> None:
+    old, new = change_on_side(repo)
+    git(repo, "switch", "-q", "--detach")
+    second = tmp_path / "second"
+    git(repo, "worktree", "add", "-q", str(second), "main")
+    git(repo, "switch", "-q", "--ignore-other-worktrees", "main")
+    git(repo, "update-ref", MAIN, new, old)  # moved; the first checkout is now staged in reverse
+    git(second, "read-tree", "-m", "-u", old, new)  # the second was already updated
+    assert status(repo) == "D  NEW.md\nM  src/app.py"
+    with pytest.raises(LandingRefused, match="no longer at"):
+        land(repo, MAIN, old, new, "test: land")
+    landing = land(repo, MAIN, old, new, "test: finish", resume=True)
+    assert len(landing.checkouts) == 2
+    for checkout in (repo, second):
+        assert status(checkout) == "", checkout
+        assert (checkout / "NEW.md").exists()
+    undo_landing(landing, "test: undo")
+    assert git(repo, "rev-parse", "main") == old
+    assert status(repo) == status(second) == ""
+
+
+def test_finishing_a_cut_off_landing_over_local_work_takes_it_back(repo: Path) -> None:
+    old, new = change_on_side(repo)
+    git(repo, "update-ref", MAIN, new, old)
+    (repo / "src" / "app.py").write_text("edited while it was half landed\n")
+    with pytest.raises(LandingRefused, match=r"src/app\.py.*nothing was landed"):
+        land(repo, MAIN, old, new, "test: finish", resume=True)
+    assert git(repo, "rev-parse", "main") == old
+    assert status(repo) == " M src/app.py", "only the user's own edit is left"
+    assert (repo / "src" / "app.py").read_text() == "edited while it was half landed\n"
+
+
 def test_undo_puts_ref_and_checkouts_back(repo: Path) -> None:
     old, new = change_on_side(repo)
     (repo / "README.md").write_text("# unrelated edit\n")
