@@ -82,6 +82,11 @@ def _parser(argv: list[str]) -> argparse.ArgumentParser:
     logs.add_argument(
         "--attempt", type=int, default=None, help="which attempt (default: the latest)"
     )
+    logs.add_argument(
+        "--raw",
+        action="store_true",
+        help="the agent's bytes as written, escapes included (default: made safe to print)",
+    )
 
     kill = sub.add_parser("kill", help="stop an agent (it ends cancelled, no retry)")
     kill.add_argument("run")
@@ -159,7 +164,9 @@ def main(argv: list[str] | None = None, *, exit_hard: bool = False) -> int:
 
 
 def _fail(message: str, code: int = 1) -> int:
-    print(f"corral: {message}", file=sys.stderr)
+    from corral.core.inert import inert  # messages may quote what an agent or a plan wrote
+
+    print(f"corral: {inert(message, lines=True)}", file=sys.stderr)
     return code
 
 
@@ -219,8 +226,10 @@ def _load_checked(args: argparse.Namespace) -> Any:
 
     plan = load_plan(args.plan)
     checked = preflight(plan, args.plan.resolve(), (args.repo or _cwd()).resolve())
+    from corral.core.inert import inert
+
     for warning in checked.warnings:
-        print(f"corral: warning: {warning}", file=sys.stderr)
+        print(f"corral: warning: {inert(warning, lines=True)}", file=sys.stderr)
     return checked
 
 
@@ -232,9 +241,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
         pre = _load_checked(args)
     except PlanError as exc:
         return _fail(str(exc), 2)
+    from corral.core.inert import inert
+
     print(
-        f"{args.plan}: valid: {len(pre.plan.agents)} agent(s) on {pre.base_ref} "
-        f"({pre.snapshot[:12]}) in {pre.repo_top}"
+        inert(
+            f"{args.plan}: valid: {len(pre.plan.agents)} agent(s) on {pre.base_ref} "
+            f"({pre.snapshot[:12]}) in {pre.repo_top}"
+        )
     )
     return 0
 
@@ -357,12 +370,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     from corral.core.eventlog import read_log
     from corral.core.headless import print_summary
+    from corral.core.inert import inert_json
     from corral.core.state import fold
 
     rundir = _find(args, args.run)
     state = fold(read_log(rundir.events).events)
     if args.json:
-        print(state.model_dump_json(indent=2))
+        print(inert_json(state.model_dump_json(indent=2)))
         return 0
     print_summary(Console(), state, state.verdict_reason)
     return 0
@@ -370,11 +384,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_runs(args: argparse.Namespace) -> int:
+    from corral.core.inert import inert, inert_json
     from corral.core.listing import RunList, summarize_runs
 
     runs = summarize_runs(_common_dir(args))
     if args.json:
-        print(RunList(runs=runs).model_dump_json(indent=2))
+        print(inert_json(RunList(runs=runs).model_dump_json(indent=2)))
         return 0
     if not runs:
         print("no runs yet; start one with `corral run PLAN`")
@@ -382,15 +397,18 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for run in runs:
         counts = ", ".join(f"{count} {name}" for name, count in sorted(run.counts.items()))
         verdict = f" {run.verdict}" if run.verdict else ""
-        print(f"{run.run_id}  {run.status}{verdict}  {run.name}  ({counts})")
+        print(inert(f"{run.run_id}  {run.status}{verdict}  {run.name}  ({counts})"))
     return 0
 
 
 @_guard
 def cmd_logs(args: argparse.Namespace) -> int:
+    """An attempt's output; made inert (T5) unless `--raw`, on a terminal or not: a pipe often
+    ends on a screen (`| less -R`, `| tail`), and only a person who asks gets the raw bytes."""
     import time
 
     from corral.core.eventlog import read_log
+    from corral.core.inert import InertStream
     from corral.core.state import ACTIVE_STATES, fold
 
     rundir = _find(args, args.run)
@@ -406,6 +424,15 @@ def cmd_logs(args: argparse.Namespace) -> int:
     path = rundir.output_log(args.agent, number)
     out = sys.stdout.buffer
     offset = inode = 0
+    stream = None if args.raw else InertStream()
+
+    def show(chunk: bytes, *, final: bool = False) -> int:
+        data = chunk if stream is None else stream.feed(chunk, final=final).encode()
+        if data:
+            out.write(data)
+            out.flush()
+        return 0
+
     while True:
         try:
             with path.open("rb") as handle:
@@ -416,22 +443,21 @@ def cmd_logs(args: argparse.Namespace) -> int:
                         f"{rundir.run_id} {args.agent}` prints that copy",
                         file=sys.stderr,
                     )
-                    return 0
+                    return show(b"", final=True)
                 handle.seek(offset)
                 chunk = handle.read()
         except FileNotFoundError:
             chunk = b""
         if chunk:
-            out.write(chunk)
-            out.flush()
+            show(chunk)
             offset += len(chunk)
         if not args.follow:
-            return 0
+            return show(b"", final=True)
         state = fold(read_log(rundir.events).events)
         current = state.agents[args.agent]
         still = current.attempt == number and current.state in ACTIVE_STATES | {"queued", "waiting"}
         if not still and not chunk:
-            return 0
+            return show(b"", final=True)
         time.sleep(0.2)
 
 
@@ -478,10 +504,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
 @_guard
 def cmd_gc(args: argparse.Namespace) -> int:
     from corral.core.collect import collect_garbage
+    from corral.core.inert import inert
 
     report = collect_garbage(_common_dir(args), force=args.force, dry_run=args.dry_run)
     for line in report:
-        print(line)
+        print(inert(line))
     return 0
 
 

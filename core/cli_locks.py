@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 
 def _fail(message: str, code: int = 1) -> int:
-    print(f"corral: {message}", file=sys.stderr)
+    from corral.core.inert import inert  # the engine's answer may quote an agent's words
+
+    print(f"corral: {inert(message, lines=True)}", file=sys.stderr)
     return code
 
 
@@ -167,6 +169,7 @@ def _lock_list(args: argparse.Namespace) -> int:
     import json
 
     from corral.core.client import request
+    from corral.core.inert import inert
     from corral.core.lock_cli import lock_lines
 
     data = request(_operator_socket(args, "lock list"), {"op": "lock_list"})
@@ -175,7 +178,7 @@ def _lock_list(args: argparse.Namespace) -> int:
         print(json.dumps(locks, indent=2))
         return 0
     for line in lock_lines(locks):
-        print(line)
+        print(inert(line))
     return 0
 
 
@@ -183,6 +186,7 @@ def _lock_break(args: argparse.Namespace) -> int:
     import getpass
 
     from corral.core.client import request
+    from corral.core.inert import inert
 
     payload: dict[str, Any] = {
         "op": "lock_break",
@@ -194,8 +198,10 @@ def _lock_break(args: argparse.Namespace) -> int:
         payload["expect_token"] = args.token
     data = request(_operator_socket(args, "lock break"), payload)
     print(
-        f"{args.name}: broke the lease of {data.get('agent')}#{data.get('attempt')} "
-        f"(token {data.get('token')}); the next waiter, if any, has it now"
+        inert(
+            f"{args.name}: broke the lease of {data.get('agent')}#{data.get('attempt')} "
+            f"(token {data.get('token')}); the next waiter, if any, has it now"
+        )
     )
     return 0
 

@@ -31,7 +31,10 @@ def add_review_parser(sub: Any) -> None:
 
 
 def cmd_review(args: argparse.Namespace, rundir: Any) -> int:
+    """Everything printed goes through `inert` (T5): the report, names and reasons are text an
+    agent, a plan or a planted git identity may have written."""
     from corral.core.eventlog import read_log
+    from corral.core.inert import inert
     from corral.core.review import ReviewRefused, approve, reject, report_sha256, reviewer_identity
     from corral.core.state import fold
 
@@ -39,15 +42,15 @@ def cmd_review(args: argparse.Namespace, rundir: Any) -> int:
     try:
         sha = report_sha256(rundir, state)
     except ReviewRefused as exc:
-        print(f"corral: {exc}", file=sys.stderr)
+        print(f"corral: {inert(str(exc), lines=True)}", file=sys.stderr)
         return 1
     if args.review_action == "show":
         _print_report(state.report.path if state.report else "", sha)
         if state.review is not None:
-            print(
-                f"\n{state.review.decision} by {state.review.by}"
-                + (f": {state.review.reason}" if state.review.reason else "")
+            decided = f"{state.review.decision} by {state.review.by}" + (
+                f": {state.review.reason}" if state.review.reason else ""
             )
+            print("\n" + inert(decided))
         return 0
     shown = args.sha
     if shown is None:
@@ -64,7 +67,10 @@ def cmd_review(args: argparse.Namespace, rundir: Any) -> int:
             if (what == "approve" and state.merge.integration_commit)
             else ""
         )
-        if input(f"\n{what} this report{target}? [y/N] ").strip().lower() not in ("y", "yes"):
+        if input(f"\n{what} this report{inert(target)}? [y/N] ").strip().lower() not in (
+            "y",
+            "yes",
+        ):
             print("nothing done")
             return 1
         shown = sha
@@ -75,18 +81,20 @@ def cmd_review(args: argparse.Namespace, rundir: Any) -> int:
         else:
             result = reject(rundir, by, args.reason, shown)
     except ReviewRefused as exc:
-        print(f"corral: {exc}", file=sys.stderr)
+        print(f"corral: {inert(str(exc), lines=True)}", file=sys.stderr)
         return 1
-    print(result.message)
+    print(inert(result.message, lines=True))
     return 0
 
 
 def _print_report(path: str, sha: str) -> None:
     from pathlib import Path
 
+    from corral.core.inert import inert
+
     markdown = Path(path).with_suffix(".md") if path else None
     if markdown is not None and markdown.is_file():
-        print(markdown.read_text())
+        print(inert(markdown.read_text(errors="replace"), lines=True))
     elif path:
-        print(Path(path).read_text())
+        print(inert(Path(path).read_text(errors="replace"), lines=True))
     print(f"report sha256: {sha}")

@@ -2,8 +2,9 @@
 
 Each file is written whole or not at all (`atomic.write_atomic`: temp file, fsync, rename, fsync
 the directory; RELIABILITY M3); `report.json` goes last, and its sha256 is what the log records
-and a reviewer approves. Agent text reaching Markdown is escaped so it cannot add links, HTML or
-structure.
+and a reviewer approves. Agent text reaching Markdown is made inert (`core.inert`: no escape or
+control reaches whoever prints the file, T5) and escaped so it cannot add links, HTML or
+structure; `report.json` spells the C1 and bidirectional controls as `\\uXXXX` (`inert_json`).
 
 SARIF: one run whose driver is corral, since the findings are already merged across tools. Each
 merged finding is one rule and one result; the agents are a taxonomy (`corral-agents`) that each
@@ -22,6 +23,7 @@ from typing import Any
 
 from corral.core.atomic import write_atomic
 from corral.core.findings_merge import MergedFinding
+from corral.core.inert import inert, inert_json
 from corral.core.report import Report
 
 REPORT_JSON = "report.json"
@@ -43,12 +45,13 @@ _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
 
 def md(text: str) -> str:
     """Agent text as inert Markdown: special characters escaped, one line."""
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(inert(text).split()))
 
 
 def md_block(text: str) -> str:
     """Agent text as inert Markdown paragraphs (line breaks kept)."""
-    return "\n".join(md(line) + "  " if line.strip() else "" for line in text.splitlines()).strip()
+    lines = inert(text, lines=True).splitlines()
+    return "\n".join(md(line) + "  " if line.strip() else "" for line in lines).strip()
 
 
 def _where(finding: MergedFinding) -> str:
@@ -225,7 +228,7 @@ def render_sarif(report: Report) -> dict[str, Any]:
 
 
 def report_json(report: Report) -> bytes:
-    return (report.model_dump_json(indent=2) + "\n").encode()
+    return (inert_json(report.model_dump_json(indent=2)) + "\n").encode()
 
 
 def _drop_stale_temps(directory: Path) -> None:

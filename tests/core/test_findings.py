@@ -179,6 +179,18 @@ def test_oversized_unreadable_and_missing_outputs(tmp_path: Path) -> None:
     assert "x.sarif" in rejected(deep)
 
 
+def test_a_file_or_key_name_with_escapes_is_spelled_out_in_the_reason(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "evil\x1b]0;pwned\x07\u202e.sarif").write_text("not json")
+    key = "k\x1b[2J\x9b"
+    (out / "findings.json").write_text(json.dumps({"version": 1, "findings": [], key: 1}))
+    message = rejected(out)
+    assert "evil\\x1b]0;pwned\\x07\\u202e.sarif: Invalid JSON" in message
+    assert "findings.json: k\\x1b[2J\\x9b: Extra inputs are not permitted" in message
+    assert not any(char in message for char in "\x1b\x07\x9b\u202e")
+
+
 def test_bad_sarif_is_rejected_with_its_place(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
