@@ -167,3 +167,44 @@ def test_engine_killed_during_the_report_write_leaves_a_report_matching_the_log(
     assert state.report is not None
     assert hashlib.sha256(on_disk.read_bytes()).hexdigest() == state.report.sha256
     assert corral(repo, "verify", rundir.run_id).returncode == 0
+
+
+def test_below_min_success_the_validated_findings_are_kept_in_a_partial_report(
+    repo: Path, tmp_path: Path
+) -> None:
+    """One rejected auditor fails the run but does not throw away the others' findings."""
+    body = agent_block(
+        "good1",
+        findings_agent([finding("g", "high", "src/app.py", 1, "Hard-coded credential")]),
+        kind="audit",
+    )
+    body += agent_block(
+        "good2", findings_agent([finding("h", "low", "README.md", 1, "Typo")]), kind="audit"
+    )
+    liar = finding("bad", "low", "../etc/passwd", 1, "Outside the repo")
+    body += agent_block("liar", findings_agent([liar]), kind="audit")
+    plan = write_plan(tmp_path, body, header="min_success = 3\n")
+    result = corral(repo, "run", str(plan), "--quiet")
+    rundir = only_run(repo)
+    state = state_of(rundir)
+    assert state.verdict == "failed", result.stdout + result.stderr
+    assert state.report is not None
+    assert not state.report.synthesized
+    assert state.report.findings == 2
+    report = json.loads((rundir.path / "report.json").read_text())
+    assert sorted(f["title"] for f in report["findings"]) == ["Hard-coded credential", "Typo"]
+    assert report["summary"]["total"] == 2
+    assert report["partial"] is True
+    assert report["verdict"]["met"] is False
+    assert "liar" in report["partial_reason"]
+    markdown = (rundir.path / "report.md").read_text()
+    assert "PARTIAL" in markdown
+    assert "Hard-coded credential" in markdown
+    sarif = json.loads((rundir.path / "report.sarif").read_text())
+    assert len(sarif["runs"][0]["results"]) == 2
+    assert sarif["runs"][0]["properties"]["partial"] is True
+    assert "liar" in sarif["runs"][0]["properties"]["partial_reason"]
+    assert corral(repo, "verify", rundir.run_id).returncode == 0
+    approve = corral(repo, "review", "approve", rundir.run_id, "--sha", state.report.sha256)
+    assert approve.returncode != 0
+    assert "min_success" in approve.stdout + approve.stderr
