@@ -183,14 +183,14 @@ def _check(report: Report) -> list[str]:
             f"summary {report.summary} does not count the {len(report.findings)} findings"
         )
     agents = {agent.id for agent in report.agents}
-    rejected = {error.agent for error in report.validation_errors}
+    rejected = {(error.agent, error.attempt) for error in report.validation_errors}
     ids = [finding.id for finding in report.findings]
     if len(set(ids)) != len(ids):
         problems.append("two findings share an id")
     for finding in report.findings:
         if unknown := set(finding.agents) - agents:
             problems.append(f"finding {finding.id} names unknown agents {sorted(unknown)}")
-        if set(finding.agents) & rejected:
+        if {(r.agent, r.attempt) for r in finding.reported} & rejected:
             problems.append(f"finding {finding.id} comes from a rejected output")
         if finding.agreement != len(finding.agents) or not finding.agents:
             problems.append(f"finding {finding.id} counts {finding.agreement} agents")
@@ -213,7 +213,7 @@ def _check(report: Report) -> list[str]:
         problems.append(f"branches of unknown agents {sorted(unknown)}")
     if len(set(branch_agents)) != len(branch_agents):
         problems.append("an agent's branch is listed twice")
-    if unknown := rejected - agents:
+    if unknown := {agent for agent, _ in rejected} - agents:
         problems.append(f"validation errors of unknown agents {sorted(unknown)}")
     if report.verdict.succeeded != sum(agent.succeeded for agent in report.agents):
         problems.append("the verdict's success count does not match the agents")
@@ -284,9 +284,17 @@ def _partial_reason(verdict: Verdict) -> str:
     )
 
 
+def _rejection(state: RunState, agent: AgentState) -> str | None:
+    """Why the output of the agent's latest attempt was refused; None when it was not."""
+    latest = agent.current.number if agent.current is not None else 0
+    if state.rejected_attempts.get(agent.id, latest) != latest:
+        return None  # an earlier attempt's output was refused; a later one's validated
+    return state.rejected_findings.get(agent.id)
+
+
 def build_report(state: RunState, findings: MergedFindings | None = None) -> Report:
     """The report of `state` (folded after the merge, verification and rejection events)."""
-    agents = [_agent(a, state.rejected_findings.get(a.id)) for a in state.agents.values()]
+    agents = [_agent(a, _rejection(state, a)) for a in state.agents.values()]
     agents.sort(key=lambda agent: agent.id)
     succeeded = sum(agent.succeeded for agent in agents)
     met = succeeded >= state.required_successes
@@ -300,7 +308,6 @@ def build_report(state: RunState, findings: MergedFindings | None = None) -> Rep
             if not a.succeeded
         ],
     )
-    attempts = {agent.id: agent.attempt for agent in state.agents.values()}
     merged_findings = findings.findings if findings else []
     merged = [
         MergedBranch(agent=m.agent, attempt=m.attempt, branch=m.branch, commit=m.commit)
@@ -355,7 +362,7 @@ def build_report(state: RunState, findings: MergedFindings | None = None) -> Rep
             else None
         ),
         validation_errors=[
-            RejectedOutput(agent=agent, attempt=attempts.get(agent, 0), reason=reason)
+            RejectedOutput(agent=agent, attempt=state.rejected_attempts[agent], reason=reason)
             for agent, reason in sorted(state.rejected_findings.items())
         ],
     )

@@ -208,3 +208,24 @@ def test_below_min_success_the_validated_findings_are_kept_in_a_partial_report(
     approve = corral(repo, "review", "approve", rundir.run_id, "--sha", state.report.sha256)
     assert approve.returncode != 0
     assert "min_success" in approve.stdout + approve.stderr
+
+
+def test_an_auditor_whose_retry_validates_counts_and_its_first_rejection_stays_listed(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A rejected first attempt does not taint the valid second one (the report used to fail)."""
+    code = (
+        "import json, os, pathlib\n"
+        "out = pathlib.Path(os.environ['CORRAL_OUTPUT']) / 'findings.json'\n"
+        "where = '../x' if os.environ['CORRAL_ATTEMPT'] == '1' else 'src/app.py'\n"
+        "found = {'id': 'x', 'severity': 'low', 'file': where, 'line': 1, 'title': 'Unused'}\n"
+        "out.write_text(json.dumps({'version': 1, 'findings': [found]}))\n"
+    )
+    plan = write_plan(tmp_path, agent_block("a", [PY, "-c", code], kind="audit", retries=1))
+    result = corral(repo, "run", str(plan), "--quiet")
+    assert result.returncode == 0, result.stdout + result.stderr
+    rundir = only_run(repo)
+    report = json.loads((rundir.path / "report.json").read_text())
+    assert [f["title"] for f in report["findings"]] == ["Unused"]
+    assert report["verdict"]["met"] is True
+    assert [(e["agent"], e["attempt"]) for e in report["validation_errors"]] == [("a", 1)]
