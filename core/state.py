@@ -564,14 +564,15 @@ def _branch_left_out(state: RunState, event: ev.BranchLeftOut) -> None:
     state.merge.left_out.append(event)
     for other in event.conflicts_with:
         key = "+".join(sorted((event.agent, other)))
+        files = list(event.pair_files.get(other, event.files))
         known = state.conflicts.get(key)
         if known is None:
             state.conflicts[key] = ConflictState(
-                key=key, agents=sorted((event.agent, other)), files=list(event.files), actual=True
+                key=key, agents=sorted((event.agent, other)), files=files, actual=True
             )
         else:
             known.actual = True
-            known.files = list(event.files) or known.files
+            known.files = files or known.files
 
 
 def _verification_finished(state: RunState, event: ev.VerificationFinished) -> None:
