@@ -229,3 +229,23 @@ def test_an_auditor_whose_retry_validates_counts_and_its_first_rejection_stays_l
     assert [f["title"] for f in report["findings"]] == ["Unused"]
     assert report["verdict"]["met"] is True
     assert [(e["agent"], e["attempt"]) for e in report["validation_errors"]] == [("a", 1)]
+
+
+def test_two_tools_reporting_different_things_on_one_line_do_not_disagree(
+    repo: Path, tmp_path: Path
+) -> None:
+    """radon's "too complex" and vulture's "unused method" on one line: no severity conflict;
+    two agents rating one finding differently still are one."""
+    complex_ = {**finding("cc", "medium", "src/app.py", 1, "Too complex"), "rule": "cc-D"}
+    unused = {**finding("v", "low", "src/app.py", 1, "Unused method 'run'"), "rule": "unused"}
+    body = agent_block("radon", findings_agent([complex_]), kind="audit")
+    body += agent_block("vulture", findings_agent([unused]), kind="audit")
+    body += agent_block("strict", findings_agent([{**unused, "severity": "high"}]), kind="audit")
+    plan = write_plan(tmp_path, body)
+    result = corral(repo, "run", str(plan), "--quiet")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((only_run(repo).path / "report.json").read_text())
+    assert len(report["findings"]) == 2
+    assert [c["severities"] for c in report["finding_conflicts"]] == [
+        {"strict": "high", "vulture": "low"}
+    ]
