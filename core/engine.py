@@ -261,10 +261,10 @@ class Engine:
         succeeded = self.state.succeeded()
         required = self.state.required_successes
         passed = succeeded >= required
-        findings = None
         if passed:
             await merge_coding_work(self.state, self.ctx.rundir, self.plan, self.emit_many)
-            findings = await merge_audit_findings(self.state, self.ctx.rundir, self.emit_many)
+        # below min_success too: the findings that validated go into a partial report
+        findings = await merge_audit_findings(self.state, self.ctx.rundir, self.emit_many)
         await write_run_report(self.state, self.ctx.rundir, findings, self.emit)
         not_ok = [f"{a.id} {a.state}" for a in self.state.agents.values() if a.state != "succeeded"]
         reason = f"{succeeded} of {len(self.state.agents)} agents succeeded; {required} required"

@@ -337,6 +337,10 @@ class BranchLeftOut(EventBase):
     reason: str
     conflicts_with: list[str] = Field(default_factory=list)
     files: list[ConflictFile] = Field(default_factory=list)
+    """Where the branch conflicts with the integration branch."""
+    pair_files: dict[str, list[ConflictFile]] = Field(default_factory=dict)
+    """For each agent it conflicts with, the files the two alone conflict in (older logs lack
+    it: then `files` stands for every pair)."""
 
 
 class VerificationFinished(EventBase):

@@ -64,8 +64,10 @@ def render_markdown(report: Report) -> str:
     out: list[str] = [f"# corral report: {md(report.name or report.run_id)}", ""]
     out.append(f"- run `{report.run_id}` on `{md(report.base_ref)}` at `{report.snapshot[:12]}`")
     verdict = report.verdict
-    status = "met" if verdict.met else "NOT met: nothing was merged or synthesised"
+    status = "met" if verdict.met else "NOT met: the verdict is failed and nothing was merged"
     out.append(f"- min_success {verdict.min_success}, succeeded {verdict.succeeded}: {status}")
+    if report.partial:
+        out.append(f"- **PARTIAL report**: {md(report.partial_reason)}")
     summary = report.summary
     out.append(
         f"- findings: {summary.total} (critical {summary.critical}, high {summary.high}, "
@@ -161,6 +163,15 @@ def _sarif_location(finding: MergedFinding) -> dict[str, Any]:
     return {"logicalLocations": [{"name": finding.asset or "?", "kind": "resource"}]}
 
 
+def _sarif_invocation(report: Report) -> dict[str, Any]:
+    invocation: dict[str, Any] = {"executionSuccessful": report.verdict.met}
+    if report.partial:
+        invocation["toolExecutionNotifications"] = [
+            {"level": "error", "message": {"text": "partial report: " + report.partial_reason}}
+        ]
+    return invocation
+
+
 def render_sarif(report: Report) -> dict[str, Any]:
     agents = [agent.id for agent in report.agents]
     rules = []
@@ -218,9 +229,13 @@ def render_sarif(report: Report) -> dict[str, Any]:
             {"repositoryUri": "file:///" + report.repo.lstrip("/"), "revisionId": report.snapshot}
         ],
         "results": results,
+        # a partial report is a run that did not succeed, whose results are still worth reading
+        "invocations": [_sarif_invocation(report)],
         "properties": {
             "run_id": report.run_id,
             "synthesized": report.synthesized,
+            "partial": report.partial,
+            "partial_reason": report.partial_reason,
             "severity_conflicts": [c.model_dump() for c in report.finding_conflicts],
         },
     }

@@ -196,6 +196,8 @@ class RunState(BaseModel):
     merge: MergeState = Field(default_factory=MergeState)
     rejected_findings: dict[str, str] = Field(default_factory=dict)
     """Agents whose output failed validation, with the reason."""
+    rejected_attempts: dict[str, int] = Field(default_factory=dict)
+    """The attempt each of those rejections was of: a later attempt's output may validate."""
     report: ReportState | None = None
     review: ReviewState | None = None
     last_seq: int = 0
@@ -562,14 +564,15 @@ def _branch_left_out(state: RunState, event: ev.BranchLeftOut) -> None:
     state.merge.left_out.append(event)
     for other in event.conflicts_with:
         key = "+".join(sorted((event.agent, other)))
+        files = list(event.pair_files.get(other, event.files))
         known = state.conflicts.get(key)
         if known is None:
             state.conflicts[key] = ConflictState(
-                key=key, agents=sorted((event.agent, other)), files=list(event.files), actual=True
+                key=key, agents=sorted((event.agent, other)), files=files, actual=True
             )
         else:
             known.actual = True
-            known.files = list(event.files) or known.files
+            known.files = files or known.files
 
 
 def _verification_finished(state: RunState, event: ev.VerificationFinished) -> None:
@@ -578,6 +581,7 @@ def _verification_finished(state: RunState, event: ev.VerificationFinished) -> N
 
 def _findings_rejected(state: RunState, event: ev.FindingsRejected) -> None:
     state.rejected_findings[event.agent] = event.reason
+    state.rejected_attempts[event.agent] = event.attempt
 
 
 def _report_written(state: RunState, event: ev.ReportWritten) -> None:

@@ -4,9 +4,11 @@ repository; the event log records the decision with the reviewer and the report 
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
+from textual.containers import VerticalScroll
 
 from corral.core import events as ev
 from corral.core.review import reviewer_identity
@@ -64,7 +66,7 @@ def test_walk_conflicts_then_reject_with_a_reason(repo: Path, reviewable: RunDir
             await until(pilot, lambda: "+print('billing')" in screen_text(pilot), what="both sides")
             assert "+print('auth')" in screen_text(pilot)
             await pilot.press("n")
-            assert review.conflicts.current_key == "severity:file:src/session.py:7"
+            assert review.conflicts.current_key == "severity:file:src/session.py:7 CF-2"
             await until(
                 pilot, lambda: "sec-scan rated it high" in screen_text(pilot), what="ratings"
             )
@@ -89,6 +91,45 @@ def test_walk_conflicts_then_reject_with_a_reason(repo: Path, reviewable: RunDir
     assert isinstance(last, ev.ReportRejected)
     assert (last.by, last.reason) == (reviewer_identity(), "billing lost")
     assert git(repo, "rev-parse", "main") == before, "a rejection lands nothing"
+
+
+def test_the_side_by_side_of_a_severity_conflict_splits_the_agents_by_rating(
+    repo: Path, reviewable: RunDir
+) -> None:
+    """Three agents, two of them agreeing: the two stand on one side, not split by count."""
+    report = json.loads((reviewable.path / "report.json").read_text())
+    report["finding_conflicts"][0]["severities"] = {
+        "deep-scan": "high",
+        "lint": "low",
+        "sec-scan": "high",
+    }
+    (reviewable.path / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    events = review_run_events(
+        repo,
+        reviewable.path / "report.json",
+        dead_engine(),
+        git(repo, "rev-parse", "main"),
+        git(repo, "rev-parse", "corral/r1/api-auth/1"),
+    )
+    reviewable.events.unlink()
+    write_events(reviewable, events)
+
+    def title(app: CorralApp, side: str) -> str:
+        return str(app.screen.query_one(f"#{side}-scroll", VerticalScroll).border_title)
+
+    async def scenario() -> None:
+        app = CorralApp(repo, reviewable.run_id)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await until(pilot, lambda: review_of(app), what="a finished run to open in review")
+            await pilot.press("n", "n")
+            await until(pilot, lambda: "lint rated it low" in screen_text(pilot), what="ratings")
+            assert title(app, "left") == "◀ high: deep-scan, sec-scan"
+            assert title(app, "right") == "▶ low: lint"
+            text = screen_text(pilot)
+            assert "deep-scan rated it high" in text
+            assert "sec-scan rated it high" in text
+
+    asyncio.run(scenario())
 
 
 def test_approve_names_what_lands_and_lands_it(repo: Path, reviewable: RunDir) -> None:

@@ -146,7 +146,7 @@ class ReviewScreen(RunScreen):
             rated = " ⇄ ".join(f"{agent}: {level}" for agent, level in conflict.severities.items())
             rows.append(
                 (
-                    f"severity:{conflict.location}",
+                    conflict.key,
                     {
                         "kind": Text("◆ severity", style="magenta bold"),
                         "agents": Text(rated, style="bold"),
@@ -382,23 +382,31 @@ class ReviewScreen(RunScreen):
         )
 
     def severity_sides(self, key: str) -> None:
-        """Each side: what its agents rated the location, and the findings reported there."""
-        found = [c for c in self.severity_conflicts() if f"severity:{c.location}" == key]
+        """The agents split by their rating: the most severe one on the left, the others on the
+        right; each side says who rated it what, then the findings in conflict."""
+        found = [c for c in self.severity_conflicts() if c.key == key]
         if not found or self.loaded is None:
             return
         conflict = found[0]
-        agents = list(conflict.severities)
-        half = max(1, len(agents) // 2)
-        where = conflict.location.split(":", 1)[-1]
-        at = [f for f in self.loaded.findings if where and where in f.location]
+        ratings = conflict.by_rating()
+        if conflict.findings:
+            at = [f for f in self.loaded.findings if f.id in conflict.findings]
+        else:  # a report without finding ids: what is at the location
+            where = conflict.location.split(":", 1)[-1]
+            at = [f for f in self.loaded.findings if where and f.location == where]
 
-        def side(names: list[str]) -> str:
-            lines = [f"{name} rated it {conflict.severities[name]}" for name in names]
+        def side(groups: list[tuple[str, list[str]]]) -> str:
+            lines = [f"{name} rated it {rating}" for rating, names in groups for name in names]
             lines += [f"  {f.severity}: {f.title} ({f.location})" for f in at]
             return "\n".join([*lines, "", conflict.reason])
 
-        titles = (", ".join(agents[:half]), ", ".join(agents[half:]) or "-")
-        self.post_message(self.SidesLoaded(key, side(agents[:half]), side(agents[half:]), titles))
+        def title(groups: list[tuple[str, list[str]]]) -> str:
+            return " · ".join(f"{rating}: {', '.join(names)}" for rating, names in groups) or "-"
+
+        left, right = ratings[:1], ratings[1:]
+        self.post_message(
+            self.SidesLoaded(key, side(left), side(right), (title(left), title(right)))
+        )
 
     def on_review_screen_sides_loaded(self, message: SidesLoaded) -> None:
         if message.key != self.sides_key:

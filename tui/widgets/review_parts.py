@@ -121,7 +121,7 @@ def summary_text(state: RunState, loaded: Loaded | None, *, read_only: bool) -> 
         elif loaded is not None and loaded.sha256:
             text.append(" ✘ CHANGED ON DISK", style="red bold")
         if not report.synthesized:
-            text.append("  below min_success: nothing to land", style="red")
+            text.append("  below min_success: partial findings, nothing to land", style="red")
     if state.review is not None:
         style = "green bold" if state.review.decision == "approved" else "red bold"
         reason = f": {inert(state.review.reason, limit=80)}" if state.review.reason else ""
