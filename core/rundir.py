@@ -87,6 +87,11 @@ class RunDir:
         return self.path / "plan.toml"
 
     @property
+    def environment(self) -> Path:
+        """The agents' environment as the run started, secrets by name (core/environment.py)."""
+        return self.path / "environment.json"
+
+    @property
     def engine_lock(self) -> Path:
         return self.path / "engine.lock"
 

@@ -9,12 +9,15 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from corral.core.client import ControlError, request
 from corral.core.rundir import RunDir
 from corral.tui.text import strip_escapes
 from corral.worktrees.git import GitError, GitResult, run_git_result
+
+if TYPE_CHECKING:
+    from corral.core.runner import Retried
 
 DIFF_LIMIT = 2 << 20
 """Bytes of diff shown; more is cut with a note (a diff is for reading, not for paging 1 GB)."""
@@ -37,8 +40,15 @@ def kill(rundir: RunDir, agent: str, reason: str) -> dict[str, Any]:
     return send(rundir, {"op": "kill", "agent": agent, "by": whoami(), "reason": reason})
 
 
-def retry(rundir: RunDir, agent: str) -> dict[str, Any]:
-    return send(rundir, {"op": "retry", "agent": agent, "by": whoami()})
+def retry(rundir: RunDir, agent: str) -> Retried:
+    """What `corral retry` does (core/runner.retry_agent): ask the live engine, or resume the
+    run's engine in the background when it has none (a finished or stopped run)."""
+    from corral.core.runner import BackgroundStartFailed, retry_agent
+
+    try:
+        return retry_agent(rundir, agent, whoami())
+    except BackgroundStartFailed as exc:
+        raise ControlError(str(exc)) from None
 
 
 def break_lock(rundir: RunDir, lock: str, reason: str, token: int | None) -> dict[str, Any]:
