@@ -1,4 +1,9 @@
-"""The one way this package runs git, and the read-only queries built on it.
+"""The one way corral runs git, and the read-only queries built on it.
+
+Nothing else in corral starts git (worktrees/plumbing.py adds variables through `run_git_env`;
+tests/test_architecture.py scans core, worktrees and tui for any other start): every command
+gets the options and environment of safety.py, so no program an agent planted in the shared
+repository's config runs as the engine or as the person viewing the console.
 
 `run_git` uses subprocess rather than GitPython's `Git.execute`: GitPython merges `os.environ`
 into every call, so `GIT_DIR`/`GIT_INDEX_FILE` inherited from a hook would redirect our commands,
