@@ -311,51 +311,25 @@ def _view(args: argparse.Namespace) -> View | None:
 
 def _detach(args: argparse.Namespace, common_dir: Path, run_id: str, *, resume: bool) -> int:
     """Start the engine in its own session, wait until it answers, and return."""
-    import subprocess
-    import time
-
-    from corral.core.client import ControlError, request
     from corral.core.rundir import RunDir, runs_root
+    from corral.core.runner import BackgroundStartFailed, start_in_background
 
     rundir = RunDir(runs_root(common_dir) / run_id)
-    rundir.create()
-    argv = [sys.executable, "-m", "corral.core.cli"]
-    if args.repo:
-        argv += ["--repo", str(args.repo)]
     if resume:
-        argv += [
-            "run",
-            "--resume",
-            run_id,
-            "--quiet",
-            *[f"--retry={agent}" for agent in args.retry],
-        ]
+        command = ["run", "--resume", run_id, "--quiet", *[f"--retry={a}" for a in args.retry]]
     else:
-        argv += ["run", str(args.plan), "--run-id", run_id, "--quiet"]
-    with open(rundir.engine_log, "ab") as log:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return _fail(
-                f"the engine exited at once (status {proc.returncode}); see {rundir.engine_log}"
-            )
-        try:
-            request(str(rundir.socket), {"op": "ping"}, timeout=1)
-            break
-        except ControlError:
-            time.sleep(0.05)
-    else:
-        return _fail(f"the engine did not answer within 30s; see {rundir.engine_log}")
-    print(f"run {run_id} is running in the background (engine pid {proc.pid})")
-    print(f"  follow it:  corral status {run_id}    stop it:  kill {proc.pid}")
+        command = ["run", str(args.plan), "--run-id", run_id, "--quiet"]
+    try:
+        pid = start_in_background(rundir, command, repo=args.repo)
+    except BackgroundStartFailed as exc:
+        return _fail(str(exc))
+    _print_background(run_id, pid)
     return 0
+
+
+def _print_background(run_id: str, pid: int) -> None:
+    print(f"run {run_id} is running in the background (engine pid {pid})")
+    print(f"  follow it:  corral status {run_id}    stop it:  kill {pid}")
 
 
 def _whoami() -> str:
@@ -477,15 +451,18 @@ def cmd_kill(args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_retry(args: argparse.Namespace) -> int:
-    from corral.core.runner import engine_is_live
+    from corral.core.runner import BackgroundStartFailed, retry_agent
 
     rundir = _find(args, args.run)
-    if not engine_is_live(rundir):
-        args.resume, args.plan, args.retry, args.detach = rundir.run_id, None, [args.agent], True
-        print(f"the engine of run {rundir.run_id} is not running; resuming it in the background")
-        return int(cmd_run(args))
-    data = _send(args, {"op": "retry", "agent": args.agent, "by": _whoami()})
-    print(f"{args.agent}: queued as attempt {data.get('attempt')}")
+    try:
+        retried = retry_agent(rundir, args.agent, _whoami())
+    except BackgroundStartFailed as exc:
+        return _fail(str(exc))
+    if retried.resumed_pid is None:
+        print(f"{args.agent}: queued as attempt {retried.attempt}")
+        return 0
+    print(f"the engine of run {rundir.run_id} was not running; resumed it to retry {args.agent}")
+    _print_background(rundir.run_id, retried.resumed_pid)
     return 0
 
 

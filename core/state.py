@@ -38,10 +38,16 @@ RunStatus = Literal["running", "finished", "stopped"]
 
 
 class Heartbeat(BaseModel):
-    """The latest sign of life and where it came from."""
+    """The latest sign of life (`ts`, `source`: "last seen") and what the agent last said.
+
+    Any sign of life moves `ts` and `source`; `progress` and `message` are each the last value
+    the agent set with `corral heartbeat` in this attempt, kept while output and CPU use keep
+    it alive, and blank again when a new attempt starts.
+    """
 
     ts: float
     source: ev.HeartbeatSource
+    attempt: int = 0
     progress: float | None = None
     message: str | None = None
 
@@ -389,8 +395,13 @@ def _agent_started(state: RunState, event: ev.AgentStarted) -> None:
 
 def _agent_heartbeat(state: RunState, event: ev.AgentHeartbeat) -> None:
     agent, attempt = _attempt(state, event.agent, event.attempt)
+    progress, message = event.progress, event.message
+    said = agent.last_heartbeat  # output and CPU say nothing: what the agent said stays
+    if said is not None and said.attempt == event.attempt:
+        progress = said.progress if progress is None else progress
+        message = said.message if message is None else message
     agent.last_heartbeat = Heartbeat(
-        ts=event.ts, source=event.source, progress=event.progress, message=event.message
+        ts=event.ts, source=event.source, attempt=event.attempt, progress=progress, message=message
     )
     agent.heartbeats += 1
     if attempt.state == "stalled":
