@@ -442,9 +442,22 @@ def _send(args: argparse.Namespace, payload: dict[str, Any]) -> dict[str, Any]:
     return request(str(rundir.socket), payload)
 
 
+def _operators_only(args: argparse.Namespace, payload: dict[str, Any]) -> int | None:
+    """RELIABILITY T1: None when a person asks; else the refusal, printed (core/authority.py)."""
+    from corral.core.authority import refuse_operator
+
+    action, target = payload["op"], f"agent {payload['agent']}"
+    refused = refuse_operator(action, target, _find(args, args.run), request=payload)
+    return None if refused is None else _fail(refused)
+
+
 @_guard
 def cmd_kill(args: argparse.Namespace) -> int:
-    data = _send(args, {"op": "kill", "agent": args.agent, "by": _whoami(), "reason": args.reason})
+    payload = {"op": "kill", "agent": args.agent, "by": _whoami(), "reason": args.reason}
+    refused = _operators_only(args, payload)
+    if refused is not None:
+        return refused
+    data = _send(args, payload)
     print(f"{args.agent}: stopping (was {data.get('was')})")
     return 0
 
@@ -453,12 +466,16 @@ def cmd_kill(args: argparse.Namespace) -> int:
 def cmd_retry(args: argparse.Namespace) -> int:
     from corral.core.runner import engine_is_live
 
+    payload = {"op": "retry", "agent": args.agent, "by": _whoami()}
+    refused = _operators_only(args, payload)
+    if refused is not None:
+        return refused
     rundir = _find(args, args.run)
     if not engine_is_live(rundir):
         args.resume, args.plan, args.retry, args.detach = rundir.run_id, None, [args.agent], True
         print(f"the engine of run {rundir.run_id} is not running; resuming it in the background")
         return int(cmd_run(args))
-    data = _send(args, {"op": "retry", "agent": args.agent, "by": _whoami()})
+    data = _send(args, payload)
     print(f"{args.agent}: queued as attempt {data.get('attempt')}")
     return 0
 
@@ -477,9 +494,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_gc(args: argparse.Namespace) -> int:
+    from corral.core.authority import refuse_everywhere
     from corral.core.collect import collect_garbage
+    from corral.core.rundir import list_runs
 
-    report = collect_garbage(_common_dir(args), force=args.force, dry_run=args.dry_run)
+    common_dir = _common_dir(args)
+    refused = refuse_everywhere("gc", list_runs(common_dir), common_dir)
+    if refused is not None:
+        return _fail(refused)
+    report = collect_garbage(common_dir, force=args.force, dry_run=args.dry_run)
     for line in report:
         print(line)
     return 0

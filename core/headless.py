@@ -205,6 +205,10 @@ def describe_event(event: ev.Event) -> str:
             return f"verification {verdict}: {' '.join(event.command)}"
         case ev.RunFinished():
             return f"run {event.verdict}: {event.reason}"
+        case ev.OperatorActionRefused():
+            who = f"agent {event.caller_agent or '?'}#{event.caller_attempt or '?'}"
+            who += f" of run {event.caller_run}" if event.caller_run else ""
+            return f"refused {event.action} of {event.target} asked from inside {who}"
         case _:
             return ""
 

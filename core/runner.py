@@ -188,7 +188,7 @@ async def drive(
 ) -> Outcome:
     """Serve the socket, handle signals, run the engine to its end, and close the log."""
     loop = asyncio.get_running_loop()
-    server = await serve(engine.ctx.rundir.socket, engine.handle)
+    server = await serve(engine.ctx.rundir.socket, engine.handle, engine.refuse_agents)
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, engine.stop, signum)
     if view is not None:
