@@ -147,8 +147,10 @@ def main(argv: list[str] | None = None, *, exit_hard: bool = False) -> int:
     args = parse_with_command(_parser(argv), argv)
     command = args.command or "tui"
     handler = _COMMANDS[command]
+    from corral.core.entry import quiet_when_output_closes
+
     try:
-        code = int(handler(args))
+        code = quiet_when_output_closes(lambda: int(handler(args)))
     except KeyboardInterrupt:
         code = 130
     if exit_hard and command not in CONSOLE_COMMANDS:

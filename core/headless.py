@@ -149,7 +149,10 @@ class HeadlessView:
         line = describe_event(event)
         if line:
             stamp = time.strftime("%H:%M:%S", time.localtime(event.ts))
-            self.console.print(f"{stamp} {line}", markup=False, highlight=False)
+            try:
+                self.console.print(f"{stamp} {line}", markup=False, highlight=False)
+            except (BrokenPipeError, SystemExit):  # rich exits 1 on a broken pipe
+                self.gone = True  # the reader left (`| head`): the run goes on, unprinted
 
     def hangup(self) -> None:
         """The terminal went away (SSH dropped): keep running, stop drawing."""
