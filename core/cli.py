@@ -260,6 +260,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.plan is not None:
             return _fail("give either a plan or --resume RUN, not both", 2)
         rundir = _find(args, args.resume)
+        if args.retry:
+            from corral.core.authority import refuse_operator
+
+            refused = refuse_operator("retry", f"agent {', '.join(args.retry)}", rundir)
+            if refused is not None:
+                return _fail(refused)
         if args.detach:
             return _detach(args, rundir.path.parent.parent.parent, rundir.run_id, resume=True)
         try:

@@ -70,15 +70,16 @@ def test_operator_commands_in_an_agents_environment_are_refused(
     before = git(repo, "rev-parse", "main")
     for key, value in FAKE_AGENT.items():
         monkeypatch.setenv(key, value)
-    commands = {
-        "approve": ["review", "approve", "r1", "--sha", sha],
-        "reject": ["review", "reject", "r1", "--reason", "no", "--sha", sha],
-        "kill": ["kill", "r1", "a"],
-        "retry": ["retry", "r1", "a"],
-        "lock break": ["lock", "break", "db", "--reason", "mine", "--run", "r1"],
-        "gc": ["gc", "--force"],
-    }
-    for action, args in commands.items():
+    commands = [
+        ("approve", ["review", "approve", "r1", "--sha", sha]),
+        ("reject", ["review", "reject", "r1", "--reason", "no", "--sha", sha]),
+        ("kill", ["kill", "r1", "a"]),
+        ("retry", ["retry", "r1", "a"]),
+        ("retry", ["run", "--resume", "r1", "--retry", "a"]),
+        ("lock break", ["lock", "break", "db", "--reason", "mine", "--run", "r1"]),
+        ("gc", ["gc", "--force"]),
+    ]
+    for action, args in commands:
         result = corral(repo, *args)
         assert result.returncode == 1, (action, result.stdout, result.stderr)
         assert f"`{action}` is an operator action" in result.stderr, result.stderr
@@ -93,7 +94,7 @@ def test_operator_commands_in_an_agents_environment_are_refused(
         (e.action, e.caller_run, e.caller_agent, e.caller_attempt) for e in refusals(rundir)
     ] == [
         (action, "other-run", "intruder", 3)
-        for action in ("approve", "reject", "kill", "retry", "lock break")
+        for action in ("approve", "reject", "kill", "retry", "retry", "lock break")
     ]
     assert FAKE_AGENT["CORRAL_AGENT_TOKEN"] not in rundir.events.read_text()
 
