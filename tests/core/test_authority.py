@@ -135,10 +135,15 @@ def test_an_agent_cannot_approve_another_run(repo: Path, tmp_path: Path) -> None
 RAW_KILL = """
 import json, os, socket, sys, time
 path, agent, token = sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else ""
+def parent_session():
+    try:
+        return os.getsid(os.getppid())
+    except OSError:  # the parent exited just now
+        return None
 if token == "orphan":  # wait until the parent has exited: outside the attempt's process tree
     session, token = int(sys.argv[4]), ""
     deadline = time.monotonic() + 20
-    while os.getsid(os.getppid()) == session and time.monotonic() < deadline:
+    while parent_session() in (session, None) and time.monotonic() < deadline:
         time.sleep(0.01)
 request = {"op": "kill", "agent": agent, "by": "alice", "reason": "raw"}
 if token:
