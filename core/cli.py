@@ -152,8 +152,10 @@ def main(argv: list[str] | None = None, *, exit_hard: bool = False) -> int:
     args = parse_with_command(_parser(argv), argv)
     command = args.command or "tui"
     handler = _COMMANDS[command]
+    from corral.core.entry import quiet_when_output_closes
+
     try:
-        code = int(handler(args))
+        code = quiet_when_output_closes(lambda: int(handler(args)))
     except KeyboardInterrupt:
         code = 130
     if exit_hard and command not in CONSOLE_COMMANDS:
@@ -271,6 +273,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.plan is not None:
             return _fail("give either a plan or --resume RUN, not both", 2)
         rundir = _find(args, args.resume)
+        if args.retry:
+            from corral.core.authority import refuse_operator
+
+            refused = refuse_operator("retry", f"agent {', '.join(args.retry)}", rundir)
+            if refused is not None:
+                return _fail(refused)
         if args.detach:
             return _detach(args, rundir.path.parent.parent.parent, rundir.run_id, resume=True)
         try:
@@ -442,21 +450,35 @@ def _send(args: argparse.Namespace, payload: dict[str, Any]) -> dict[str, Any]:
     return request(str(rundir.socket), payload)
 
 
+def _operators_only(args: argparse.Namespace, payload: dict[str, Any]) -> int | None:
+    """RELIABILITY T1: None when a person asks; else the refusal, printed (core/authority.py)."""
+    from corral.core.authority import refuse_operator
+
+    action, target = payload["op"], f"agent {payload['agent']}"
+    refused = refuse_operator(action, target, _find(args, args.run), request=payload)
+    return None if refused is None else _fail(refused)
+
+
 @_guard
 def cmd_kill(args: argparse.Namespace) -> int:
-    data = _send(args, {"op": "kill", "agent": args.agent, "by": _whoami(), "reason": args.reason})
+    payload = {"op": "kill", "agent": args.agent, "by": _whoami(), "reason": args.reason}
+    refused = _operators_only(args, payload)
+    if refused is not None:
+        return refused
+    data = _send(args, payload)
     print(f"{args.agent}: stopping (was {data.get('was')})")
     return 0
 
 
 @_guard
 def cmd_retry(args: argparse.Namespace) -> int:
+    from corral.core.authority import OperatorRefused
     from corral.core.runner import BackgroundStartFailed, retry_agent
 
     rundir = _find(args, args.run)
     try:
         retried = retry_agent(rundir, args.agent, _whoami())
-    except BackgroundStartFailed as exc:
+    except (BackgroundStartFailed, OperatorRefused) as exc:
         return _fail(str(exc))
     if retried.resumed_pid is None:
         print(f"{args.agent}: queued as attempt {retried.attempt}")
@@ -480,10 +502,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_gc(args: argparse.Namespace) -> int:
+    from corral.core.authority import refuse_everywhere
     from corral.core.collect import collect_garbage
     from corral.core.inert import inert
+    from corral.core.rundir import list_runs
 
-    report = collect_garbage(_common_dir(args), force=args.force, dry_run=args.dry_run)
+    common_dir = _common_dir(args)
+    refused = refuse_everywhere("gc", list_runs(common_dir), common_dir)
+    if refused is not None:
+        return _fail(refused)
+    report = collect_garbage(common_dir, force=args.force, dry_run=args.dry_run)
     for line in report:
         print(inert(line))
     return 0

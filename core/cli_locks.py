@@ -165,6 +165,15 @@ def _operator_socket(args: argparse.Namespace, command: str) -> str:
     return str(find_run(git_common_dir(args.repo or _cwd()), args.run).socket)
 
 
+def _named_run(args: argparse.Namespace) -> Any:
+    """The run named with --run, None without (an agent's own run, by CORRAL_SOCKET)."""
+    if not args.run:
+        return None
+    from corral.core.rundir import find_run, git_common_dir
+
+    return find_run(git_common_dir(args.repo or _cwd()), args.run)
+
+
 def _lock_list(args: argparse.Namespace) -> int:
     import json
 
@@ -185,6 +194,7 @@ def _lock_list(args: argparse.Namespace) -> int:
 def _lock_break(args: argparse.Namespace) -> int:
     import getpass
 
+    from corral.core.authority import refuse_operator
     from corral.core.client import request
     from corral.core.inert import inert
 
@@ -196,7 +206,13 @@ def _lock_break(args: argparse.Namespace) -> int:
     }
     if args.token is not None:
         payload["expect_token"] = args.token
-    data = request(_operator_socket(args, "lock break"), payload)
+    socket_path = _operator_socket(args, "lock break")
+    refused = refuse_operator(
+        "lock break", f"lock {args.name}", _named_run(args), request=payload, socket=socket_path
+    )
+    if refused is not None:
+        return _fail(refused)
+    data = request(socket_path, payload)
     print(
         inert(
             f"{args.name}: broke the lease of {data.get('agent')}#{data.get('attempt')} "

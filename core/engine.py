@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from corral.core import authority
 from corral.core import events as ev
 from corral.core.conflict_watch import ConflictWatch
 from corral.core.eventlog import EventWriter, LogFailed
@@ -35,6 +36,7 @@ from corral.core.protocol import (
     LockReleaseRequest,
     LockRenewRequest,
     LockRequest,
+    OperatorRequest,
     PingRequest,
     PutRequest,
     Request,
@@ -67,6 +69,7 @@ def engine_info() -> ev.EngineInfo:
         start_time=process_start_time(pid) or time.time(),
         host=socket.gethostname(),
         user=getpass.getuser(),
+        inside=authority.enclosing_attempt(),
     )
 
 
@@ -95,6 +98,8 @@ class Engine:
             on_all_started=self._preload_once,
         )
         self.controls: dict[str, AttemptControl] = {}
+        self.owner = authority.enclosing_attempt()
+        """The attempt this engine runs inside, which may operate it (core/authority.py)."""
         self.preloaded = False
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.cancelled_by: dict[str, tuple[str, str]] = {}
@@ -494,6 +499,23 @@ class Engine:
                 if not self._is_running_attempt(request.agent, request.attempt, request.token):
                     return self._not_running(request.agent, request.attempt)
                 return await self._lock_request(request)
+
+    async def refuse_agents(self, request: OperatorRequest, peer: int | None) -> Response | None:
+        """RELIABILITY T1: an operator request sent from inside an attempt is refused and
+        logged as that attempt's; None lets a person's request through (control.serve)."""
+        run_id, live = self.ctx.run_id, authority.live_attempts(self.state)
+        tokens = {c.token: (run_id, c.agent, c.attempt) for c in self.controls.values()}
+        caller = await asyncio.to_thread(
+            authority.request_caller, request, peer, live, tokens, self.owner
+        )
+        if caller is None:
+            return None
+        action, target = authority.describe_request(request)
+        try:
+            await self.emit(authority.refusal_event(action, target, caller))
+        except LogFailed as exc:
+            self._log_failed(exc)
+        return Response(ok=False, code="denied", error=authority.refusal(action, caller))
 
     async def _lock_request(self, request: LockRequest) -> Response:
         if isinstance(request, LockAcquireRequest) and request.reason:

@@ -37,6 +37,9 @@ class EngineInfo(BaseModel):
     start_time: float
     host: str
     user: str
+    inside: str | None = None
+    """The attempt (`run/agent#n`) this engine was started inside, when an agent started it:
+    that attempt is the run's operator (core/authority.py)."""
 
 
 class AgentSummary(BaseModel):
@@ -386,6 +389,23 @@ class ReportRejected(EventBase):
     log_head: str
 
 
+class OperatorActionRefused(EventBase):
+    """An operator action asked from inside an agent, refused (RELIABILITY T1).
+
+    Names the attempt that asked, which may belong to another run; never its token."""
+
+    type: Literal["operator_action_refused"] = "operator_action_refused"
+    action: str
+    """`approve`, `reject`, `kill`, `retry`, `lock break` or `gc`."""
+    target: str
+    """What it was aimed at: `agent victim`, `lock db`, `the report`."""
+    caller_run: str
+    caller_agent: str
+    caller_attempt: int | None = None
+    evidence: str
+    """How corral knew: the attempt's token, its process tree, or its variables."""
+
+
 Event = Annotated[
     RunStarted
     | EngineResumed
@@ -421,7 +441,8 @@ Event = Annotated[
     | FindingsRejected
     | ReportWritten
     | ReportApproved
-    | ReportRejected,
+    | ReportRejected
+    | OperatorActionRefused,
     Field(discriminator="type"),
 ]
 EventAdapter: TypeAdapter[Event] = TypeAdapter(Event)

@@ -156,7 +156,10 @@ class HeadlessView:
         line = inert(describe_event(event))
         if line:
             stamp = time.strftime("%H:%M:%S", time.localtime(event.ts))
-            self.console.print(f"{stamp} {line}", markup=False, highlight=False)
+            try:
+                self.console.print(f"{stamp} {line}", markup=False, highlight=False)
+            except (BrokenPipeError, SystemExit):  # rich exits 1 on a broken pipe
+                self.gone = True  # the reader left (`| head`): the run goes on, unprinted
 
     def hangup(self) -> None:
         """The terminal went away (SSH dropped): keep running, stop drawing."""
@@ -212,6 +215,10 @@ def describe_event(event: ev.Event) -> str:
             return f"verification {verdict}: {' '.join(event.command)}"
         case ev.RunFinished():
             return f"run {event.verdict}: {event.reason}"
+        case ev.OperatorActionRefused():
+            who = f"agent {event.caller_agent or '?'}#{event.caller_attempt or '?'}"
+            who += f" of run {event.caller_run}" if event.caller_run else ""
+            return f"refused {event.action} of {event.target} asked from inside {who}"
         case _:
             return ""
 

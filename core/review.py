@@ -28,6 +28,7 @@ from typing import Any, Literal
 import filelock
 
 from corral.core import events as ev
+from corral.core.authority import refuse_operator
 from corral.core.eventlog import EventWriter
 from corral.core.plan import PlanError, load_plan
 from corral.core.rundir import RunDir
@@ -262,13 +263,22 @@ def _run(coro: Coroutine[Any, Any, ReviewResult]) -> ReviewResult:
         return pool.submit(asyncio.run, coro).result()
 
 
+def _people_only(rundir: RunDir, action: str) -> None:
+    """RELIABILITY T1: a decision asked from inside an agent is refused, and logged as its."""
+    refused = refuse_operator(action, "the report", rundir)
+    if refused is not None:
+        raise ReviewRefused(refused)
+
+
 def approve(rundir: RunDir, by: str, shown_sha256: str) -> ReviewResult:
     """Approve the report the reviewer saw; a coding run's integration branch lands on the base."""
+    _people_only(rundir, "approve")
     return _run(_approve(rundir, by, shown_sha256))
 
 
 def reject(rundir: RunDir, by: str, reason: str, shown_sha256: str) -> ReviewResult:
     """Reject the report with a reason; nothing lands."""
+    _people_only(rundir, "reject")
     if not reason.strip():
         raise ReviewRefused("a rejection needs a reason; say what is wrong with the report")
     return _run(_reject(rundir, by, reason, shown_sha256))

@@ -154,8 +154,13 @@ def retry_agent(rundir: RunDir, agent: str, by: str) -> Retried:
     (core/environment.py), whoever resumes it. An engine caught closing (its socket removed,
     its lock not yet released) is waited for, then resumed.
     """
+    from corral.core.authority import OperatorRefused, refuse_operator
     from corral.core.client import Unreachable, request
 
+    payload = {"op": "retry", "agent": agent, "by": by}
+    refused = refuse_operator("retry", f"agent {agent}", rundir, request=payload)
+    if refused is not None:
+        raise OperatorRefused(refused)
     deadline = time.monotonic() + CLOSING_WAIT
     while True:
         if not engine_is_live(rundir):
@@ -164,7 +169,7 @@ def retry_agent(rundir: RunDir, agent: str, by: str) -> Retried:
             pid = start_in_background(rundir, command, repo=rundir.path.parent.parent.parent)
             return Retried(agent, resumed_pid=pid)
         try:
-            data = request(str(rundir.socket), {"op": "retry", "agent": agent, "by": by})
+            data = request(str(rundir.socket), payload)
         except Unreachable:
             if rundir.socket.exists() or time.monotonic() > deadline:
                 raise  # an engine that may have the request: never ask a second one
@@ -291,7 +296,7 @@ async def drive(
 ) -> Outcome:
     """Serve the socket, handle signals, run the engine to its end, and close the log."""
     loop = asyncio.get_running_loop()
-    server = await serve(engine.ctx.rundir.socket, engine.handle)
+    server = await serve(engine.ctx.rundir.socket, engine.handle, engine.refuse_agents)
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, engine.stop, signum)
     if view is not None:

@@ -43,11 +43,12 @@ def kill(rundir: RunDir, agent: str, reason: str) -> dict[str, Any]:
 def retry(rundir: RunDir, agent: str) -> Retried:
     """What `corral retry` does (core/runner.retry_agent): ask the live engine, or resume the
     run's engine in the background when it has none (a finished or stopped run)."""
+    from corral.core.authority import OperatorRefused
     from corral.core.runner import BackgroundStartFailed, retry_agent
 
     try:
         return retry_agent(rundir, agent, whoami())
-    except BackgroundStartFailed as exc:
+    except (BackgroundStartFailed, OperatorRefused) as exc:
         raise ControlError(str(exc)) from None
 
 
