@@ -22,6 +22,7 @@ from corral.core.atomic import write_atomic
 from corral.core.control import serve
 from corral.core.engine import Engine, engine_info
 from corral.core.eventlog import EventWriter, LogFailed
+from corral.core.integrity import record as record_integrity
 from corral.core.plan import PlanError, load_plan
 from corral.core.preflight import Preflight
 from corral.core.rundir import RunDir, runs_root
@@ -125,7 +126,9 @@ async def start_run(pre: Preflight, plan_bytes: bytes, run_id: str, view: View |
             worktree_root=worktree_root,
         )
         engine = Engine(ctx, writer, state)
-        await writer.append_many([started, *queued])
+        # before any agent starts: what they must not touch, as it was (RELIABILITY T3)
+        recorded = await asyncio.to_thread(record_integrity, pre.repo_top, pre.common_dir, rundir)
+        await writer.append_many([started, recorded, *queued])
         return await drive(engine, view)
     finally:
         lock.release()
