@@ -29,7 +29,7 @@ import hashlib
 import os
 import shutil
 import stat
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 
 from corral.core import events as ev
@@ -41,7 +41,6 @@ from corral.core.state import (
     TamperingState,
     apply,
 )
-from corral.worktrees.errors import GitError
 from corral.worktrees.git import run_git
 
 WATCHED_FILES = ("config", "config.worktree", "info/attributes")
@@ -115,20 +114,66 @@ def watched_files(git_dir: Path) -> dict[str, str]:
     return found
 
 
-def read_refs(repo: Path, git_dir: Path) -> dict[str, str]:
-    """Every ref the main worktree sees, with its object, and `HEAD` as its file says."""
-    out = run_git(repo, "for-each-ref", "--format=%(objectname) %(refname)")
-    refs: dict[str, str] = {}
-    for line in out.splitlines():
-        sha, _, name = line.partition(" ")
-        if name:
-            refs[name] = sha
-    try:
-        with open(git_dir / "HEAD", "rb") as file:
-            refs["HEAD"] = file.read(4096).decode("utf-8", "replace").strip()
-    except OSError as exc:
-        refs["HEAD"] = f"unreadable ({exc.strerror})"
+def read_refs(repo: Path, git_dir: Path, own: Iterable[str] = ()) -> dict[str, str]:
+    """The refs outside corral's namespace, the `own` ones inside it, and `HEAD` as its file says.
+
+    Read from the files git keeps them in (gitrepository-layout(5): `packed-refs`, overridden by
+    loose files under `refs/`), which costs no process: this runs as every attempt ends. A loose
+    symbolic ref reads as `ref: <target>`. A repository that keeps refs in a reftable is asked
+    through git (`for-each-ref`)."""
+    if (git_dir / "reftable").is_dir():
+        out = run_git(repo, "for-each-ref", "--format=%(objectname) %(refname)")
+        every = {}
+        for line in out.splitlines():
+            sha, _, name = line.partition(" ")
+            every[name] = sha
+    else:
+        every = _packed_refs(git_dir / "packed-refs")
+        _loose_refs(git_dir / "refs", "refs", every)  # corral's namespace is not walked
+        for name in own:  # but these few are read
+            if (loose := _ref_file(git_dir / name)) is not None:
+                every[name] = loose
+    refs = outside_corral(every) | {name: every[name] for name in own if name in every}
+    refs["HEAD"] = _ref_file(git_dir / "HEAD") or "missing"
     return refs
+
+
+def _ref_file(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as file:
+            return file.read(4096).decode("utf-8", "replace").strip()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+
+
+def _packed_refs(path: Path) -> dict[str, str]:
+    try:
+        text = path.read_text("utf-8", "replace")
+    except FileNotFoundError:
+        return {}
+    refs: dict[str, str] = {}
+    for line in text.splitlines():
+        if line and line[0] not in "#^":  # the header, and peeled tags (^<commit>)
+            sha, _, name = line.partition(" ")
+            refs[name.strip()] = sha
+    return refs
+
+
+def _loose_refs(directory: Path, prefix: str, refs: dict[str, str]) -> None:
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        name = f"{prefix}/{entry.name}"
+        if f"{name}/" == CORRAL_BRANCHES:
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            _loose_refs(Path(entry.path), name, refs)
+        elif not entry.name.endswith(".lock"):  # a ref git is writing right now
+            refs[name] = _ref_file(Path(entry.path)) or "gone"
 
 
 def outside_corral(refs: dict[str, str]) -> dict[str, str]:
@@ -150,7 +195,7 @@ def record(repo: Path, git_dir: Path, rundir: RunDir) -> ev.IntegrityRecorded:
         # the copy's own stamp: a file that changed while it was copied is recorded as copied
         files[name] = stamp(copy) or found
     return ev.IntegrityRecorded(
-        refs=outside_corral(read_refs(repo, git_dir)),
+        refs=read_refs(repo, git_dir),
         files=files,
         git_dir=str(git_dir),
         copies=str(copies),
@@ -304,25 +349,36 @@ def _restore_file(
 
 
 def check(
-    repo: Path, rundir: RunDir, state: RunState, live: list[str], seen: ev.TamperingSeen
+    repo: Path,
+    rundir: RunDir,
+    state: RunState,
+    live: list[str],
+    seen: ev.TamperingSeen,
+    protect: Sequence[str] = (),
 ) -> tuple[ev.RepoTampered | None, dict[str, str]]:
     """Compare the repository with the baseline in `state`, restoring the watched files.
 
-    Returns the event to log (None: nothing changed) and the refs as read. Before an approval
-    (`seen="approve"`) the run's own branches are not compared: the merge has used them, and
-    what lands is the integration commit the log names. Never raises: a check that cannot run
-    is reported as such, so it blocks approve like a change would."""
+    Returns the event to log (None: nothing changed) and the tips of the `protect` refs (the
+    branches of attempts that just ended). Before an approval (`seen="approve"`) the run's own
+    branches are not compared: the merge has used them, and what lands is the integration commit
+    the log names. Never raises: a check that cannot run is reported as such, so it blocks
+    approve as a change would."""
     if state.integrity is None:
         return None, {}
     try:
-        return _check(repo, rundir, state.integrity, live, seen)
+        return _check(repo, rundir, state.integrity, live, seen, protect)
     except Exception as exc:
         problem = f"corral could not check the repository: {exc!r}"
         return ev.RepoTampered(live=live, seen=seen, changes=[], problem=problem), {}
 
 
 def _check(
-    repo: Path, rundir: RunDir, baseline: IntegrityBaseline, live: list[str], seen: ev.TamperingSeen
+    repo: Path,
+    rundir: RunDir,
+    baseline: IntegrityBaseline,
+    live: list[str],
+    seen: ev.TamperingSeen,
+    protect: Sequence[str],
 ) -> tuple[ev.RepoTampered | None, dict[str, str]]:
     git_dir, copies = Path(baseline.git_dir), Path(baseline.copies)
     changes: list[ev.RepoChange] = []
@@ -338,31 +394,23 @@ def _check(
         changes.append(change)
         if problem:
             problems.append(problem)
-    try:
-        refs = read_refs(repo, git_dir)  # after the files: a planted config breaks every git
-    except GitError as exc:
-        problems.append(f"the refs could not be read ({exc}); check them by hand")
-        refs = {}
-    else:
-        expected = {
-            name: sha
-            for name, sha in baseline.refs.items()
-            if seen != "approve" or not name.startswith(CORRAL_BRANCHES)
-        }
-        found = outside_corral(refs)
-        found |= {
-            name: refs[name]
-            for name in expected
-            if name.startswith(CORRAL_BRANCHES) and name in refs
-        }
-        for name in sorted(set(expected) | set(found)):
-            if expected.get(name) != found.get(name):
-                old_ref, new_ref = expected.get(name), found.get(name)
-                changes.append(ev.RepoChange(kind="ref", name=name, old=old_ref, new=new_ref))
+    expected = {
+        name: sha
+        for name, sha in baseline.refs.items()
+        if seen != "approve" or not name.startswith(CORRAL_BRANCHES)
+    }
+    own = [name for name in expected if name.startswith(CORRAL_BRANCHES)]
+    refs = read_refs(repo, git_dir, [*own, *protect])
+    found = {name: sha for name, sha in refs.items() if name not in protect or name in expected}
+    for name in sorted(set(expected) | set(found)):
+        if expected.get(name) != found.get(name):
+            old, new = expected.get(name), found.get(name)
+            changes.append(ev.RepoChange(kind="ref", name=name, old=old, new=new))
+    tips = {name: refs[name] for name in protect if name in refs}
     if not changes and not problems:
-        return None, refs
+        return None, tips
     event = ev.RepoTampered(live=live, seen=seen, changes=changes, problem="; ".join(problems))
-    return event, refs
+    return event, tips
 
 
 # -- the engine's side ---------------------------------------------------------------------------
@@ -428,15 +476,13 @@ class IntegrityWatch:
     async def _check(self, state: RunState, seen: ev.TamperingSeen) -> None:
         ended, self.ended = self.ended, {}
         live = sorted(self.live)
-        found, refs = await asyncio.to_thread(check, self.repo, self.rundir, state, live, seen)
+        protect = [f"refs/heads/{branch}" for branch in ended.values() if branch]
+        found, tips = await asyncio.to_thread(
+            check, self.repo, self.rundir, state, live, seen, protect
+        )
         events: list[ev.EventBase] = [found] if found is not None else []
-        protect = {
-            f"refs/heads/{branch}": refs[f"refs/heads/{branch}"]
-            for branch in ended.values()
-            if branch and f"refs/heads/{branch}" in refs
-        }
-        if protect:
-            events.append(ev.IntegrityRecorded(refs=protect))
+        if tips:
+            events.append(ev.IntegrityRecorded(refs=tips))
         await self.emit_many(events)
         active = _active(state)
         self.live = {name for name in self.live if name in active and name not in ended}

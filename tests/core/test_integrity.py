@@ -14,7 +14,7 @@ import pytest
 
 from corral.core import events as ev
 from corral.core.eventlog import EventWriter
-from corral.core.integrity import check, record
+from corral.core.integrity import check, read_refs, record
 from corral.core.review import ReviewRefused, acknowledge_tampering, approve
 from corral.core.rundir import RunDir, runs_root
 from corral.core.state import RunState, apply, fold
@@ -114,6 +114,22 @@ def test_a_changed_baseline_copy_is_not_restored_from(repo: Path) -> None:
     assert (change.name, change.restored) == ("config", False)
     assert "copy corral made at run start" in event.problem
     assert "/bin/evil" not in (repo / ".git" / "config").read_text()
+
+
+def test_refs_are_read_as_git_reads_them_packed_or_loose(repo: Path) -> None:
+    git(repo, "tag", "-a", "-m", "v1", "v1")
+    git(repo, "branch", "side")
+    git(repo, "branch", "corral/other-run/a/1")
+    git(repo, "pack-refs", "--all")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "loose now")  # main: loose over packed
+    git(repo, "branch", "fresh")
+    git(repo, "update-ref", "-d", "refs/heads/side")  # gone from packed-refs too
+    listed = git(repo, "for-each-ref", "--format=%(objectname) %(refname)").splitlines()
+    expected = {name: sha for sha, name in (line.split(" ") for line in listed)}
+    refs = read_refs(repo, repo / ".git", ["refs/heads/corral/other-run/a/1"])
+    assert refs.pop("HEAD") == "ref: refs/heads/main"
+    assert refs == expected, "the same refs and objects as git lists, the asked-for corral one too"
+    assert "refs/heads/corral/other-run/a/1" not in read_refs(repo, repo / ".git")
 
 
 # -- before approval -----------------------------------------------------------------------
