@@ -41,7 +41,7 @@ from corral.core.state import (
     TamperingState,
     apply,
 )
-from corral.worktrees.git import run_git
+from corral.worktrees.refs import repository_refs
 
 WATCHED_FILES = ("config", "config.worktree", "info/attributes")
 HOOKS = "hooks"
@@ -115,69 +115,8 @@ def watched_files(git_dir: Path) -> dict[str, str]:
 
 
 def read_refs(repo: Path, git_dir: Path, own: Iterable[str] = ()) -> dict[str, str]:
-    """The refs outside corral's namespace, the `own` ones inside it, and `HEAD` as its file says.
-
-    Read from the files git keeps them in (gitrepository-layout(5): `packed-refs`, overridden by
-    loose files under `refs/`), which costs no process: this runs as every attempt ends. A loose
-    symbolic ref reads as `ref: <target>`. A repository that keeps refs in a reftable is asked
-    through git (`for-each-ref`)."""
-    if (git_dir / "reftable").is_dir():
-        out = run_git(repo, "for-each-ref", "--format=%(objectname) %(refname)")
-        every = {}
-        for line in out.splitlines():
-            sha, _, name = line.partition(" ")
-            every[name] = sha
-    else:
-        every = _packed_refs(git_dir / "packed-refs")
-        _loose_refs(git_dir / "refs", "refs", every)  # corral's namespace is not walked
-        for name in own:  # but these few are read
-            if (loose := _ref_file(git_dir / name)) is not None:
-                every[name] = loose
-    refs = outside_corral(every) | {name: every[name] for name in own if name in every}
-    refs["HEAD"] = _ref_file(git_dir / "HEAD") or "missing"
-    return refs
-
-
-def _ref_file(path: Path) -> str | None:
-    try:
-        with open(path, "rb") as file:
-            return file.read(4096).decode("utf-8", "replace").strip()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        return f"unreadable ({exc.strerror})"
-
-
-def _packed_refs(path: Path) -> dict[str, str]:
-    try:
-        text = path.read_text("utf-8", "replace")
-    except FileNotFoundError:
-        return {}
-    refs: dict[str, str] = {}
-    for line in text.splitlines():
-        if line and line[0] not in "#^":  # the header, and peeled tags (^<commit>)
-            sha, _, name = line.partition(" ")
-            refs[name.strip()] = sha
-    return refs
-
-
-def _loose_refs(directory: Path, prefix: str, refs: dict[str, str]) -> None:
-    try:
-        entries = list(os.scandir(directory))
-    except OSError:
-        return
-    for entry in entries:
-        name = f"{prefix}/{entry.name}"
-        if f"{name}/" == CORRAL_BRANCHES:
-            continue
-        if entry.is_dir(follow_symlinks=False):
-            _loose_refs(Path(entry.path), name, refs)
-        elif not entry.name.endswith(".lock"):  # a ref git is writing right now
-            refs[name] = _ref_file(Path(entry.path)) or "gone"
-
-
-def outside_corral(refs: dict[str, str]) -> dict[str, str]:
-    return {name: sha for name, sha in refs.items() if not name.startswith(CORRAL_BRANCHES)}
+    """The refs outside corral's namespace, the `own` ones inside it, and `HEAD`."""
+    return repository_refs(repo, git_dir, skip=CORRAL_BRANCHES, also=own)
 
 
 def record(repo: Path, git_dir: Path, rundir: RunDir) -> ev.IntegrityRecorded:
