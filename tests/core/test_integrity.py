@@ -245,6 +245,9 @@ def test_an_agent_planting_fsmonitor_is_reported_restored_and_blocks_approve(
     assert "REPOSITORY TAMPERED" in status.stdout
     assert "planter#1" in status.stdout
     assert "corral review acknowledge" in status.stdout
+    published = json.loads(corral(repo, "status", rundir.run_id, "--json").stdout)
+    assert published["tampering"][0]["live"] == ["bystander#1", "planter#1"]
+    assert "integrity" not in published, "the baseline (every ref) is the engine's own"
     report = json.loads((rundir.path / "report.json").read_text())
     assert report["tampering"][0]["live"] == ["bystander#1", "planter#1"]
     markdown = (rundir.path / "report.md").read_text()
