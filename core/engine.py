@@ -23,6 +23,7 @@ from corral.core import events as ev
 from corral.core.conflict_watch import ConflictWatch
 from corral.core.eventlog import EventWriter, LogFailed
 from corral.core.fencing import make_shared_dir, shared_dir
+from corral.core.integrity import IntegrityWatch
 from corral.core.lock_service import answer as answer_lock_request
 from corral.core.locks import LockManager
 from corral.core.plan import AgentSpec, Plan, topological_order
@@ -125,6 +126,8 @@ class Engine:
             self.plan.run.conflict_interval,
             self.emit_many,
         )
+        self.integrity = IntegrityWatch(ctx.repo_top, ctx.rundir, self.emit_many, state)
+        self.listeners.append(self.integrity.observe)
 
     def _preload_once(self) -> None:
         """The first start burst is over: load the modules the end of the run needs (warmup)."""
@@ -192,6 +195,7 @@ class Engine:
                         reason=f"the engine stopped while this attempt ran{stopped}",
                     )
                 )
+        await self.integrity.resumed(self.state)
         await self.locks.restore(self.state, known_dead)
         for agent_id in redrive:
             await self.redrive(agent_id, by)
@@ -370,6 +374,7 @@ class Engine:
             result = AttemptResult("failed", reason=f"corral could not run the attempt: {exc!r}")
         try:
             if self.failure is None:
+                await self.integrity.attempt_ended(self.state, spec.id, control.attempt)
                 await self.locks.end_attempt(spec.id, control.attempt)
                 await self.emit(
                     ev.AgentFinished(

@@ -219,6 +219,12 @@ def describe_event(event: ev.Event) -> str:
             who = f"agent {event.caller_agent or '?'}#{event.caller_attempt or '?'}"
             who += f" of run {event.caller_run}" if event.caller_run else ""
             return f"refused {event.action} of {event.target} asked from inside {who}"
+        case ev.RepoTampered():
+            from corral.core.integrity import describe_tampering
+
+            return f"REPOSITORY TAMPERED {describe_tampering(event)}"
+        case ev.TamperingAcknowledged():
+            return f"tampering up to #{event.through_seq} acknowledged by {event.by}"
         case _:
             return ""
 
@@ -255,3 +261,29 @@ def print_summary(console: Console, state: RunState, message: str) -> None:
             console.print(
                 f"review it: corral review show {state.run_id}", markup=False, highlight=False
             )
+    print_tampering(console, state)
+
+
+def print_tampering(console: Console, state: RunState) -> None:
+    """Each report of tampering with the shared repository, and whether a person has seen it."""
+    from corral.core.integrity import describe_tampering, printable
+
+    for tampering in state.tampering:
+        seen = (
+            f"acknowledged by {printable(tampering.acknowledged_by, 80)}"
+            if tampering.acknowledged_by
+            else "approve waits until a person acknowledges it"
+        )
+        console.print(
+            Text(f"REPOSITORY TAMPERED (#{tampering.seq}) {describe_tampering(tampering)}; {seen}"),
+            style="red bold" if tampering.acknowledged_by is None else "yellow",
+            soft_wrap=True,
+        )
+    if state.unacknowledged_tampering():
+        console.print(
+            f"read it: corral review show {state.run_id}; then: corral review acknowledge "
+            f"{state.run_id}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )

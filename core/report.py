@@ -135,6 +135,18 @@ class RejectedOutput(_Model):
     reason: str
 
 
+class Tampering(_Model):
+    """A change to the shared repository that no agent may make (RELIABILITY T3)."""
+
+    seq: int
+    """The `repo_tampered` event; approve waits until a person acknowledges it."""
+    live: list[str]
+    """The attempts (`agent#n`) live when it changed: one of them made it."""
+    seen: ev.TamperingSeen
+    changes: list[ev.RepoChange]
+    problem: str = ""
+
+
 class Report(_Model):
     """Published as `report.json`; `report.md` and `report.sarif` are renderings of it."""
 
@@ -167,6 +179,7 @@ class Report(_Model):
     left_out: list[LeftOutBranch] = Field(default_factory=list)
     verification: VerificationResult | None = None
     validation_errors: list[RejectedOutput] = Field(default_factory=list)
+    tampering: list[Tampering] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> Report:
@@ -215,6 +228,9 @@ def _check(report: Report) -> list[str]:
         problems.append("an agent's branch is listed twice")
     if unknown := {agent for agent, _ in rejected} - agents:
         problems.append(f"validation errors of unknown agents {sorted(unknown)}")
+    for tampering in report.tampering:
+        if unknown := {name.rsplit("#", 1)[0] for name in tampering.live} - agents:
+            problems.append(f"tampering #{tampering.seq} names unknown agents {sorted(unknown)}")
     if report.verdict.succeeded != sum(agent.succeeded for agent in report.agents):
         problems.append("the verdict's success count does not match the agents")
     if report.verdict.met != (report.verdict.succeeded >= report.verdict.min_success):
@@ -364,6 +380,16 @@ def build_report(state: RunState, findings: MergedFindings | None = None) -> Rep
         validation_errors=[
             RejectedOutput(agent=agent, attempt=state.rejected_attempts[agent], reason=reason)
             for agent, reason in sorted(state.rejected_findings.items())
+        ],
+        tampering=[
+            Tampering(
+                seq=t.seq,
+                live=list(t.live),
+                seen=t.seen,
+                changes=list(t.changes),
+                problem=t.problem,
+            )
+            for t in state.tampering
         ],
     )
 

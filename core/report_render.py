@@ -24,6 +24,7 @@ from typing import Any
 from corral.core.atomic import write_atomic
 from corral.core.findings_merge import MergedFinding
 from corral.core.inert import inert, inert_json
+from corral.core.integrity import describe_change, describe_when, printable
 from corral.core.report import Report
 
 REPORT_JSON = "report.json"
@@ -74,6 +75,11 @@ def render_markdown(report: Report) -> str:
         f"medium {summary.medium}, low {summary.low}, info {summary.info}); severity conflicts: "
         f"{len(report.finding_conflicts)}; merge conflicts: {len(report.merge_conflicts)}"
     )
+    if report.tampering:
+        out.append(
+            f"- **THE SHARED REPOSITORY WAS TAMPERED WITH** ({len(report.tampering)} report(s), "
+            "below): approve waits until a person acknowledges it"
+        )
     out += [
         "",
         "## Agents",
@@ -97,6 +103,7 @@ def render_markdown(report: Report) -> str:
             f"- **{md(e.agent)}** attempt {e.attempt}: {md(e.reason)}"
             for e in report.validation_errors
         ]
+    out += _tampering_markdown(report)
     if report.merged or report.left_out:
         out += ["", "## Merge", ""]
         if report.integration_commit:
@@ -150,6 +157,25 @@ def render_markdown(report: Report) -> str:
                 out += ["", "**Recommendation:** " + md_block(f.recommendation)]
             out.append("")
     return "\n".join(out).rstrip() + "\n"
+
+
+def _tampering_markdown(report: Report) -> list[str]:
+    if not report.tampering:
+        return []
+    out = ["", "## Shared repository tampered with", ""]
+    out.append(
+        "Config, hooks and attributes were restored (the changed versions are kept in the run "
+        "directory); refs are left as found."
+    )
+    for tampering in report.tampering:
+        when = describe_when(tampering.live, tampering.seen)
+        out += ["", f"- #{tampering.seq} {md(when)}"]
+        for change in tampering.changes:
+            out.append(f"  - {md(describe_change(change))}")
+            out += [f"    - {md(printable(line))}" for line in change.detail]
+        if tampering.problem:
+            out.append(f"  - problem: {md(printable(tampering.problem, 400))}")
+    return out
 
 
 def _sarif_location(finding: MergedFinding) -> dict[str, Any]:

@@ -23,13 +23,14 @@ from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import filelock
 
 from corral.core import events as ev
 from corral.core.authority import refuse_operator
 from corral.core.eventlog import EventWriter
+from corral.core.integrity import recheck_before_approve
 from corral.core.plan import PlanError, load_plan
 from corral.core.rundir import RunDir
 from corral.core.state import RunState, fold
@@ -253,7 +254,10 @@ def _distinct_reviewer_required(rundir: RunDir) -> bool:
     return bool(getattr(plan.run, "require_distinct_reviewer", False))
 
 
-def _run(coro: Coroutine[Any, Any, ReviewResult]) -> ReviewResult:
+_T = TypeVar("_T")
+
+
+def _run(coro: Coroutine[Any, Any, _T]) -> _T:
     """Run a decision to its end from plain code or from inside the console's event loop."""
     try:
         asyncio.get_running_loop()
@@ -297,6 +301,8 @@ async def _approve(rundir: RunDir, by: str, shown_sha256: str) -> ReviewResult:
                 raise ReviewRefused(
                     f"{starter} started this run and the plan requires a different reviewer"
                 )
+        if tampered := await recheck_before_approve(writer.append, state, rundir):
+            raise ReviewRefused(tampered)
         head = writer.head
         landing = _land(state, by, digest, head)
         landed = landing.new if landing is not None else None
@@ -322,3 +328,29 @@ async def _reject(rundir: RunDir, by: str, reason: str, shown_sha256: str) -> Re
         return ReviewResult(
             "rejected", by, digest, head, None, f"rejected by {by}: {reason.strip()}"
         )
+
+
+def acknowledge_tampering(rundir: RunDir, by: str, through_seq: int) -> str:
+    """Record that `by` read the tampering reported up to `through_seq` (RELIABILITY T3).
+
+    Binds to what was shown, as an approval binds to the report: a report logged after
+    `through_seq` stays unacknowledged and approve still waits for it."""
+    _people_only(rundir, "acknowledge tampering")
+    return _run(_acknowledge(rundir, by, through_seq))
+
+
+async def _acknowledge(rundir: RunDir, by: str, through_seq: int) -> str:
+    async with _Decision(rundir) as (writer, state):
+        pending = state.unacknowledged_tampering()
+        if not pending:
+            raise ReviewRefused("nothing to acknowledge: no unacknowledged tampering in this run")
+        shown = [t for t in pending if t.seq <= through_seq]
+        if not shown:
+            raise ReviewRefused(
+                f"the tampering reported at #{pending[0].seq} was not among what was shown "
+                f"(up to #{through_seq}); look at it again with `corral review show {state.run_id}`"
+            )
+        await writer.append(ev.TamperingAcknowledged(by=by, through_seq=through_seq))
+        left = len(pending) - len(shown)
+        later = f"; {left} later report(s) still wait for acknowledgement" if left else ""
+        return f"tampering acknowledged by {by} ({len(shown)} report(s)){later}"

@@ -34,6 +34,7 @@ from corral.core.environment import (
     write_record,
 )
 from corral.core.eventlog import EventWriter, LogFailed
+from corral.core.integrity import record as record_integrity
 from corral.core.plan import PlanError, load_plan
 from corral.core.preflight import Preflight
 from corral.core.rundir import RunDir, runs_root
@@ -230,7 +231,9 @@ async def start_run(pre: Preflight, plan_bytes: bytes, run_id: str, view: View |
             environment=base_environment(recorded, os.environ),
         )
         engine = Engine(ctx, writer, state)
-        await writer.append_many([started, *queued])
+        # before any agent starts: what they must not touch, as it was (RELIABILITY T3)
+        baseline = await asyncio.to_thread(record_integrity, pre.repo_top, pre.common_dir, rundir)
+        await writer.append_many([started, baseline, *queued])
         return await drive(engine, view)
     finally:
         lock.release()

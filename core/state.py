@@ -170,6 +170,27 @@ class ReviewState(BaseModel):
     landed: str | None = None
 
 
+class IntegrityBaseline(BaseModel):
+    """What agents must not touch, as last recorded (RELIABILITY T3; core/integrity.py)."""
+
+    refs: dict[str, str] = Field(default_factory=dict)
+    files: dict[str, str] = Field(default_factory=dict)
+    git_dir: str = ""
+    copies: str = ""
+
+
+class TamperingState(BaseModel):
+    """A `repo_tampered` event, and who acknowledged it (approve waits until someone did)."""
+
+    seq: int
+    ts: float
+    live: list[str]
+    seen: ev.TamperingSeen
+    changes: list[ev.RepoChange]
+    problem: str = ""
+    acknowledged_by: str | None = None
+
+
 class EngineState(BaseModel):
     pid: int
     start_time: float
@@ -206,6 +227,10 @@ class RunState(BaseModel):
     """The attempt each of those rejections was of: a later attempt's output may validate."""
     report: ReportState | None = None
     review: ReviewState | None = None
+    integrity: IntegrityBaseline | None = Field(default=None, exclude=True)
+    """The recorded baseline; engine-internal (it lists every ref), so not in `--json`."""
+    tampering: list[TamperingState] = Field(default_factory=list)
+    """Changes to the shared repository no agent may make; approve waits for acknowledgement."""
     last_seq: int = 0
     last_ts: float | None = None
 
@@ -218,6 +243,9 @@ class RunState(BaseModel):
 
     def succeeded(self) -> int:
         return sum(1 for agent in self.agents.values() if agent.state == "succeeded")
+
+    def unacknowledged_tampering(self) -> list[TamperingState]:
+        return [t for t in self.tampering if t.acknowledged_by is None]
 
 
 def fold(events: Iterable[ev.Event]) -> RunState:
@@ -299,6 +327,12 @@ def apply(state: RunState, event: ev.Event) -> None:
             _report_approved(state, event)
         case ev.ReportRejected():
             _report_rejected(state, event)
+        case ev.IntegrityRecorded():
+            _integrity_recorded(state, event)
+        case ev.RepoTampered():
+            _repo_tampered(state, event)
+        case ev.TamperingAcknowledged():
+            _tampering_acknowledged(state, event)
 
 
 def _attempt(state: RunState, agent_id: str, number: int) -> tuple[AgentState, AttemptState]:
@@ -625,3 +659,43 @@ def _report_rejected(state: RunState, event: ev.ReportRejected) -> None:
         report_sha256=event.report_sha256,
         log_head=event.log_head,
     )
+
+
+def _integrity_recorded(state: RunState, event: ev.IntegrityRecorded) -> None:
+    if event.files is not None:
+        state.integrity = IntegrityBaseline(
+            files=dict(event.files), git_dir=event.git_dir, copies=event.copies
+        )
+    if state.integrity is not None:  # refs alone add to a baseline, never start one
+        state.integrity.refs.update(event.refs)
+
+
+def _repo_tampered(state: RunState, event: ev.RepoTampered) -> None:
+    state.tampering.append(
+        TamperingState(
+            seq=event.seq,
+            ts=event.ts,
+            live=list(event.live),
+            seen=event.seen,
+            changes=list(event.changes),
+            problem=event.problem,
+        )
+    )
+    baseline = state.integrity
+    if baseline is None:
+        return
+    # What was reported and left as found is the new baseline, so it is reported once.
+    for change in event.changes:
+        if change.restored:
+            continue
+        known = baseline.refs if change.kind == "ref" else baseline.files
+        if change.new is None:
+            known.pop(change.name, None)
+        else:
+            known[change.name] = change.new
+
+
+def _tampering_acknowledged(state: RunState, event: ev.TamperingAcknowledged) -> None:
+    for tampering in state.tampering:
+        if tampering.seq <= event.through_seq and tampering.acknowledged_by is None:
+            tampering.acknowledged_by = event.by

@@ -207,3 +207,66 @@ def test_reject_a_report_the_engine_wrote(repo: Path, tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     assert isinstance(events_of(rundir)[-1], ev.ReportRejected)
+
+
+PLANTED = ev.RepoTampered(
+    live=["api-auth#1", "api-billing#1"],
+    seen="attempt_end",
+    changes=[
+        ev.RepoChange(
+            kind="config",
+            name="config",
+            old="a" * 64 + " 644",
+            new="b" * 64 + " 644",
+            restored=True,
+            kept="/runs/r1/tampering/1/config",
+            detail=["+ [core] fsmonitor = /tmp/planted.sh"],
+        ),
+        ev.RepoChange(kind="ref", name="refs/heads/main", old="c" * 40, new="d" * 40),
+    ],
+)
+
+
+def test_tampering_dims_approve_until_t_acknowledges_it(repo: Path, reviewable: RunDir) -> None:
+    write_events(reviewable, [PLANTED])
+
+    def enabled(app: CorralApp) -> dict[str, bool]:
+        return {b.binding.id or "": b.enabled for b in app.screen.active_bindings.values()}
+
+    async def scenario() -> None:
+        app = CorralApp(repo, reviewable.run_id)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await until(pilot, lambda: review_of(app), what="the review")
+            review = review_of(app)
+            assert review is not None
+            await until(pilot, lambda: review.tabs.active == "tampering", what="its tab opened")
+            await until(pilot, lambda: "NOT ACKNOWLEDGED" in screen_text(pilot), what="its text")
+            text = screen_text(pilot)
+            assert "REPOSITORY TAMPERED" in text
+            assert "while api-auth#1, api-billing#1 ran" in text
+            assert "+ [core] fsmonitor = /tmp/planted.sh" in text
+            assert "refs/heads/main moved cccccccccccc → dddddddddddd" in text
+            assert enabled(app)["review.approve"] is False
+            await pilot.press("a")
+            await pilot.pause(0.2)
+            assert isinstance(app.screen, ReviewScreen), "approve waits for the acknowledgement"
+
+            await pilot.press("t")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+            confirm = app.screen
+            assert isinstance(confirm, ConfirmScreen)
+            assert "Acknowledge 1 tampering report(s)" in confirm.title_text
+            assert "fsmonitor" in str(confirm.body)
+            await pilot.press("y")
+            await until(
+                pilot, lambda: "tampering acknowledged" in screen_text(pilot), what="the record"
+            )
+            assert enabled(app)["review.approve"] is True
+            assert (
+                "review.acknowledge" not in enabled(app) or not enabled(app)["review.acknowledge"]
+            )
+
+    asyncio.run(scenario())
+    last = events_of(reviewable)[-1]
+    assert isinstance(last, ev.TamperingAcknowledged)
+    assert (last.by, last.through_seq) == (reviewer_identity(), events_of(reviewable)[-2].seq)
