@@ -200,7 +200,7 @@ def _guard(handler: Any) -> Any:
 
 
 def _runtime_file_problem(exc: OSError) -> str | None:
-    """A person's words for a planted or unusable runtime file (RELIABILITY L8), else None."""
+    """A person's words for a planted or unusable runtime file (docs/reliability.md L8), or None."""
     import errno
 
     if exc.errno == errno.ELOOP:

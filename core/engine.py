@@ -57,7 +57,7 @@ from corral.worktrees.errors import GitError
 
 FAILED_DEPENDENCY_STATES = frozenset({"dead_lettered", "skipped", "cancelled"})
 WORKSPACE_PARALLELISM = 2
-"""PERF.md: worktree checkouts scale to two at a time on two cores, not further."""
+"""docs/performance.md: worktree checkouts scale to two at a time on two cores, not further."""
 
 
 def engine_info() -> ev.EngineInfo:

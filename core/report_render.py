@@ -1,7 +1,7 @@
 """Writing the report: `report.json` (the model), `report.md` for people, `report.sarif` for tools.
 
 Each file is written whole or not at all (`atomic.write_atomic`: temp file, fsync, rename, fsync
-the directory; RELIABILITY M3); `report.json` goes last, and its sha256 is what the log records
+the directory; docs/reliability.md M3); `report.json` goes last, and its sha256 is what the log records
 and a reviewer approves. Agent text reaching Markdown is escaped so it cannot add links, HTML or
 structure.
 

@@ -1,7 +1,7 @@
 """The human gate: approve or reject a run's report, bound to what the reviewer saw.
 
 A decision is written by whoever holds the run's engine lock, so the log keeps one writer;
-it names the reviewer, the report's sha256 and the log head (RELIABILITY M4, E7), and it is
+it names the reviewer, the report's sha256 and the log head (docs/reliability.md M4, E7), and it is
 durable before anyone is told it happened. `corral review` and the console both come here.
 """
 

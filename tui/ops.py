@@ -30,7 +30,7 @@ SAFE_GIT = [
     "-c",
     "core.pager=cat",
 ]
-"""Read-only git: no hooks, no fsmonitor, no external diff or pager (RELIABILITY S6)."""
+"""Read-only git: no hooks, no fsmonitor, no external diff or pager (docs/reliability.md S6)."""
 
 
 def whoami() -> str:
