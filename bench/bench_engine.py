@@ -10,7 +10,7 @@ own event log:
   exit     `engine_stopped` to the process gone
 
 Scratch repositories are deleted only after every run: deleting thousands of files just before
-creating thousands more slows these disks down for tens of seconds (PERF.md, churn).
+creating thousands more slows these disks down for tens of seconds (docs/performance.md, churn).
 
 Usage: python bench/bench_engine.py [--agents 50 200] [--sleep 2] [--runs 3] [--files 100]
 """

@@ -1,4 +1,4 @@
-"""Event log benchmark: durable appends per second and 1M-line replay (PERF.md rows).
+"""Event log benchmark: durable appends per second and 1M-line replay (docs/performance.md).
 
     .venv/bin/python bench/bench_eventlog.py [--events 1000000] [--dir DIR]
 
@@ -142,7 +142,7 @@ def write_replay_log(path: Path, count: int) -> None:
 
 
 def parse_only(path: Path) -> int:
-    """The floor PERF.md measured: `validate_json` per line, nothing else."""
+    """The floor docs/performance.md quotes: `validate_json` per line, nothing else."""
     validate = EventAdapter.validate_json
     count = 0
     with path.open("rb") as f:

@@ -1,11 +1,11 @@
-"""Lock round trips through a live engine, beside a bare filelock loop (the PERF.md row).
+"""Lock round trips through a live engine, beside a bare filelock loop (docs/performance.md).
 
     .venv/bin/python bench/bench_locks.py [--seconds 3] [--clients 1 8] [--dir DIR]
 
 Starts a real run whose one agent spawns N client processes; each loops acquire + release of one
 lock through the control socket (LockClient, a kept-open connection) for the given seconds and
 records every pair's latency. Each grant and release is durable in the event log before it is
-answered (RELIABILITY L2), so expect far fewer than PERF.md's in-memory figure; group commit lets
+answered (docs/reliability.md L2), so expect far fewer than the in-memory floor; group commit lets
 several clients share an fsync. The floor is `filelock.FileLock` acquire + release by the same
 number of processes on one file, in the same run of this script. Run it on the disk the runs live
 on (default: bench/results/), not tmpfs, or the fsync costs nothing.

@@ -1,4 +1,4 @@
-"""Whole-or-nothing file writes (RELIABILITY E5, M3): temp file, fsync, rename, fsync the dir."""
+"""Whole-or-nothing file writes (docs/reliability.md E5, M3): temp, fsync, rename, fsync the dir."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Operator actions come from people, not from agents (RELIABILITY T1).
+"""Operator actions come from people, not from agents (docs/reliability.md T1).
 
 The operator's controls are approve, reject, kill, retry, lock break and gc. Every front end asks
 here first: the command line (core/cli.py, cli_locks.py), the decisions (core/review.py, which

@@ -209,7 +209,7 @@ def _guard(handler: Any) -> Any:
 
 
 def _runtime_file_problem(exc: OSError) -> str | None:
-    """A person's words for a planted or unusable runtime file (RELIABILITY L8), else None."""
+    """A person's words for a planted or unusable runtime file (docs/reliability.md L8), or None."""
     import errno
 
     if exc.errno == errno.ELOOP:
@@ -451,7 +451,7 @@ def _send(args: argparse.Namespace, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _operators_only(args: argparse.Namespace, payload: dict[str, Any]) -> int | None:
-    """RELIABILITY T1: None when a person asks; else the refusal, printed (core/authority.py)."""
+    """docs/reliability.md T1: None when a person asks; else the refusal, printed (core/authority.py)."""
     from corral.core.authority import refuse_operator
 
     action, target = payload["op"], f"agent {payload['agent']}"

@@ -34,7 +34,7 @@ def _duration(text: str) -> float:
 
 def add_lock_parsers(sub: Any, argv: list[str]) -> None:
     """`corral lock VERB ...` and `corral put`, in full only when `argv` may use them: building
-    them costs milliseconds that every `corral heartbeat` would pay (PERF.md)."""
+    them costs milliseconds that every `corral heartbeat` would pay (docs/performance.md)."""
     lock = sub.add_parser("lock", help="(inside an agent) leases on shared resources")
     put = sub.add_parser(
         "put", help="(inside an agent) write a shared file, fenced by a lease's token"

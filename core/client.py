@@ -1,7 +1,7 @@
 """The agent-side client of the control socket, standard library only.
 
 Agents call `corral heartbeat` often, so this path must not import pydantic, GitPython or
-Textual (PERF.md: each costs more than Python's own start-up). The shapes sent here are
+Textual (docs/performance.md: each costs more than Python's own start-up). The shapes sent here are
 those of `protocol.py`; tests keep the two in step.
 """
 

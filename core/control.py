@@ -2,7 +2,7 @@
 
 Operator requests (protocol.OperatorRequest) pass the engine's guard first, with the pid of
 the process that sent them (SO_PEERCRED): clients are not trusted to say who they are
-(RELIABILITY T1, core/authority.py).
+(docs/reliability.md T1, core/authority.py).
 """
 
 from __future__ import annotations

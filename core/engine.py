@@ -60,7 +60,7 @@ from corral.worktrees.errors import GitError
 
 FAILED_DEPENDENCY_STATES = frozenset({"dead_lettered", "skipped", "cancelled"})
 WORKSPACE_PARALLELISM = 2
-"""PERF.md: worktree checkouts scale to two at a time on two cores, not further."""
+"""docs/performance.md: worktree checkouts scale to two at a time on two cores, not further."""
 
 
 def engine_info() -> ev.EngineInfo:
@@ -506,7 +506,7 @@ class Engine:
                 return await self._lock_request(request)
 
     async def refuse_agents(self, request: OperatorRequest, peer: int | None) -> Response | None:
-        """RELIABILITY T1: an operator request sent from inside an attempt is refused and
+        """docs/reliability.md T1: an operator request sent from inside an attempt is refused and
         logged as that attempt's; None lets a person's request through (control.serve)."""
         run_id, live = self.ctx.run_id, authority.live_attempts(self.state)
         tokens = {c.token: (run_id, c.agent, c.attempt) for c in self.controls.values()}

@@ -30,7 +30,7 @@ from corral.core.eventlog_read import (
 from corral.core.events import GENESIS_HASH, Event
 
 POLL_SECONDS = 0.05
-"""Follow latency when idle; the console redraws at a bounded rate anyway (PERF.md)."""
+"""Follow latency when idle; the console redraws at a bounded rate anyway (docs/performance.md)."""
 BATCH_BYTES = 4 << 20
 """Bytes verified per poll, so catching up on a big log yields events early and in slices."""
 

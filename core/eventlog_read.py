@@ -1,7 +1,7 @@
 """Reading `events.jsonl`: replay, verification, torn-tail repair (E4) and the errors they raise.
 
 Every complete line is parsed straight with `EventAdapter.validate_json` (the fastest replay,
-PERF.md) and checked against the sequence numbers and the hash chain: line N carries the
+docs/performance.md) and checked against the sequence numbers and the hash chain: line N carries the
 sha256 of line N-1's bytes (without the newline) in `prev`. An unterminated last fragment is a
 torn tail (a write cut short by a crash) and is not an error; anything else is corruption, and
 the reader stops there and names the sequence number. The writer lives in `eventlog_writer`,

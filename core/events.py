@@ -390,7 +390,7 @@ class ReportRejected(EventBase):
 
 
 class OperatorActionRefused(EventBase):
-    """An operator action asked from inside an agent, refused (RELIABILITY T1).
+    """An operator action asked from inside an agent, refused (docs/reliability.md T1).
 
     Names the attempt that asked, which may belong to another run; never its token."""
 
@@ -406,7 +406,7 @@ class OperatorActionRefused(EventBase):
     """How corral knew: the attempt's token, its process tree, or its variables."""
 
 
-# -- the shared repository's integrity (RELIABILITY T3) ----------------------------------------
+# -- the shared repository's integrity (docs/reliability.md T3) ----------------------------------------
 
 
 class IntegrityRecorded(EventBase):

@@ -1,6 +1,6 @@
 """corral's findings JSON (a published schema) and loading an audit attempt's CORRAL_OUTPUT.
 
-Everything an agent writes is untrusted (RELIABILITY, untrusted input). A file is refused when it
+Everything an agent writes is untrusted (docs/reliability.md U1). A file is refused when it
 is not a regular file (no symlinks), larger than MAX_FILE_BYTES or not UTF-8; a text field when
 it is longer than MAX_TEXT characters or holds a terminal escape, another control character
 (tab and newline are fine) or a bidirectional-override character; a path when it is absolute,

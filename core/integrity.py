@@ -1,5 +1,5 @@
 """What agents must not touch in the shared repository: recorded at run start, checked after
-each attempt and before an approval, restored where that is safe (RELIABILITY T3).
+each attempt and before an approval, restored where that is safe (docs/reliability.md T3).
 
 Watched: every ref outside corral's own `refs/heads/corral/` namespace, and `HEAD`; the branch
 of each ended attempt of this run (its siblings must leave it alone); and the files of the shared

@@ -1,4 +1,4 @@
-"""The lock manager: exclusive leases on named resources, with fencing tokens (RELIABILITY L1-L7).
+"""The lock manager: exclusive leases on named resources, with fencing tokens (docs/reliability.md L1-L7).
 
 One manager per engine, in memory and durable through the event log:
 

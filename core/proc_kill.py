@@ -1,4 +1,4 @@
-"""Killing an agent's whole process tree, and confirming that it is gone (RELIABILITY S2).
+"""Killing an agent's whole process tree, and confirming that it is gone (docs/reliability.md S2).
 
 SIGTERM to the tree, a grace period, then freeze (SIGSTOP, so nothing forks any more) and
 SIGKILL whatever is left, then confirm on /proc that every process ever seen in the tree is gone

@@ -1,6 +1,6 @@
 """Agent processes: start them in their own session, await their exit, kill their whole tree.
 
-The supervisor's rules (RELIABILITY S1, S2): an agent runs in its own session and process group;
+The supervisor's rules (docs/reliability.md S1, S2): an agent runs in its own session and process group;
 termination covers the whole tree, including children that escaped into their own session, and is
 confirmed before a retry starts; a pid is only trusted together with its start time, so that a
 reused pid is never signalled. No orphan is ever left behind.

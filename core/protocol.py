@@ -50,7 +50,7 @@ class StatusRequest(_Request):
 
 
 class _OperatorRequest(_Request):
-    """A request only a person may make (RELIABILITY T1); the engine checks who sent it."""
+    """A request only a person may make (docs/reliability.md T1); the engine checks who sent it."""
 
     token: str | None = Field(default=None, max_length=128)
     """Sent only by a client that knows it runs inside an agent (its CORRAL_AGENT_TOKEN), so

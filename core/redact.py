@@ -1,6 +1,6 @@
 """Known secret values kept out of what corral stores: output logs, agent output, events.
 
-RELIABILITY (untrusted input): secrets never enter events, logs or reports, and known secret
+docs/reliability.md U3: secrets never enter events, logs or reports, and known secret
 values are redacted from captured output. "Known" means: the values of the agent's environment
 variables whose names say they are secrets (`ANTHROPIC_API_KEY`, `GITHUB_TOKEN`,
 `AWS_SECRET_ACCESS_KEY`, `PGPASSWORD`, ...) or whose value is a URL with a password in it

@@ -136,7 +136,7 @@ class RejectedOutput(_Model):
 
 
 class Tampering(_Model):
-    """A change to the shared repository that no agent may make (RELIABILITY T3)."""
+    """A change to the shared repository that no agent may make (docs/reliability.md T3)."""
 
     seq: int
     """The `repo_tampered` event; approve waits until a person acknowledges it."""

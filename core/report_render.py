@@ -1,7 +1,7 @@
 """Writing the report: `report.json` (the model), `report.md` for people, `report.sarif` for tools.
 
 Each file is written whole or not at all (`atomic.write_atomic`: temp file, fsync, rename, fsync
-the directory; RELIABILITY M3); `report.json` goes last, and its sha256 is what the log records
+the directory; docs/reliability.md M3); `report.json` goes last, and its sha256 is what the log records
 and a reviewer approves. Agent text reaching Markdown is made inert (`core.inert`: no escape or
 control reaches whoever prints the file, T5) and escaped so it cannot add links, HTML or
 structure; `report.json` spells the C1 and bidirectional controls as `\\uXXXX` (`inert_json`).

@@ -1,7 +1,7 @@
 """The human gate: approve or reject a run's report, bound to what the reviewer saw.
 
 A decision is written by whoever holds the run's engine lock, so the log keeps one writer;
-it names the reviewer, the report's sha256 and the log head (RELIABILITY M4, E7), and it is
+it names the reviewer, the report's sha256 and the log head (docs/reliability.md M4, E7), and it is
 durable before anyone is told it happened. `corral review` and the console both come here.
 
 Approving a coding run lands its integration commit on the base through `worktrees.land`: in an
@@ -268,7 +268,7 @@ def _run(coro: Coroutine[Any, Any, _T]) -> _T:
 
 
 def _people_only(rundir: RunDir, action: str) -> None:
-    """RELIABILITY T1: a decision asked from inside an agent is refused, and logged as its."""
+    """docs/reliability.md T1: a decision asked from inside an agent is refused, and logged as its."""
     refused = refuse_operator(action, "the report", rundir)
     if refused is not None:
         raise ReviewRefused(refused)
@@ -331,7 +331,7 @@ async def _reject(rundir: RunDir, by: str, reason: str, shown_sha256: str) -> Re
 
 
 def acknowledge_tampering(rundir: RunDir, by: str, through_seq: int) -> str:
-    """Record that `by` read the tampering reported up to `through_seq` (RELIABILITY T3).
+    """Record that `by` read the tampering reported up to `through_seq` (docs/reliability.md T3).
 
     Binds to what was shown, as an approval binds to the report: a report logged after
     `through_seq` stays unacknowledged and approve still waits for it."""

@@ -231,7 +231,7 @@ async def start_run(pre: Preflight, plan_bytes: bytes, run_id: str, view: View |
             environment=base_environment(recorded, os.environ),
         )
         engine = Engine(ctx, writer, state)
-        # before any agent starts: what they must not touch, as it was (RELIABILITY T3)
+        # before any agent starts: what they must not touch, as it was (docs/reliability.md T3)
         baseline = await asyncio.to_thread(record_integrity, pre.repo_top, pre.common_dir, rundir)
         await writer.append_many([started, baseline, *queued])
         return await drive(engine, view)

@@ -1,7 +1,7 @@
 """`state = fold(events)`: the one pure function that turns the log into what everyone sees.
 
 The engine uses it to resume after a crash, the console to draw, the report to count. It reads
-no clock and no randomness (RELIABILITY E6): the same events always give the same state. The
+no clock and no randomness (docs/reliability.md E6): the same events always give the same state. The
 models here are the published shape of `corral status --json`.
 """
 
@@ -29,7 +29,7 @@ AgentStateName = Literal[
     "skipped",
     "cancelled",
 ]
-"""The names DESIGN.md gives; the same in events, on screen and in `--json` output."""
+"""The names docs/architecture.md lists; the same in events, on screen and in `--json` output."""
 
 TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "dead_lettered", "skipped", "cancelled"})
 """An agent in one of these states gets no further attempt unless a person redrives it."""
@@ -171,7 +171,7 @@ class ReviewState(BaseModel):
 
 
 class IntegrityBaseline(BaseModel):
-    """What agents must not touch, as last recorded (RELIABILITY T3; core/integrity.py)."""
+    """What agents must not touch, as last recorded (docs/reliability.md T3; core/integrity.py)."""
 
     refs: dict[str, str] = Field(default_factory=dict)
     files: dict[str, str] = Field(default_factory=dict)

@@ -1,6 +1,6 @@
 """One attempt of one agent: workspace, setup, process, liveness, timeouts, and its end.
 
-Separate limits (RELIABILITY S1): `start_timeout` covers the workspace and setup commands,
+Separate limits (docs/reliability.md S1): `start_timeout` covers the workspace and setup commands,
 `heartbeat_timeout` the silence of a running agent, `timeout` the whole attempt, and
 `kill_grace` the time between SIGTERM and SIGKILL. An agent is alive while it beats, writes
 output or uses CPU; each sign of life is logged with the signal it came from.

@@ -5,7 +5,7 @@ other. Registering them one by one would hold the git metadata lock once per age
 requests that arrive while a batch is being registered join the next batch (up to
 BATCH_LIMIT), so fifty agents cost a handful of registrations
 (`worktrees.workspace.register_workspaces`). Writing the files (`populate_workspace`) is the
-heavy part, so it runs `slots` at a time (PERF: two cores), overlapping the next registration.
+heavy part, so it runs `slots` at a time (docs/performance.md), overlapping the next registration.
 """
 
 from __future__ import annotations

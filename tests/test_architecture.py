@@ -64,7 +64,7 @@ def test_the_engine_starts_without_the_end_of_run_modules() -> None:
 
 # --- Who starts git -------------------------------------------------------------------------
 # worktrees/git.py runs git with the options and environment of worktrees/safety.py (hooks,
-# fsmonitor, pager and the repository's own filter and merge drivers off: RELIABILITY S6), and
+# fsmonitor, pager and the repository's own filter and merge drivers off: docs/reliability.md S6), and
 # worktrees/plumbing.py adds the few variables plumbing needs. Any other place that starts git
 # skips that guard, and an agent that plants a driver in the shared config gets its program run
 # by whoever runs that git: the engine, or the person viewing the console.

@@ -92,7 +92,7 @@ def start_run(repo: Path, plan: Path) -> str:
 def _git(cwd: Path, *args: str) -> GitResult:
     """Read-only git through the engine's one runner (worktrees/git.py), never a runner of its
     own: the repository's hooks, fsmonitor, pager and filter drivers, which an agent can plant in
-    the shared config, never run as the person viewing the console (RELIABILITY S6)."""
+    the shared config, never run as the person viewing the console (docs/reliability.md S6)."""
     return run_git_result(cwd, *args, timeout=GIT_TIMEOUT)
 
 

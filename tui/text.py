@@ -1,4 +1,4 @@
-"""Agent text made inert before it reaches the screen (RELIABILITY: untrusted input).
+"""Agent text made inert before it reaches the screen (docs/reliability.md U2).
 
 Everything an agent controls (output, heartbeat messages, reasons, branch names, file paths,
 findings) goes through `inert` and is drawn as a plain `rich.text.Text`, never parsed as markup,

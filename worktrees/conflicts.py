@@ -67,7 +67,7 @@ class _Pair:
 def write_commit_graph(repo: Path) -> bool:
     """Write the commit-graph for every reachable commit, so merge bases are found fast.
 
-    Without it, commits with odd dates make one pair cost 43 ms instead of 4 (PERF.md). An
+    Without it, commits with odd dates make one pair cost 43 ms instead of 4 (docs/performance.md). An
     optimisation only: a failure (another writer holds its lock) returns False.
     """
     result = run_git_result(repo, "commit-graph", "write", "--reachable", "--no-progress")

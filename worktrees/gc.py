@@ -1,7 +1,7 @@
 """Remove one run's worktrees and branches, precisely.
 
 The caller (the engine) decides which runs are over; nothing here judges liveness. Nothing here
-runs `git worktree prune` or `git gc` either: other runs' agents may be live (RELIABILITY M2).
+runs `git worktree prune` or `git gc` either: other runs' agents may be live (docs/reliability.md M2).
 Without `force`, work is never lost: dirty worktrees stay, and so do branches whose commits no
 other ref holds. Branches are deleted by compare-and-swap, so one that moved since it was looked
 at stays too.

@@ -4,7 +4,7 @@ Moving a branch with a bare `update-ref` leaves every worktree that has it check
 old index and files: `git status` then shows the landed change staged in reverse, and the next
 `git commit -a` undoes it. So a landing also updates those checkouts, and holds to this:
 
-- The branch moves only by compare-and-swap from the commit the caller names (RELIABILITY M1).
+- The branch moves only by compare-and-swap from the commit the caller names (docs/reliability.md M1).
 - In each worktree with the branch checked out, only the paths that differ between the old and
   the new commit change, through `git read-tree -m -u OLD NEW`: git's own two-tree (fast-forward)
   merge, which refuses, changing nothing, when a local change (staged, unstaged, or an untracked

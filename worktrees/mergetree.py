@@ -1,8 +1,8 @@
 """Trial merges with `git merge-tree --write-tree`: no worktree or index is touched.
 
-One pair: the exit status decides (0 clean, 1 conflict, anything else an error; RELIABILITY M1).
+One pair: the exit status decides (0 clean, 1 conflict, anything else an error; docs/reliability.md M1).
 Many pairs: one `git merge-tree --stdin` process (4 ms a pair against 12 ms for a process each,
-PERF.md); there each merge starts with its own status (1 clean, 0 conflict, negative: error) and
+docs/performance.md); there each merge starts with its own status (1 clean, 0 conflict, negative: error) and
 the process exits non-zero when a merge could not run at all. The merges it finished before that
 keep their answer; the rest are asked one process each, so one bad pair cannot hide the others.
 

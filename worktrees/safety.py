@@ -1,4 +1,4 @@
-"""Options and environment that stop a repository's config from running programs (RELIABILITY S6).
+"""Options and environment that stop a repository's config from running programs (docs/reliability.md S6).
 
 An agent that can write to `.git/config` or `.git/info/attributes` (every worktree shares them)
 could otherwise make the engine run anything through a hook, an fsmonitor, a pager, an editor, a
@@ -30,7 +30,7 @@ STATIC_OPTIONS: tuple[tuple[str, str], ...] = (
     ("log.showSignature", "false"),
     ("protocol.ext.allow", "never"),
     ("submodule.recurse", "false"),
-    # Auto-gc could run `git worktree prune` under live agents (RELIABILITY M2).
+    # Auto-gc could run `git worktree prune` under live agents (docs/reliability.md M2).
     ("gc.auto", "0"),
     ("maintenance.auto", "false"),
 )

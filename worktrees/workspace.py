@@ -2,7 +2,7 @@
 
 Creation is split so that parallel callers overlap: the ~10 ms metadata step (`worktree add
 --no-checkout --lock`) runs under a cross-process lock, and the files are written outside it.
-Creation is idempotent per (run, agent, attempt) (RELIABILITY S5): debris of a crashed earlier
+Creation is idempotent per (run, agent, attempt) (docs/reliability.md S5): debris of a crashed earlier
 call is repaired or cleared, but commits on the attempt's branch are never thrown away.
 """
 
@@ -91,7 +91,7 @@ def _check_attempt(attempt: int) -> None:
 
 
 def branch_name(run_id: str, agent: str, attempt: int) -> str:
-    """`corral/<run>/<agent>/<attempt>`: each retry gets a new branch (RELIABILITY S3)."""
+    """`corral/<run>/<agent>/<attempt>`: each retry gets a new branch (docs/reliability.md S3)."""
     _check_name("run id", run_id)
     _check_name("agent id", agent)
     _check_attempt(attempt)

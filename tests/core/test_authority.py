@@ -1,4 +1,4 @@
-"""Operator actions come from people (RELIABILITY T1): from inside an agent they are refused,
+"""Operator actions come from people (docs/reliability.md T1): from inside an agent they are refused,
 and the refusal is logged as that agent's. Real engines, real agents, real sockets."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The event log against real files, real concurrency and a real SIGKILL (RELIABILITY.md E1-E5)."""
+"""The event log against real files, real concurrency and a real SIGKILL (docs/reliability.md E1-E5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""core's inert-text rule: what an agent wrote cannot drive a terminal (RELIABILITY T5)."""
+"""core's inert-text rule: what an agent wrote cannot drive a terminal (docs/reliability.md T5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every output of the command line over one hostile run is inert (RELIABILITY T5).
+"""Every output of the command line over one hostile run is inert (docs/reliability.md T5).
 
 One run whose plan name, verify command, agent output, heartbeat messages, lock reason and
 findings file name are full of terminal escapes; every command a person runs on it (piped and on

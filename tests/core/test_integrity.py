@@ -1,4 +1,4 @@
-"""The shared repository's integrity (RELIABILITY T3), on real repositories with real agents:
+"""The shared repository's integrity (docs/reliability.md T3), on real repositories with real agents:
 what an agent plants in `.git` is reported with the attempts live at the time, restored (the
 planted version kept), and approve waits until a person acknowledges it; refs are reported only."""
 

@@ -1,4 +1,4 @@
-"""The lock manager in one process, against a real event log (RELIABILITY L2-L7).
+"""The lock manager in one process, against a real event log (docs/reliability.md L2-L7).
 
 The end-to-end tests (real agents, a real engine) are in test_locks_agents.py; these pin the
 rules one at a time, fast: FIFO hand-off, one token counter, idempotent acquire, stale release,

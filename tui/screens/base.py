@@ -12,7 +12,7 @@ from corral.tui.feed import RunFeed
 
 REDRAW_HZ = 5
 """Redraws a second at most. A DataTable cell update re-renders the visible table, so the rate,
-not the event count, sets the cost (PERF.md); 200 ms keeps new events within a fraction of a
+not the event count, sets the cost (docs/performance.md); 200 ms keeps new events within a fraction of a
 second."""
 AGE_SECONDS = 1.0
 """Ages, TTLs and elapsed times move on their own; they are redrawn once a second."""

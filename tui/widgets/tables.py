@@ -1,5 +1,5 @@
 """The dashboard's tables. Each keeps the last value of every cell and, on a redraw, calls
-`update_cell` only for cells whose text changed (PERF.md: never rebuild a table on an update)."""
+`update_cell` only for cells whose text changed (docs/performance.md: never rebuild a table)."""
 
 from __future__ import annotations
 
