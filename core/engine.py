@@ -25,7 +25,7 @@ from corral.core.fencing import make_shared_dir, shared_dir
 from corral.core.lock_service import answer as answer_lock_request
 from corral.core.locks import LockManager
 from corral.core.plan import AgentSpec, Plan, topological_order
-from corral.core.proctree import CpuSampler, process_start_time, terminate_tree
+from corral.core.proctree import CpuSampler, Marks, process_start_time, terminate_attempt
 from corral.core.protocol import (
     HeartbeatRequest,
     KillRequest,
@@ -147,8 +147,6 @@ class Engine:
 
     async def recover(self, redrive: Sequence[str] = (), by: str = "") -> None:
         """After a resume: stop what the dead engine left running, then settle every agent."""
-        from corral.core.recovery import find_attempt_processes
-
         await self.emit(
             ev.EngineResumed(engine=engine_info(), repaired_tail=self.log.repaired_tail is not None)
         )
@@ -157,16 +155,13 @@ class Engine:
         for agent in list(self.state.agents.values()):
             attempt = agent.current
             if agent.state in ACTIVE_STATES and attempt is not None:
-                found = await asyncio.to_thread(
-                    find_attempt_processes,
-                    self.ctx.run_id,
-                    agent.id,
-                    attempt.number,
-                    attempt.pid,
-                    attempt.proc_start_time,
+                # the same sweep as at every attempt's end: its tree, if logged, and its marks
+                found = await terminate_attempt(
+                    Marks(run_id=self.ctx.run_id, agent=agent.id, attempt=attempt.number),
+                    grace=self.plan.run.kill_grace,
+                    pid=attempt.pid,
+                    start_time=attempt.proc_start_time,
                 )
-                for pid, start in found:
-                    await terminate_tree(pid, start, grace=self.plan.run.kill_grace)
                 await asyncio.to_thread(
                     redact_outputs,
                     environment_redactor(self.plan.agent(agent.id)),
@@ -174,8 +169,8 @@ class Engine:
                     self.ctx.rundir.output_dir(agent.id, attempt.number),
                 )
                 stopped = (
-                    f"; {len(found)} of its processes were still alive and were stopped"
-                    if found
+                    f"; {len(found.signalled)} of its processes were still alive and were stopped"
+                    if found.signalled
                     else ""
                 )
                 await self.emit(
