@@ -209,7 +209,9 @@ class Engine:
                 await asyncio.gather(watch, return_exceptions=True)
             if self.failure is None and self.stop_signal is None:
                 await self._finish()
-        except LogFailed as exc:
+        except (LogFailed, OSError) as exc:
+            # E3: a log that fails, or a run directory that takes no more files (report, verify
+            # log: full, read-only, immutable), stops the engine; it does not finish the run
             self.failure = exc
         finally:
             if watch is not None and not watch.done():
@@ -233,10 +235,12 @@ class Engine:
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
         self.supervisor.workspaces.close()
         await self.locks.close()
-        if self.failure is not None:
-            return
+        if isinstance(self.failure, LogFailed):
+            return  # nothing more can be recorded
         try:
-            if self.stop_signal is not None:
+            if self.failure is not None:
+                await self.emit(ev.EngineStopped(reason=f"failed: {self.failure}"))
+            elif self.stop_signal is not None:
                 name = signal.Signals(self.stop_signal).name
                 await self.emit(
                     ev.EngineStopped(reason=f"stopped by {name}", signal=self.stop_signal)

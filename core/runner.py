@@ -205,13 +205,23 @@ async def drive(
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         server.close()
-        with contextlib.suppress(FileNotFoundError):
+        # a socket left behind (its directory became read-only) is cleared by the next engine
+        with contextlib.suppress(OSError):
             engine.ctx.rundir.socket.unlink()
         if view is not None:
             await view.close()
         with contextlib.suppress(LogFailed):
             await engine.log.close()
     run_id = engine.ctx.run_id
+    if engine.failure is not None and not isinstance(engine.failure, LogFailed):
+        return Outcome(
+            run_id,
+            state,
+            EXIT_ENGINE_ERROR,
+            f"the engine stopped on an error ({engine.failure}); nothing is lost, and once that "
+            f"is fixed (a run directory made writable again) `corral run --resume {run_id}` "
+            "carries on",
+        )
     if engine.failure is not None:
         return Outcome(
             run_id,
