@@ -297,15 +297,22 @@ def _view(args: argparse.Namespace) -> View | None:
 
 
 def _detach(args: argparse.Namespace, common_dir: Path, run_id: str, *, resume: bool) -> int:
-    """Start the engine in its own session, wait until it answers, and return."""
+    """Start the engine in its own session, wait until it answers, and return.
+
+    Only an answer from the engine started here counts: on a run whose engine lives, that one
+    answers, and the new one exits refusing, so the command refuses as `corral run --resume`
+    does."""
     import subprocess
     import time
 
     from corral.core.client import ControlError, request
     from corral.core.rundir import RunDir, runs_root
+    from corral.core.runner import EngineBusy, engine_is_live
 
     rundir = RunDir(runs_root(common_dir) / run_id)
     rundir.create()
+    if resume and engine_is_live(rundir):
+        return _fail(str(EngineBusy(run_id)))
     argv = [sys.executable, "-m", "corral.core.cli"]
     if args.repo:
         argv += ["--repo", str(args.repo)]
@@ -330,14 +337,17 @@ def _detach(args: argparse.Namespace, common_dir: Path, run_id: str, *, resume: 
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            if resume and engine_is_live(rundir):  # another engine took the run meanwhile
+                return _fail(str(EngineBusy(run_id)))
             return _fail(
                 f"the engine exited at once (status {proc.returncode}); see {rundir.engine_log}"
             )
         try:
-            request(str(rundir.socket), {"op": "ping"}, timeout=1)
-            break
+            if request(str(rundir.socket), {"op": "ping"}, timeout=1).get("pid") == proc.pid:
+                break
         except ControlError:
-            time.sleep(0.05)
+            pass
+        time.sleep(0.05)
     else:
         return _fail(f"the engine did not answer within 30s; see {rundir.engine_log}")
     print(f"run {run_id} is running in the background (engine pid {proc.pid})")

@@ -38,6 +38,11 @@ EXIT_ENGINE_ERROR = 3
 class EngineBusy(Exception):
     """Another engine already owns the run."""
 
+    def __init__(self, run_id: str) -> None:
+        super().__init__(
+            f"run {run_id} already has a live engine; follow it with `corral status {run_id}`"
+        )
+
 
 class View(Protocol):
     """What the engine shows while it runs (a rich live table, plain lines, or nothing)."""
@@ -60,9 +65,7 @@ def _lock(rundir: RunDir) -> filelock.BaseFileLock:
     try:
         lock.acquire()
     except filelock.Timeout:
-        raise EngineBusy(
-            f"run {rundir.run_id} already has a live engine; follow it with `corral status {rundir.run_id}`"
-        ) from None
+        raise EngineBusy(rundir.run_id) from None
     return lock
 
 

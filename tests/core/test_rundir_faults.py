@@ -108,3 +108,86 @@ def test_a_run_dir_made_immutable_mid_run_stops_with_exit_3_and_the_real_error(
     state = state_of(rundir)
     assert (state.status, state.verdict) == ("finished", "passed")
     assert (rundir.path / "report.json").is_file()
+
+
+# --- a live run, resumed again ------------------------------------------------------------------
+
+
+def test_resume_detach_of_a_live_run_refuses_like_the_attached_form(
+    repo: Path, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    body = agent_block("a", ["sh", "-c", f"while [ ! -e {go} ]; do sleep 0.05; done"])
+    engine = start_corral(repo, "run", str(write_plan(tmp_path, body)), "--quiet")
+    rundir = wait_for_run(repo)
+    wait_for_event(rundir, lambda e: isinstance(e, ev.AgentStarted), what="the agent's start")
+    attached = corral(repo, "run", "--resume", rundir.run_id, "--quiet")
+    detached = corral(repo, "run", "--resume", rundir.run_id, "--detach")
+    assert attached.returncode == 1, attached.stdout + attached.stderr
+    assert "already has a live engine" in attached.stderr
+    assert (detached.returncode, detached.stderr) == (attached.returncode, attached.stderr)
+    assert "running in the background" not in detached.stdout
+    assert not [e for e in events_of(rundir) if isinstance(e, ev.EngineResumed)]
+    go.touch()
+    assert engine.wait(timeout=60) == 0, engine_output(repo)
+
+
+# --- symbolic links in place of run directories -------------------------------------------------
+
+
+def finished_run(repo: Path, tmp_path: Path) -> Path:
+    """The run directory of a finished one-agent run."""
+    plan = write_plan(tmp_path, agent_block("a", ["true"]))
+    assert corral(repo, "run", str(plan), "--quiet").returncode == 0
+    (path,) = (repo / ".git" / "corral" / "runs").iterdir()
+    return path
+
+
+def assert_refused(result: subprocess.CompletedProcess[str], link: Path) -> None:
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"{link} " in result.stderr
+    assert "is a symbolic link" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_run_dir_replaced_by_a_symlink_is_refused(repo: Path, tmp_path: Path) -> None:
+    path = finished_run(repo, tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    path.rename(elsewhere)
+    path.symlink_to(elsewhere)
+    before = sorted(p.name for p in elsewhere.iterdir())
+    run_id = path.name
+    for args in (
+        ["status", run_id],
+        ["status"],  # the latest run
+        ["status", run_id[:10]],  # a prefix
+        ["verify", run_id],
+        ["logs", run_id, "a"],
+        ["run", "--resume", run_id, "--quiet"],
+        ["run", "--resume", run_id, "--detach"],
+        ["retry", run_id, "a"],
+    ):
+        assert_refused(corral(repo, *args), path)
+    assert sorted(p.name for p in elsewhere.iterdir()) == before, "nothing written through it"
+
+
+@pytest.mark.parametrize("level", ["corral", "corral/runs"])
+def test_a_runs_directory_replaced_by_a_symlink_is_refused(
+    repo: Path, tmp_path: Path, level: str
+) -> None:
+    path = finished_run(repo, tmp_path)
+    link = repo / ".git" / level
+    elsewhere = tmp_path / "elsewhere"
+    link.rename(elsewhere)
+    link.symlink_to(elsewhere)
+    plan = write_plan(tmp_path, agent_block("b", ["true"]))
+    for args in (
+        ["status", path.name],
+        ["runs"],
+        ["run", "--resume", path.name, "--quiet"],
+        ["run", str(plan), "--quiet"],  # a new run
+        ["run", str(plan), "--detach"],
+    ):
+        assert_refused(corral(repo, *args), link)
+    runs = elsewhere if level == "corral/runs" else elsewhere / "runs"
+    assert [p.name for p in runs.iterdir()] == [path.name], "no new run behind the link"
