@@ -19,6 +19,7 @@ import weakref
 from dataclasses import dataclass, field
 
 from corral.core.proc_scan import (
+    MARKED,
     Marks,
     ProcStat,
     ScanCache,
@@ -63,11 +64,19 @@ class _FreshScans:
         while self.pending is not None:
             waiter, self.pending = self.pending, None
             try:
-                table = await asyncio.to_thread(scan)
+                table = await asyncio.to_thread(_scan_marked)
             except Exception as exc:  # pragma: no cover - /proc unreadable
                 waiter.set_exception(exc)
             else:
                 waiter.set_result(table)
+
+
+def _scan_marked() -> dict[int, ProcStat]:
+    """A scan with its processes' marks read too (the environments of new processes), so that
+    the event loop never waits on those reads."""
+    table = scan()
+    MARKED.prime(table)
+    return table
 
 
 _fresh_scans: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _FreshScans] = (

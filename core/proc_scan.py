@@ -212,10 +212,18 @@ class MarkIndex:
     def members(self, table: dict[int, ProcStat], marks: Marks) -> list[ProcStat]:
         """The live processes of `table` that carry `marks`."""
         with self._lock:
-            if table is not self._table:
-                self._groups = self._group(table)
-                self._table = table
+            self._index(table)
             return list(self._groups.get(marks, ()))
+
+    def prime(self, table: dict[int, ProcStat]) -> None:
+        """Group `table` now (on a worker thread, say), so that asking about it costs nothing."""
+        with self._lock:
+            self._index(table)
+
+    def _index(self, table: dict[int, ProcStat]) -> None:
+        if table is not self._table:
+            self._groups = self._group(table)
+            self._table = table
 
     def _group(self, table: dict[int, ProcStat]) -> dict[Marks, list[ProcStat]]:
         me = os.getpid()
