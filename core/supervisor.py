@@ -197,18 +197,24 @@ class Supervisor:
         try:
             return await self._run(spec, control)
         finally:
-            await self._end_processes(control)
-            if control.redactor:  # every process of the attempt is gone by now
-                await asyncio.to_thread(
-                    redact_outputs,
-                    control.redactor,
-                    self.ctx.rundir.output_log(spec.id, control.attempt),
-                    self.ctx.rundir.output_dir(spec.id, control.attempt),
-                )
-            path = workspace_path(self.ctx.worktree_root, self.ctx.run_id, spec.id, control.attempt)
-            if path.is_dir():
-                with contextlib.suppress(GitError):
-                    await asyncio.to_thread(unlock_workspace, path)
+            try:
+                await self._end_processes(control)
+            finally:  # also when a process outlived SIGKILL (TerminateError): no retry, but tidy
+                await self._tidy(spec, control)
+
+    async def _tidy(self, spec: AgentSpec, control: AttemptControl) -> None:
+        """Known secrets out of what the attempt left, and its worktree unlocked."""
+        if control.redactor:  # every process of the attempt is gone by now
+            await asyncio.to_thread(
+                redact_outputs,
+                control.redactor,
+                self.ctx.rundir.output_log(spec.id, control.attempt),
+                self.ctx.rundir.output_dir(spec.id, control.attempt),
+            )
+        path = workspace_path(self.ctx.worktree_root, self.ctx.run_id, spec.id, control.attempt)
+        if path.is_dir():
+            with contextlib.suppress(GitError):
+                await asyncio.to_thread(unlock_workspace, path)
 
     async def _end_processes(self, control: AttemptControl) -> None:
         """Whatever ended the attempt, nothing of it runs on (T2): its agent's tree and every
