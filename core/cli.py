@@ -82,6 +82,11 @@ def _parser(argv: list[str]) -> argparse.ArgumentParser:
     logs.add_argument(
         "--attempt", type=int, default=None, help="which attempt (default: the latest)"
     )
+    logs.add_argument(
+        "--raw",
+        action="store_true",
+        help="the agent's bytes as written, escapes included (default: made safe to print)",
+    )
 
     kill = sub.add_parser("kill", help="stop an agent (it ends cancelled, no retry)")
     kill.add_argument("run")
@@ -147,8 +152,10 @@ def main(argv: list[str] | None = None, *, exit_hard: bool = False) -> int:
     args = parse_with_command(_parser(argv), argv)
     command = args.command or "tui"
     handler = _COMMANDS[command]
+    from corral.core.entry import quiet_when_output_closes
+
     try:
-        code = int(handler(args))
+        code = quiet_when_output_closes(lambda: int(handler(args)))
     except KeyboardInterrupt:
         code = 130
     if exit_hard and command not in CONSOLE_COMMANDS:
@@ -159,7 +166,9 @@ def main(argv: list[str] | None = None, *, exit_hard: bool = False) -> int:
 
 
 def _fail(message: str, code: int = 1) -> int:
-    print(f"corral: {message}", file=sys.stderr)
+    from corral.core.inert import inert  # messages may quote what an agent or a plan wrote
+
+    print(f"corral: {inert(message, lines=True)}", file=sys.stderr)
     return code
 
 
@@ -219,8 +228,10 @@ def _load_checked(args: argparse.Namespace) -> Any:
 
     plan = load_plan(args.plan)
     checked = preflight(plan, args.plan.resolve(), (args.repo or _cwd()).resolve())
+    from corral.core.inert import inert
+
     for warning in checked.warnings:
-        print(f"corral: warning: {warning}", file=sys.stderr)
+        print(f"corral: warning: {inert(warning, lines=True)}", file=sys.stderr)
     return checked
 
 
@@ -232,9 +243,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
         pre = _load_checked(args)
     except PlanError as exc:
         return _fail(str(exc), 2)
+    from corral.core.inert import inert
+
     print(
-        f"{args.plan}: valid: {len(pre.plan.agents)} agent(s) on {pre.base_ref} "
-        f"({pre.snapshot[:12]}) in {pre.repo_top}"
+        inert(
+            f"{args.plan}: valid: {len(pre.plan.agents)} agent(s) on {pre.base_ref} "
+            f"({pre.snapshot[:12]}) in {pre.repo_top}"
+        )
     )
     return 0
 
@@ -258,6 +273,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.plan is not None:
             return _fail("give either a plan or --resume RUN, not both", 2)
         rundir = _find(args, args.resume)
+        if args.retry:
+            from corral.core.authority import refuse_operator
+
+            refused = refuse_operator("retry", f"agent {', '.join(args.retry)}", rundir)
+            if refused is not None:
+                return _fail(refused)
         if args.detach:
             return _detach(args, rundir.path.parent.parent.parent, rundir.run_id, resume=True)
         try:
@@ -299,60 +320,33 @@ def _view(args: argparse.Namespace) -> View | None:
 def _detach(args: argparse.Namespace, common_dir: Path, run_id: str, *, resume: bool) -> int:
     """Start the engine in its own session, wait until it answers, and return.
 
-    Only an answer from the engine started here counts: on a run whose engine lives, that one
-    answers, and the new one exits refusing, so the command refuses as `corral run --resume`
-    does."""
-    import subprocess
-    import time
-
-    from corral.core.client import ControlError, request
+    A run whose engine lives is refused as `corral run --resume` refuses it."""
     from corral.core.rundir import RunDir, runs_root
-    from corral.core.runner import EngineBusy, engine_is_live
+    from corral.core.runner import (
+        BackgroundStartFailed,
+        EngineBusy,
+        engine_is_live,
+        start_in_background,
+    )
 
     rundir = RunDir(runs_root(common_dir) / run_id)
-    rundir.create()
-    if resume and engine_is_live(rundir):
+    if resume and engine_is_live(rundir.check()):
         return _fail(str(EngineBusy(run_id)))
-    argv = [sys.executable, "-m", "corral.core.cli"]
-    if args.repo:
-        argv += ["--repo", str(args.repo)]
     if resume:
-        argv += [
-            "run",
-            "--resume",
-            run_id,
-            "--quiet",
-            *[f"--retry={agent}" for agent in args.retry],
-        ]
+        command = ["run", "--resume", run_id, "--quiet", *[f"--retry={a}" for a in args.retry]]
     else:
-        argv += ["run", str(args.plan), "--run-id", run_id, "--quiet"]
-    with open(rundir.engine_log, "ab") as log:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            if resume and engine_is_live(rundir):  # another engine took the run meanwhile
-                return _fail(str(EngineBusy(run_id)))
-            return _fail(
-                f"the engine exited at once (status {proc.returncode}); see {rundir.engine_log}"
-            )
-        try:
-            if request(str(rundir.socket), {"op": "ping"}, timeout=1).get("pid") == proc.pid:
-                break
-        except ControlError:
-            pass
-        time.sleep(0.05)
-    else:
-        return _fail(f"the engine did not answer within 30s; see {rundir.engine_log}")
-    print(f"run {run_id} is running in the background (engine pid {proc.pid})")
-    print(f"  follow it:  corral status {run_id}    stop it:  kill {proc.pid}")
+        command = ["run", str(args.plan), "--run-id", run_id, "--quiet"]
+    try:
+        pid = start_in_background(rundir, command, repo=args.repo)
+    except BackgroundStartFailed as exc:
+        return _fail(str(exc))
+    _print_background(run_id, pid)
     return 0
+
+
+def _print_background(run_id: str, pid: int) -> None:
+    print(f"run {run_id} is running in the background (engine pid {pid})")
+    print(f"  follow it:  corral status {run_id}    stop it:  kill {pid}")
 
 
 def _whoami() -> str:
@@ -367,12 +361,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     from corral.core.eventlog import read_log
     from corral.core.headless import print_summary
+    from corral.core.inert import inert_json
     from corral.core.state import fold
 
     rundir = _find(args, args.run)
     state = fold(read_log(rundir.events).events)
     if args.json:
-        print(state.model_dump_json(indent=2))
+        print(inert_json(state.model_dump_json(indent=2)))
         return 0
     print_summary(Console(), state, state.verdict_reason)
     return 0
@@ -380,11 +375,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_runs(args: argparse.Namespace) -> int:
+    from corral.core.inert import inert, inert_json
     from corral.core.listing import RunList, summarize_runs
 
     runs = summarize_runs(_common_dir(args))
     if args.json:
-        print(RunList(runs=runs).model_dump_json(indent=2))
+        print(inert_json(RunList(runs=runs).model_dump_json(indent=2)))
         return 0
     if not runs:
         print("no runs yet; start one with `corral run PLAN`")
@@ -392,15 +388,18 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for run in runs:
         counts = ", ".join(f"{count} {name}" for name, count in sorted(run.counts.items()))
         verdict = f" {run.verdict}" if run.verdict else ""
-        print(f"{run.run_id}  {run.status}{verdict}  {run.name}  ({counts})")
+        print(inert(f"{run.run_id}  {run.status}{verdict}  {run.name}  ({counts})"))
     return 0
 
 
 @_guard
 def cmd_logs(args: argparse.Namespace) -> int:
+    """An attempt's output; made inert (T5) unless `--raw`, on a terminal or not: a pipe often
+    ends on a screen (`| less -R`, `| tail`), and only a person who asks gets the raw bytes."""
     import time
 
     from corral.core.eventlog import read_log
+    from corral.core.inert import InertStream
     from corral.core.state import ACTIVE_STATES, fold
 
     rundir = _find(args, args.run)
@@ -416,6 +415,15 @@ def cmd_logs(args: argparse.Namespace) -> int:
     path = rundir.output_log(args.agent, number)
     out = sys.stdout.buffer
     offset = inode = 0
+    stream = None if args.raw else InertStream()
+
+    def show(chunk: bytes, *, final: bool = False) -> int:
+        data = chunk if stream is None else stream.feed(chunk, final=final).encode()
+        if data:
+            out.write(data)
+            out.flush()
+        return 0
+
     while True:
         try:
             with path.open("rb") as handle:
@@ -426,22 +434,21 @@ def cmd_logs(args: argparse.Namespace) -> int:
                         f"{rundir.run_id} {args.agent}` prints that copy",
                         file=sys.stderr,
                     )
-                    return 0
+                    return show(b"", final=True)
                 handle.seek(offset)
                 chunk = handle.read()
         except FileNotFoundError:
             chunk = b""
         if chunk:
-            out.write(chunk)
-            out.flush()
+            show(chunk)
             offset += len(chunk)
         if not args.follow:
-            return 0
+            return show(b"", final=True)
         state = fold(read_log(rundir.events).events)
         current = state.agents[args.agent]
         still = current.attempt == number and current.state in ACTIVE_STATES | {"queued", "waiting"}
         if not still and not chunk:
-            return 0
+            return show(b"", final=True)
         time.sleep(0.2)
 
 
@@ -452,24 +459,41 @@ def _send(args: argparse.Namespace, payload: dict[str, Any]) -> dict[str, Any]:
     return request(str(rundir.socket), payload)
 
 
+def _operators_only(args: argparse.Namespace, payload: dict[str, Any]) -> int | None:
+    """RELIABILITY T1: None when a person asks; else the refusal, printed (core/authority.py)."""
+    from corral.core.authority import refuse_operator
+
+    action, target = payload["op"], f"agent {payload['agent']}"
+    refused = refuse_operator(action, target, _find(args, args.run), request=payload)
+    return None if refused is None else _fail(refused)
+
+
 @_guard
 def cmd_kill(args: argparse.Namespace) -> int:
-    data = _send(args, {"op": "kill", "agent": args.agent, "by": _whoami(), "reason": args.reason})
+    payload = {"op": "kill", "agent": args.agent, "by": _whoami(), "reason": args.reason}
+    refused = _operators_only(args, payload)
+    if refused is not None:
+        return refused
+    data = _send(args, payload)
     print(f"{args.agent}: stopping (was {data.get('was')})")
     return 0
 
 
 @_guard
 def cmd_retry(args: argparse.Namespace) -> int:
-    from corral.core.runner import engine_is_live
+    from corral.core.authority import OperatorRefused
+    from corral.core.runner import BackgroundStartFailed, retry_agent
 
     rundir = _find(args, args.run)
-    if not engine_is_live(rundir):
-        args.resume, args.plan, args.retry, args.detach = rundir.run_id, None, [args.agent], True
-        print(f"the engine of run {rundir.run_id} is not running; resuming it in the background")
-        return int(cmd_run(args))
-    data = _send(args, {"op": "retry", "agent": args.agent, "by": _whoami()})
-    print(f"{args.agent}: queued as attempt {data.get('attempt')}")
+    try:
+        retried = retry_agent(rundir, args.agent, _whoami())
+    except (BackgroundStartFailed, OperatorRefused) as exc:
+        return _fail(str(exc))
+    if retried.resumed_pid is None:
+        print(f"{args.agent}: queued as attempt {retried.attempt}")
+        return 0
+    print(f"the engine of run {rundir.run_id} was not running; resumed it to retry {args.agent}")
+    _print_background(rundir.run_id, retried.resumed_pid)
     return 0
 
 
@@ -487,11 +511,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_gc(args: argparse.Namespace) -> int:
+    from corral.core.authority import refuse_everywhere
     from corral.core.collect import collect_garbage
+    from corral.core.inert import inert
+    from corral.core.rundir import list_runs
 
-    report = collect_garbage(_common_dir(args), force=args.force, dry_run=args.dry_run)
+    common_dir = _common_dir(args)
+    refused = refuse_everywhere("gc", list_runs(common_dir), common_dir)
+    if refused is not None:
+        return _fail(refused)
+    report = collect_garbage(common_dir, force=args.force, dry_run=args.dry_run)
     for line in report:
-        print(line)
+        print(inert(line))
     return 0
 
 

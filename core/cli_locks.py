@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 
 def _fail(message: str, code: int = 1) -> int:
-    print(f"corral: {message}", file=sys.stderr)
+    from corral.core.inert import inert  # the engine's answer may quote an agent's words
+
+    print(f"corral: {inert(message, lines=True)}", file=sys.stderr)
     return code
 
 
@@ -163,10 +165,20 @@ def _operator_socket(args: argparse.Namespace, command: str) -> str:
     return str(find_run(git_common_dir(args.repo or _cwd()), args.run).socket)
 
 
+def _named_run(args: argparse.Namespace) -> Any:
+    """The run named with --run, None without (an agent's own run, by CORRAL_SOCKET)."""
+    if not args.run:
+        return None
+    from corral.core.rundir import find_run, git_common_dir
+
+    return find_run(git_common_dir(args.repo or _cwd()), args.run)
+
+
 def _lock_list(args: argparse.Namespace) -> int:
     import json
 
     from corral.core.client import request
+    from corral.core.inert import inert
     from corral.core.lock_cli import lock_lines
 
     data = request(_operator_socket(args, "lock list"), {"op": "lock_list"})
@@ -175,14 +187,16 @@ def _lock_list(args: argparse.Namespace) -> int:
         print(json.dumps(locks, indent=2))
         return 0
     for line in lock_lines(locks):
-        print(line)
+        print(inert(line))
     return 0
 
 
 def _lock_break(args: argparse.Namespace) -> int:
     import getpass
 
+    from corral.core.authority import refuse_operator
     from corral.core.client import request
+    from corral.core.inert import inert
 
     payload: dict[str, Any] = {
         "op": "lock_break",
@@ -192,10 +206,18 @@ def _lock_break(args: argparse.Namespace) -> int:
     }
     if args.token is not None:
         payload["expect_token"] = args.token
-    data = request(_operator_socket(args, "lock break"), payload)
+    socket_path = _operator_socket(args, "lock break")
+    refused = refuse_operator(
+        "lock break", f"lock {args.name}", _named_run(args), request=payload, socket=socket_path
+    )
+    if refused is not None:
+        return _fail(refused)
+    data = request(socket_path, payload)
     print(
-        f"{args.name}: broke the lease of {data.get('agent')}#{data.get('attempt')} "
-        f"(token {data.get('token')}); the next waiter, if any, has it now"
+        inert(
+            f"{args.name}: broke the lease of {data.get('agent')}#{data.get('attempt')} "
+            f"(token {data.get('token')}); the next waiter, if any, has it now"
+        )
     )
     return 0
 

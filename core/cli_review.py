@@ -28,26 +28,44 @@ def add_review_parser(sub: Any) -> None:
     reject.add_argument("run", nargs="?")
     reject.add_argument("--reason", required=True, help="what is wrong (required)")
     reject.add_argument("--sha", help="the report sha256 you reviewed (from `corral review show`)")
+    acknowledge = actions.add_parser(
+        "acknowledge",
+        help="acknowledge that you read how the shared repository was tampered with (approve "
+        "waits for it)",
+    )
+    acknowledge.add_argument("run", nargs="?")
+    acknowledge.add_argument(
+        "--through",
+        type=int,
+        metavar="SEQ",
+        help="the last tampering report you read (its #seq, from `corral review show`)",
+    )
 
 
 def cmd_review(args: argparse.Namespace, rundir: Any) -> int:
+    """Everything printed goes through `inert` (T5): the report, names and reasons are text an
+    agent, a plan or a planted git identity may have written."""
     from corral.core.eventlog import read_log
+    from corral.core.inert import inert
     from corral.core.review import ReviewRefused, approve, reject, report_sha256, reviewer_identity
     from corral.core.state import fold
 
     state = fold(read_log(rundir.events).events)
+    if args.review_action == "acknowledge":
+        return _acknowledge(args, rundir, state)
     try:
         sha = report_sha256(rundir, state)
     except ReviewRefused as exc:
-        print(f"corral: {exc}", file=sys.stderr)
+        print(f"corral: {inert(str(exc), lines=True)}", file=sys.stderr)
         return 1
     if args.review_action == "show":
         _print_report(state.report.path if state.report else "", sha)
+        _print_tampering(state)
         if state.review is not None:
-            print(
-                f"\n{state.review.decision} by {state.review.by}"
-                + (f": {state.review.reason}" if state.review.reason else "")
+            decided = f"{state.review.decision} by {state.review.by}" + (
+                f": {state.review.reason}" if state.review.reason else ""
             )
+            print("\n" + inert(decided))
         return 0
     shown = args.sha
     if shown is None:
@@ -60,11 +78,14 @@ def cmd_review(args: argparse.Namespace, rundir: Any) -> int:
         _print_report(state.report.path if state.report else "", sha)
         what = "approve" if args.review_action == "approve" else "reject"
         target = (
-            f" and move {state.base_ref} to {state.merge.integration_commit[:12]}"
+            f" and land {state.merge.integration_commit[:12]} on {state.base_ref}"
             if (what == "approve" and state.merge.integration_commit)
             else ""
         )
-        if input(f"\n{what} this report{target}? [y/N] ").strip().lower() not in ("y", "yes"):
+        if input(f"\n{what} this report{inert(target)}? [y/N] ").strip().lower() not in (
+            "y",
+            "yes",
+        ):
             print("nothing done")
             return 1
         shown = sha
@@ -75,18 +96,81 @@ def cmd_review(args: argparse.Namespace, rundir: Any) -> int:
         else:
             result = reject(rundir, by, args.reason, shown)
     except ReviewRefused as exc:
-        print(f"corral: {exc}", file=sys.stderr)
+        print(f"corral: {inert(str(exc), lines=True)}", file=sys.stderr)
         return 1
-    print(result.message)
+    print(inert(result.message, lines=True))
     return 0
 
 
 def _print_report(path: str, sha: str) -> None:
     from pathlib import Path
 
+    from corral.core.inert import inert
+
     markdown = Path(path).with_suffix(".md") if path else None
     if markdown is not None and markdown.is_file():
-        print(markdown.read_text())
+        print(inert(markdown.read_text(errors="replace"), lines=True))
     elif path:
-        print(Path(path).read_text())
+        print(inert(Path(path).read_text(errors="replace"), lines=True))
     print(f"report sha256: {sha}")
+
+
+def _print_tampering(state: Any) -> None:
+    """Every tampering report with its changes; how to acknowledge those still open."""
+    from corral.core.integrity import describe_change, describe_when, printable
+
+    if not state.tampering:
+        return
+    print("\nTHE SHARED REPOSITORY WAS TAMPERED WITH")
+    for tampering in state.tampering:
+        ack = (
+            f"acknowledged by {printable(tampering.acknowledged_by, 80)}"
+            if tampering.acknowledged_by
+            else "NOT ACKNOWLEDGED"
+        )
+        print(f"#{tampering.seq} {describe_when(tampering.live, tampering.seen)} ({ack})")
+        for change in tampering.changes:
+            print(f"  - {describe_change(change)}")
+            for line in change.detail:
+                print(f"      {line}")
+        if tampering.problem:
+            print(f"  ! {printable(tampering.problem, 400)}")
+    pending = state.unacknowledged_tampering()
+    if pending:
+        print(
+            "approve waits until a person acknowledges it: "
+            f"corral review acknowledge {state.run_id} --through {pending[-1].seq}"
+        )
+
+
+def _acknowledge(args: argparse.Namespace, rundir: Any, state: Any) -> int:
+    from corral.core.review import ReviewRefused, acknowledge_tampering, reviewer_identity
+
+    pending = state.unacknowledged_tampering()
+    if not pending:
+        print(
+            "corral: nothing to acknowledge: no unacknowledged tampering in this run",
+            file=sys.stderr,
+        )
+        return 1
+    through = args.through
+    if through is None:
+        if not sys.stdin.isatty():
+            print(
+                "corral: without a terminal, pass --through SEQ (the last tampering report "
+                "you read, from `corral review show`)",
+                file=sys.stderr,
+            )
+            return 2
+        _print_tampering(state)
+        question = f"\nacknowledge these {len(pending)} tampering report(s)? [y/N] "
+        if input(question).strip().lower() not in ("y", "yes"):
+            print("nothing done")
+            return 1
+        through = pending[-1].seq
+    try:
+        print(acknowledge_tampering(rundir, reviewer_identity(), through))
+    except ReviewRefused as exc:
+        print(f"corral: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
+
+from corral.worktrees.git import run_git
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TOOLS_ENV = "DEMO_TOOLS"
@@ -22,7 +23,7 @@ def make_sample_repo(target: Path, sample: Path | None = None) -> Path:
         ["add", "-A"],
         [*identity, "commit", "-q", "-m", "sample service"],
     ):
-        subprocess.run(["git", "-C", str(target), *args], check=True, capture_output=True)
+        run_git(target, *args)
     return target
 
 

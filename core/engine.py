@@ -18,10 +18,12 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from corral.core import authority
 from corral.core import events as ev
 from corral.core.conflict_watch import ConflictWatch
 from corral.core.eventlog import EventWriter, LogFailed
 from corral.core.fencing import make_shared_dir, shared_dir
+from corral.core.integrity import IntegrityWatch
 from corral.core.lock_service import answer as answer_lock_request
 from corral.core.locks import LockManager
 from corral.core.plan import AgentSpec, Plan, topological_order
@@ -35,6 +37,7 @@ from corral.core.protocol import (
     LockReleaseRequest,
     LockRenewRequest,
     LockRequest,
+    OperatorRequest,
     PingRequest,
     PutRequest,
     Request,
@@ -67,6 +70,7 @@ def engine_info() -> ev.EngineInfo:
         start_time=process_start_time(pid) or time.time(),
         host=socket.gethostname(),
         user=getpass.getuser(),
+        inside=authority.enclosing_attempt(),
     )
 
 
@@ -95,6 +99,8 @@ class Engine:
             on_all_started=self._preload_once,
         )
         self.controls: dict[str, AttemptControl] = {}
+        self.owner = authority.enclosing_attempt()
+        """The attempt this engine runs inside, which may operate it (core/authority.py)."""
         self.preloaded = False
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.cancelled_by: dict[str, tuple[str, str]] = {}
@@ -120,6 +126,8 @@ class Engine:
             self.plan.run.conflict_interval,
             self.emit_many,
         )
+        self.integrity = IntegrityWatch(ctx.repo_top, ctx.rundir, self.emit_many, state)
+        self.listeners.append(self.integrity.observe)
 
     def _preload_once(self) -> None:
         """The first start burst is over: load the modules the end of the run needs (warmup)."""
@@ -182,6 +190,7 @@ class Engine:
                         reason=f"the engine stopped while this attempt ran{stopped}",
                     )
                 )
+        await self.integrity.resumed(self.state)
         await self.locks.restore(self.state, known_dead)
         for agent_id in redrive:
             await self.redrive(agent_id, by)
@@ -260,10 +269,10 @@ class Engine:
         succeeded = self.state.succeeded()
         required = self.state.required_successes
         passed = succeeded >= required
-        findings = None
         if passed:
             await merge_coding_work(self.state, self.ctx.rundir, self.plan, self.emit_many)
-            findings = await merge_audit_findings(self.state, self.ctx.rundir, self.emit_many)
+        # below min_success too: the findings that validated go into a partial report
+        findings = await merge_audit_findings(self.state, self.ctx.rundir, self.emit_many)
         await write_run_report(self.state, self.ctx.rundir, findings, self.emit)
         not_ok = [f"{a.id} {a.state}" for a in self.state.agents.values() if a.state != "succeeded"]
         reason = f"{succeeded} of {len(self.state.agents)} agents succeeded; {required} required"
@@ -364,6 +373,7 @@ class Engine:
             result = AttemptResult("failed", reason=f"corral could not run the attempt: {exc!r}")
         try:
             if self.failure is None:
+                await self.integrity.attempt_ended(self.state, spec.id, control.attempt)
                 await self.locks.end_attempt(spec.id, control.attempt)
                 await self.emit(
                     ev.AgentFinished(
@@ -493,6 +503,23 @@ class Engine:
                 if not self._is_running_attempt(request.agent, request.attempt, request.token):
                     return self._not_running(request.agent, request.attempt)
                 return await self._lock_request(request)
+
+    async def refuse_agents(self, request: OperatorRequest, peer: int | None) -> Response | None:
+        """RELIABILITY T1: an operator request sent from inside an attempt is refused and
+        logged as that attempt's; None lets a person's request through (control.serve)."""
+        run_id, live = self.ctx.run_id, authority.live_attempts(self.state)
+        tokens = {c.token: (run_id, c.agent, c.attempt) for c in self.controls.values()}
+        caller = await asyncio.to_thread(
+            authority.request_caller, request, peer, live, tokens, self.owner
+        )
+        if caller is None:
+            return None
+        action, target = authority.describe_request(request)
+        try:
+            await self.emit(authority.refusal_event(action, target, caller))
+        except LogFailed as exc:
+            self._log_failed(exc)
+        return Response(ok=False, code="denied", error=authority.refusal(action, caller))
 
     async def _lock_request(self, request: LockRequest) -> Response:
         if isinstance(request, LockAcquireRequest) and request.reason:

@@ -37,6 +37,9 @@ class EngineInfo(BaseModel):
     start_time: float
     host: str
     user: str
+    inside: str | None = None
+    """The attempt (`run/agent#n`) this engine was started inside, when an agent started it:
+    that attempt is the run's operator (core/authority.py)."""
 
 
 class AgentSummary(BaseModel):
@@ -337,6 +340,10 @@ class BranchLeftOut(EventBase):
     reason: str
     conflicts_with: list[str] = Field(default_factory=list)
     files: list[ConflictFile] = Field(default_factory=list)
+    """Where the branch conflicts with the integration branch."""
+    pair_files: dict[str, list[ConflictFile]] = Field(default_factory=dict)
+    """For each agent it conflicts with, the files the two alone conflict in (older logs lack
+    it: then `files` stands for every pair)."""
 
 
 class VerificationFinished(EventBase):
@@ -382,6 +389,85 @@ class ReportRejected(EventBase):
     log_head: str
 
 
+class OperatorActionRefused(EventBase):
+    """An operator action asked from inside an agent, refused (RELIABILITY T1).
+
+    Names the attempt that asked, which may belong to another run; never its token."""
+
+    type: Literal["operator_action_refused"] = "operator_action_refused"
+    action: str
+    """`approve`, `reject`, `kill`, `retry`, `lock break` or `gc`."""
+    target: str
+    """What it was aimed at: `agent victim`, `lock db`, `the report`."""
+    caller_run: str
+    caller_agent: str
+    caller_attempt: int | None = None
+    evidence: str
+    """How corral knew: the attempt's token, its process tree, or its variables."""
+
+
+# -- the shared repository's integrity (RELIABILITY T3) ----------------------------------------
+
+
+class IntegrityRecorded(EventBase):
+    """What agents must not touch in the shared repository, as corral saw it.
+
+    At run start: everything (`files` set). After an attempt ended: only `refs`, its branch,
+    which its siblings must leave alone from then on."""
+
+    type: Literal["integrity_recorded"] = "integrity_recorded"
+    refs: dict[str, str] = Field(default_factory=dict)
+    """Ref (or `HEAD`) -> what it held; added to what was recorded before."""
+    files: dict[str, str] | None = None
+    """Watched file of the shared git dir (`config`, `hooks/<name>`, `info/attributes`) ->
+    its stamp (sha256 and mode); None: unchanged since the last record."""
+    git_dir: str = ""
+    """The shared git dir the names are relative to."""
+    copies: str = ""
+    """Where the run keeps the files as they were, to restore them from."""
+
+
+RepoChangeKind = Literal["ref", "config", "hook", "attributes"]
+TamperingSeen = Literal["attempt_end", "resume", "approve"]
+"""When a change was found: as an attempt ended, when a resumed engine looked, before approval."""
+
+
+class RepoChange(BaseModel):
+    """One thing in the shared repository that changed although no agent may change it."""
+
+    kind: RepoChangeKind
+    name: str
+    """The ref (`refs/heads/main`, `HEAD`) or the file, relative to the git dir."""
+    old: str | None
+    """What was recorded (commit, or file stamp); None: it did not exist."""
+    new: str | None
+    """What was found; None: it is gone."""
+    restored: bool = False
+    """Put back as recorded (files only: refs are reported, never moved back)."""
+    kept: str | None = None
+    """Where the changed file was kept, in the run dir, before it was restored."""
+    detail: list[str] = Field(default_factory=list)
+    """What changed inside a file (lines added `+` and removed `-`), made printable."""
+
+
+class RepoTampered(EventBase):
+    type: Literal["repo_tampered"] = "repo_tampered"
+    live: list[str]
+    """Every attempt (`agent#n`) live since the previous check: one of them made the change.
+    Empty when none was (found before an approval, after the run)."""
+    seen: TamperingSeen
+    changes: list[RepoChange]
+    problem: str = ""
+    """What could not be checked or restored, and what to do about it."""
+
+
+class TamperingAcknowledged(EventBase):
+    type: Literal["tampering_acknowledged"] = "tampering_acknowledged"
+    by: str
+    through_seq: int
+    """Every `repo_tampered` up to this seq was shown to `by`; later ones still block approve."""
+
+
 Event = Annotated[
     RunStarted
     | EngineResumed
@@ -417,7 +503,11 @@ Event = Annotated[
     | FindingsRejected
     | ReportWritten
     | ReportApproved
-    | ReportRejected,
+    | ReportRejected
+    | OperatorActionRefused
+    | IntegrityRecorded
+    | RepoTampered
+    | TamperingAcknowledged,
     Field(discriminator="type"),
 ]
 EventAdapter: TypeAdapter[Event] = TypeAdapter(Event)

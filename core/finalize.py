@@ -1,8 +1,9 @@
 """After the agents: merge the coding work, verify it, merge the findings, write the report.
 
-Below `min_success` nothing is synthesised: no merge, no findings, and the report says which
-agents failed and why. Each step is an event before the next begins, and the whole step is
-safe to run again after a crash (the merge starts over from the snapshot).
+Below `min_success` nothing is merged, but the findings that validated are still merged and
+published in a partial report that says which agents failed and why. Each step is an event
+before the next begins, and the whole step is safe to run again after a crash (the merge starts
+over from the snapshot).
 """
 
 from __future__ import annotations

@@ -32,6 +32,8 @@ from pydantic import (
     model_validator,
 )
 
+from corral.core.inert import UNSAFE, visible
+
 Severity = Literal["critical", "high", "medium", "low", "info"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low", "info")
 """Most severe first."""
@@ -48,9 +50,6 @@ MAX_FILES = 32
 FINDINGS_FILE = "findings.json"
 SARIF_SUFFIXES = (".sarif", ".sarif.json")
 SCHEMA_VERSION = 1
-
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-"""C0 controls but tab and newline, DEL, C1 controls (CSI is \\x9b), bidi overrides."""
 
 
 def severity_rank(severity: Severity) -> int:
@@ -71,7 +70,7 @@ def _describe(char: str) -> str:
 def inert_text(value: str) -> str:
     """`value` if a terminal shows it as it is; CRLF line ends become LF."""
     value = value.replace("\r\n", "\n")
-    found = _UNSAFE.search(value)
+    found = UNSAFE.search(value)
     if found:
         raise ValueError(
             f"contains {_describe(found.group())} at character {found.start()}; "
@@ -169,8 +168,10 @@ class Problem:
     problem: str
 
     def __str__(self) -> str:
+        # the file name and a JSON key are the agent's: spelled out, so the reason is inert
+        # (T5) and still names the very file
         where = f"{self.file}: {self.field}" if self.field else self.file
-        return f"{where}: {self.problem}"
+        return visible(f"{where}: {self.problem}")
 
 
 class FindingsError(Exception):

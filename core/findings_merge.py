@@ -10,9 +10,12 @@ splitting one finding in two.
 
 A merged finding keeps every agent that reported it (`agreement` = how many distinct agents),
 and takes the highest severity reported. A severity conflict is recorded, for a person to
-settle, when one location (asset or file and line) gets different severities from different
-agents: either one finding reported at different severities, or agents whose most severe
-finding there differs.
+settle, when agents rate the same finding differently: one merged finding (one fingerprint)
+reported at different severities, or findings at one location that name the same weakness
+(the same CWE, or the same rule of the same tool: a rule id alone means different things in
+different tools) although their titles differ. Each agent's rating is the highest it gave the
+finding. Two different findings that share a location (radon's "too complex" and vulture's
+"unused method" on one line) are no conflict, whatever their severities.
 """
 
 from __future__ import annotations
@@ -70,15 +73,16 @@ class MergedFinding(BaseModel):
 
 
 class SeverityConflict(BaseModel):
-    """One location that agents rated differently."""
+    """One finding that agents rated differently."""
 
     model_config = ConfigDict(extra="forbid")
 
     location: str
     severities: dict[str, Severity]
-    """Agent -> the highest severity it gave at this location."""
+    """Agent -> the highest severity it gave this finding."""
     findings: list[str]
-    """Ids of the merged findings at this location."""
+    """Ids of the merged findings that are this one finding (one, or several naming one rule or
+    CWE at this location)."""
     reason: str
 
 
@@ -115,6 +119,19 @@ def _highest(severities: Iterable[Severity]) -> Severity:
     return min(severities, key=severity_rank)
 
 
+_CWE = re.compile(r"\bcwe[-_/ ]?(\d+)\b", re.IGNORECASE)
+
+
+def weakness(finding: Finding) -> str | None:
+    """What makes two differently titled findings at one place the same finding, if anything:
+    the CWE its rule names (`CWE-78`, `external/cwe/cwe-78`), else its rule within its tool."""
+    if not finding.rule:
+        return None
+    if match := _CWE.search(finding.rule):
+        return f"CWE-{int(match[1])}"
+    return f"rule {finding.rule} of {finding.tool}" if finding.tool else f"rule {finding.rule}"
+
+
 def merge_findings(contributions: Iterable[AgentFindings]) -> MergedFindings:
     """Deduplicate by fingerprint, count agreement, and list severity conflicts by location."""
     groups: dict[str, list[tuple[str, int, Finding]]] = {}
@@ -125,7 +142,13 @@ def merge_findings(contributions: Iterable[AgentFindings]) -> MergedFindings:
             groups.setdefault(fingerprint(finding), []).append((part.agent, part.attempt, finding))
     merged = [_merge_group(fp, group) for fp, group in groups.items()]
     merged.sort(key=lambda m: (severity_rank(m.severity), m.location, m.title, m.id))
-    return MergedFindings(findings=merged, conflicts=_conflicts(merged), agents=sorted(agents))
+    weaknesses = {
+        f"CF-{fp[:12]}": {w for _, _, f in group if (w := weakness(f)) is not None}
+        for fp, group in groups.items()
+    }
+    return MergedFindings(
+        findings=merged, conflicts=_conflicts(merged, weaknesses), agents=sorted(agents)
+    )
 
 
 def _merge_group(fp: str, group: list[tuple[str, int, Finding]]) -> MergedFinding:
@@ -155,36 +178,53 @@ def _merge_group(fp: str, group: list[tuple[str, int, Finding]]) -> MergedFindin
     )
 
 
-def _conflicts(merged: list[MergedFinding]) -> list[SeverityConflict]:
+def _same_findings(
+    findings: list[MergedFinding], weaknesses: dict[str, set[str]]
+) -> list[tuple[list[MergedFinding], set[str]]]:
+    """The findings at one location grouped into the same finding: linked by a shared weakness
+    (transitively), each group with the weaknesses that link it."""
+    groups: list[tuple[list[MergedFinding], set[str]]] = []
+    for finding in findings:
+        named = set(weaknesses.get(finding.id, set()))
+        members = [finding]
+        for group in [g for g in groups if g[1] & named]:
+            groups.remove(group)
+            members += group[0]
+            named |= group[1]
+        groups.append((members, named))
+    return groups
+
+
+def _conflicts(
+    merged: list[MergedFinding], weaknesses: dict[str, set[str]]
+) -> list[SeverityConflict]:
     by_location: dict[str, list[MergedFinding]] = {}
     for finding in merged:
         by_location.setdefault(finding.location, []).append(finding)
     conflicts = []
     for location in sorted(by_location):
-        findings = by_location[location]
-        highest: dict[str, Severity] = {}
-        split: list[str] = []
-        for finding in findings:
-            per_agent: dict[str, Severity] = {}
-            for report in finding.reported:
-                known = per_agent.get(report.agent)
-                per_agent[report.agent] = _highest([report.severity, known or report.severity])
-                seen = highest.get(report.agent)
-                highest[report.agent] = _highest([report.severity, seen or report.severity])
-            if len(per_agent) > 1 and len(set(per_agent.values())) > 1:
-                split.append(finding.id)
-        if len(highest) < 2 or (len(set(highest.values())) == 1 and not split):
-            continue
-        if split:
-            reason = f"agents gave {', '.join(split)} different severities"
-        else:
-            reason = "agents rated this location differently"
-        conflicts.append(
-            SeverityConflict(
-                location=location,
-                severities=dict(sorted(highest.items())),
-                findings=sorted(f.id for f in findings),
-                reason=reason,
+        for members, named in _same_findings(by_location[location], weaknesses):
+            rated: dict[str, Severity] = {}
+            for report in (r for finding in members for r in finding.reported):
+                known = rated.get(report.agent, report.severity)
+                rated[report.agent] = _highest([report.severity, known])
+            if len(set(rated.values())) < 2:
+                continue  # one agent, or agents that agree
+            ids = sorted(finding.id for finding in members)
+            if len(ids) == 1:
+                reason = f"agents gave {ids[0]} different severities"
+            else:
+                reason = (
+                    f"agents rated {', '.join(ids)} differently, findings of one "
+                    f"{' / '.join(sorted(named))}"
+                )
+            conflicts.append(
+                SeverityConflict(
+                    location=location,
+                    severities=dict(sorted(rated.items())),
+                    findings=ids,
+                    reason=reason,
+                )
             )
-        )
+    conflicts.sort(key=lambda c: (c.location, c.findings))
     return conflicts

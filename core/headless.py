@@ -1,4 +1,8 @@
-"""What `corral run` shows without the console: a live table on a terminal, plain lines elsewhere."""
+"""What `corral run` shows without the console: a live table on a terminal, plain lines elsewhere.
+
+Every string an agent or a plan wrote (messages, reasons, names, commands) is printed through
+`core.inert` (T5), so the table, the event lines and the summary cannot drive the terminal.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from rich.text import Text
 
 from corral.core import events as ev
 from corral.core.durations import format_duration
+from corral.core.inert import inert
 from corral.core.state import AgentState, RunState
 
 if TYPE_CHECKING:
@@ -79,7 +84,7 @@ def agent_rows(state: RunState, now: float) -> list[list[Text]]:
                 Text(f"{glyph} {agent.state}", style=style),
                 Text(str(agent.attempt or "")),
                 heartbeat_cell(agent, now),
-                Text(detail),
+                Text(inert(detail)),
                 Text(elapsed),
             ]
         )
@@ -113,7 +118,9 @@ def plain_table(state: RunState, now: float) -> str:
 
 def counts_line(state: RunState) -> Text:
     parts = [f"{count} {name}" for name, count in sorted(state.counts().items())]
-    return Text(f"run {state.run_id} · {state.snapshot[:10]} · " + ", ".join(parts), style="bold")
+    return Text(
+        inert(f"run {state.run_id} · {state.snapshot[:10]} · " + ", ".join(parts)), style="bold"
+    )
 
 
 class HeadlessView:
@@ -146,10 +153,13 @@ class HeadlessView:
     def _print_event(self, event: ev.Event) -> None:
         if self.gone:
             return
-        line = describe_event(event)
+        line = inert(describe_event(event))
         if line:
             stamp = time.strftime("%H:%M:%S", time.localtime(event.ts))
-            self.console.print(f"{stamp} {line}", markup=False, highlight=False)
+            try:
+                self.console.print(f"{stamp} {line}", markup=False, highlight=False)
+            except (BrokenPipeError, SystemExit):  # rich exits 1 on a broken pipe
+                self.gone = True  # the reader left (`| head`): the run goes on, unprinted
 
     def hangup(self) -> None:
         """The terminal went away (SSH dropped): keep running, stop drawing."""
@@ -205,6 +215,16 @@ def describe_event(event: ev.Event) -> str:
             return f"verification {verdict}: {' '.join(event.command)}"
         case ev.RunFinished():
             return f"run {event.verdict}: {event.reason}"
+        case ev.OperatorActionRefused():
+            who = f"agent {event.caller_agent or '?'}#{event.caller_attempt or '?'}"
+            who += f" of run {event.caller_run}" if event.caller_run else ""
+            return f"refused {event.action} of {event.target} asked from inside {who}"
+        case ev.RepoTampered():
+            from corral.core.integrity import describe_tampering
+
+            return f"REPOSITORY TAMPERED {describe_tampering(event)}"
+        case ev.TamperingAcknowledged():
+            return f"tampering up to #{event.through_seq} acknowledged by {event.by}"
         case _:
             return ""
 
@@ -219,22 +239,51 @@ def print_summary(console: Console, state: RunState, message: str) -> None:
         console.print(plain_table(state, now), markup=False, highlight=False, soft_wrap=True)
     if message:
         style = "green" if state.verdict == "passed" else "red"
-        console.print(Text(message, style=style))
+        console.print(Text(inert(message), style=style))
     if state.report is not None:
         report = state.report
         merged = len(state.merge.merged)
         left_out = len(state.merge.left_out)
         console.print(
-            f"report: {report.path} ({report.findings} finding(s), {report.conflicts} conflict(s), "
-            f"{merged} branch(es) merged, {left_out} left out)",
+            inert(
+                f"report: {report.path} ({report.findings} finding(s), "
+                f"{report.conflicts} conflict(s), {merged} branch(es) merged, {left_out} left out)"
+            ),
             markup=False,
             highlight=False,
             soft_wrap=True,  # a path cut in two cannot be copied
         )
         if state.merge.verification is not None:
             outcome = "passed" if state.merge.verification.passed else "FAILED"
-            console.print(f"verification {outcome}: {' '.join(state.merge.verification.command)}")
+            command = inert(" ".join(state.merge.verification.command))
+            console.print(f"verification {outcome}: {command}", markup=False, highlight=False)
         if state.review is None and report.synthesized:
             console.print(
                 f"review it: corral review show {state.run_id}", markup=False, highlight=False
             )
+    print_tampering(console, state)
+
+
+def print_tampering(console: Console, state: RunState) -> None:
+    """Each report of tampering with the shared repository, and whether a person has seen it."""
+    from corral.core.integrity import describe_tampering, printable
+
+    for tampering in state.tampering:
+        seen = (
+            f"acknowledged by {printable(tampering.acknowledged_by, 80)}"
+            if tampering.acknowledged_by
+            else "approve waits until a person acknowledges it"
+        )
+        console.print(
+            Text(f"REPOSITORY TAMPERED (#{tampering.seq}) {describe_tampering(tampering)}; {seen}"),
+            style="red bold" if tampering.acknowledged_by is None else "yellow",
+            soft_wrap=True,
+        )
+    if state.unacknowledged_tampering():
+        console.print(
+            f"read it: corral review show {state.run_id}; then: corral review acknowledge "
+            f"{state.run_id}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )

@@ -59,6 +59,9 @@ def integration_events(result: IntegrationResult) -> list[ev.BranchMerged | ev.B
                     reason=left.reason,
                     conflicts_with=list(left.conflicts_with),
                     files=conflict_files(left.files),
+                    pair_files={
+                        other: conflict_files(files) for other, files in left.pair_files.items()
+                    },
                 ),
             )
         )

@@ -7,12 +7,14 @@ fixes a plan in one pass instead of one error per attempt.
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -22,12 +24,23 @@ from pydantic import (
     field_validator,
 )
 
-from corral.core.durations import parse_duration
+from corral.core.durations import parse_duration, positive_duration
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+"""Finite seconds, 0 to durations.MAX_DURATION."""
+PositiveDuration = Annotated[float, BeforeValidator(positive_duration)]
+"""A limit a zero would end at once: more than 0, finite, at most durations.MAX_DURATION."""
 AGENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
 AgentId = Annotated[str, StringConstraints(pattern=AGENT_ID_PATTERN)]
-Command = Annotated[list[str], Field(min_length=1)]
+
+
+def _exec_argument(value: str) -> str:
+    if "\0" in value:
+        raise ValueError(f"{value!r} holds a NUL byte, which exec cannot pass to a program")
+    return value
+
+
+Command = Annotated[list[Annotated[str, AfterValidator(_exec_argument)]], Field(min_length=1)]
 RESERVED_IDS = frozenset({"integration"})
 LOCK_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
 """A lock names a shared resource: letters, digits and `._:-`, at most 100 characters."""
@@ -38,8 +51,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _relative_path(value: str) -> str:
+def _relative_path(value: object) -> str:
     """Files copied into a workspace must stay inside it."""
+    if not isinstance(value, str):
+        raise ValueError(f'{value!r} is not a path; write it as a string, e.g. ".env"')
     path = Path(value)
     if path.is_absolute() or ".." in path.parts or not value.strip():
         raise ValueError(f"{value!r} must be a path relative to the repository, without '..'")
@@ -89,11 +104,11 @@ class AgentDefaults(_Strict):
 
     kind: Literal["coding", "audit"] = "coding"
     """`coding` agents change code (their branch is merged); `audit` agents report findings."""
-    timeout: Duration = 3600.0
+    timeout: PositiveDuration = 3600.0
     """Total wall time of one attempt, setup included."""
-    heartbeat_timeout: Duration = 300.0
+    heartbeat_timeout: PositiveDuration = 300.0
     """Silence (no heartbeat, no output, no CPU) after which an attempt is hung and killed."""
-    start_timeout: Duration = 600.0
+    start_timeout: PositiveDuration = 600.0
     """Time allowed for the workspace and the `setup` commands before the agent starts."""
     retries: int = Field(default=0, ge=0, le=50)
     """Further attempts after a failed one (so `retries = 2` means up to three attempts)."""
@@ -110,6 +125,20 @@ class AgentDefaults(_Strict):
     """Shared resources (e.g. `["db", "port-8080"]`) the engine acquires before the agent starts
     and releases when the attempt ends. Every agent's set is taken in one global (sorted) order,
     so two agents can never deadlock on them."""
+
+    @field_validator("env")
+    @classmethod
+    def _env_exec_can_take(cls, value: dict[str, EnvValue]) -> dict[str, EnvValue]:
+        """The operating system cannot pass a name with `=` or NUL, or a value with NUL."""
+        for key, item in value.items():
+            if not key or "=" in key or "\0" in key:
+                raise ValueError(
+                    f"{key!r} cannot be an environment variable name (empty, or holds '=' or "
+                    "NUL); use letters, digits and '_'"
+                )
+            if isinstance(item, str) and "\0" in item:
+                raise ValueError(f"the value of {key!r} holds a NUL byte, which exec cannot pass")
+        return value
 
     @field_validator("locks")
     @classmethod
@@ -171,9 +200,9 @@ class RunSettings(_Strict):
     """Whoever started the run may not approve its report."""
     verify: list[str] | None = None
     """A command (the project's tests) run on the integration result, e.g. `["pytest", "-q"]`."""
-    verify_timeout: Duration = 1800.0
+    verify_timeout: PositiveDuration = 1800.0
     """Longest the `verify` command may run."""
-    conflict_interval: Duration = 3.0
+    conflict_interval: PositiveDuration = 3.0
     """How often running coding agents' work is checked for conflicts with each other."""
 
     @field_validator("min_success")
@@ -265,8 +294,15 @@ def load_plan(path: Path) -> Plan:
         raise PlanError(
             source, [PlanProblem(where=source, message=exc.strerror or str(exc))]
         ) from None
+    too_deep = PlanProblem(
+        where=source,
+        message="nests arrays or tables too deeply to be read; a plan needs a few levels at most",
+    )
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        if _DEEP_KEY.search(text):
+            raise PlanError(source, [too_deep])  # before the reader: it is quadratic in this
+        data = tomllib.loads(text)
     except UnicodeDecodeError:
         problem = PlanProblem(where=source, message="is not UTF-8 text; save it as UTF-8")
         raise PlanError(source, [problem]) from None
@@ -275,7 +311,17 @@ def load_plan(path: Path) -> Plan:
             where=source, message=f"is not valid TOML ({exc}); fix the syntax there"
         )
         raise PlanError(source, [problem]) from None
+    except RecursionError:  # the reader recurses once per nested array or inline table
+        raise PlanError(source, [too_deep]) from None
     return parse_plan(data, source)
+
+
+MAX_KEY_DEPTH = 64
+_KEY_PART = r"""(?:[A-Za-z0-9_-]++|"[^"\n]*+"|'[^'\n]*+')[ \t]*+\.[ \t]*+"""
+_DEEP_KEY = re.compile(rf"""(?<![\w"'-])(?:{_KEY_PART}){{{MAX_KEY_DEPTH}}}""")
+"""A dotted key of more than MAX_KEY_DEPTH parts (`a.a.a...`): tomllib takes time and memory
+quadratic in its depth (1.5 GB for 20,000 parts). Possessive, and anchored at the start of a
+part, so that the search stays linear in the plan's length."""
 
 
 def _apply_defaults(data: dict[str, Any]) -> dict[str, Any]:

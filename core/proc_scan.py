@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 PROC = "/proc"
@@ -365,3 +366,45 @@ class CpuSampler:
         if all(s.zombie for s in members):
             return None
         return sum(s.cpu_ticks for s in members) / CLOCK_TICKS
+
+
+def in_tree(table: Mapping[int, ProcStat], pid: int, start_time: float, candidate: int) -> bool:
+    """Whether process `candidate` belongs to the agent started as `pid` at `start_time`.
+
+    The membership rule of `tree_in`, asked about one process by walking up its parent chain:
+    it, or a process it descends from, is in the agent's session or process group and started
+    no earlier than the agent. Unlike `tree_in` the candidate may be the caller itself (or an
+    ancestor of it), which is how a command learns that it runs inside an agent.
+    """
+    leader = table.get(pid)
+    if pid <= 1 or (leader is not None and not same_start(leader.start_time, start_time)):
+        return False  # a reused pid: the agent's session is gone (see tree_in)
+    earliest = start_time - START_TIME_TOLERANCE
+    seen: set[int] = set()
+    stat = table.get(candidate)
+    while stat is not None and stat.pid > 1 and stat.pid not in seen:
+        seen.add(stat.pid)
+        if (stat.session == pid or stat.pgrp == pid) and stat.start_time >= earliest:
+            return True
+        stat = table.get(stat.ppid)
+    return False
+
+
+def environ_of(pid: int, names: Iterable[str]) -> dict[str, str] | None:
+    """The variables `names` (those set) of process `pid`'s environment as it was started.
+
+    /proc/<pid>/environ keeps what the process was given at exec, whatever it changed since.
+    None when it cannot be read: the process is gone, or belongs to another user.
+    """
+    try:
+        with open(f"{PROC}/{pid}/environ", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    wanted = {os.fsencode(name): name for name in names}
+    found: dict[str, str] = {}
+    for entry in data.split(b"\0"):
+        key, sep, value = entry.partition(b"=")
+        if sep and key in wanted:
+            found[wanted[key]] = value.decode("utf-8", "replace")
+    return found

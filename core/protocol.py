@@ -49,7 +49,15 @@ class StatusRequest(_Request):
     op: Literal["status"] = "status"
 
 
-class KillRequest(_Request):
+class _OperatorRequest(_Request):
+    """A request only a person may make (RELIABILITY T1); the engine checks who sent it."""
+
+    token: str | None = Field(default=None, max_length=128)
+    """Sent only by a client that knows it runs inside an agent (its CORRAL_AGENT_TOKEN), so
+    that the engine records the refusal as that attempt's. A request with a token is refused."""
+
+
+class KillRequest(_OperatorRequest):
     """A person stops an agent; it ends `cancelled` and is not retried."""
 
     op: Literal["kill"] = "kill"
@@ -58,7 +66,7 @@ class KillRequest(_Request):
     reason: str = Field(default="", max_length=500)
 
 
-class RetryRequest(_Request):
+class RetryRequest(_OperatorRequest):
     """A person asks for another attempt of an agent that has ended."""
 
     op: Literal["retry"] = "retry"
@@ -109,7 +117,7 @@ class LockListRequest(_Request):
     op: Literal["lock_list"] = "lock_list"
 
 
-class LockBreakRequest(_Request):
+class LockBreakRequest(_OperatorRequest):
     """A person takes a lease away from its holder (recorded with who and why)."""
 
     op: Literal["lock_break"] = "lock_break"
@@ -140,6 +148,9 @@ LockRequest = (
     | LockBreakRequest
     | PutRequest
 )
+
+OperatorRequest = KillRequest | RetryRequest | LockBreakRequest
+"""What the engine answers only when a person asks (core/authority.py decides who asks)."""
 
 Request = Annotated[
     PingRequest

@@ -3,7 +3,8 @@
 RELIABILITY (untrusted input): secrets never enter events, logs or reports, and known secret
 values are redacted from captured output. "Known" means: the values of the agent's environment
 variables whose names say they are secrets (`ANTHROPIC_API_KEY`, `GITHUB_TOKEN`,
-`AWS_SECRET_ACCESS_KEY`, `PGPASSWORD`, ...), every variable the plan takes `from_env`, and the
+`AWS_SECRET_ACCESS_KEY`, `PGPASSWORD`, ...) or whose value is a URL with a password in it
+(`postgres://app:pw@db/app`), every variable the plan takes `from_env`, and the
 attempt's own control-socket token. Each occurrence becomes `[redacted NAME]`.
 
 Agents write `output.log` themselves (so they outlive an engine crash), so the log is redacted
@@ -33,9 +34,18 @@ MIN_LENGTH = 8
 CHUNK = 1 << 20
 
 
+CREDENTIAL_URL = re.compile(r"://[^/\s:@]*:[^/\s@]+@")
+"""`scheme://user:password@host`: a value that carries its own password, whatever its name."""
+
+
 def is_secret_name(name: str) -> bool:
     upper = name.upper()
     return bool(SECRET_WORDS.intersection(upper.split("_"))) or upper.endswith(SECRET_SUFFIXES)
+
+
+def is_secret(name: str, value: str) -> bool:
+    """Whether variable `name` holds a secret: by its name, or by a password in its URL value."""
+    return is_secret_name(name) or CREDENTIAL_URL.search(value) is not None
 
 
 class Redactor:
@@ -59,7 +69,7 @@ class Redactor:
     def for_environment(cls, env: Mapping[str, str], also: Iterable[str] = ()) -> Redactor:
         """The secrets of an agent's environment: secret-looking names plus the `also` names."""
         wanted = set(also)
-        return cls({k: v for k, v in env.items() if k in wanted or is_secret_name(k)})
+        return cls({k: v for k, v in env.items() if k in wanted or is_secret(k, v)})
 
     def __bool__(self) -> bool:
         return self._pattern is not None

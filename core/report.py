@@ -6,8 +6,10 @@ their attempts, conflicts, merged and left-out branches (from `branch_merged` /
 the same state and findings always give the same report and the same sha256.
 
 Partial failure: an agent counts as succeeded when its state is `succeeded` and its output was
-not rejected. Below `min_success` (the run's `required_successes`) nothing is synthesised: no
-findings, no merged branches, and the verdict lists which agents failed and why.
+not rejected. Below `min_success` (the run's `required_successes`) nothing is merged and nothing
+can be approved, but the findings that validated are still published: the report is `partial`,
+says why (`partial_reason`, from the verdict's failed agents), and its verdict is not met. A
+finding never comes from a rejected output, above or below `min_success`.
 """
 
 from __future__ import annotations
@@ -133,6 +135,18 @@ class RejectedOutput(_Model):
     reason: str
 
 
+class Tampering(_Model):
+    """A change to the shared repository that no agent may make (RELIABILITY T3)."""
+
+    seq: int
+    """The `repo_tampered` event; approve waits until a person acknowledges it."""
+    live: list[str]
+    """The attempts (`agent#n`) live when it changed: one of them made it."""
+    seen: ev.TamperingSeen
+    changes: list[ev.RepoChange]
+    problem: str = ""
+
+
 class Report(_Model):
     """Published as `report.json`; `report.md` and `report.sarif` are renderings of it."""
 
@@ -147,7 +161,12 @@ class Report(_Model):
     log_seq: int
     """The last event the report reflects."""
     synthesized: bool
-    """False below min_success: nothing merged, no findings."""
+    """True exactly when min_success was met: the coding work was merged and the report can be
+    approved. False below it: nothing merged, and the findings (if any) are partial."""
+    partial: bool = False
+    """Below min_success: the findings are only those of the agents that succeeded."""
+    partial_reason: str = ""
+    """Why the report is partial (the unmet min_success and the failed agents); empty otherwise."""
     verdict: Verdict
     agents: list[ReportAgent]
     summary: Summary
@@ -160,6 +179,7 @@ class Report(_Model):
     left_out: list[LeftOutBranch] = Field(default_factory=list)
     verification: VerificationResult | None = None
     validation_errors: list[RejectedOutput] = Field(default_factory=list)
+    tampering: list[Tampering] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> Report:
@@ -176,14 +196,14 @@ def _check(report: Report) -> list[str]:
             f"summary {report.summary} does not count the {len(report.findings)} findings"
         )
     agents = {agent.id for agent in report.agents}
-    rejected = {error.agent for error in report.validation_errors}
+    rejected = {(error.agent, error.attempt) for error in report.validation_errors}
     ids = [finding.id for finding in report.findings]
     if len(set(ids)) != len(ids):
         problems.append("two findings share an id")
     for finding in report.findings:
         if unknown := set(finding.agents) - agents:
             problems.append(f"finding {finding.id} names unknown agents {sorted(unknown)}")
-        if set(finding.agents) & rejected:
+        if {(r.agent, r.attempt) for r in finding.reported} & rejected:
             problems.append(f"finding {finding.id} comes from a rejected output")
         if finding.agreement != len(finding.agents) or not finding.agents:
             problems.append(f"finding {finding.id} counts {finding.agreement} agents")
@@ -206,16 +226,21 @@ def _check(report: Report) -> list[str]:
         problems.append(f"branches of unknown agents {sorted(unknown)}")
     if len(set(branch_agents)) != len(branch_agents):
         problems.append("an agent's branch is listed twice")
-    if unknown := rejected - agents:
+    if unknown := {agent for agent, _ in rejected} - agents:
         problems.append(f"validation errors of unknown agents {sorted(unknown)}")
+    for tampering in report.tampering:
+        if unknown := {name.rsplit("#", 1)[0] for name in tampering.live} - agents:
+            problems.append(f"tampering #{tampering.seq} names unknown agents {sorted(unknown)}")
     if report.verdict.succeeded != sum(agent.succeeded for agent in report.agents):
         problems.append("the verdict's success count does not match the agents")
     if report.verdict.met != (report.verdict.succeeded >= report.verdict.min_success):
         problems.append("the verdict contradicts its counts")
     if report.synthesized != report.verdict.met:
         problems.append("synthesis must happen exactly when min_success is met")
-    if not report.synthesized and (report.findings or report.merged or report.integration_commit):
-        problems.append("a report below min_success must not carry findings or merges")
+    if report.partial == report.synthesized or bool(report.partial_reason) != report.partial:
+        problems.append("a report is partial, with a reason, exactly when min_success is not met")
+    if not report.synthesized and (report.merged or report.integration_commit):
+        problems.append("a report below min_success must not carry merges")
     if report.merged and report.integration_commit != report.merged[-1].commit:
         problems.append("the integration commit is not the last merge's")
     return problems
@@ -263,9 +288,29 @@ def _failure_reason(agent: ReportAgent) -> str:
     return reason or f"ended {agent.state}"
 
 
+def _partial_reason(verdict: Verdict) -> str:
+    """Why a report below min_success holds only some agents' findings; empty when met."""
+    if verdict.met:
+        return ""
+    failed = "; ".join(f"{f.agent}: {f.reason}" for f in verdict.failed)
+    return (
+        f"min_success {verdict.min_success} not met ({verdict.succeeded} succeeded): "
+        f"only the findings of the agents that succeeded are kept, nothing was merged"
+        + (f"; failed: {failed}" if failed else "")
+    )
+
+
+def _rejection(state: RunState, agent: AgentState) -> str | None:
+    """Why the output of the agent's latest attempt was refused; None when it was not."""
+    latest = agent.current.number if agent.current is not None else 0
+    if state.rejected_attempts.get(agent.id, latest) != latest:
+        return None  # an earlier attempt's output was refused; a later one's validated
+    return state.rejected_findings.get(agent.id)
+
+
 def build_report(state: RunState, findings: MergedFindings | None = None) -> Report:
     """The report of `state` (folded after the merge, verification and rejection events)."""
-    agents = [_agent(a, state.rejected_findings.get(a.id)) for a in state.agents.values()]
+    agents = [_agent(a, _rejection(state, a)) for a in state.agents.values()]
     agents.sort(key=lambda agent: agent.id)
     succeeded = sum(agent.succeeded for agent in agents)
     met = succeeded >= state.required_successes
@@ -279,8 +324,7 @@ def build_report(state: RunState, findings: MergedFindings | None = None) -> Rep
             if not a.succeeded
         ],
     )
-    attempts = {agent.id: agent.attempt for agent in state.agents.values()}
-    merged_findings = findings.findings if (met and findings) else []
+    merged_findings = findings.findings if findings else []
     merged = [
         MergedBranch(agent=m.agent, attempt=m.attempt, branch=m.branch, commit=m.commit)
         for m in state.merge.merged
@@ -305,11 +349,13 @@ def build_report(state: RunState, findings: MergedFindings | None = None) -> Rep
         snapshot=state.snapshot,
         log_seq=state.last_seq,
         synthesized=met,
+        partial=not met,
+        partial_reason=_partial_reason(verdict),
         verdict=verdict,
         agents=agents,
         summary=Summary.of(merged_findings),
         findings=merged_findings,
-        finding_conflicts=findings.conflicts if (met and findings) else [],
+        finding_conflicts=findings.conflicts if findings else [],
         merge_conflicts=[
             MergeConflict(
                 key=c.key,
@@ -332,8 +378,18 @@ def build_report(state: RunState, findings: MergedFindings | None = None) -> Rep
             else None
         ),
         validation_errors=[
-            RejectedOutput(agent=agent, attempt=attempts.get(agent, 0), reason=reason)
+            RejectedOutput(agent=agent, attempt=state.rejected_attempts[agent], reason=reason)
             for agent, reason in sorted(state.rejected_findings.items())
+        ],
+        tampering=[
+            Tampering(
+                seq=t.seq,
+                live=list(t.live),
+                seen=t.seen,
+                changes=list(t.changes),
+                problem=t.problem,
+            )
+            for t in state.tampering
         ],
     )
 

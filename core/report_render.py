@@ -2,8 +2,9 @@
 
 Each file is written whole or not at all (`atomic.write_atomic`: temp file, fsync, rename, fsync
 the directory; RELIABILITY M3); `report.json` goes last, and its sha256 is what the log records
-and a reviewer approves. Agent text reaching Markdown is escaped so it cannot add links, HTML or
-structure.
+and a reviewer approves. Agent text reaching Markdown is made inert (`core.inert`: no escape or
+control reaches whoever prints the file, T5) and escaped so it cannot add links, HTML or
+structure; `report.json` spells the C1 and bidirectional controls as `\\uXXXX` (`inert_json`).
 
 SARIF: one run whose driver is corral, since the findings are already merged across tools. Each
 merged finding is one rule and one result; the agents are a taxonomy (`corral-agents`) that each
@@ -22,6 +23,8 @@ from typing import Any
 
 from corral.core.atomic import write_atomic
 from corral.core.findings_merge import MergedFinding
+from corral.core.inert import inert, inert_json
+from corral.core.integrity import describe_change, describe_when, printable
 from corral.core.report import Report
 
 REPORT_JSON = "report.json"
@@ -43,12 +46,13 @@ _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
 
 def md(text: str) -> str:
     """Agent text as inert Markdown: special characters escaped, one line."""
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(inert(text).split()))
 
 
 def md_block(text: str) -> str:
     """Agent text as inert Markdown paragraphs (line breaks kept)."""
-    return "\n".join(md(line) + "  " if line.strip() else "" for line in text.splitlines()).strip()
+    lines = inert(text, lines=True).splitlines()
+    return "\n".join(md(line) + "  " if line.strip() else "" for line in lines).strip()
 
 
 def _where(finding: MergedFinding) -> str:
@@ -61,14 +65,21 @@ def render_markdown(report: Report) -> str:
     out: list[str] = [f"# corral report: {md(report.name or report.run_id)}", ""]
     out.append(f"- run `{report.run_id}` on `{md(report.base_ref)}` at `{report.snapshot[:12]}`")
     verdict = report.verdict
-    status = "met" if verdict.met else "NOT met: nothing was merged or synthesised"
+    status = "met" if verdict.met else "NOT met: the verdict is failed and nothing was merged"
     out.append(f"- min_success {verdict.min_success}, succeeded {verdict.succeeded}: {status}")
+    if report.partial:
+        out.append(f"- **PARTIAL report**: {md(report.partial_reason)}")
     summary = report.summary
     out.append(
         f"- findings: {summary.total} (critical {summary.critical}, high {summary.high}, "
         f"medium {summary.medium}, low {summary.low}, info {summary.info}); severity conflicts: "
         f"{len(report.finding_conflicts)}; merge conflicts: {len(report.merge_conflicts)}"
     )
+    if report.tampering:
+        out.append(
+            f"- **THE SHARED REPOSITORY WAS TAMPERED WITH** ({len(report.tampering)} report(s), "
+            "below): approve waits until a person acknowledges it"
+        )
     out += [
         "",
         "## Agents",
@@ -92,6 +103,7 @@ def render_markdown(report: Report) -> str:
             f"- **{md(e.agent)}** attempt {e.attempt}: {md(e.reason)}"
             for e in report.validation_errors
         ]
+    out += _tampering_markdown(report)
     if report.merged or report.left_out:
         out += ["", "## Merge", ""]
         if report.integration_commit:
@@ -147,6 +159,25 @@ def render_markdown(report: Report) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def _tampering_markdown(report: Report) -> list[str]:
+    if not report.tampering:
+        return []
+    out = ["", "## Shared repository tampered with", ""]
+    out.append(
+        "Config, hooks and attributes were restored (the changed versions are kept in the run "
+        "directory); refs are left as found."
+    )
+    for tampering in report.tampering:
+        when = describe_when(tampering.live, tampering.seen)
+        out += ["", f"- #{tampering.seq} {md(when)}"]
+        for change in tampering.changes:
+            out.append(f"  - {md(describe_change(change))}")
+            out += [f"    - {md(printable(line))}" for line in change.detail]
+        if tampering.problem:
+            out.append(f"  - problem: {md(printable(tampering.problem, 400))}")
+    return out
+
+
 def _sarif_location(finding: MergedFinding) -> dict[str, Any]:
     if finding.file is not None:
         physical: dict[str, Any] = {
@@ -156,6 +187,15 @@ def _sarif_location(finding: MergedFinding) -> dict[str, Any]:
             physical["region"] = {"startLine": finding.line}
         return {"physicalLocation": physical}
     return {"logicalLocations": [{"name": finding.asset or "?", "kind": "resource"}]}
+
+
+def _sarif_invocation(report: Report) -> dict[str, Any]:
+    invocation: dict[str, Any] = {"executionSuccessful": report.verdict.met}
+    if report.partial:
+        invocation["toolExecutionNotifications"] = [
+            {"level": "error", "message": {"text": "partial report: " + report.partial_reason}}
+        ]
+    return invocation
 
 
 def render_sarif(report: Report) -> dict[str, Any]:
@@ -215,9 +255,13 @@ def render_sarif(report: Report) -> dict[str, Any]:
             {"repositoryUri": "file:///" + report.repo.lstrip("/"), "revisionId": report.snapshot}
         ],
         "results": results,
+        # a partial report is a run that did not succeed, whose results are still worth reading
+        "invocations": [_sarif_invocation(report)],
         "properties": {
             "run_id": report.run_id,
             "synthesized": report.synthesized,
+            "partial": report.partial,
+            "partial_reason": report.partial_reason,
             "severity_conflicts": [c.model_dump() for c in report.finding_conflicts],
         },
     }
@@ -225,7 +269,7 @@ def render_sarif(report: Report) -> dict[str, Any]:
 
 
 def report_json(report: Report) -> bytes:
-    return (report.model_dump_json(indent=2) + "\n").encode()
+    return (inert_json(report.model_dump_json(indent=2)) + "\n").encode()
 
 
 def _drop_stale_temps(directory: Path) -> None:

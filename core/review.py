@@ -3,6 +3,13 @@
 A decision is written by whoever holds the run's engine lock, so the log keeps one writer;
 it names the reviewer, the report's sha256 and the log head (RELIABILITY M4, E7), and it is
 durable before anyone is told it happened. `corral review` and the console both come here.
+
+Approving a coding run lands its integration commit on the base through `worktrees.land`: in an
+approval merge (the integration tree as it is; trailers name the reviewer, the run, the report's
+sha256 and the log head, so the history itself says who approved), moved by compare-and-swap
+from the run's snapshot, with every checkout of the base updated as `git merge --ff-only` would.
+If the decision cannot be logged, the landing is taken back; if corral was stopped after the
+base moved but before the decision was logged, approving again as the same reviewer finishes it.
 """
 
 from __future__ import annotations
@@ -16,16 +23,26 @@ from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import filelock
 
 from corral.core import events as ev
+from corral.core.authority import refuse_operator
 from corral.core.eventlog import EventWriter
+from corral.core.integrity import recheck_before_approve
 from corral.core.plan import PlanError, load_plan
 from corral.core.rundir import RunDir
 from corral.core.state import RunState, fold
+from corral.worktrees.errors import GitError
 from corral.worktrees.git import run_git_result
+from corral.worktrees.land import (
+    Landing,
+    approval_merge,
+    land,
+    parents_and_trailers,
+    undo_landing,
+)
 
 
 class ReviewRefused(Exception):
@@ -134,12 +151,65 @@ def _check_reviewable(state: RunState, rundir: RunDir, shown_sha256: str) -> str
     return digest
 
 
-def _land(state: RunState) -> str | None:
-    """Move the base branch to the integration result, only if it has not moved (CAS)."""
+def _base_ref(state: RunState) -> str:
+    return state.base_ref if state.base_ref.startswith("refs/") else f"refs/heads/{state.base_ref}"
+
+
+def _one_line(text: str) -> str:
+    """`text` with control characters and line breaks as single spaces: a trailer cannot be forged."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+
+
+def _approval_trailers(state: RunState, by: str, digest: str, head: str) -> dict[str, str]:
+    """What the approval merge's trailers say: the history itself names who approved what."""
+    return {
+        "Approved-by": _one_line(by),
+        "Corral-Run": state.run_id,
+        "Corral-Report-SHA256": digest,
+        "Corral-Log-Head": head,
+    }
+
+
+def _approval_message(state: RunState, trailers: dict[str, str]) -> str:
+    target = state.merge.integration_commit or ""
+    merged = ", ".join(m.agent for m in state.merge.merged) or "none"
+    left = ", ".join(b.agent for b in state.merge.left_out) or "none"
+    return (
+        f"corral: land run {state.run_id}, approved by {trailers['Approved-by']}\n\n"
+        f"Merges the integration commit {target} of run {state.run_id} into {state.base_ref}.\n"
+        f"Merged agents: {merged}. Left out: {left}.\n\n"
+        + "".join(f"{key}: {value}\n" for key, value in trailers.items())
+    )
+
+
+def _check_interrupted_approval(state: RunState, now: str, trailers: dict[str, str]) -> None:
+    """Refuse unless the base is at this very approval's merge, landed but never logged (a crash)."""
+    parents, found = parents_and_trailers(Path(state.repo), now)
+    if parents != (state.snapshot, state.merge.integration_commit) or (
+        found.get("Corral-Run") != state.run_id
+    ):
+        raise ReviewRefused(
+            f"the base branch {state.base_ref} moved since the run started (was {state.snapshot[:12]}, "
+            f"now {now[:12]}); nothing was landed — start a new run on the new base"
+        )
+    if {key: found.get(key) for key in trailers} != trailers:
+        raise ReviewRefused(
+            f"{state.base_ref} is at {now[:12]}, this run's approval by "
+            f"{found.get('Approved-by', '?')} that was not recorded (corral stopped while landing "
+            "it); approve again as that reviewer, with the same report, to finish it"
+        )
+
+
+def _land(state: RunState, by: str, digest: str, head: str) -> Landing | None:
+    """Land the integration result on the base in an approval merge, like `git merge --ff-only`.
+
+    The base must still be at the run's snapshot, or at this same approval's merge when an
+    earlier attempt was cut off after moving it; every checkout of it is updated (worktrees.land).
+    """
     target = state.merge.integration_commit
     if target is None or target == state.snapshot:
         return None
-    ref = state.base_ref if state.base_ref.startswith("refs/") else f"refs/heads/{state.base_ref}"
+    ref = _base_ref(state)
     repo = Path(state.repo)
     current = run_git_result(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     if current.status != 0:
@@ -147,32 +217,33 @@ def _land(state: RunState) -> str | None:
             f"the base {state.base_ref!r} is not a branch corral can move; merge {target} by hand"
         )
     now = current.stdout.strip()
-    if now != state.snapshot:
-        raise ReviewRefused(
-            f"the base branch {state.base_ref} moved since the run started (was {state.snapshot[:12]}, "
-            f"now {now[:12]}); nothing was landed — start a new run on the new base"
-        )
-    moved = run_git_result(
-        repo, "update-ref", "-m", "corral: approved run", ref, target, state.snapshot
-    )
-    if moved.status != 0:
-        raise ReviewRefused(
-            f"the base branch {state.base_ref} moved while approving; nothing was landed"
-        )
-    return target
+    trailers = _approval_trailers(state, by, digest, head)
+    resume = now != state.snapshot
+    try:
+        if resume:
+            _check_interrupted_approval(state, now, trailers)
+            merge = now
+        else:
+            merge = approval_merge(repo, now, target, _approval_message(state, trailers))
+        reason = f"corral: approved run {state.run_id}"
+        return land(repo, ref, state.snapshot, merge, reason, resume=resume)
+    except GitError as exc:
+        raise ReviewRefused(f"cannot land on {state.base_ref}: {exc}") from None
 
 
-def _undo_land(state: RunState, landed: str) -> None:
-    ref = state.base_ref if state.base_ref.startswith("refs/") else f"refs/heads/{state.base_ref}"
-    run_git_result(
-        Path(state.repo),
-        "update-ref",
-        "-m",
-        "corral: approval not recorded",
-        ref,
-        state.snapshot,
-        landed,
+def _landed_where(state: RunState, landing: Landing | None) -> str:
+    if landing is None:
+        return ""
+    updated = ", ".join(str(path) for path in landing.checkouts)
+    return (
+        f"; {state.base_ref} now points at {landing.new[:12]}, an approval merge of "
+        f"{(state.merge.integration_commit or '')[:12]}"
+        + (f"; updated the checkout(s) at {updated}" if updated else "")
     )
+
+
+def _undo_land(landing: Landing) -> None:
+    undo_landing(landing, "corral: approval not recorded")
 
 
 def _distinct_reviewer_required(rundir: RunDir) -> bool:
@@ -183,7 +254,10 @@ def _distinct_reviewer_required(rundir: RunDir) -> bool:
     return bool(getattr(plan.run, "require_distinct_reviewer", False))
 
 
-def _run(coro: Coroutine[Any, Any, ReviewResult]) -> ReviewResult:
+_T = TypeVar("_T")
+
+
+def _run(coro: Coroutine[Any, Any, _T]) -> _T:
     """Run a decision to its end from plain code or from inside the console's event loop."""
     try:
         asyncio.get_running_loop()
@@ -193,13 +267,22 @@ def _run(coro: Coroutine[Any, Any, ReviewResult]) -> ReviewResult:
         return pool.submit(asyncio.run, coro).result()
 
 
+def _people_only(rundir: RunDir, action: str) -> None:
+    """RELIABILITY T1: a decision asked from inside an agent is refused, and logged as its."""
+    refused = refuse_operator(action, "the report", rundir)
+    if refused is not None:
+        raise ReviewRefused(refused)
+
+
 def approve(rundir: RunDir, by: str, shown_sha256: str) -> ReviewResult:
     """Approve the report the reviewer saw; a coding run's integration branch lands on the base."""
+    _people_only(rundir, "approve")
     return _run(_approve(rundir, by, shown_sha256))
 
 
 def reject(rundir: RunDir, by: str, reason: str, shown_sha256: str) -> ReviewResult:
     """Reject the report with a reason; nothing lands."""
+    _people_only(rundir, "reject")
     if not reason.strip():
         raise ReviewRefused("a rejection needs a reason; say what is wrong with the report")
     return _run(_reject(rundir, by, reason, shown_sha256))
@@ -218,17 +301,20 @@ async def _approve(rundir: RunDir, by: str, shown_sha256: str) -> ReviewResult:
                 raise ReviewRefused(
                     f"{starter} started this run and the plan requires a different reviewer"
                 )
+        if tampered := await recheck_before_approve(writer.append, state, rundir):
+            raise ReviewRefused(tampered)
         head = writer.head
-        landed = _land(state)
+        landing = _land(state, by, digest, head)
+        landed = landing.new if landing is not None else None
         try:
             await writer.append(
                 ev.ReportApproved(by=by, report_sha256=digest, log_head=head, landed=landed)
             )
         except BaseException:
-            if landed is not None:
-                _undo_land(state, landed)
+            if landing is not None:
+                _undo_land(landing)
             raise
-        where = f"; {state.base_ref} now points at {landed[:12]}" if landed else ""
+        where = _landed_where(state, landing)
         return ReviewResult("approved", by, digest, head, landed, f"approved by {by}{where}")
 
 
@@ -242,3 +328,29 @@ async def _reject(rundir: RunDir, by: str, reason: str, shown_sha256: str) -> Re
         return ReviewResult(
             "rejected", by, digest, head, None, f"rejected by {by}: {reason.strip()}"
         )
+
+
+def acknowledge_tampering(rundir: RunDir, by: str, through_seq: int) -> str:
+    """Record that `by` read the tampering reported up to `through_seq` (RELIABILITY T3).
+
+    Binds to what was shown, as an approval binds to the report: a report logged after
+    `through_seq` stays unacknowledged and approve still waits for it."""
+    _people_only(rundir, "acknowledge tampering")
+    return _run(_acknowledge(rundir, by, through_seq))
+
+
+async def _acknowledge(rundir: RunDir, by: str, through_seq: int) -> str:
+    async with _Decision(rundir) as (writer, state):
+        pending = state.unacknowledged_tampering()
+        if not pending:
+            raise ReviewRefused("nothing to acknowledge: no unacknowledged tampering in this run")
+        shown = [t for t in pending if t.seq <= through_seq]
+        if not shown:
+            raise ReviewRefused(
+                f"the tampering reported at #{pending[0].seq} was not among what was shown "
+                f"(up to #{through_seq}); look at it again with `corral review show {state.run_id}`"
+            )
+        await writer.append(ev.TamperingAcknowledged(by=by, through_seq=through_seq))
+        left = len(pending) - len(shown)
+        later = f"; {left} later report(s) still wait for acknowledgement" if left else ""
+        return f"tampering acknowledged by {by} ({len(shown)} report(s)){later}"

@@ -1,7 +1,7 @@
 """Where a run keeps its files: `<git-common-dir>/corral/runs/<run-id>/`.
 
 Inside the git dir, so nothing is ever committed and every worktree sees the same runs. This
-module uses only the standard library: thin agent-side commands import it.
+module imports only the standard library: thin agent-side commands import it.
 
 None of `corral/`, `corral/runs/` and a run's own directory may be a symbolic link (L8): a
 planted link would redirect what the engine records and what every command reads, so a run
@@ -14,7 +14,6 @@ import hashlib
 import os
 import secrets
 import stat
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -60,20 +59,22 @@ def checked_runs_root(common_dir: Path) -> Path:
 
 
 def git_common_dir(start: Path) -> Path:
-    """The shared `.git` directory of the repository containing `start` (cheap: one git call)."""
+    """The shared `.git` directory of the repository containing `start` (cheap: one git call).
+
+    Asked through worktrees/git.py, the one runner of git (imported here, when needed, so the
+    thin agent-side commands that import this module do not load it).
+    """
+    from corral.worktrees.git import GitError, NotARepository
+    from corral.worktrees.git import git_common_dir as common_dir_of
+
     try:
-        out = subprocess.run(
-            ["git", "-C", str(start), "rev-parse", "--path-format=absolute", "--git-common-dir"],
-            check=True,
-            capture_output=True,
-            text=True,
-            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
-        ).stdout.strip()
-    except (subprocess.CalledProcessError, FileNotFoundError):
+        return common_dir_of(start)
+    except NotARepository:
         raise NotInRepository(
             f"{start} is not inside a git repository; run corral there or pass --repo PATH"
         ) from None
-    return Path(out)
+    except GitError as exc:  # git missing or too old: its message names the fix
+        raise NotInRepository(str(exc)) from None
 
 
 def runs_root(common_dir: Path) -> Path:
@@ -115,6 +116,11 @@ class RunDir:
     @property
     def plan(self) -> Path:
         return self.path / "plan.toml"
+
+    @property
+    def environment(self) -> Path:
+        """The agents' environment as the run started, secrets by name (core/environment.py)."""
+        return self.path / "environment.json"
 
     @property
     def engine_lock(self) -> Path:

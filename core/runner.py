@@ -9,7 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import signal
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +26,15 @@ from corral.core import events as ev
 from corral.core.atomic import write_atomic
 from corral.core.control import serve
 from corral.core.engine import Engine, engine_info
+from corral.core.environment import (
+    EnvironmentRecordError,
+    base_environment,
+    read_record,
+    record,
+    write_record,
+)
 from corral.core.eventlog import EventWriter, LogFailed
+from corral.core.integrity import record as record_integrity
 from corral.core.plan import PlanError, load_plan
 from corral.core.preflight import Preflight
 from corral.core.rundir import RunDir, runs_root
@@ -80,6 +93,100 @@ def engine_is_live(rundir: RunDir) -> bool:
     return False
 
 
+class BackgroundStartFailed(Exception):
+    """An engine started in the background exited at once or never answered; says where to look."""
+
+
+def start_in_background(
+    rundir: RunDir, command: Sequence[str], *, repo: Path | None = None, wait: float = 30.0
+) -> int:
+    """`corral [--repo REPO] COMMAND` in its own session, its output in the run's engine.log;
+    returns the engine's pid once it answers on the run's socket."""
+    from corral.core.client import ControlError, request
+
+    rundir.create()
+    argv = [sys.executable, "-m", "corral.core.cli"]
+    if repo is not None:
+        argv += ["--repo", str(repo)]
+    argv += command
+    with open(rundir.engine_log, "ab") as log:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    # reaped as soon as it ends: a long-lived caller (the console) would otherwise keep a
+    # zombie, which still looks like a live engine to anyone checking its pid
+    threading.Thread(target=proc.wait, name=f"reap-engine-{proc.pid}", daemon=True).start()
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            if engine_is_live(rundir):  # another engine took the run first
+                raise BackgroundStartFailed(str(EngineBusy(rundir.run_id)))
+            raise BackgroundStartFailed(
+                f"the engine exited at once (status {proc.returncode}); see {rundir.engine_log}"
+            )
+        try:
+            # only the engine started here counts: a live one answers too, then ours refuses
+            if request(str(rundir.socket), {"op": "ping"}, timeout=1).get("pid") == proc.pid:
+                return proc.pid
+        except ControlError:
+            pass
+        time.sleep(0.05)
+    raise BackgroundStartFailed(
+        f"the engine did not answer within {wait:.0f}s; see {rundir.engine_log}"
+    )
+
+
+@dataclass(frozen=True)
+class Retried:
+    """What a retry did: the live engine queued `attempt`, or an engine was resumed for it."""
+
+    agent: str
+    attempt: int | None = None
+    resumed_pid: int | None = None
+
+
+CLOSING_WAIT = 10.0
+"""How long a retry waits for an engine that is closing (socket gone, lock still held)."""
+
+
+def retry_agent(rundir: RunDir, agent: str, by: str) -> Retried:
+    """Give `agent` another attempt: the one rule for `corral retry` and the console.
+
+    A live engine is asked over the socket. A run whose engine is gone (finished, stopped or
+    crashed) is resumed in the background with the retry, like `corral run --resume RUN
+    --retry AGENT --detach`; its agents get the environment the run started with
+    (core/environment.py), whoever resumes it. An engine caught closing (its socket removed,
+    its lock not yet released) is waited for, then resumed.
+    """
+    from corral.core.authority import OperatorRefused, refuse_operator
+    from corral.core.client import Unreachable, request
+
+    payload = {"op": "retry", "agent": agent, "by": by}
+    refused = refuse_operator("retry", f"agent {agent}", rundir, request=payload)
+    if refused is not None:
+        raise OperatorRefused(refused)
+    deadline = time.monotonic() + CLOSING_WAIT
+    while True:
+        if not engine_is_live(rundir):
+            command = ["run", "--resume", rundir.run_id, "--quiet", f"--retry={agent}"]
+            # the run's own common dir: the caller's working directory may be anywhere
+            pid = start_in_background(rundir, command, repo=rundir.path.parent.parent.parent)
+            return Retried(agent, resumed_pid=pid)
+        try:
+            data = request(str(rundir.socket), payload)
+        except Unreachable:
+            if rundir.socket.exists() or time.monotonic() > deadline:
+                raise  # an engine that may have the request: never ask a second one
+            time.sleep(0.05)
+            continue
+        attempt = data.get("attempt")
+        return Retried(agent, attempt=attempt if isinstance(attempt, int) else None)
+
+
 def _summaries(pre: Preflight) -> list[ev.AgentSummary]:
     return [
         ev.AgentSummary(
@@ -102,6 +209,8 @@ async def start_run(pre: Preflight, plan_bytes: bytes, run_id: str, view: View |
     lock = _lock(rundir)
     try:
         write_atomic(rundir.plan, plan_bytes)
+        recorded = record(os.environ, pre.plan)
+        write_record(rundir.environment, recorded)
         writer, _ = await EventWriter.open(rundir.events)
         worktree_root = default_root(pre.repo_top)
         started = ev.RunStarted(
@@ -126,9 +235,12 @@ async def start_run(pre: Preflight, plan_bytes: bytes, run_id: str, view: View |
             repo_top=pre.repo_top,
             snapshot=pre.snapshot,
             worktree_root=worktree_root,
+            environment=base_environment(recorded, os.environ),
         )
         engine = Engine(ctx, writer, state)
-        await writer.append_many([started, *queued])
+        # before any agent starts: what they must not touch, as it was (RELIABILITY T3)
+        baseline = await asyncio.to_thread(record_integrity, pre.repo_top, pre.common_dir, rundir)
+        await writer.append_many([started, baseline, *queued])
         return await drive(engine, view)
     finally:
         lock.release()
@@ -158,7 +270,9 @@ async def resume_run(
             )
         try:
             plan = load_plan(rundir.plan)
-        except PlanError as exc:
+            # a run from before the record: its agents get the resuming environment, as then
+            recorded = read_record(rundir.environment) or record(os.environ, plan)
+        except (PlanError, EnvironmentRecordError) as exc:
             await writer.close()
             return Outcome(rundir.run_id, state, EXIT_INVALID, str(exc))
         unknown = [agent for agent in redrive if agent not in state.agents]
@@ -174,6 +288,7 @@ async def resume_run(
             repo_top=Path(state.repo),
             snapshot=state.snapshot,
             worktree_root=Path(state.worktree_root),
+            environment=base_environment(recorded, os.environ),
         )
         engine = Engine(ctx, writer, state)
         return await drive(engine, view, recover=True, redrive=redrive, by=by)
@@ -191,7 +306,7 @@ async def drive(
 ) -> Outcome:
     """Serve the socket, handle signals, run the engine to its end, and close the log."""
     loop = asyncio.get_running_loop()
-    server = await serve(engine.ctx.rundir.socket, engine.handle)
+    server = await serve(engine.ctx.rundir.socket, engine.handle, engine.refuse_agents)
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, engine.stop, signum)
     if view is not None:

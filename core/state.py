@@ -38,10 +38,16 @@ RunStatus = Literal["running", "finished", "stopped"]
 
 
 class Heartbeat(BaseModel):
-    """The latest sign of life and where it came from."""
+    """The latest sign of life (`ts`, `source`: "last seen") and what the agent last said.
+
+    Any sign of life moves `ts` and `source`; `progress` and `message` are each the last value
+    the agent set with `corral heartbeat` in this attempt, kept while output and CPU use keep
+    it alive, and blank again when a new attempt starts.
+    """
 
     ts: float
     source: ev.HeartbeatSource
+    attempt: int = 0
     progress: float | None = None
     message: str | None = None
 
@@ -164,6 +170,27 @@ class ReviewState(BaseModel):
     landed: str | None = None
 
 
+class IntegrityBaseline(BaseModel):
+    """What agents must not touch, as last recorded (RELIABILITY T3; core/integrity.py)."""
+
+    refs: dict[str, str] = Field(default_factory=dict)
+    files: dict[str, str] = Field(default_factory=dict)
+    git_dir: str = ""
+    copies: str = ""
+
+
+class TamperingState(BaseModel):
+    """A `repo_tampered` event, and who acknowledged it (approve waits until someone did)."""
+
+    seq: int
+    ts: float
+    live: list[str]
+    seen: ev.TamperingSeen
+    changes: list[ev.RepoChange]
+    problem: str = ""
+    acknowledged_by: str | None = None
+
+
 class EngineState(BaseModel):
     pid: int
     start_time: float
@@ -196,8 +223,14 @@ class RunState(BaseModel):
     merge: MergeState = Field(default_factory=MergeState)
     rejected_findings: dict[str, str] = Field(default_factory=dict)
     """Agents whose output failed validation, with the reason."""
+    rejected_attempts: dict[str, int] = Field(default_factory=dict)
+    """The attempt each of those rejections was of: a later attempt's output may validate."""
     report: ReportState | None = None
     review: ReviewState | None = None
+    integrity: IntegrityBaseline | None = Field(default=None, exclude=True)
+    """The recorded baseline; engine-internal (it lists every ref), so not in `--json`."""
+    tampering: list[TamperingState] = Field(default_factory=list)
+    """Changes to the shared repository no agent may make; approve waits for acknowledgement."""
     last_seq: int = 0
     last_ts: float | None = None
 
@@ -210,6 +243,9 @@ class RunState(BaseModel):
 
     def succeeded(self) -> int:
         return sum(1 for agent in self.agents.values() if agent.state == "succeeded")
+
+    def unacknowledged_tampering(self) -> list[TamperingState]:
+        return [t for t in self.tampering if t.acknowledged_by is None]
 
 
 def fold(events: Iterable[ev.Event]) -> RunState:
@@ -291,6 +327,12 @@ def apply(state: RunState, event: ev.Event) -> None:
             _report_approved(state, event)
         case ev.ReportRejected():
             _report_rejected(state, event)
+        case ev.IntegrityRecorded():
+            _integrity_recorded(state, event)
+        case ev.RepoTampered():
+            _repo_tampered(state, event)
+        case ev.TamperingAcknowledged():
+            _tampering_acknowledged(state, event)
 
 
 def _attempt(state: RunState, agent_id: str, number: int) -> tuple[AgentState, AttemptState]:
@@ -387,8 +429,13 @@ def _agent_started(state: RunState, event: ev.AgentStarted) -> None:
 
 def _agent_heartbeat(state: RunState, event: ev.AgentHeartbeat) -> None:
     agent, attempt = _attempt(state, event.agent, event.attempt)
+    progress, message = event.progress, event.message
+    said = agent.last_heartbeat  # output and CPU say nothing: what the agent said stays
+    if said is not None and said.attempt == event.attempt:
+        progress = said.progress if progress is None else progress
+        message = said.message if message is None else message
     agent.last_heartbeat = Heartbeat(
-        ts=event.ts, source=event.source, progress=event.progress, message=event.message
+        ts=event.ts, source=event.source, attempt=event.attempt, progress=progress, message=message
     )
     agent.heartbeats += 1
     if attempt.state == "stalled":
@@ -562,14 +609,15 @@ def _branch_left_out(state: RunState, event: ev.BranchLeftOut) -> None:
     state.merge.left_out.append(event)
     for other in event.conflicts_with:
         key = "+".join(sorted((event.agent, other)))
+        files = list(event.pair_files.get(other, event.files))
         known = state.conflicts.get(key)
         if known is None:
             state.conflicts[key] = ConflictState(
-                key=key, agents=sorted((event.agent, other)), files=list(event.files), actual=True
+                key=key, agents=sorted((event.agent, other)), files=files, actual=True
             )
         else:
             known.actual = True
-            known.files = list(event.files) or known.files
+            known.files = files or known.files
 
 
 def _verification_finished(state: RunState, event: ev.VerificationFinished) -> None:
@@ -578,6 +626,7 @@ def _verification_finished(state: RunState, event: ev.VerificationFinished) -> N
 
 def _findings_rejected(state: RunState, event: ev.FindingsRejected) -> None:
     state.rejected_findings[event.agent] = event.reason
+    state.rejected_attempts[event.agent] = event.attempt
 
 
 def _report_written(state: RunState, event: ev.ReportWritten) -> None:
@@ -610,3 +659,43 @@ def _report_rejected(state: RunState, event: ev.ReportRejected) -> None:
         report_sha256=event.report_sha256,
         log_head=event.log_head,
     )
+
+
+def _integrity_recorded(state: RunState, event: ev.IntegrityRecorded) -> None:
+    if event.files is not None:
+        state.integrity = IntegrityBaseline(
+            files=dict(event.files), git_dir=event.git_dir, copies=event.copies
+        )
+    if state.integrity is not None:  # refs alone add to a baseline, never start one
+        state.integrity.refs.update(event.refs)
+
+
+def _repo_tampered(state: RunState, event: ev.RepoTampered) -> None:
+    state.tampering.append(
+        TamperingState(
+            seq=event.seq,
+            ts=event.ts,
+            live=list(event.live),
+            seen=event.seen,
+            changes=list(event.changes),
+            problem=event.problem,
+        )
+    )
+    baseline = state.integrity
+    if baseline is None:
+        return
+    # What was reported and left as found is the new baseline, so it is reported once.
+    for change in event.changes:
+        if change.restored:
+            continue
+        known = baseline.refs if change.kind == "ref" else baseline.files
+        if change.new is None:
+            known.pop(change.name, None)
+        else:
+            known[change.name] = change.new
+
+
+def _tampering_acknowledged(state: RunState, event: ev.TamperingAcknowledged) -> None:
+    for tampering in state.tampering:
+        if tampering.seq <= event.through_seq and tampering.acknowledged_by is None:
+            tampering.acknowledged_by = event.by

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from corral.core import events as ev
+from corral.core.environment import BaseEnvironment
 from corral.core.fencing import shared_dir
 from corral.core.plan import AgentSpec, Plan, env_references, resolve_env
 from corral.core.proctree import (
@@ -94,15 +95,22 @@ class RunContext:
     repo_top: Path
     snapshot: str
     worktree_root: Path
+    environment: BaseEnvironment = field(default_factory=lambda: BaseEnvironment(os.environ.copy()))
+    """What every attempt's environment starts from: the one the run started with
+    (core/environment.py), not the one of the shell that resumed the engine."""
 
 
 def agent_environment(
     ctx: RunContext, spec: AgentSpec, control: AttemptControl, workspace: Path
 ) -> dict[str, str]:
-    """The agent's environment: the engine's, the plan's `env`, then corral's own variables.
+    """The agent's environment: the engine's as the run started, the plan's `env`, then corral's
+    own variables. Secrets (the plan's `from_env` and those of the start) are read now.
 
     Also gives `control` the redactor of this environment's secrets (core/redact.py)."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CORRAL_")}
+    problem = ctx.environment.problem(ctx.run_id)
+    if problem is not None:
+        raise ValueError(problem)
+    env = {k: v for k, v in ctx.environment.values.items() if not k.startswith("CORRAL_")}
     own, missing = resolve_env(spec.env, os.environ)
     if missing:
         raise ValueError(

@@ -36,6 +36,7 @@ NEWS = (
     ev.ReportWritten,
     ev.ReportApproved,
     ev.ReportRejected,
+    ev.RepoTampered,
 )
 """Events worth a toast; everything else is only drawn."""
 
@@ -145,7 +146,9 @@ class CorralApp(App[int]):
     def _toast(self, event: ev.Event) -> None:
         from corral.tui.look import describe
 
-        warn = isinstance(event, ev.AgentDeadLettered | ev.LockBroken | ev.ReportRejected)
+        warn = isinstance(
+            event, ev.AgentDeadLettered | ev.LockBroken | ev.ReportRejected | ev.RepoTampered
+        )
         text = inert(describe(event), limit=200)
         if isinstance(event, ev.RunFinished):
             text += " · v opens the review"

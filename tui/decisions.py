@@ -34,11 +34,8 @@ def can_kill(session: RunSession, targets: list[str]) -> bool:
 
 
 def can_retry(session: RunSession, targets: list[str]) -> bool:
-    return (
-        not session.read_only
-        and session.engine_live
-        and any(agent_state(session, a) in RETRYABLE for a in targets)
-    )
+    """Also without a live engine: a retry then resumes it, as `corral retry` does."""
+    return not session.read_only and any(agent_state(session, a) in RETRYABLE for a in targets)
 
 
 async def kill(screen: Screen[Any], session: RunSession, targets: list[str]) -> bool:
@@ -76,4 +73,9 @@ async def retry(screen: Screen[Any], session: RunSession, targets: list[str]) ->
         except ControlError as exc:
             screen.notify(inert(str(exc)), title=f"retry {agent_id}", severity="error")
         else:
-            screen.notify(f"{agent_id}: queued as attempt {data.get('attempt')}", title="retry")
+            said = (
+                f"queued as attempt {data.attempt}"
+                if data.resumed_pid is None
+                else f"resumed the run's engine (pid {data.resumed_pid}) to retry it"
+            )
+            screen.notify(f"{agent_id}: {said}", title="retry")

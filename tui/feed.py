@@ -103,7 +103,9 @@ class RunFeed:
             | ev.ReportApproved
             | ev.ReportRejected
             | ev.FindingsRejected
-            | ev.RunFinished,
+            | ev.RunFinished
+            | ev.RepoTampered
+            | ev.TamperingAcknowledged,
         ):
             self.review_version = version
         if isinstance(event, ev.AgentStarting | ev.AgentFinished | ev.AgentRedriven):

@@ -28,6 +28,7 @@ class Finding:
     location: str
     agent: str
     rule: str = ""
+    id: str = ""
 
     def matches(self, needle: str) -> bool:
         needle = needle.lower()
@@ -142,6 +143,7 @@ def from_document(doc: Any, agent: str) -> list[Finding]:
                 location=_location(item),
                 agent=_text(who),
                 rule=_rules(item),
+                id=_text(item.get("id")),
             )
         )
     return found
@@ -156,11 +158,25 @@ def _rules(item: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class SeverityConflict:
-    """One location that agents rated differently: for a person to settle."""
+    """One finding that agents rated differently: for a person to settle."""
 
     location: str
     severities: dict[str, str]
     reason: str
+    findings: tuple[str, ...] = ()
+    """Ids of the report's merged findings that are this finding."""
+
+    @property
+    def key(self) -> str:
+        """Unique in a report: several findings can be in conflict at one location."""
+        return f"severity:{self.location} {','.join(self.findings)}".rstrip()
+
+    def by_rating(self) -> list[tuple[str, list[str]]]:
+        """The agents grouped by the severity they gave, most severe first."""
+        groups: dict[str, list[str]] = {}
+        for agent, severity in self.severities.items():
+            groups.setdefault(severity, []).append(agent)
+        return sorted(groups.items(), key=lambda group: severity_rank(group[0]))
 
 
 def severity_conflicts(raw: dict[str, Any] | None) -> list[SeverityConflict]:
@@ -171,8 +187,14 @@ def severity_conflicts(raw: dict[str, Any] | None) -> list[SeverityConflict]:
         if not isinstance(item, dict) or not isinstance(item.get("severities"), dict):
             continue
         severities = {_text(agent): _severity(level) for agent, level in item["severities"].items()}
+        ids = item.get("findings")
         found.append(
-            SeverityConflict(_text(item.get("location")), severities, _text(item.get("reason")))
+            SeverityConflict(
+                _text(item.get("location")),
+                severities,
+                _text(item.get("reason")),
+                tuple(_text(i) for i in ids[:MAX_FILES]) if isinstance(ids, list) else (),
+            )
         )
     return found[:MAX_FINDINGS]
 

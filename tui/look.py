@@ -203,6 +203,8 @@ def describe_command(event: ev.Event, command: list[str] | None) -> str:
             return f"approve by {event.by} (report {event.report_sha256[:12]}{landed})"
         case ev.ReportRejected():
             return f"reject by {event.by} (report {event.report_sha256[:12]}): {event.reason}"
+        case ev.TamperingAcknowledged():
+            return f"acknowledge tampering up to #{event.through_seq} by {event.by}"
         case ev.RunStarted() | ev.EngineResumed() | ev.EngineStopped() | ev.RunFinished():
             return "run   " + describe(event)
         case _:

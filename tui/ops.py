@@ -9,28 +9,22 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from corral.core.client import ControlError, request
 from corral.core.rundir import RunDir
 from corral.tui.text import strip_escapes
+from corral.worktrees.git import GitError, GitResult, run_git_result
+
+if TYPE_CHECKING:
+    from corral.core.runner import Retried
 
 DIFF_LIMIT = 2 << 20
 """Bytes of diff shown; more is cut with a note (a diff is for reading, not for paging 1 GB)."""
 OUTPUT_CHUNK = 256 << 10
-SAFE_GIT = [
-    "git",
-    "--no-pager",
-    "-c",
-    "core.fsmonitor=false",
-    "-c",
-    "core.hooksPath=/dev/null",
-    "-c",
-    "diff.external=",
-    "-c",
-    "core.pager=cat",
-]
-"""Read-only git: no hooks, no fsmonitor, no external diff or pager (RELIABILITY S6)."""
+GIT_TIMEOUT = 60.0
+DIFF_OPTIONS = ("diff", "--no-ext-diff", "--no-textconv", "--no-color")
+"""`git diff` that starts no external diff or textconv program the repository names."""
 
 
 def whoami() -> str:
@@ -46,8 +40,16 @@ def kill(rundir: RunDir, agent: str, reason: str) -> dict[str, Any]:
     return send(rundir, {"op": "kill", "agent": agent, "by": whoami(), "reason": reason})
 
 
-def retry(rundir: RunDir, agent: str) -> dict[str, Any]:
-    return send(rundir, {"op": "retry", "agent": agent, "by": whoami()})
+def retry(rundir: RunDir, agent: str) -> Retried:
+    """What `corral retry` does (core/runner.retry_agent): ask the live engine, or resume the
+    run's engine in the background when it has none (a finished or stopped run)."""
+    from corral.core.authority import OperatorRefused
+    from corral.core.runner import BackgroundStartFailed, retry_agent
+
+    try:
+        return retry_agent(rundir, agent, whoami())
+    except (BackgroundStartFailed, OperatorRefused) as exc:
+        raise ControlError(str(exc)) from None
 
 
 def break_lock(rundir: RunDir, lock: str, reason: str, token: int | None) -> dict[str, Any]:
@@ -87,22 +89,29 @@ def start_run(repo: Path, plan: Path) -> str:
     return found.group(1)
 
 
-def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [*SAFE_GIT, "-C", str(cwd), *args],
-        capture_output=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "GIT_TERMINAL_PROMPT": "0"},
-        check=False,
-    )
+def _git(cwd: Path, *args: str) -> GitResult:
+    """Read-only git through the engine's one runner (worktrees/git.py), never a runner of its
+    own: the repository's hooks, fsmonitor, pager and filter drivers, which an agent can plant in
+    the shared config, never run as the person viewing the console (RELIABILITY S6)."""
+    return run_git_result(cwd, *args, timeout=GIT_TIMEOUT)
 
 
-def _cut(data: bytes) -> str:
-    text = data[:DIFF_LIMIT].decode("utf-8", "replace")
-    if len(data) > DIFF_LIMIT:
-        text += f"\n… diff cut at {DIFF_LIMIT >> 20} MiB of {len(data) >> 20} MiB\n"
-    return strip_escapes(text)
+def _readable(text: str, limit: int | None = None) -> str:
+    """git's text (undecodable bytes kept as surrogates) as printable text, escapes made inert."""
+    data = text.encode("utf-8", "surrogateescape")
+    return strip_escapes(data[:limit].decode("utf-8", "replace"))
+
+
+def _failed(said: str) -> str:
+    return "git diff failed: " + _readable(said)
+
+
+def _cut(text: str) -> str:
+    size = len(text.encode("utf-8", "surrogateescape"))
+    shown = _readable(text, DIFF_LIMIT)
+    if size > DIFF_LIMIT:
+        shown += f"\n… diff cut at {DIFF_LIMIT >> 20} MiB of {size >> 20} MiB\n"
+    return shown
 
 
 def worktree_diff(workspace: str, snapshot: str) -> str:
@@ -110,15 +119,18 @@ def worktree_diff(workspace: str, snapshot: str) -> str:
     where = Path(workspace)
     if not workspace or not where.is_dir():
         return "the worktree is gone (removed after the run, or not created yet)"
-    diff = _git(where, "diff", "--no-ext-diff", "--no-textconv", "--no-color", snapshot)
-    if diff.returncode != 0:
-        return "git diff failed: " + strip_escapes(diff.stderr.decode("utf-8", "replace"))
-    untracked = _git(where, "ls-files", "--others", "--exclude-standard", "-z")
-    names = [n for n in untracked.stdout.decode("utf-8", "replace").split("\0") if n]
+    try:
+        diff = _git(where, *DIFF_OPTIONS, snapshot)
+        if diff.status != 0:
+            return _failed(diff.stderr)
+        untracked = _git(where, "ls-files", "--others", "--exclude-standard", "-z")
+    except GitError as exc:
+        return _failed(str(exc))
+    names = [n for n in untracked.stdout.split("\0") if n]
     text = _cut(diff.stdout)
     if names:
         text += "\n# untracked files (not in the diff until committed):\n"
-        text += "".join(f"#   {strip_escapes(n)}\n" for n in names[:200])
+        text += "".join(f"#   {_readable(n)}\n" for n in names[:200])
     return text or "no changes against the snapshot"
 
 
@@ -126,12 +138,15 @@ def branch_diff(repo: str, snapshot: str, branch: str, paths: list[str] | None =
     """What a branch changed since the snapshot, optionally only some paths."""
     if not repo or not branch:
         return "no branch recorded"
-    args = ["diff", "--no-ext-diff", "--no-textconv", "--no-color", f"{snapshot}...{branch}"]
+    args = [*DIFF_OPTIONS, f"{snapshot}...{branch}"]
     if paths:
         args += ["--", *paths]
-    diff = _git(Path(repo), *args)
-    if diff.returncode != 0:
-        return "git diff failed: " + strip_escapes(diff.stderr.decode("utf-8", "replace"))
+    try:
+        diff = _git(Path(repo), *args)
+    except GitError as exc:
+        return _failed(str(exc))
+    if diff.status != 0:
+        return _failed(diff.stderr)
     return _cut(diff.stdout) or "no changes"
 
 

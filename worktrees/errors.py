@@ -66,3 +66,11 @@ class WorkspaceDirty(WorkspaceError):
 
 class UnsafePath(WorkspaceError):
     """A path given to corral would escape the repository or the workspace."""
+
+
+class LandingRefused(GitError):
+    """A branch cannot be moved to the approved commit as asked; nothing was changed."""
+
+
+class LandingIncomplete(GitError):
+    """A landing failed midway and could not be fully undone; the message says what is left."""

@@ -1,4 +1,9 @@
-"""The one way this package runs git, and the read-only queries built on it.
+"""The one way corral runs git, and the read-only queries built on it.
+
+Nothing else in corral starts git (worktrees/plumbing.py adds variables through `run_git_env`;
+tests/test_architecture.py scans core, worktrees and tui for any other start): every command
+gets the options and environment of safety.py, so no program an agent planted in the shared
+repository's config runs as the engine or as the person viewing the console.
 
 `run_git` uses subprocess rather than GitPython's `Git.execute`: GitPython merges `os.environ`
 into every call, so `GIT_DIR`/`GIT_INDEX_FILE` inherited from a hook would redirect our commands,
@@ -26,9 +31,10 @@ from corral.worktrees.errors import (
     UnsafeRepositoryConfig,
 )
 from corral.worktrees.safety import (
-    repository_driver_overrides,
+    DRIVER_SCAN,
+    cached_driver_overrides,
+    driver_overrides,
     safe_git_env,
-    safe_git_options,
     static_options,
 )
 
@@ -51,6 +57,7 @@ __all__ = [
     "open_repo",
     "records_worktree",
     "repo_toplevel",
+    "repository_driver_overrides",
     "resolve_commit",
     "run_git",
     "run_git_result",
@@ -143,10 +150,25 @@ def run_git_result(
     if _converts_content(args):  # the scan costs a process; ref-only commands need none
         for key, value in repository_driver_overrides(path):
             options += ["-c", f"{key}={value}"]
+    return _start(path, options, args, input=input, timeout=timeout, extra_env=extra_env)
+
+
+def _start(
+    path: Path,
+    options: list[str],
+    args: tuple[str, ...],
+    *,
+    input: str | None = None,
+    timeout: float | None = None,
+    extra_env: Mapping[str, str] | None = None,
+) -> GitResult:
+    """The one place corral starts git on a repository (tests/test_architecture.py holds it)."""
     try:
         proc = subprocess.run(
             ["git", "-C", str(path), *options, *args],
             input=input,
+            # never the caller's terminal (the console's, say): git reads nothing it is not given
+            stdin=subprocess.DEVNULL if input is None else None,
             capture_output=True,
             text=True,
             encoding="utf-8",
@@ -161,6 +183,32 @@ def run_git_result(
             "check for a stuck git process or a slow disk"
         ) from None
     return GitResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def repository_driver_overrides(path: Path) -> list[tuple[str, str]]:
+    """`-c` settings that switch off the filter and merge drivers `path`'s own config defines.
+
+    One `git config` scan (its parsing and cache are in safety.py), skipped while the config
+    files are unchanged. Raises UnsafeRepositoryConfig for a driver `-c` cannot name.
+    """
+    stamp, cached = cached_driver_overrides(path)
+    if cached is not None:
+        return cached
+    scan = _start(path, static_options(), DRIVER_SCAN)
+    return driver_overrides(path, stamp, scan.status, scan.stdout)
+
+
+def safe_git_options(repo: Path | None = None) -> list[str]:
+    """`-c` options for every git command the engine runs.
+
+    Given `repo`, also switches off the filter and merge drivers its own config defines (one
+    extra `git config` call). Commands that diff should also pass `--no-ext-diff --no-textconv`.
+    """
+    options = static_options()
+    if repo is not None:
+        for key, value in repository_driver_overrides(repo):
+            options += ["-c", f"{key}={value}"]
+    return options
 
 
 def run_git(

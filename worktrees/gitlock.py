@@ -68,10 +68,14 @@ def _describe_holder(path: Path) -> str:
 
 @contextmanager
 def git_metadata_lock(
-    common_dir: Path, purpose: str, timeout: float = LOCK_TIMEOUT
+    common_dir: Path, purpose: str, timeout: float = LOCK_TIMEOUT, *, name: str = "git.lock"
 ) -> Iterator[None]:
-    """Hold `<common_dir>/corral/git.lock` for one metadata step."""
-    path = ensure_private_dir(common_dir / "corral") / "git.lock"
+    """Hold `<common_dir>/corral/<name>` for one step.
+
+    `git.lock` guards worktree metadata steps; `land.lock` serialises landings on a base branch
+    (`land.py`), which take longer and must not hold up worktree creation.
+    """
+    path = ensure_private_dir(common_dir / "corral") / name
 
     def record_owner(fd: int) -> None:
         owner = {

@@ -3,7 +3,10 @@
 Every merge is decided before it is made: a trial merge (`git merge-tree --write-tree`, exit
 status decides) of the integration tip and the agent's branch. A clean one becomes a real merge
 commit (`commit-tree` with both parents); a conflicting one is left out, with its files, their
-conflict kinds and the already-merged agents that touched them. Refs move only by
+conflict kinds and the already-merged agents it actually conflicts with: each merged agent whose
+changes touch a conflicting file is trial-merged with it pairwise (one `merge-tree --stdin`
+process for all), and only the pairs that conflict are blamed, each with its own files. Refs
+move only by
 compare-and-swap (`update-ref REF NEW OLD`); the base branch is never written. Merge commits take
 their date from their parents, so the same inputs give the same commit ids: running `integrate`
 again (after a crash) reproduces the branch instead of forking it.
@@ -26,7 +29,7 @@ from corral.worktrees.git import (
     run_git_result,
 )
 from corral.worktrees.gitlock import ensure_private_dir, git_metadata_lock
-from corral.worktrees.mergetree import ConflictPath, MergeOutcome, merge_pair
+from corral.worktrees.mergetree import ConflictPath, MergeOutcome, merge_pair, merge_pairs
 from corral.worktrees.plumbing import (
     checked,
     commit_time,
@@ -134,7 +137,10 @@ class LeftOutBranch:
     reason: str
     conflicts_with: tuple[str, ...] = ()
     files: tuple[ConflictPath, ...] = ()
+    """Where the branch conflicts with the integration tip."""
     messages: tuple[str, ...] = ()
+    pair_files: dict[str, tuple[ConflictPath, ...]] = field(default_factory=dict)
+    """For each agent in `conflicts_with`, the files that conflict between the two alone."""
 
 
 @dataclass
@@ -199,7 +205,8 @@ def integrate(
     result = IntegrationResult(
         run_id=run_id, branch=name, base_commit=base, commit=base, worktree=None
     )
-    touched: dict[str, set[str]] = {}
+    touched: dict[str, tuple[str, set[str]]] = {}
+    """Each merged agent's branch tip and the paths it changed from the base."""
     tips = _branch_tips(repo, [branch for _, _, branch in branches])
     for agent, attempt, branch in sorted(branches):
         tip = tips.get(branch)
@@ -210,7 +217,7 @@ def integrate(
             continue
         if tip == base:  # the agent committed nothing: there is nothing to merge or check
             result.merged.append(MergedBranch(agent, attempt, branch, tip, result.commit, False))
-            touched[agent] = set()
+            touched[agent] = (tip, set())
             continue
         outcome = merge_pair(repo, result.commit, tip)
         if outcome.status == "error":
@@ -218,13 +225,11 @@ def integrate(
             result.left_out.append(LeftOutBranch(agent, attempt, branch, tip, reason))
             continue
         if outcome.status == "conflict":
-            result.left_out.append(
-                _left_out(repo, base, agent, attempt, branch, tip, outcome, touched)
-            )
+            result.left_out.append(_left_out(repo, agent, attempt, branch, tip, outcome, touched))
             continue
         if run_git_result(repo, "merge-base", "--is-ancestor", tip, result.commit).status == 0:
             result.merged.append(MergedBranch(agent, attempt, branch, tip, result.commit, False))
-            touched[agent] = set()
+            touched[agent] = (tip, set())
             continue
         assert outcome.tree is not None
         date = f"@{max(commit_time(repo, result.commit), commit_time(repo, tip))} +0000"
@@ -239,7 +244,7 @@ def integrate(
             )
         result.commit = merge
         result.merged.append(MergedBranch(agent, attempt, branch, tip, merge, True))
-        touched[agent] = _changed_paths(repo, base, tip)
+        touched[agent] = (tip, _changed_paths(repo, base, tip))
     if checkout:
         root = worktree_root if worktree_root is not None else default_root(repo)
         result.worktree = _check_out(repo, root / run_id / INTEGRATION_DIR, name, run_id)
@@ -248,26 +253,61 @@ def integrate(
 
 def _left_out(
     repo: Path,
-    base: str,
     agent: str,
     attempt: int,
     branch: str,
     tip: str,
     outcome: MergeOutcome,
-    touched: dict[str, set[str]],
+    touched: dict[str, tuple[str, set[str]]],
 ) -> LeftOutBranch:
-    paths = {conflict.path for conflict in outcome.files}
-    involved = sorted(other for other, changed in touched.items() if changed & paths)
-    if not involved:
-        # A conflict needs a change on the integration side; if no path matches (directory
-        # renames can conflict on paths nobody touched), name every merged agent.
-        involved = sorted(other for other, changed in touched.items() if changed)
-    shown = ", ".join(sorted(paths)[:5]) + (" ..." if len(paths) > 5 else "")
-    with_whom = ", ".join(involved) or "the integration branch"
+    blamed = _blame(repo, tip, outcome.files, touched)
+    paths = sorted({conflict.path for conflict in outcome.files})
+    shown = ", ".join(paths[:5]) + (" ..." if len(paths) > 5 else "")
+    with_whom = ", ".join(blamed) or "the integration branch"
     reason = f"conflicts with {with_whom} in {len(paths)} file(s): {shown}"
     return LeftOutBranch(
-        agent, attempt, branch, tip, reason, tuple(involved), outcome.files, outcome.messages
+        agent,
+        attempt,
+        branch,
+        tip,
+        reason,
+        tuple(blamed),
+        outcome.files,
+        outcome.messages,
+        pair_files=blamed,
     )
+
+
+def _blame(
+    repo: Path,
+    tip: str,
+    files: tuple[ConflictPath, ...],
+    touched: dict[str, tuple[str, set[str]]],
+) -> dict[str, tuple[ConflictPath, ...]]:
+    """The merged agents `tip` conflicts with, each with the files the two conflict in.
+
+    Suspects are the merged agents whose changes touch a conflicting path (every merged agent
+    that changed anything when none does: directory renames conflict on paths nobody touched);
+    each is trial-merged with `tip` alone. When no suspect conflicts alone (only their changes
+    together clash with it) or git cannot tell, the suspects share the blame for the
+    conflicting files they changed, as a person reading the conflict would see it.
+    """
+    paths = {conflict.path for conflict in files}
+    changed = {other: seen for other, (_, seen) in touched.items() if seen}
+    suspects = sorted(other for other, seen in changed.items() if seen & paths) or sorted(changed)
+    outcomes = merge_pairs(repo, [(touched[other][0], tip) for other in suspects])
+    blamed: dict[str, tuple[ConflictPath, ...]] = {}
+    unsure: list[str] = []
+    for other, pair in zip(suspects, outcomes, strict=True):
+        if pair.status == "conflict":
+            blamed[other] = pair.files
+        elif pair.status == "error":
+            unsure.append(other)
+    if not blamed:
+        unsure = suspects
+    for other in unsure:
+        blamed[other] = tuple(f for f in files if f.path in changed[other]) or files
+    return dict(sorted(blamed.items()))
 
 
 def _check_out(repo: Path, path: Path, branch: str, run_id: str) -> Path:

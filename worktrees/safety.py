@@ -4,6 +4,7 @@ An agent that can write to `.git/config` or `.git/info/attributes` (every worktr
 could otherwise make the engine run anything through a hook, an fsmonitor, a pager, an editor, a
 credential helper or a filter/merge driver. Every git command corral runs uses these settings.
 The user's own global and system config stay trusted; only what the repository says is overridden.
+This module starts no process: worktrees/git.py is the one place that runs git, with these.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import subprocess
 import tempfile
 import threading
 from pathlib import Path
@@ -117,37 +117,44 @@ def _as_options(pairs: list[tuple[str, str]]) -> list[str]:
     return options
 
 
-def repository_driver_overrides(repo: Path) -> list[tuple[str, str]]:
-    """Settings that disable the filter and merge drivers defined by `repo`'s own config.
+DRIVER_SCAN = (
+    "config",
+    "--show-scope",
+    "-z",
+    "--get-regexp",
+    r"^((filter|merge)\..*\.|include\.path$|includeif\..*\.path$)",
+)
+"""The git command (run by `git.repository_driver_overrides`) that lists the drivers to parse."""
 
-    Drivers from the user's global or system config are left alone. A driver whose name git
-    could not parse back from `-c` is refused rather than silently left active.
+
+Stamp = tuple[tuple[str, int, int, int], ...]
+
+
+def cached_driver_overrides(repo: Path) -> tuple[Stamp | None, list[tuple[str, str]] | None]:
+    """`repo`'s config stamp, taken now, and the overrides found for it if it was scanned already.
+
+    The stamp is taken before the scan and the scan's answer filed under it: a config changed
+    after that has another stamp, so it is scanned again, never answered from the cache.
     """
     stamp = config_stamp(repo)
     cached = _driver_cache.get(stamp) if stamp is not None else None
-    if cached is not None:
-        return list(cached)
-    proc = subprocess.run(
-        [
-            "git",
-            "-C",
-            str(repo),
-            *static_options(),
-            "config",
-            "--show-scope",
-            "-z",
-            "--get-regexp",
-            r"^((filter|merge)\..*\.|include\.path$|includeif\..*\.path$)",
-        ],
-        capture_output=True,
-        env=safe_git_env(),
-        check=False,
-    )
-    if proc.returncode not in (0, 1):  # 1: no such keys; other failures surface in the real command
+    return stamp, (list(cached) if cached is not None else None)
+
+
+def driver_overrides(
+    repo: Path, stamp: Stamp | None, status: int, scan: str
+) -> list[tuple[str, str]]:
+    """Settings that disable the filter and merge drivers defined by `repo`'s own config.
+
+    `scan` is what DRIVER_SCAN printed (exit `status`) after `stamp` was taken. Drivers from the
+    user's global or system config are left alone. A driver whose name git could not parse back
+    from `-c` is refused rather than silently left active.
+    """
+    if status not in (0, 1):  # 1: no such keys; other failures surface in the real command
         return []
     seen: set[tuple[str, str]] = set()
     includes = False
-    fields = proc.stdout.decode("utf-8", "surrogateescape").split("\0")
+    fields = scan.split("\0")
     # -z with --show-scope prints: scope NUL key LF value NUL (or: scope NUL key NUL when valueless)
     index = 0
     while index + 1 < len(fields):
@@ -182,11 +189,11 @@ def repository_driver_overrides(repo: Path) -> list[tuple[str, str]]:
     return overrides
 
 
-_driver_cache: dict[tuple[tuple[str, int, int, int], ...], list[tuple[str, str]]] = {}
+_driver_cache: dict[Stamp, list[tuple[str, str]]] = {}
 """Scan results by config stamp: every new worktree without its own config shares one entry."""
 
 
-def config_stamp(repo: Path) -> tuple[tuple[str, int, int, int], ...] | None:
+def config_stamp(repo: Path) -> Stamp | None:
     """Identity of the repository's own config files (config, config.worktree), or None.
 
     The scan above costs a git process; the engine runs git in every new workspace, so the
@@ -221,18 +228,6 @@ def config_stamp(repo: Path) -> tuple[tuple[str, int, int, int], ...] | None:
 def static_options() -> list[str]:
     """The `-c` options that do not depend on a repository: hooks off and the STATIC_OPTIONS."""
     return _as_options([("core.hooksPath", str(nohooks_dir())), *STATIC_OPTIONS])
-
-
-def safe_git_options(repo: Path | None = None) -> list[str]:
-    """`-c` options for every git command the engine runs.
-
-    Given `repo`, also switches off the filter and merge drivers its own config defines (one
-    extra `git config` call). Commands that diff should also pass `--no-ext-diff --no-textconv`.
-    """
-    options = static_options()
-    if repo is not None:
-        options += _as_options(repository_driver_overrides(repo))
-    return options
 
 
 def safe_git_env(base: dict[str, str] | None = None) -> dict[str, str]:

@@ -108,7 +108,9 @@ def detect_secrets(path):
             kind = secret["type"]
             findings.append(
                 {
-                    "id": f"{secret['hashed_secret'][:12]}-{secret['line_number']}",
+                    # the same secret can sit on the same line of two files
+                    "id": f"{secret['hashed_secret'][:12]}-{relative(secret['filename'])}:"
+                    f"{secret['line_number']}",
                     "severity": SECRET_SEVERITY.get(kind, "critical" if "Key" in kind else "high"),
                     "title": f"{kind} in the source",
                     "file": relative(secret["filename"]),
@@ -167,11 +169,14 @@ def radon(path):
     findings = []
     for name, blocks in sorted(json.loads(proc.stdout).items()):
         for block in blocks if isinstance(blocks, list) else []:
+            # a name repeats (two classes' `run` methods), a place in the file does not
+            where = f"{block['lineno']}:{block.get('col_offset', 0)}"
+            qualified = ".".join(filter(None, [block.get("classname"), block["name"]]))
             findings.append(
                 {
-                    "id": f"cc-{relative(name)}-{block['name']}",
+                    "id": f"cc-{relative(name)}:{where}-{qualified}",
                     "severity": RANK_SEVERITY.get(block["rank"], "low"),
-                    "title": f"{block['type']} {block['name']} is too complex "
+                    "title": f"{block['type']} {qualified} is too complex "
                     f"(cyclomatic complexity {block['complexity']}, grade {block['rank']})",
                     "file": relative(name),
                     "line": block["lineno"],

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 from pathlib import Path
 
+import pytest
+
 from corral.core import events as ev
+from corral.core.runner import engine_is_live
+from tests.conftest import wait_until
 from tests.core.engine_helpers import (
     agent_block,
     corral,
@@ -103,3 +108,57 @@ def test_sighup_does_not_stop_a_foreground_engine(repo: Path, tmp_path: Path) ->
         "RunFinished",
         "EngineStopped",
     ]
+
+
+def test_retry_of_a_finished_run_gives_the_agent_the_environment_the_run_started_with(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`corral retry` resumes the engine from a shell without DEMO_TOOLS: the agent still has it.
+
+    Secrets are never stored: the agent gets the value the resuming shell has now, and an
+    attempt whose secret the resuming shell lacks fails naming the variable.
+    """
+    probe = [
+        "sh",
+        "-c",
+        'echo "attempt $CORRAL_ATTEMPT tools=${DEMO_TOOLS:-unset} token=${#PROBE_API_TOKEN}"; '
+        "exit 1",
+    ]
+    plan = write_plan(tmp_path, agent_block("probe", probe), header="min_success = 0\n")
+    monkeypatch.setenv("DEMO_TOOLS", "/opt/demo-tools")
+    monkeypatch.setenv("PROBE_API_TOKEN", "first-secret-value")
+    assert corral(repo, "run", str(plan), "--quiet").returncode == 0
+    rundir = only_run(repo)
+    assert state_of(rundir).agents["probe"].attempts[0].state == "failed"
+    recorded = rundir.path / "environment.json"
+    assert stat.S_IMODE(recorded.stat().st_mode) == 0o600
+    text = recorded.read_text()
+    assert "/opt/demo-tools" in text
+    assert "PROBE_API_TOKEN" in text
+    assert "first-secret-value" not in text  # a secret is recorded by name only
+
+    monkeypatch.delenv("DEMO_TOOLS")
+    monkeypatch.setenv("PROBE_API_TOKEN", "the-rotated-secret-value")
+    retried = corral(repo, "retry", rundir.run_id, "probe")
+    assert retried.returncode == 0, retried.stderr
+    finished = wait_for_event(
+        rundir,
+        lambda e: isinstance(e, ev.AgentFinished) and e.attempt == 2,
+        what="attempt 2 to end",
+    )
+    assert isinstance(finished, ev.AgentFinished)
+    logs = corral(repo, "logs", rundir.run_id, "probe", "--attempt", "2").stdout
+    assert "attempt 2 tools=/opt/demo-tools token=24" in logs, logs  # re-read: the new value
+
+    monkeypatch.delenv("PROBE_API_TOKEN")
+    wait_until(lambda: not engine_is_live(rundir), what="the resumed engine to end")
+    assert corral(repo, "retry", rundir.run_id, "probe").returncode == 0
+    third = wait_for_event(
+        rundir,
+        lambda e: isinstance(e, ev.AgentFinished) and e.attempt == 3,
+        what="attempt 3 to end",
+    )
+    assert isinstance(third, ev.AgentFinished)
+    assert third.outcome == "failed"
+    assert "PROBE_API_TOKEN" in third.reason
+    assert "export it" in third.reason

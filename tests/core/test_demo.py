@@ -118,9 +118,24 @@ def another_repository(target: Path) -> Path:
         "    def test_total(self):\n"
         "        self.assertEqual(total([(2, 1.5), (1, 3.0)]), 6.0)\n"
     )
+    # two classes with a complex method of the same name: radon reports both, one id each
+    (source / "inventory" / "discounts.py").write_text(
+        '"""Discount rules."""\n\n\n'
+        + repeated_method("RetailPrice")
+        + repeated_method("BulkPrice")
+    )
     repo = make_sample_repo(target, source)
     assert not (repo / "tools").exists()
     return repo
+
+
+def repeated_method(cls: str) -> str:
+    """A class whose `price` method has a cyclomatic complexity of 12 (radon grade C)."""
+    branches = "".join(
+        f"        {'if' if n == 0 else 'elif'} code == {n}:\n            return {n}.5\n"
+        for n in range(11)
+    )
+    return f"class {cls}:\n    def price(self, code):\n{branches}        return 0.0\n\n\n"
 
 
 def test_demo_on_another_repository(short_tmp: Path) -> None:
@@ -130,6 +145,9 @@ def test_demo_on_another_repository(short_tmp: Path) -> None:
     assert_full_demo(repo, output)
     report, _ = load_report(list_runs(repo / ".git")[0].path / "report.json")
     assert any(f.file == "inventory/orders.py" for f in report.findings)
+    radon = [f.title for f in report.findings if "radon" in f.agents]
+    methods = sorted(title.split(" is ")[0] for title in radon if title.startswith("method "))
+    assert methods == ["method BulkPrice.price", "method RetailPrice.price"], radon
 
 
 @pytest.mark.parametrize(

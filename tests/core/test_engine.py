@@ -159,6 +159,66 @@ def test_heartbeat_from_agent_is_logged_with_source_and_progress(
     assert (beats[0].progress, beats[0].message) == (0.4, "reading files")
 
 
+def test_progress_and_message_stay_while_output_keeps_the_agent_alive(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A `corral heartbeat --progress` followed by output: the output updates "last seen" only."""
+    beater = [
+        "sh",
+        "-c",
+        "corral heartbeat --progress 40% 'reading files' && "
+        "for i in 1 2 3 4 5 6 7 8; do echo tick $i; sleep 0.3; done",
+    ]
+    plan = write_plan(tmp_path, agent_block("beater", beater))
+    result = corral(repo, "run", str(plan), "--quiet")
+    assert result.returncode == 0, result.stdout + result.stderr
+    rundir = only_run(repo)
+    beats = [e for e in events_of(rundir) if isinstance(e, ev.AgentHeartbeat)]
+    first = next(i for i, e in enumerate(beats) if e.source == "beat")
+    later = [e for e in beats[first + 1 :] if e.source == "output"]
+    assert later, [(e.source, e.progress) for e in beats]  # the case that blanked progress
+    seen = state_of(rundir).agents["beater"].last_heartbeat
+    assert seen is not None
+    assert (seen.source, seen.ts) == ("output", later[-1].ts)
+    assert (seen.progress, seen.message) == (0.4, "reading files")
+    status = corral(repo, "status", rundir.run_id, check=True).stdout
+    assert "40% reading files" in status
+
+
+def test_progress_is_kept_per_attempt_and_field_by_field() -> None:
+    """What the agent said stays until it says something new; a new attempt starts blank."""
+    from corral.core.state import fold
+
+    agent = ev.AgentSummary(id="a", kind="coding", command=["true"])
+    run = ev.RunStarted(
+        run_id="r",
+        name="r",
+        repo="/r",
+        base_ref="main",
+        snapshot="0" * 40,
+        plan_sha256="0" * 64,
+        agents=[agent],
+        max_parallel=1,
+        required_successes=1,
+        worktree_root="/w",
+        engine=ev.EngineInfo(pid=1, start_time=1.0, host="h", user="u"),
+    )
+
+    def beat(attempt: int, source: ev.HeartbeatSource, **said: object) -> ev.AgentHeartbeat:
+        return ev.AgentHeartbeat(agent="a", attempt=attempt, source=source, **said)  # type: ignore[arg-type]
+
+    def seen(*events: ev.EventBase) -> tuple[object, ...]:
+        last = fold([run, *events]).agents["a"].last_heartbeat  # type: ignore[list-item]
+        assert last is not None
+        return (last.source, last.progress, last.message)
+
+    said = beat(1, "beat", progress=0.4, message="reading")
+    assert seen(said, beat(1, "output"), beat(1, "cpu")) == ("cpu", 0.4, "reading")
+    assert seen(said, beat(1, "beat", message="writing")) == ("beat", 0.4, "writing")
+    assert seen(said, beat(1, "beat", progress=0.5)) == ("beat", 0.5, "reading")
+    assert seen(said, beat(2, "output")) == ("output", None, None)
+
+
 def test_output_and_cpu_count_as_signs_of_life(repo: Path, tmp_path: Path) -> None:
     talker = ["sh", "-c", "for i in 1 2 3 4 5 6; do echo tick $i; sleep 0.3; done"]
     burner = [PY, "-c", "import time\nend = time.time() + 2\nwhile time.time() < end: pass"]

@@ -179,6 +179,18 @@ def test_oversized_unreadable_and_missing_outputs(tmp_path: Path) -> None:
     assert "x.sarif" in rejected(deep)
 
 
+def test_a_file_or_key_name_with_escapes_is_spelled_out_in_the_reason(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "evil\x1b]0;pwned\x07\u202e.sarif").write_text("not json")
+    key = "k\x1b[2J\x9b"
+    (out / "findings.json").write_text(json.dumps({"version": 1, "findings": [], key: 1}))
+    message = rejected(out)
+    assert "evil\\x1b]0;pwned\\x07\\u202e.sarif: Invalid JSON" in message
+    assert "findings.json: k\\x1b[2J\\x9b: Extra inputs are not permitted" in message
+    assert not any(char in message for char in "\x1b\x07\x9b\u202e")
+
+
 def test_bad_sarif_is_rejected_with_its_place(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
@@ -258,17 +270,54 @@ def test_five_agents_duplicates_merged_with_agreement_and_conflicts() -> None:
     assert merge_findings(reversed(parts)) == merged  # order of arrival does not matter
 
 
-def test_location_conflict_between_different_titles() -> None:
+def test_two_different_findings_at_one_place_are_no_severity_conflict() -> None:
+    """radon's "too complex" and vulture's "unused method" on one line are two findings."""
+    place = {"file": "src/app.py", "line": 3}
+    radon = finding(
+        id="cc", severity="medium", title="method A.run is too complex", tool="radon", rule="cc-D"
+    )
+    vulture = finding(
+        id="v", severity="low", title="Unused method 'run'", tool="vulture", rule="unused-method"
+    )
+    bucket = finding(id="b1", severity="critical", title="Public bucket", asset="s3://logs")
+    policy = finding(id="b2", severity="low", title="Bucket policy is broad", asset="S3://logs")
     parts = [
-        make("a", finding(id="1", severity="critical", title="Public bucket", asset="s3://logs")),
-        make(
-            "b", finding(id="2", severity="low", title="Bucket policy is broad", asset="S3://logs")
-        ),
+        make("radon", {**radon, **place}),
+        make("vulture", {**vulture, **place}),
+        make("a", bucket),
+        make("b", policy),
     ]
     merged = merge_findings(parts)
-    assert len(merged.findings) == 2
-    assert merged.conflicts[0].severities == {"a": "critical", "b": "low"}
-    assert merged.conflicts[0].reason == "agents rated this location differently"
+    assert len(merged.findings) == 4
+    assert merged.conflicts == []
+
+
+def test_the_same_rule_or_cwe_at_one_place_rated_differently_is_a_conflict() -> None:
+    # two agents running one tool, whose versions word the finding differently
+    old = finding(id="1", title="Use of shell=True", tool="bandit", rule="B602")
+    new = finding(
+        id="2", severity="medium", title="subprocess with shell=True", tool="bandit", rule="B602"
+    )
+    # two tools naming one weakness by its CWE
+    cwe = finding(id="3", severity="critical", title="OS command injection", rule="CWE-78")
+    tagged = finding(id="4", severity="low", title="Shell run", rule="external/cwe/cwe-78")
+    # one rule id from two tools is two rules; one agent's own two ratings are no disagreement
+    ruff = finding(id="5", severity="low", title="Line too long", tool="ruff", rule="E501")
+    other = finding(id="6", severity="high", title="Other thing", tool="other", rule="E501")
+    twice = finding(id="7", severity="low", title="Shell call again", tool="bandit", rule="B602")
+    at = [{"file": f, "line": 1} for f in ("a.py", "b.py", "c.py")]
+    parts = [
+        make("a1", {**old, **at[0]}, {**cwe, **at[1]}, {**ruff, **at[2]}, {**twice, **at[0]}),
+        make("a2", {**new, **at[0]}, {**tagged, **at[1]}, {**other, **at[2]}),
+    ]
+    merged = merge_findings(parts)
+    assert [(c.location, c.severities, len(c.findings)) for c in merged.conflicts] == [
+        ("file:a.py:1", {"a1": "high", "a2": "medium"}, 3),
+        ("file:b.py:1", {"a1": "critical", "a2": "low"}, 2),
+    ]
+    assert "rule B602 of bandit" in merged.conflicts[0].reason
+    assert "CWE-78" in merged.conflicts[1].reason
+    assert merge_findings(reversed(parts)) == merged
 
 
 def test_fingerprint_ignores_tool_rule_severity_and_id() -> None:

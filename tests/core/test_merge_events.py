@@ -13,7 +13,7 @@ from corral.worktrees.integrate import commit_leftovers, integrate
 from corral.worktrees.snapshot import snapshot_commit
 from corral.worktrees.verify import Verification
 from tests.conftest import git
-from tests.worktrees.merge_helpers import agent, base_repo, edit_line
+from tests.worktrees.merge_helpers import agent, base_repo, conflict_scene, edit_line
 
 
 def test_predicted_while_running_then_left_out_at_merge(tmp_path: Path) -> None:
@@ -65,3 +65,39 @@ def test_predicted_while_running_then_left_out_at_merge(tmp_path: Path) -> None:
     assert [(lo.agent, lo.conflicts_with) for lo in report.left_out] == [("bob", ["alice"])]
     assert report.integration_commit == git(repo, "rev-parse", "corral/r1/integration")
     assert git(repo, "rev-parse", "main") == base
+
+
+def test_an_actual_conflict_is_recorded_per_pair_with_only_that_pairs_files(
+    tmp_path: Path,
+) -> None:
+    """`c` touches the files `z` conflicts in but merges cleanly with it: no `c+z` conflict."""
+    repo, base, branches = conflict_scene(tmp_path)
+    summaries = [ev.AgentSummary(id=name, kind="coding", command=["x"]) for name, _, _ in branches]
+    log: list[ev.Event] = [
+        ev.RunStarted(
+            run_id="r1",
+            name="fix",
+            repo=str(repo),
+            base_ref="main",
+            snapshot=base,
+            plan_sha256="0" * 64,
+            agents=summaries,
+            max_parallel=4,
+            required_successes=4,
+            worktree_root=str(tmp_path),
+            engine=ev.EngineInfo(pid=1, start_time=0.0, host="h", user="u"),
+        )
+    ]
+    log += [
+        ev.AgentFinished(agent=name, attempt=1, outcome="succeeded", exit_code=0)
+        for name, _, _ in branches
+    ]
+    log += [ev.MergeStarted()]
+    log += integration_events(integrate(repo, "r1", base, branches, checkout=False))
+
+    report = build_report(fold(log))
+
+    assert [(c.key, [f.path for f in c.files], c.actual) for c in report.merge_conflicts] == [
+        ("a+z", ["src/app.py"], True),
+        ("d+z", ["src/lib.py"], True),
+    ]

@@ -72,12 +72,13 @@ def test_same_lines_conflict_is_predicted_then_left_out_and_approve_lands_the_re
     approved = corral(repo, "review", "approve", rundir.run_id, "--sha", sha, check=True)
     assert "approved by" in approved.stdout
     integration = state.merge.integration_commit
-    assert git(repo, "rev-parse", "main") == integration
+    assert git(repo, "rev-parse", "main^1", "main^2").split() == [base, integration]
     assert git(repo, "show", "main:README.md") == "alpha was here"
     assert git(repo, "show", "main:NOTES.md") == "gamma notes"
+    assert git(repo, "status", "--porcelain") == "", "the user's checkout took the landing"
     decision = events_of(rundir)[-1]
     assert isinstance(decision, ev.ReportApproved)
-    assert decision.landed == integration
+    assert decision.landed == git(repo, "rev-parse", "main")
 
 
 def test_reject_needs_a_reason_and_lands_nothing(repo: Path, tmp_path: Path) -> None:
@@ -167,3 +168,85 @@ def test_engine_killed_during_the_report_write_leaves_a_report_matching_the_log(
     assert state.report is not None
     assert hashlib.sha256(on_disk.read_bytes()).hexdigest() == state.report.sha256
     assert corral(repo, "verify", rundir.run_id).returncode == 0
+
+
+def test_below_min_success_the_validated_findings_are_kept_in_a_partial_report(
+    repo: Path, tmp_path: Path
+) -> None:
+    """One rejected auditor fails the run but does not throw away the others' findings."""
+    body = agent_block(
+        "good1",
+        findings_agent([finding("g", "high", "src/app.py", 1, "Hard-coded credential")]),
+        kind="audit",
+    )
+    body += agent_block(
+        "good2", findings_agent([finding("h", "low", "README.md", 1, "Typo")]), kind="audit"
+    )
+    liar = finding("bad", "low", "../etc/passwd", 1, "Outside the repo")
+    body += agent_block("liar", findings_agent([liar]), kind="audit")
+    plan = write_plan(tmp_path, body, header="min_success = 3\n")
+    result = corral(repo, "run", str(plan), "--quiet")
+    rundir = only_run(repo)
+    state = state_of(rundir)
+    assert state.verdict == "failed", result.stdout + result.stderr
+    assert state.report is not None
+    assert not state.report.synthesized
+    assert state.report.findings == 2
+    report = json.loads((rundir.path / "report.json").read_text())
+    assert sorted(f["title"] for f in report["findings"]) == ["Hard-coded credential", "Typo"]
+    assert report["summary"]["total"] == 2
+    assert report["partial"] is True
+    assert report["verdict"]["met"] is False
+    assert "liar" in report["partial_reason"]
+    markdown = (rundir.path / "report.md").read_text()
+    assert "PARTIAL" in markdown
+    assert "Hard-coded credential" in markdown
+    sarif = json.loads((rundir.path / "report.sarif").read_text())
+    assert len(sarif["runs"][0]["results"]) == 2
+    assert sarif["runs"][0]["properties"]["partial"] is True
+    assert "liar" in sarif["runs"][0]["properties"]["partial_reason"]
+    assert corral(repo, "verify", rundir.run_id).returncode == 0
+    approve = corral(repo, "review", "approve", rundir.run_id, "--sha", state.report.sha256)
+    assert approve.returncode != 0
+    assert "min_success" in approve.stdout + approve.stderr
+
+
+def test_an_auditor_whose_retry_validates_counts_and_its_first_rejection_stays_listed(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A rejected first attempt does not taint the valid second one (the report used to fail)."""
+    code = (
+        "import json, os, pathlib\n"
+        "out = pathlib.Path(os.environ['CORRAL_OUTPUT']) / 'findings.json'\n"
+        "where = '../x' if os.environ['CORRAL_ATTEMPT'] == '1' else 'src/app.py'\n"
+        "found = {'id': 'x', 'severity': 'low', 'file': where, 'line': 1, 'title': 'Unused'}\n"
+        "out.write_text(json.dumps({'version': 1, 'findings': [found]}))\n"
+    )
+    plan = write_plan(tmp_path, agent_block("a", [PY, "-c", code], kind="audit", retries=1))
+    result = corral(repo, "run", str(plan), "--quiet")
+    assert result.returncode == 0, result.stdout + result.stderr
+    rundir = only_run(repo)
+    report = json.loads((rundir.path / "report.json").read_text())
+    assert [f["title"] for f in report["findings"]] == ["Unused"]
+    assert report["verdict"]["met"] is True
+    assert [(e["agent"], e["attempt"]) for e in report["validation_errors"]] == [("a", 1)]
+
+
+def test_two_tools_reporting_different_things_on_one_line_do_not_disagree(
+    repo: Path, tmp_path: Path
+) -> None:
+    """radon's "too complex" and vulture's "unused method" on one line: no severity conflict;
+    two agents rating one finding differently still are one."""
+    complex_ = {**finding("cc", "medium", "src/app.py", 1, "Too complex"), "rule": "cc-D"}
+    unused = {**finding("v", "low", "src/app.py", 1, "Unused method 'run'"), "rule": "unused"}
+    body = agent_block("radon", findings_agent([complex_]), kind="audit")
+    body += agent_block("vulture", findings_agent([unused]), kind="audit")
+    body += agent_block("strict", findings_agent([{**unused, "severity": "high"}]), kind="audit")
+    plan = write_plan(tmp_path, body)
+    result = corral(repo, "run", str(plan), "--quiet")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((only_run(repo).path / "report.json").read_text())
+    assert len(report["findings"]) == 2
+    assert [c["severities"] for c in report["finding_conflicts"]] == [
+        {"strict": "high", "vulture": "low"}
+    ]

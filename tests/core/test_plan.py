@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,16 @@ def test_durations(text: str | int, seconds: float) -> None:
 def test_bad_durations_are_refused(text: object) -> None:
     with pytest.raises(ValueError, match=r"not a duration|negative"):
         parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    "value", [math.inf, -math.inf, math.nan, 1e300, "721h", "9" * 400 + "s", 30 * 86400 + 1]
+)
+def test_endless_durations_are_refused(value: object) -> None:
+    """A limit that can never fire (or fires in centuries) is a mistake, wherever it is set."""
+    with pytest.raises(ValueError, match=r"not finite|longer than corral accepts"):
+        parse_duration(value)
+    assert parse_duration(30 * 86400) == 30 * 86400
 
 
 def test_defaults_apply_and_agents_override(tmp_path: Path) -> None:

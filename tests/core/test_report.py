@@ -152,7 +152,7 @@ def test_report_from_state_and_findings_validates_and_round_trips(tmp_path: Path
     ]
 
 
-def test_below_min_success_nothing_is_synthesised_and_the_failures_are_named() -> None:
+def test_below_min_success_nothing_is_merged_the_findings_are_partial_and_failures_named() -> None:
     events = run_events({"c1": "coding", "c2": "coding", "c3": "coding"}, required=2)
     events += attempt("c1", "succeeded", 0.0, 5.0, exit_code=0)
     events += attempt("c2", "timed_out", 0.0, 60.0, reason="ran past its timeout of 60s")
@@ -165,15 +165,23 @@ def test_below_min_success_nothing_is_synthesised_and_the_failures_are_named() -
 
     assert not report.synthesized
     assert not report.verdict.met
-    assert report.findings == []
-    assert report.summary.total == 0
+    assert [f.agents for f in report.findings] == [["c1"]]
+    assert report.summary.total == 1
+    assert report.partial
+    assert "min_success 2 not met (1 succeeded)" in report.partial_reason
+    assert "c2: timed out on every attempt" in report.partial_reason
     assert [(f.agent, f.state, f.reason) for f in report.verdict.failed] == [
         ("c2", "dead_lettered", "timed out on every attempt"),
         ("c3", "skipped", "dependency c2 failed"),
     ]
     markdown = render_markdown(report)
     assert "NOT met" in markdown
+    assert "PARTIAL report" in markdown
     assert "dependency c2 failed" in markdown
+    assert Report.model_validate_json(report.model_dump_json()) == report
+    unmarked = {**report.model_dump(), "partial": False, "partial_reason": ""}
+    with pytest.raises(ValidationError, match="partial"):
+        Report.model_validate(unmarked)
 
 
 def test_coding_run_report_carries_merge_conflicts_and_verification() -> None:
@@ -224,6 +232,9 @@ def test_inconsistent_reports_are_refused() -> None:
     unsynthesised = {**good, "synthesized": False}
     with pytest.raises(ValidationError, match="min_success"):
         Report.model_validate(unsynthesised)
+    partial_but_met = {**good, "partial": True, "partial_reason": "why"}
+    with pytest.raises(ValidationError, match="partial"):
+        Report.model_validate(partial_but_met)
 
 
 WRITER = """

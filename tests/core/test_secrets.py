@@ -165,3 +165,69 @@ def test_a_secret_written_into_the_plan_is_warned_about(repo: Path, tmp_path: Pa
     assert len(warnings) == 1
     assert "env.API_KEY" in warnings[0]
     assert '{ from_env = "API_KEY" }' in warnings[0]
+
+
+def test_a_url_with_a_password_is_a_secret_whatever_its_name() -> None:
+    env = {"DATABASE_URL": "postgres://app:pw-0123456789@db/app", "HOMEPAGE": "https://x.dev/a"}
+    redactor = Redactor.for_environment(env)
+    assert redactor.redact(f"using {env['DATABASE_URL']}") == "using [redacted DATABASE_URL]"
+    assert redactor.redact(env["HOMEPAGE"]) == env["HOMEPAGE"]
+
+
+def test_the_recorded_environment_keeps_secrets_by_name_only(tmp_path: Path) -> None:
+    """What a run's agents start from is recorded without a secret value, and re-read on resume."""
+    from corral.core.environment import (
+        EnvironmentRecordError,
+        base_environment,
+        read_record,
+        record,
+        write_record,
+    )
+
+    plan_path = tmp_path / "plan.toml"
+    plan_path.write_text(
+        '[[agent]]\nid = "a"\ncommand = ["true"]\nenv = { DB = { from_env = "PLAIN_REF" } }\n'
+    )
+    started = {
+        "PATH": "/usr/bin",
+        "DEMO_TOOLS": "/opt/tools",
+        "MY_API_KEY": SECRET,
+        "DATABASE_URL": "postgres://app:pw-0123456789@db/app",
+        "PLAIN_REF": REFERENCED,
+        "CORRAL_SOCKET": "/tmp/x.sock",
+        "SSH_AUTH_SOCK": "/tmp/ssh-old/agent",
+    }
+    recorded = record(started, load_plan(plan_path))
+    assert recorded.values == {"DEMO_TOOLS": "/opt/tools", "PATH": "/usr/bin"}
+    assert recorded.secrets == ["DATABASE_URL", "MY_API_KEY", "PLAIN_REF"]
+    path = tmp_path / "environment.json"
+    write_record(path, recorded)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert SECRET.encode() not in path.read_bytes()
+    assert b"pw-0123456789" not in path.read_bytes()
+    assert read_record(path) == recorded
+
+    resumed = {"PATH": "/elsewhere", "DATABASE_URL": "postgres://app:new@db/app"}
+    resumed |= {"PLAIN_REF": "rotated", "SSH_AUTH_SOCK": "/tmp/ssh-new/agent"}
+    base = base_environment(recorded, resumed)
+    assert base.values == {
+        "PATH": "/usr/bin",
+        "DEMO_TOOLS": "/opt/tools",
+        "DATABASE_URL": "postgres://app:new@db/app",
+        "PLAIN_REF": "rotated",
+        "SSH_AUTH_SOCK": "/tmp/ssh-new/agent",
+    }
+    assert base.missing == ("MY_API_KEY",)
+    problem = base.problem("r1")
+    assert problem is not None
+    assert "MY_API_KEY" in problem
+    assert "export it" in problem
+
+    path.write_text('{"format": "corral-environment", "values": {}}')
+    with pytest.raises(EnvironmentRecordError, match=r"secrets: Field required"):
+        read_record(path)
+    path.unlink()
+    path.symlink_to(tmp_path / "plan.toml")
+    with pytest.raises(EnvironmentRecordError, match="plain file corral wrote"):
+        read_record(path)
+    assert read_record(tmp_path / "absent.json") is None

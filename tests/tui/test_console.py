@@ -328,6 +328,46 @@ def test_appended_events_reach_the_screen(repo: Path, live: RunDir) -> None:
     assert RunEvents in seen
 
 
+def test_progress_stays_on_screen_while_output_and_cpu_keep_the_agent_alive(
+    repo: Path, live: RunDir
+) -> None:
+    """Liveness updates the heartbeat cell; the progress cell keeps what the agent last set."""
+
+    async def scenario() -> None:
+        app = CorralApp(repo, live.run_id, clock=frozen_clock)
+        async with app.run_test(size=(160, 40)) as pilot:
+            await until(pilot, lambda: dashboard_ready(app), what="the dashboard")
+            screen = app.screen
+            assert isinstance(screen, DashboardScreen)
+            writer, _ = await EventWriter.open(live.events)
+            await writer.append(
+                ev.AgentHeartbeat(
+                    ts=at(297),
+                    agent="api-billing",
+                    attempt=1,
+                    source="beat",
+                    progress=0.9,
+                    message="almost",
+                )
+            )
+            liveness: list[tuple[float, ev.HeartbeatSource]] = [(298, "output"), (299, "cpu")]
+            for when, source in liveness:
+                await writer.append(
+                    ev.AgentHeartbeat(ts=at(when), agent="api-billing", attempt=1, source=source)
+                )
+            await writer.close()
+            cells = screen.agents.cells
+            await until(
+                pilot,
+                lambda: "cpu" in cells["api-billing"]["beat"].plain,
+                within=5,
+                what="the cpu sign of life on screen",
+            )
+            assert "90% almost" in cells["api-billing"]["progress"].plain
+
+    asyncio.run(scenario())
+
+
 def test_agent_detail_follows_output_inert(repo: Path, tmp_path: Path) -> None:
     root = tmp_path / "run"
     rundir = make_live_run(repo, root=str(root))

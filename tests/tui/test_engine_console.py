@@ -270,3 +270,46 @@ def test_start_a_run_from_the_runs_list(repo: Path, tmp_path: Path, engines: lis
     engine = state_of(only_run(repo)).engine
     assert engine is not None
     assert is_same_process(engine.pid, engine.start_time), "the engine runs in its own process"
+
+
+def test_retry_on_a_finished_run_resumes_its_engine_as_corral_retry_does(
+    repo: Path, tmp_path: Path, engines: list[RunDir], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run is over and no engine listens: `r` resumes the engine with the retry, and the
+    agent gets the environment the run started with, not the console's."""
+    probe = [
+        "sh",
+        "-c",
+        'echo "attempt $CORRAL_ATTEMPT tools=${DEMO_TOOLS:-unset}"; [ "$CORRAL_ATTEMPT" -gt 1 ]',
+    ]
+    plan = write_plan(tmp_path, agent_block("probe", probe), header="min_success = 0\n")
+    monkeypatch.setenv("DEMO_TOOLS", "/opt/demo-tools")
+    assert corral(repo, "run", str(plan), "--quiet").returncode == 0
+    rundir = only_run(repo)
+    engines.append(rundir)
+    monkeypatch.delenv("DEMO_TOOLS")
+
+    async def scenario() -> None:
+        app = CorralApp(repo, rundir.run_id)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await until(pilot, lambda: agent_state(app, "probe") == "dead_lettered", what="load")
+            await until(pilot, lambda: len(app.screen_stack) > 3, what="the review screen")
+            await pilot.press("escape")
+            await until(pilot, lambda: "dead" in on_screen(app, "probe", "state"), what="the row")
+            await pilot.press("r")
+            await until(
+                pilot,
+                lambda: agent_state(app, "probe") == "succeeded",
+                within=30,
+                what="attempt 2 to succeed",
+            )
+            # the engine the console started ends with the run, and is not left a zombie
+            session = app.session
+            assert session is not None
+            await until(pilot, lambda: not session.engine_live, what="the engine to end")
+
+    asyncio.run(scenario())
+    log = rundir.output_log("probe", 2).read_text()
+    assert "attempt 2 tools=/opt/demo-tools" in log
+    retried = [e for e in events_of(rundir) if isinstance(e, ev.AgentRedriven)]
+    assert [e.by for e in retried] == [getpass.getuser()]

@@ -4,9 +4,11 @@ repository; the event log records the decision with the reviewer and the report 
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
+from textual.containers import VerticalScroll
 
 from corral.core import events as ev
 from corral.core.review import reviewer_identity
@@ -64,7 +66,7 @@ def test_walk_conflicts_then_reject_with_a_reason(repo: Path, reviewable: RunDir
             await until(pilot, lambda: "+print('billing')" in screen_text(pilot), what="both sides")
             assert "+print('auth')" in screen_text(pilot)
             await pilot.press("n")
-            assert review.conflicts.current_key == "severity:file:src/session.py:7"
+            assert review.conflicts.current_key == "severity:file:src/session.py:7 CF-2"
             await until(
                 pilot, lambda: "sec-scan rated it high" in screen_text(pilot), what="ratings"
             )
@@ -91,6 +93,45 @@ def test_walk_conflicts_then_reject_with_a_reason(repo: Path, reviewable: RunDir
     assert git(repo, "rev-parse", "main") == before, "a rejection lands nothing"
 
 
+def test_the_side_by_side_of_a_severity_conflict_splits_the_agents_by_rating(
+    repo: Path, reviewable: RunDir
+) -> None:
+    """Three agents, two of them agreeing: the two stand on one side, not split by count."""
+    report = json.loads((reviewable.path / "report.json").read_text())
+    report["finding_conflicts"][0]["severities"] = {
+        "deep-scan": "high",
+        "lint": "low",
+        "sec-scan": "high",
+    }
+    (reviewable.path / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    events = review_run_events(
+        repo,
+        reviewable.path / "report.json",
+        dead_engine(),
+        git(repo, "rev-parse", "main"),
+        git(repo, "rev-parse", "corral/r1/api-auth/1"),
+    )
+    reviewable.events.unlink()
+    write_events(reviewable, events)
+
+    def title(app: CorralApp, side: str) -> str:
+        return str(app.screen.query_one(f"#{side}-scroll", VerticalScroll).border_title)
+
+    async def scenario() -> None:
+        app = CorralApp(repo, reviewable.run_id)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await until(pilot, lambda: review_of(app), what="a finished run to open in review")
+            await pilot.press("n", "n")
+            await until(pilot, lambda: "lint rated it low" in screen_text(pilot), what="ratings")
+            assert title(app, "left") == "◀ high: deep-scan, sec-scan"
+            assert title(app, "right") == "▶ low: lint"
+            text = screen_text(pilot)
+            assert "deep-scan rated it high" in text
+            assert "sec-scan rated it high" in text
+
+    asyncio.run(scenario())
+
+
 def test_approve_names_what_lands_and_lands_it(repo: Path, reviewable: RunDir) -> None:
     before = git(repo, "rev-parse", "main")
     integration = git(repo, "rev-parse", "corral/r1/api-auth/1")
@@ -106,7 +147,7 @@ def test_approve_names_what_lands_and_lands_it(repo: Path, reviewable: RunDir) -
             confirm = app.screen
             assert isinstance(confirm, ConfirmScreen)
             body = str(confirm.body)
-            assert f"moves it {before[:12]} → {integration[:12]}" in body
+            assert f"moves it {before[:12]} → a merge of {integration[:12]}" in body
             assert "1 merged branch(es): api-auth" in body
             assert "1 left out: api-billing" in body
             await pilot.press("y")
@@ -117,8 +158,11 @@ def test_approve_names_what_lands_and_lands_it(repo: Path, reviewable: RunDir) -
     asyncio.run(scenario())
     last = events_of(reviewable)[-1]
     assert isinstance(last, ev.ReportApproved)
-    assert (last.by, last.landed) == (reviewer_identity(), integration)
-    assert git(repo, "rev-parse", "main") == integration
+    assert (last.by, last.landed) == (reviewer_identity(), git(repo, "rev-parse", "main"))
+    assert git(repo, "status", "--porcelain") == "", "the console's approve updates the checkout"
+    assert git(repo, "rev-parse", "main^1", "main^2").split() == [before, integration]
+    approver = git(repo, "log", "-1", "--format=%(trailers:key=Approved-by,valueonly)", "main")
+    assert approver == reviewer_identity()
 
 
 def test_approve_is_dimmed_when_the_report_changed_on_disk(repo: Path, reviewable: RunDir) -> None:
@@ -163,3 +207,66 @@ def test_reject_a_report_the_engine_wrote(repo: Path, tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     assert isinstance(events_of(rundir)[-1], ev.ReportRejected)
+
+
+PLANTED = ev.RepoTampered(
+    live=["api-auth#1", "api-billing#1"],
+    seen="attempt_end",
+    changes=[
+        ev.RepoChange(
+            kind="config",
+            name="config",
+            old="a" * 64 + " 644",
+            new="b" * 64 + " 644",
+            restored=True,
+            kept="/runs/r1/tampering/1/config",
+            detail=["+ [core] fsmonitor = /tmp/planted.sh"],
+        ),
+        ev.RepoChange(kind="ref", name="refs/heads/main", old="c" * 40, new="d" * 40),
+    ],
+)
+
+
+def test_tampering_dims_approve_until_t_acknowledges_it(repo: Path, reviewable: RunDir) -> None:
+    write_events(reviewable, [PLANTED])
+
+    def enabled(app: CorralApp) -> dict[str, bool]:
+        return {b.binding.id or "": b.enabled for b in app.screen.active_bindings.values()}
+
+    async def scenario() -> None:
+        app = CorralApp(repo, reviewable.run_id)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await until(pilot, lambda: review_of(app), what="the review")
+            review = review_of(app)
+            assert review is not None
+            await until(pilot, lambda: review.tabs.active == "tampering", what="its tab opened")
+            await until(pilot, lambda: "NOT ACKNOWLEDGED" in screen_text(pilot), what="its text")
+            text = screen_text(pilot)
+            assert "REPOSITORY TAMPERED" in text
+            assert "while api-auth#1, api-billing#1 ran" in text
+            assert "+ [core] fsmonitor = /tmp/planted.sh" in text
+            assert "refs/heads/main moved cccccccccccc → dddddddddddd" in text
+            assert enabled(app)["review.approve"] is False
+            await pilot.press("a")
+            await pilot.pause(0.2)
+            assert isinstance(app.screen, ReviewScreen), "approve waits for the acknowledgement"
+
+            await pilot.press("t")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+            confirm = app.screen
+            assert isinstance(confirm, ConfirmScreen)
+            assert "Acknowledge 1 tampering report(s)" in confirm.title_text
+            assert "fsmonitor" in str(confirm.body)
+            await pilot.press("y")
+            await until(
+                pilot, lambda: "tampering acknowledged" in screen_text(pilot), what="the record"
+            )
+            assert enabled(app)["review.approve"] is True
+            assert (
+                "review.acknowledge" not in enabled(app) or not enabled(app)["review.acknowledge"]
+            )
+
+    asyncio.run(scenario())
+    last = events_of(reviewable)[-1]
+    assert isinstance(last, ev.TamperingAcknowledged)
+    assert (last.by, last.through_seq) == (reviewer_identity(), events_of(reviewable)[-2].seq)

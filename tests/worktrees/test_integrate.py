@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,7 +19,13 @@ from corral.worktrees.mergetree import ConflictPath
 from corral.worktrees.plumbing import update_ref_cas
 from corral.worktrees.verify import run_verification
 from tests.conftest import git
-from tests.worktrees.merge_helpers import agent, base_repo, commit_all, edit_line
+from tests.worktrees.merge_helpers import (
+    agent,
+    base_repo,
+    commit_all,
+    conflict_scene,
+    edit_line,
+)
 
 
 def ref_log(repo: Path, ref: str) -> list[str]:
@@ -171,6 +178,34 @@ def test_left_out_names_every_agent_it_collides_with(tmp_path: Path) -> None:
     )
     assert result.worktree is None
     assert [lo.conflicts_with for lo in result.left_out] == [("a", "b")]
+
+
+def test_a_left_out_branch_blames_only_the_agents_it_conflicts_with_file_by_file(
+    tmp_path: Path,
+) -> None:
+    repo, base, branches = conflict_scene(tmp_path)
+    tips = {name: git(repo, "rev-parse", branch) for name, _, branch in branches}
+    assert git_status(repo, "merge-tree", "--write-tree", tips["c"], tips["z"]) == 0
+
+    result = integrate(repo, "r3", base, branches, checkout=False)
+
+    assert [m.agent for m in result.merged] == ["a", "c", "d"]
+    [left] = result.left_out
+    assert left.agent == "z"
+    assert left.conflicts_with == ("a", "d")
+    assert left.files == (
+        ConflictPath("src/app.py", "content"),
+        ConflictPath("src/lib.py", "content"),
+    )
+    assert left.pair_files == {
+        "a": (ConflictPath("src/app.py", "content"),),
+        "d": (ConflictPath("src/lib.py", "content"),),
+    }
+    assert "conflicts with a, d" in left.reason
+
+
+def git_status(repo: Path, *args: str) -> int:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True).returncode
 
 
 def test_integrate_refuses_duplicates_and_reports_missing_branches(tmp_path: Path) -> None:

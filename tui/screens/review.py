@@ -1,6 +1,8 @@
 """The review: the merged report's summary, findings (grouped, filterable), conflicts with both
 sides, merged and left-out branches with diffs, verification; `a` approve and `r` reject go
-through core.review, the same code path as `corral review`."""
+through core.review, the same code path as `corral review`. When an agent tampered with the
+shared repository, a tampering tab appears (and opens), approve stays dimmed, and `t`
+acknowledges it after a confirmation."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
-from corral.core.state import ACTIVE_STATES
+from corral.core.state import ACTIVE_STATES, RunState
 from corral.tui import ops
 from corral.tui.bridge import RunSession
 from corral.tui.feed import RunFeed
@@ -37,6 +39,7 @@ from corral.tui.widgets.review_parts import (
     branch_rows,
     finding_groups,
     summary_text,
+    tampering_text,
     verification_text,
 )
 from corral.tui.widgets.tables import ConflictsTable, KeyTable
@@ -66,6 +69,8 @@ class ReviewScreen(RunScreen):
             "4", "tab('verification')", "Verification", show=False, id="review.tab_verification"
         ),
         Binding("5", "tab('raw')", "Report", show=False, id="review.tab_raw"),
+        Binding("6", "tab('tampering')", "Tampering", show=False, id="review.tab_tampering"),
+        Binding("t", "acknowledge", "Acknowledge tampering", id="review.acknowledge"),
         Binding("escape", "back", "Back", id="review.back"),
     ]
 
@@ -95,6 +100,7 @@ class ReviewScreen(RunScreen):
         self.loaded: Loaded | None = None
         self.report_version = -1
         self.sides_key = ""
+        self.tampering_tab = False
 
     def compose(self) -> ComposeResult:
         yield Static(Text(" review  loading…"), id="summary")
@@ -131,10 +137,31 @@ class ReviewScreen(RunScreen):
             self.load_report()
         if feed.review_version > since or feed.run_version > since or since < 0:
             self.summary.update(summary_text(state, self.loaded, read_only=self.session.read_only))
+            self.show_tampering(state)
             self.branches.sync(branch_rows(state), complete=True)
             self.query_one("#verification-view", Static).update(verification_text(state))
         if feed.conflicts_version > since or since < 0:
             self.sync_conflicts(feed)
+
+    def show_tampering(self, state: RunState) -> None:
+        """The tampering tab exists only for a run that has some; it opens once when it appears."""
+        if not state.tampering:
+            return
+        if self.tampering_tab:
+            self.query_one("#tampering-view", Static).update(tampering_text(state.tampering))
+            return
+        self.tampering_tab = True
+        self.add_tampering_tab(tampering_text(state.tampering))
+
+    @work(group="tampering-tab")
+    async def add_tampering_tab(self, text: Text) -> None:
+        view = VerticalScroll(Static(text, id="tampering-view"))
+        await self.tabs.add_pane(TabPane("6 tampering", view, id="tampering"))
+        self.tabs.active = "tampering"
+
+    def pending_tampering(self) -> bool:
+        feed = self.session.feed
+        return feed is not None and bool(feed.state.unacknowledged_tampering())
 
     def severity_conflicts(self) -> list[SeverityConflict]:
         return severity_conflicts(self.loaded.raw if self.loaded else None)
@@ -146,7 +173,7 @@ class ReviewScreen(RunScreen):
             rated = " ⇄ ".join(f"{agent}: {level}" for agent, level in conflict.severities.items())
             rows.append(
                 (
-                    f"severity:{conflict.location}",
+                    conflict.key,
                     {
                         "kind": Text("◆ severity", style="magenta bold"),
                         "agents": Text(rated, style="bold"),
@@ -201,9 +228,7 @@ class ReviewScreen(RunScreen):
             return "the report on disk is not the one the log recorded"
         if feed.state.review is not None:
             return f"already {feed.state.review.decision}"
-        if any(
-            a.state in ACTIVE_STATES | {"queued", "waiting"} for a in feed.state.agents.values()
-        ):
+        if self._agents_run():
             return "agents still run"
         return ""
 
@@ -215,10 +240,23 @@ class ReviewScreen(RunScreen):
             synthesized = (
                 feed is not None and feed.state.report is not None and feed.state.report.synthesized
             )
-            return None if self.decidable() or not synthesized else True
+            blocked = self.decidable() or not synthesized or self.pending_tampering()
+            return None if blocked else True
+        if action == "acknowledge":
+            if not self.pending_tampering():
+                return False  # nothing to acknowledge in this run: the key has no place here
+            return None if self.session.read_only or self._agents_run() else True
+        if action == "tab" and parameters == ("tampering",):
+            return True if self.tampering_tab else None
         if action == "next_conflict":
             return True if self.conflicts.row_count else None
         return True
+
+    def _agents_run(self) -> bool:
+        feed = self.session.feed
+        return feed is not None and any(
+            a.state in ACTIVE_STATES | {"queued", "waiting"} for a in feed.state.agents.values()
+        )
 
     def landing(self) -> Text:
         feed = self.session.feed
@@ -231,8 +269,13 @@ class ReviewScreen(RunScreen):
         target = state.merge.integration_commit
         if target and target != state.snapshot:
             text.append(
-                f"Lands on {inert(state.base_ref)}: moves it {state.snapshot[:12]} → {target[:12]}\n",
+                f"Lands on {inert(state.base_ref)}: moves it {state.snapshot[:12]} → a merge of "
+                f"{target[:12]} that names you as the approver\n",
                 style="bold",
+            )
+            text.append(
+                f"  checkouts of {inert(state.base_ref)} are updated (refused if they have "
+                "uncommitted changes to the files it changes)\n"
             )
             text.append(
                 f"  {len(merged)} merged branch(es): {inert(', '.join(merged), limit=300) or '-'}\n"
@@ -253,6 +296,9 @@ class ReviewScreen(RunScreen):
     @work(group="decisions", exclusive=True)
     async def action_approve(self) -> None:
         if self.decidable() or self.loaded is None:
+            return
+        if self.pending_tampering():
+            self.notify("acknowledge the tampering first (t)", title="approve waits", timeout=6)
             return
         from corral.core import review
 
@@ -292,12 +338,42 @@ class ReviewScreen(RunScreen):
         else:
             self.notify(inert(result.message), title="rejected")
 
+    @work(group="decisions", exclusive=True)
+    async def action_acknowledge(self) -> None:
+        feed = self.session.feed
+        pending = feed.state.unacknowledged_tampering() if feed is not None else []
+        if not pending or self.session.read_only or self._agents_run():
+            return
+        from corral.core import review
+
+        by = review.reviewer_identity()
+        body = tampering_text(pending, footnote=False)
+        body.append(
+            "\nAcknowledging records that you read these reports; approve then no longer "
+            "waits for them. Nothing in the repository changes.",
+            style="bold",
+        )
+        title = (
+            f"Acknowledge {len(pending)} tampering report(s) of run {self.session.run_id} as {by}?"
+        )
+        if not await self.app.push_screen_wait(ConfirmScreen(title, body, yes="acknowledge")):
+            return
+        rundir, through = self.session.rundir, pending[-1].seq
+        try:
+            message = await asyncio.to_thread(review.acknowledge_tampering, rundir, by, through)
+        except review.ReviewRefused as exc:
+            self.notify(inert(str(exc)), title="acknowledge refused", severity="error", timeout=10)
+        else:
+            self.notify(inert(message), title="acknowledged")
+
     # -- walking -------------------------------------------------------------------------------
 
     def action_back(self) -> None:
         self.dismiss(None)
 
     def action_tab(self, tab: str) -> None:
+        if tab == "tampering" and not self.tampering_tab:
+            return
         self.tabs.active = tab
         target = {
             "findings": self.findings,
@@ -377,23 +453,31 @@ class ReviewScreen(RunScreen):
         )
 
     def severity_sides(self, key: str) -> None:
-        """Each side: what its agents rated the location, and the findings reported there."""
-        found = [c for c in self.severity_conflicts() if f"severity:{c.location}" == key]
+        """The agents split by their rating: the most severe one on the left, the others on the
+        right; each side says who rated it what, then the findings in conflict."""
+        found = [c for c in self.severity_conflicts() if c.key == key]
         if not found or self.loaded is None:
             return
         conflict = found[0]
-        agents = list(conflict.severities)
-        half = max(1, len(agents) // 2)
-        where = conflict.location.split(":", 1)[-1]
-        at = [f for f in self.loaded.findings if where and where in f.location]
+        ratings = conflict.by_rating()
+        if conflict.findings:
+            at = [f for f in self.loaded.findings if f.id in conflict.findings]
+        else:  # a report without finding ids: what is at the location
+            where = conflict.location.split(":", 1)[-1]
+            at = [f for f in self.loaded.findings if where and f.location == where]
 
-        def side(names: list[str]) -> str:
-            lines = [f"{name} rated it {conflict.severities[name]}" for name in names]
+        def side(groups: list[tuple[str, list[str]]]) -> str:
+            lines = [f"{name} rated it {rating}" for rating, names in groups for name in names]
             lines += [f"  {f.severity}: {f.title} ({f.location})" for f in at]
             return "\n".join([*lines, "", conflict.reason])
 
-        titles = (", ".join(agents[:half]), ", ".join(agents[half:]) or "-")
-        self.post_message(self.SidesLoaded(key, side(agents[:half]), side(agents[half:]), titles))
+        def title(groups: list[tuple[str, list[str]]]) -> str:
+            return " · ".join(f"{rating}: {', '.join(names)}" for rating, names in groups) or "-"
+
+        left, right = ratings[:1], ratings[1:]
+        self.post_message(
+            self.SidesLoaded(key, side(left), side(right), (title(left), title(right)))
+        )
 
     def on_review_screen_sides_loaded(self, message: SidesLoaded) -> None:
         if message.key != self.sides_key:

@@ -7,7 +7,8 @@ from typing import ClassVar
 
 from rich.text import Text
 
-from corral.core.state import RunState
+from corral.core.integrity import describe_change, describe_when
+from corral.core.state import RunState, TamperingState
 from corral.tui import look
 from corral.tui.findings import Loaded, counts_by_severity, severity_rank
 from corral.tui.text import inert
@@ -110,6 +111,10 @@ def summary_text(state: RunState, loaded: Loaded | None, *, read_only: bool) -> 
     if state.verdict:
         style = "green bold" if state.verdict == "passed" else "red bold"
         text.append(f" run {state.verdict}", style=style)
+    if state.unacknowledged_tampering():
+        text.append("  ⚠ REPOSITORY TAMPERED: t acknowledges", style="red bold reverse")
+    elif state.tampering:
+        text.append("  ⚠ tampering acknowledged", style="yellow")
     report = state.report
     if report is None:
         text.append("  no report yet", style="yellow")
@@ -121,7 +126,7 @@ def summary_text(state: RunState, loaded: Loaded | None, *, read_only: bool) -> 
         elif loaded is not None and loaded.sha256:
             text.append(" ✘ CHANGED ON DISK", style="red bold")
         if not report.synthesized:
-            text.append("  below min_success: nothing to land", style="red")
+            text.append("  below min_success: partial findings, nothing to land", style="red")
     if state.review is not None:
         style = "green bold" if state.review.decision == "approved" else "red bold"
         reason = f": {inert(state.review.reason, limit=80)}" if state.review.reason else ""
@@ -167,4 +172,35 @@ def verification_text(state: RunState) -> Text:
         f"command: {inert(' '.join(result.command), limit=400)}\nexit: {result.exit_code}\n"
     )
     text.append(f"commit: {result.commit}\nlog: {inert(result.log_path, limit=300)}\n")
+    return text
+
+
+def tampering_text(tampering: list[TamperingState], *, footnote: bool = True) -> Text:
+    """Each report of tampering with the shared repository: who was live, what changed, what
+    corral did, and whether a person has acknowledged it."""
+    text = Text()
+    for report in tampering:
+        text.append(f"#{report.seq} ", style="bold")
+        text.append(inert(describe_when(report.live, report.seen), limit=300), style="bold")
+        if report.acknowledged_by is None:
+            text.append("  NOT ACKNOWLEDGED\n", style="red bold")
+        else:
+            text.append(
+                f"  acknowledged by {inert(report.acknowledged_by, limit=80)}\n", style="dim"
+            )
+        for change in report.changes:
+            style = "green" if change.restored else "yellow"
+            text.append(f"  • {inert(describe_change(change), limit=400)}\n", style=style)
+            for line in change.detail:
+                text.append(f"      {inert(line, limit=200)}\n", style="dim")
+        if report.problem:
+            text.append(f"  ! {inert(report.problem, limit=400)}\n", style="red")
+    if not footnote:
+        return text
+    text.append(
+        "\nConfig, hooks and info/attributes were put back as the run found them (the changed "
+        "versions are kept in the run directory); refs are left as found. Approve waits until "
+        "a person acknowledges every report (t).",
+        style="dim",
+    )
     return text
