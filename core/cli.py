@@ -318,11 +318,20 @@ def _view(args: argparse.Namespace) -> View | None:
 
 
 def _detach(args: argparse.Namespace, common_dir: Path, run_id: str, *, resume: bool) -> int:
-    """Start the engine in its own session, wait until it answers, and return."""
+    """Start the engine in its own session, wait until it answers, and return.
+
+    A run whose engine lives is refused as `corral run --resume` refuses it."""
     from corral.core.rundir import RunDir, runs_root
-    from corral.core.runner import BackgroundStartFailed, start_in_background
+    from corral.core.runner import (
+        BackgroundStartFailed,
+        EngineBusy,
+        engine_is_live,
+        start_in_background,
+    )
 
     rundir = RunDir(runs_root(common_dir) / run_id)
+    if resume and engine_is_live(rundir.check()):
+        return _fail(str(EngineBusy(run_id)))
     if resume:
         command = ["run", "--resume", run_id, "--quiet", *[f"--retry={a}" for a in args.retry]]
     else:

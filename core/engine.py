@@ -27,7 +27,7 @@ from corral.core.integrity import IntegrityWatch
 from corral.core.lock_service import answer as answer_lock_request
 from corral.core.locks import LockManager
 from corral.core.plan import AgentSpec, Plan, topological_order
-from corral.core.proctree import CpuSampler, process_start_time, terminate_tree
+from corral.core.proctree import CpuSampler, Marks, process_start_time, terminate_attempt
 from corral.core.protocol import (
     HeartbeatRequest,
     KillRequest,
@@ -155,8 +155,6 @@ class Engine:
 
     async def recover(self, redrive: Sequence[str] = (), by: str = "") -> None:
         """After a resume: stop what the dead engine left running, then settle every agent."""
-        from corral.core.recovery import find_attempt_processes
-
         await self.emit(
             ev.EngineResumed(engine=engine_info(), repaired_tail=self.log.repaired_tail is not None)
         )
@@ -165,16 +163,13 @@ class Engine:
         for agent in list(self.state.agents.values()):
             attempt = agent.current
             if agent.state in ACTIVE_STATES and attempt is not None:
-                found = await asyncio.to_thread(
-                    find_attempt_processes,
-                    self.ctx.run_id,
-                    agent.id,
-                    attempt.number,
-                    attempt.pid,
-                    attempt.proc_start_time,
+                # the same sweep as at every attempt's end: its tree, if logged, and its marks
+                found = await terminate_attempt(
+                    Marks(run_id=self.ctx.run_id, agent=agent.id, attempt=attempt.number),
+                    grace=self.plan.run.kill_grace,
+                    pid=attempt.pid,
+                    start_time=attempt.proc_start_time,
                 )
-                for pid, start in found:
-                    await terminate_tree(pid, start, grace=self.plan.run.kill_grace)
                 await asyncio.to_thread(
                     redact_outputs,
                     environment_redactor(self.plan.agent(agent.id)),
@@ -182,8 +177,8 @@ class Engine:
                     self.ctx.rundir.output_dir(agent.id, attempt.number),
                 )
                 stopped = (
-                    f"; {len(found)} of its processes were still alive and were stopped"
-                    if found
+                    f"; {len(found.signalled)} of its processes were still alive and were stopped"
+                    if found.signalled
                     else ""
                 )
                 await self.emit(
@@ -223,7 +218,9 @@ class Engine:
                 await asyncio.gather(watch, return_exceptions=True)
             if self.failure is None and self.stop_signal is None:
                 await self._finish()
-        except LogFailed as exc:
+        except (LogFailed, OSError) as exc:
+            # E3: a log that fails, or a run directory that takes no more files (report, verify
+            # log: full, read-only, immutable), stops the engine; it does not finish the run
             self.failure = exc
         finally:
             if watch is not None and not watch.done():
@@ -247,10 +244,12 @@ class Engine:
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
         self.supervisor.workspaces.close()
         await self.locks.close()
-        if self.failure is not None:
-            return
+        if isinstance(self.failure, LogFailed):
+            return  # nothing more can be recorded
         try:
-            if self.stop_signal is not None:
+            if self.failure is not None:
+                await self.emit(ev.EngineStopped(reason=f"failed: {self.failure}"))
+            elif self.stop_signal is not None:
                 name = signal.Signals(self.stop_signal).name
                 await self.emit(
                     ev.EngineStopped(reason=f"stopped by {name}", signal=self.stop_signal)

@@ -1,8 +1,14 @@
-"""Reading /proc: process identity (pid + start time), agent process trees and CPU time.
+"""Reading /proc: process identity (pid + start time), attempt marks, agent trees and CPU time.
 
 A pid alone is not an identity: after an agent exits the kernel may hand its number to an
 unrelated process. Everything here therefore works on (pid, start time) pairs, where the start
 time is the kernel's, in seconds since the epoch, equal to `psutil.Process(pid).create_time()`.
+
+An attempt's processes are its agent's tree (session, process group, descendants) and every
+process that carries the attempt's marks: the CORRAL_* variables of its environment, which every
+child inherits, so that a child that called setsid and lost its parent is still found (T2). A
+process's marks are read from /proc/<pid>/environ once per (pid, start time), which is the
+environment it was started with.
 
 Linux only: one pass over /proc/<pid>/stat per scan, no psutil per process, so that the engine
 can ask about hundreds of agents per tick.
@@ -11,6 +17,7 @@ can ask about hundreds of agents per tick.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -125,6 +132,125 @@ def is_same_process(pid: int, start_time: float) -> bool:
     return found is not None and same_start(found, start_time)
 
 
+# --- marks ---------------------------------------------------------------------------------------
+
+MARK_VARIABLES = ("CORRAL_RUN_ID", "CORRAL_AGENT_ID", "CORRAL_ATTEMPT")
+"""The environment variables that mark a process as an attempt's; every child inherits them."""
+
+_MARK_PREFIXES = tuple(f"{name}=".encode() for name in MARK_VARIABLES)
+
+
+@dataclass(frozen=True, slots=True)
+class Marks:
+    """An attempt's marks: set in its agent's (and setup commands') environment at spawn."""
+
+    run_id: str
+    agent: str
+    attempt: int
+
+    def environment(self) -> dict[str, str]:
+        """The variables to put in the environment of the attempt's processes."""
+        return dict(zip(MARK_VARIABLES, (self.run_id, self.agent, str(self.attempt)), strict=True))
+
+
+def _read_environ(pid: int) -> bytes | None:
+    """The environment `pid` was started with: None if it is gone or not ours to read, empty
+    while it is between fork and exec (the kernel shows no environment then) or has none."""
+    try:
+        fd = os.open(f"{PROC}/{pid}/environ", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    chunks: list[bytes] = []
+    try:
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
+def _parse_marks(data: bytes) -> Marks | None:
+    if _MARK_PREFIXES[0] not in data:
+        return None
+    values: dict[bytes, bytes] = {}
+    for entry in data.split(b"\0"):
+        for prefix in _MARK_PREFIXES:
+            if entry.startswith(prefix):
+                values.setdefault(prefix, entry[len(prefix) :])  # the first wins, as in getenv
+    if len(values) != len(_MARK_PREFIXES):
+        return None
+    run_id, agent, attempt = (os.fsdecode(values[prefix]) for prefix in _MARK_PREFIXES)
+    if not attempt.isdigit():
+        return None
+    return Marks(run_id=run_id, agent=agent, attempt=int(attempt))
+
+
+def read_marks(pid: int) -> Marks | None:
+    """The attempt marks in `pid`'s environment, None when it carries none (or not all three)."""
+    return _parse_marks(_read_environ(pid) or b"")
+
+
+class MarkIndex:
+    """The marks of every process in a scan, by attempt, each process's environment read once.
+
+    A process's marks are those it was first seen with: the forked children of a marked process
+    are marked from their first instant, and one that later execs with the marks removed stays
+    the attempt's. Not yet settled, and so read again on the next scan: a process that shows no
+    environment (it is between fork and exec) and a child of the caller (which shows the caller's
+    environment until it execs into the agent's). Grouping is done once per scan, so any number
+    of terminations polling the same scan cost one pass over it. Kernel threads (session 0) and
+    zombies are never read.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._marks: dict[tuple[int, int], Marks | None] = {}
+        self._table: dict[int, ProcStat] | None = None
+        self._groups: dict[Marks, list[ProcStat]] = {}
+
+    def members(self, table: dict[int, ProcStat], marks: Marks) -> list[ProcStat]:
+        """The live processes of `table` that carry `marks`."""
+        with self._lock:
+            self._index(table)
+            return list(self._groups.get(marks, ()))
+
+    def prime(self, table: dict[int, ProcStat]) -> None:
+        """Group `table` now (on a worker thread, say), so that asking about it costs nothing."""
+        with self._lock:
+            self._index(table)
+
+    def _index(self, table: dict[int, ProcStat]) -> None:
+        if table is not self._table:
+            self._groups = self._group(table)
+            self._table = table
+
+    def _group(self, table: dict[int, ProcStat]) -> dict[Marks, list[ProcStat]]:
+        me = os.getpid()
+        settled: dict[tuple[int, int], Marks | None] = {}  # this scan's processes only: no growth
+        groups: dict[Marks, list[ProcStat]] = {}
+        for s in table.values():
+            if s.session == 0 or s.zombie:
+                continue
+            key = (s.pid, s.start_ticks)
+            if key in self._marks:
+                found = settled[key] = self._marks[key]
+            else:
+                data = _read_environ(s.pid)
+                found = _parse_marks(data or b"")
+                if data != b"" and (s.ppid != me or found is not None):
+                    settled[key] = found
+            if found is not None:
+                groups.setdefault(found, []).append(s)
+        self._marks = settled
+        return groups
+
+
+MARKED = MarkIndex()
+"""The one index of the engine's process: every caller shares its reads of /proc."""
+
+
 def _self_and_ancestors(table: dict[int, ProcStat]) -> set[int]:
     """The calling process and its parents: never members of an agent's tree, never signalled."""
     out: set[int] = set()
@@ -138,10 +264,8 @@ def _self_and_ancestors(table: dict[int, ProcStat]) -> set[int]:
     return out
 
 
-def tree_in(
-    table: dict[int, ProcStat], pid: int, start_time: float, *, zombies: bool = False
-) -> list[ProcStat]:
-    """The agent's processes in one scan; see `tree_members`. Zombies only when asked."""
+def _roots(table: dict[int, ProcStat], pid: int, start_time: float) -> list[ProcStat]:
+    """Processes in the agent's session or process group that started no earlier than it."""
     if pid <= 1:
         return []
     leader = table.get(pid)
@@ -150,11 +274,17 @@ def tree_in(
         # group or session of that id exists, so the agent's session is empty: nothing to find.
         return []
     earliest = start_time - START_TIME_TOLERANCE
-    roots = [
+    return [
         s
         for s in table.values()
         if (s.session == pid or s.pgrp == pid) and s.start_time >= earliest
     ]
+
+
+def _with_descendants(
+    table: dict[int, ProcStat], roots: list[ProcStat], *, zombies: bool
+) -> list[ProcStat]:
+    """`roots` and their descendants by parent chain, by pid; never the caller or its parents."""
     children: dict[int, list[ProcStat]] = {}
     for s in table.values():
         children.setdefault(s.ppid, []).append(s)
@@ -168,6 +298,23 @@ def tree_in(
         found[s.pid] = s
         stack.extend(c for c in children.get(s.pid, ()) if c.pid not in excluded and c.pid > 1)
     return sorted((s for s in found.values() if zombies or not s.zombie), key=lambda s: s.pid)
+
+
+def tree_in(
+    table: dict[int, ProcStat], pid: int, start_time: float, *, zombies: bool = False
+) -> list[ProcStat]:
+    """The agent's processes in one scan; see `tree_members`. Zombies only when asked."""
+    return _with_descendants(table, _roots(table, pid, start_time), zombies=zombies)
+
+
+def attempt_in(
+    table: dict[int, ProcStat], marks: Marks, pid: int = 0, start_time: float = 0.0
+) -> list[ProcStat]:
+    """Every live process of an attempt in one scan (T2): the agent's tree when its leader
+    (`pid`, `start_time`) is known, and every process carrying the attempt's `marks`, each with
+    its descendants. The caller and its ancestors are never among them."""
+    roots = _roots(table, pid, start_time) + MARKED.members(table, marks)
+    return _with_descendants(table, roots, zombies=False)
 
 
 def tree_members(pid: int, start_time: float) -> list[int]:

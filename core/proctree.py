@@ -3,7 +3,8 @@
 The supervisor's rules (docs/reliability.md S1, S2): an agent runs in its own session and process group;
 termination covers the whole tree, including children that escaped into their own session, and is
 confirmed before a retry starts; a pid is only trusted together with its start time, so that a
-reused pid is never signalled. No orphan is ever left behind.
+reused pid is never signalled. When an attempt ends, every process carrying its marks goes too
+(`terminate_attempt`, T2), wherever it went. No orphan is ever left behind.
 
 Linux only (/proc, pidfd). Awaiting an exit uses a pidfd registered with the event loop, so it
 needs neither asyncio's child watchers nor a thread per process. This module is the public face;
@@ -26,12 +27,20 @@ from corral.core.proc_kill import (
     TerminateError,
     TerminateResult,
     reap,
+    terminate_attempt,
     terminate_tree,
 )
-from corral.core.proc_scan import CpuSampler, is_same_process, process_start_time, tree_members
+from corral.core.proc_scan import (
+    CpuSampler,
+    Marks,
+    is_same_process,
+    process_start_time,
+    tree_members,
+)
 
 __all__ = [
     "CpuSampler",
+    "Marks",
     "SpawnError",
     "Spawned",
     "TerminateError",
@@ -39,6 +48,7 @@ __all__ = [
     "is_same_process",
     "process_start_time",
     "spawn",
+    "terminate_attempt",
     "terminate_tree",
     "tree_members",
     "wait_exit",

@@ -2,6 +2,10 @@
 
 Inside the git dir, so nothing is ever committed and every worktree sees the same runs. This
 module imports only the standard library: thin agent-side commands import it.
+
+None of `corral/`, `corral/runs/` and a run's own directory may be a symbolic link (L8): a
+planted link would redirect what the engine records and what every command reads, so a run
+behind one is refused (UnsafeRunDir) wherever it would have been used, old or new.
 """
 
 from __future__ import annotations
@@ -25,6 +29,33 @@ class RunNotFound(Exception):
 
 class NotInRepository(Exception):
     """The command needs a repository and none was found."""
+
+
+class UnsafeRunDir(RunNotFound):
+    """A run's directory, or one above it up to the git dir, is a symbolic link: corral will not
+    use it. (A RunNotFound, so that each command refuses it as it refuses an unknown run.)"""
+
+
+def refuse_link(path: Path, what: str) -> None:
+    """Raise UnsafeRunDir if `path` is a symbolic link (a missing path is fine)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(info.st_mode):
+        raise UnsafeRunDir(
+            f"{path} ({what}) is a symbolic link; corral does not follow links for its run "
+            "directories, since a planted link could redirect what it records and reads. "
+            "Remove the link (put the real directory in its place to keep that run) and try again"
+        )
+
+
+def checked_runs_root(common_dir: Path) -> Path:
+    """`runs_root(common_dir)`, refused if it or `corral/` above it is a symbolic link."""
+    refuse_link(common_dir / "corral", "corral's directory in the git dir")
+    root = runs_root(common_dir)
+    refuse_link(root, "the directory of corral's runs")
+    return root
 
 
 def git_common_dir(start: Path) -> Path:
@@ -116,30 +147,61 @@ class RunDir:
     def output_dir(self, agent: str, attempt: int) -> Path:
         return self.attempt_dir(agent, attempt) / "out"
 
+    def check(self) -> RunDir:
+        """This run, refused if its directory or one above it is a symbolic link."""
+        checked_runs_root(self.path.parent.parent.parent)
+        refuse_link(self.path, f"the directory of run {self.run_id}")
+        return self
+
     def create(self) -> None:
+        self.check()
         ensure_private_dir(self.path)
         ensure_private_dir(self.socket.parent)
 
 
-def list_runs(common_dir: Path) -> list[RunDir]:
-    """Runs of the repository, oldest first."""
-    root = runs_root(common_dir)
+def _entries(common_dir: Path) -> tuple[list[RunDir], list[RunDir]]:
+    """The runs of the repository, oldest first, and the entries that are symbolic links."""
+    root = checked_runs_root(common_dir)
     if not root.is_dir():
-        return []
-    return sorted(
-        (RunDir(entry) for entry in root.iterdir() if (entry / "events.jsonl").is_file()),
-        key=lambda run: run.run_id,
-    )
+        return [], []
+    runs: list[RunDir] = []
+    links: list[RunDir] = []
+    for entry in root.iterdir():
+        if entry.is_symlink():
+            links.append(RunDir(entry))
+        elif (entry / "events.jsonl").is_file():
+            runs.append(RunDir(entry))
+    return sorted(runs, key=lambda run: run.run_id), links
+
+
+def list_runs(common_dir: Path) -> list[RunDir]:
+    """Runs of the repository, oldest first; a symbolic link among them is never followed.
+
+    Raises UnsafeRunDir if the directory of the runs (or `corral/`) is a link."""
+    return _entries(common_dir)[0]
 
 
 def find_run(common_dir: Path, name: str | None) -> RunDir:
-    """The run named by id or unique id prefix; the latest run when `name` is None."""
-    runs = list_runs(common_dir)
+    """The run named by id or unique id prefix; the latest run when `name` is None.
+
+    Raises UnsafeRunDir when the run that would be chosen (the named one, one the prefix matches,
+    or one newer than the latest real run) is a symbolic link."""
+    runs, links = _entries(common_dir)
+    if name == "latest":
+        name = None
+    latest = runs[-1].run_id if runs else ""
+    for link in links:
+        named = name is not None and (
+            link.run_id == name
+            or (link.run_id.startswith(name) and all(run.run_id != name for run in runs))
+        )
+        if named or (name is None and link.run_id > latest):
+            link.check()
     if not runs:
         raise RunNotFound(
             f"no corral runs in {common_dir.parent}; start one with `corral run PLAN`"
         )
-    if name is None or name == "latest":
+    if name is None:
         return runs[-1]
     matches = [run for run in runs if run.run_id == name] or [
         run for run in runs if run.run_id.startswith(name)

@@ -51,6 +51,11 @@ EXIT_ENGINE_ERROR = 3
 class EngineBusy(Exception):
     """Another engine already owns the run."""
 
+    def __init__(self, run_id: str) -> None:
+        super().__init__(
+            f"run {run_id} already has a live engine; follow it with `corral status {run_id}`"
+        )
+
 
 class View(Protocol):
     """What the engine shows while it runs (a rich live table, plain lines, or nothing)."""
@@ -73,9 +78,7 @@ def _lock(rundir: RunDir) -> filelock.BaseFileLock:
     try:
         lock.acquire()
     except filelock.Timeout:
-        raise EngineBusy(
-            f"run {rundir.run_id} already has a live engine; follow it with `corral status {rundir.run_id}`"
-        ) from None
+        raise EngineBusy(rundir.run_id) from None
     return lock
 
 
@@ -120,14 +123,18 @@ def start_in_background(
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            if engine_is_live(rundir):  # another engine took the run first
+                raise BackgroundStartFailed(str(EngineBusy(rundir.run_id)))
             raise BackgroundStartFailed(
                 f"the engine exited at once (status {proc.returncode}); see {rundir.engine_log}"
             )
         try:
-            request(str(rundir.socket), {"op": "ping"}, timeout=1)
-            return proc.pid
+            # only the engine started here counts: a live one answers too, then ours refuses
+            if request(str(rundir.socket), {"op": "ping"}, timeout=1).get("pid") == proc.pid:
+                return proc.pid
         except ControlError:
-            time.sleep(0.05)
+            pass
+        time.sleep(0.05)
     raise BackgroundStartFailed(
         f"the engine did not answer within {wait:.0f}s; see {rundir.engine_log}"
     )
@@ -316,13 +323,23 @@ async def drive(
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         server.close()
-        with contextlib.suppress(FileNotFoundError):
+        # a socket left behind (its directory became read-only) is cleared by the next engine
+        with contextlib.suppress(OSError):
             engine.ctx.rundir.socket.unlink()
         if view is not None:
             await view.close()
         with contextlib.suppress(LogFailed):
             await engine.log.close()
     run_id = engine.ctx.run_id
+    if engine.failure is not None and not isinstance(engine.failure, LogFailed):
+        return Outcome(
+            run_id,
+            state,
+            EXIT_ENGINE_ERROR,
+            f"the engine stopped on an error ({engine.failure}); nothing is lost, and once that "
+            f"is fixed (a run directory made writable again) `corral run --resume {run_id}` "
+            "carries on",
+        )
     if engine.failure is not None:
         return Outcome(
             run_id,

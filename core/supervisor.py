@@ -23,7 +23,16 @@ from corral.core import events as ev
 from corral.core.environment import BaseEnvironment
 from corral.core.fencing import shared_dir
 from corral.core.plan import AgentSpec, Plan, env_references, resolve_env
-from corral.core.proctree import CpuSampler, Spawned, SpawnError, spawn, terminate_tree, wait_exit
+from corral.core.proctree import (
+    CpuSampler,
+    Marks,
+    Spawned,
+    SpawnError,
+    spawn,
+    terminate_attempt,
+    terminate_tree,
+    wait_exit,
+)
 from corral.core.redact import Redactor
 from corral.core.rundir import RunDir, ensure_private_dir
 from corral.core.workspaces import WorkspaceFactory
@@ -61,6 +70,8 @@ class AttemptControl:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     redactor: Redactor = field(default_factory=lambda: Redactor({}))
     """The known secrets of the attempt's environment, set when it is built."""
+    process: Spawned | None = None
+    """The agent's process, once it is spawned."""
 
     def request_kill(self, reason: str) -> None:
         self.kill_reason = reason
@@ -113,11 +124,9 @@ def agent_environment(
         env["PATH"] = bin_dir + os.pathsep + path  # so `corral heartbeat` works in any agent
     trace_id = ctx.run_id.encode().hex()[-32:].rjust(32, "0")
     span_id = secrets.token_hex(8)
+    env.update(attempt_marks(ctx, control).environment())
     env.update(
         {
-            "CORRAL_RUN_ID": ctx.run_id,
-            "CORRAL_AGENT_ID": spec.id,
-            "CORRAL_ATTEMPT": str(control.attempt),
             "CORRAL_AGENT_TOKEN": control.token,
             "CORRAL_WORKSPACE": str(workspace),
             "CORRAL_OUTPUT": str(ctx.rundir.output_dir(spec.id, control.attempt)),
@@ -128,6 +137,11 @@ def agent_environment(
     )
     control.redactor = environment_redactor(spec, env)
     return env
+
+
+def attempt_marks(ctx: RunContext, control: AttemptControl) -> Marks:
+    """What every process of the attempt carries in its environment, and is found by (T2)."""
+    return Marks(run_id=ctx.run_id, agent=control.agent, attempt=control.attempt)
 
 
 def environment_redactor(spec: AgentSpec, env: dict[str, str] | None = None) -> Redactor:
@@ -191,17 +205,37 @@ class Supervisor:
         try:
             return await self._run(spec, control)
         finally:
-            if control.redactor:  # every process of the attempt is gone by now
-                await asyncio.to_thread(
-                    redact_outputs,
-                    control.redactor,
-                    self.ctx.rundir.output_log(spec.id, control.attempt),
-                    self.ctx.rundir.output_dir(spec.id, control.attempt),
-                )
-            path = workspace_path(self.ctx.worktree_root, self.ctx.run_id, spec.id, control.attempt)
-            if path.is_dir():
-                with contextlib.suppress(GitError):
-                    await asyncio.to_thread(unlock_workspace, path)
+            try:
+                await self._end_processes(control)
+            finally:  # also when a process outlived SIGKILL (TerminateError): no retry, but tidy
+                await self._tidy(spec, control)
+
+    async def _tidy(self, spec: AgentSpec, control: AttemptControl) -> None:
+        """Known secrets out of what the attempt left, and its worktree unlocked."""
+        if control.redactor:  # every process of the attempt is gone by now
+            await asyncio.to_thread(
+                redact_outputs,
+                control.redactor,
+                self.ctx.rundir.output_log(spec.id, control.attempt),
+                self.ctx.rundir.output_dir(spec.id, control.attempt),
+            )
+        path = workspace_path(self.ctx.worktree_root, self.ctx.run_id, spec.id, control.attempt)
+        if path.is_dir():
+            with contextlib.suppress(GitError):
+                await asyncio.to_thread(unlock_workspace, path)
+
+    async def _end_processes(self, control: AttemptControl) -> None:
+        """Whatever ended the attempt, nothing of it runs on (T2): its agent's tree and every
+        process that carries its marks (setup commands' children included) are stopped, and the
+        stop confirmed, before its end is reported and its leases are released."""
+        process = control.process
+        await terminate_attempt(
+            attempt_marks(self.ctx, control),
+            grace=self.ctx.plan.run.kill_grace,
+            pid=process.pid if process else None,
+            start_time=process.start_time if process else None,
+            popen=process.popen if process else None,
+        )
 
     async def _run(self, spec: AgentSpec, control: AttemptControl) -> AttemptResult:
         ctx, n = self.ctx, control.attempt
@@ -223,7 +257,7 @@ class Supervisor:
             spawned_or_result = await self._start(spec, control, out_dir, log_path)
         if isinstance(spawned_or_result, AttemptResult):
             return spawned_or_result
-        spawned = spawned_or_result
+        spawned = control.process = spawned_or_result
         await self.emit(
             ev.AgentStarted(
                 agent=spec.id, attempt=n, pid=spawned.pid, proc_start_time=spawned.start_time
@@ -333,7 +367,9 @@ class Supervisor:
         log_path: Path,
         time_left: float,
     ) -> AttemptResult:
-        """Wait for the agent to end, watching liveness and the limits, and stop it if needed."""
+        """Wait for the agent to end, watching liveness and the limits; say why the attempt ends.
+
+        Stopping what runs is left to `run_attempt`, which does it however the attempt ended."""
         n = control.attempt
         deadline = time.monotonic() + max(time_left, 0.0)
         tick = max(0.05, min(0.5, spec.heartbeat_timeout / 4, spec.timeout / 4))
@@ -354,9 +390,6 @@ class Supervisor:
                 if exit_task.done():
                     code = exit_task.result()
                     assert code is not None
-                    # what the agent left running in its session must not outlive the attempt
-                    # (or act after its leases are released): stop it before reporting the end
-                    await self._terminate(spawned)
                     if code == 0:
                         return AttemptResult("succeeded", exit_code=0)
                     words, signum = describe_exit(code)
@@ -364,14 +397,11 @@ class Supervisor:
                         "failed", exit_code=code if code >= 0 else None, signal=signum, reason=words
                     )
                 if control.stop_signal is not None:
-                    await self._terminate(spawned)
                     return self.stopped(control)
                 if control.kill_reason is not None:
-                    await self._terminate(spawned)
                     return AttemptResult("killed", reason=control.kill_reason)
                 now = time.monotonic()
                 if now >= deadline:
-                    await self._terminate(spawned)
                     return AttemptResult(
                         "timed_out", reason=f"ran past its timeout of {spec.timeout:.0f}s"
                     )
@@ -399,7 +429,6 @@ class Supervisor:
                 if silent <= spec.heartbeat_timeout / 2:
                     stalled = False  # an explicit heartbeat arrived in between
                 elif silent > spec.heartbeat_timeout:
-                    await self._terminate(spawned)
                     return AttemptResult(
                         "killed",
                         reason=f"hung: no heartbeat, output or CPU use for {silent:.0f}s "
@@ -410,16 +439,8 @@ class Supervisor:
                     await self.emit(
                         ev.AgentStalled(agent=spec.id, attempt=n, silent_for=round(silent, 3))
                     )
-        except asyncio.CancelledError:
-            await self._terminate(spawned)
-            raise
         finally:
             exit_task.cancel()
-
-    async def _terminate(self, spawned: Spawned) -> None:
-        await terminate_tree(
-            spawned.pid, spawned.start_time, grace=self.ctx.plan.run.kill_grace, popen=spawned.popen
-        )
 
     @staticmethod
     def stopped(control: AttemptControl) -> AttemptResult:

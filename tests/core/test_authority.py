@@ -279,6 +279,9 @@ def test_an_agent_operates_the_runs_it_starts_itself(repo: Path, tmp_path: Path)
             f"{CLI} --repo {inner} run {inner_plan} --detach --run-id inner1 || exit 9",
             f"for i in $(seq 600); do grep -q agent_started {events} && break; sleep 0.05; done",
             f"{CLI} --repo {inner} kill inner1 sleeper",
+            # the inner engine carries this attempt's marks: it must be done before the attempt
+            # ends, or the end of the attempt stops it (T2)
+            f"for i in $(seq 600); do grep -q engine_stopped {events} && break; sleep 0.05; done",
         ]
     )
     plan = write_plan(tmp_path, agent_block("owner", ["sh", "-c", script]))

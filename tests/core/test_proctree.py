@@ -19,10 +19,19 @@ from pathlib import Path
 import psutil
 import pytest
 
-from corral.core import proc_kill
-from corral.core.proc_scan import BOOT_TIME, CLOCK_TICKS, ProcStat, read_stat, scan
+from corral.core import proc_kill, proc_scan
+from corral.core.proc_scan import (
+    BOOT_TIME,
+    CLOCK_TICKS,
+    ProcStat,
+    attempt_in,
+    read_marks,
+    read_stat,
+    scan,
+)
 from corral.core.proctree import (
     CpuSampler,
+    Marks,
     Spawned,
     SpawnError,
     TerminateError,
@@ -30,6 +39,7 @@ from corral.core.proctree import (
     is_same_process,
     process_start_time,
     spawn,
+    terminate_attempt,
     terminate_tree,
     tree_members,
     wait_exit,
@@ -365,6 +375,149 @@ def test_terminate_while_the_exit_is_awaited(procs: Procs) -> None:
         return await asyncio.wait_for(waiter, 20), result.signalled
 
     assert asyncio.run(scenario()) == (-signal.SIGTERM, [agent.pid])
+
+
+# --- attempt marks (T2) -------------------------------------------------------------------------
+
+#: A shell whose child calls setsid from a subshell that exits: the child is in no session, group
+#: or parent chain of the agent's, and only its marks say whose it is.
+ESCAPEE = "(setsid sleep 300 & echo escaped $!); echo ready; sleep 300"
+
+
+def escapee(procs: Procs, name: str, marks: Marks) -> tuple[Spawned, int, list[int]]:
+    """The agent, its escaped child, and its own tree (the shell and its sleep)."""
+    agent = procs.spawn(["sh", "-c", ESCAPEE], name=name, **marks.environment())
+    pid = int(procs.wait_log("ready", name).split("escaped ")[1].split()[0])
+    procs.track(pid)
+    wait_until(lambda: len(procs.track_tree(agent)) == 2, what="the agent's own sleep")
+    return agent, pid, procs.track_tree(agent)
+
+
+def test_a_process_carries_the_marks_it_was_started_with(procs: Procs) -> None:
+    marks = Marks(run_id="r-1", agent="a", attempt=3)
+    agent = procs.spawn(["sleep", "300"], **marks.environment())
+    plain = procs.spawn(["sleep", "300"], name="plain")
+    partial = procs.spawn(["sleep", "300"], name="partial", CORRAL_RUN_ID="r-1")
+    assert read_marks(agent.pid) == marks
+    assert read_marks(plain.pid) is None
+    assert read_marks(partial.pid) is None
+    assert read_marks(os.getpid()) is None or os.environ.get("CORRAL_RUN_ID")
+    for spawned in (agent, plain, partial):
+        asyncio.run(terminate_tree(spawned.pid, spawned.start_time, grace=10, popen=spawned.popen))
+    assert read_marks(agent.pid) is None
+
+
+def test_an_escaped_child_is_found_by_its_marks_only(procs: Procs) -> None:
+    marks = Marks(run_id="r-1", agent="a", attempt=1)
+    agent, child, tree = escapee(procs, "agent", marks)
+    assert os.getsid(child) == child
+    assert child not in tree
+    expected = sorted([*tree, child])
+    assert [s.pid for s in attempt_in(scan(), marks, agent.pid, agent.start_time)] == expected
+    assert [s.pid for s in attempt_in(scan(), marks)] == expected
+    asyncio.run(terminate_tree(agent.pid, agent.start_time, grace=10, popen=agent.popen))
+    assert not gone(child, procs.pids[child]), "terminate_tree without marks finds the tree only"
+    result = asyncio.run(terminate_attempt(marks, grace=10))
+    assert result.signalled == [child]
+    assert gone(child, procs.pids[child])
+
+
+def test_terminate_attempt_stops_every_marked_process_and_nothing_else(procs: Procs) -> None:
+    """Another attempt of the same agent, and another agent, keep running."""
+    mine = Marks(run_id="r-1", agent="a", attempt=2)
+    agent, child, tree = escapee(procs, "mine", mine)
+    older, older_child, _ = escapee(procs, "older", Marks(run_id="r-1", agent="a", attempt=1))
+    other, other_child, _ = escapee(procs, "other", Marks(run_id="r-1", agent="b", attempt=2))
+    result = asyncio.run(
+        terminate_attempt(
+            mine, grace=10, pid=agent.pid, start_time=agent.start_time, popen=agent.popen
+        )
+    )
+    assert result.signalled == sorted([*tree, child])
+    assert result.forced == []
+    assert gone(child, procs.pids[child])
+    assert agent.popen.returncode == -signal.SIGTERM
+    for survivor in (older.pid, older_child, other.pid, other_child):
+        assert not gone(survivor, procs.pids[survivor])
+    for spawned in (older, other):
+        marks = read_marks(spawned.pid)
+        assert marks is not None
+        asyncio.run(
+            terminate_attempt(
+                marks, grace=10, pid=spawned.pid, start_time=spawned.start_time, popen=spawned.popen
+            )
+        )
+
+
+def test_marked_processes_that_ignore_sigterm_and_fork_are_killed(procs: Procs) -> None:
+    marks = Marks(run_id="r-1", agent="a", attempt=1)
+    forker = "trap '' TERM; while :; do sleep 300 & sleep 0.02; done"
+    agent = procs.spawn(
+        ["sh", "-c", f"(setsid sh -c {forker!r} & echo escaped $!); echo ready; exit 0"],
+        **marks.environment(),
+    )
+    leader = int(procs.wait_log("ready").split("escaped ")[1].split()[0])
+    procs.track(leader)
+    assert asyncio.run(wait_exit(agent, 20)) == 0
+    wait_until(lambda: len(attempt_in(scan(), marks)) >= 4, what="a few background sleeps")
+    result = asyncio.run(terminate_attempt(marks, grace=0.2))
+    assert leader in result.forced
+    assert not [s for s in scan().values() if s.session == leader and not s.zombie]
+    assert attempt_in(scan(), marks) == []
+
+
+def test_each_process_environment_is_read_once(
+    procs: Procs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scans taken while many attempts end cost one read of each new process's environment."""
+    reads: list[int] = []
+    real = proc_scan._read_environ
+
+    def counted(pid: int) -> bytes | None:
+        reads.append(pid)
+        return real(pid)
+
+    monkeypatch.setattr(proc_scan, "_read_environ", counted)
+    index = proc_scan.MarkIndex()
+    marks = Marks(run_id="r-1", agent="a", attempt=1)
+    index.members(scan(), marks)
+    agent = procs.spawn(["sh", "-c", "sleep 300 & echo child $!; wait"], **marks.environment())
+    child = int(procs.wait_log("child").split()[1])
+    procs.track(child)
+    reads.clear()
+    for _ in range(5):
+        table = scan()
+        for _ in range(20):  # twenty attempts asking about the same scan
+            assert [s.pid for s in index.members(table, marks)] == [agent.pid, child]
+    assert reads.count(child) == 1
+    assert reads.count(agent.pid) == 1, "marked: settled, though a child of this process"
+    assert len(reads) == len(set(reads))
+    asyncio.run(terminate_tree(agent.pid, agent.start_time, grace=10, popen=agent.popen))
+
+
+def test_a_process_that_shows_no_environment_yet_is_read_again(procs: Procs) -> None:
+    """Between fork and exec the kernel shows no environment: that is not "unmarked".
+
+    A shell started with an empty environment stands in for that window here; it then execs
+    into a marked program, keeping its pid and start time, and must be found then.
+    """
+    marks = Marks(run_id="r-1", agent="a", attempt=1)
+    assign = " ".join(f"{key}={value}" for key, value in marks.environment().items())
+    inner = f"read _ < {procs.tmp_path}/go; export {assign}; exec /bin/sleep 300"
+    os.mkfifo(procs.tmp_path / "go")
+    agent = procs.spawn(["sh", "-c", f"env -i /bin/sh -c {inner!r} & echo inner $!; wait"])
+    pid = int(procs.wait_log("inner").split()[1])
+    procs.track(pid)
+    wait_until(lambda: proc_scan._read_environ(pid) == b"", what="the inner shell")
+    index = proc_scan.MarkIndex()
+    assert index.members(scan(), marks) == []
+    with open(procs.tmp_path / "go", "w") as go:
+        go.write("now\n")
+    found = wait_until(
+        lambda: [s.pid for s in index.members(scan(), marks)], what="the marks after the exec"
+    )
+    assert found == [pid]
+    asyncio.run(terminate_tree(agent.pid, agent.start_time, grace=10, popen=agent.popen))
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ from textual.widgets import Footer, Static
 from corral.core.client import ControlError
 from corral.core.durations import format_duration
 from corral.core.listing import RunSummary
-from corral.core.rundir import NotInRepository, git_common_dir
+from corral.core.rundir import NotInRepository, UnsafeRunDir, git_common_dir
 from corral.tui import ops
 from corral.tui.runs_index import RunsIndex
 from corral.tui.screens.dialogs import AskScreen
@@ -129,7 +129,7 @@ class RunsScreen(Screen[None]):
                 self.index = RunsIndex(git_common_dir(self.repo))
             runs = self.index.refresh()
             error = ""
-        except NotInRepository as exc:
+        except (NotInRepository, UnsafeRunDir) as exc:
             runs, error = [], str(exc)
         self.post_message(self.Listed(runs, error))
 
