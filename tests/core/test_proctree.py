@@ -13,6 +13,7 @@ import signal
 import stat
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,6 +66,8 @@ class Procs:
 
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
+        #: This test's own run id: marks are machine-wide, and tests run in parallel.
+        self.run_id = f"r-{uuid.uuid4().hex[:12]}"
         self.agents: list[Spawned] = []
         self.pids: dict[int, float] = {}
 
@@ -394,10 +397,10 @@ def escapee(procs: Procs, name: str, marks: Marks) -> tuple[Spawned, int, list[i
 
 
 def test_a_process_carries_the_marks_it_was_started_with(procs: Procs) -> None:
-    marks = Marks(run_id="r-1", agent="a", attempt=3)
+    marks = Marks(run_id=procs.run_id, agent="a", attempt=3)
     agent = procs.spawn(["sleep", "300"], **marks.environment())
     plain = procs.spawn(["sleep", "300"], name="plain")
-    partial = procs.spawn(["sleep", "300"], name="partial", CORRAL_RUN_ID="r-1")
+    partial = procs.spawn(["sleep", "300"], name="partial", CORRAL_RUN_ID=procs.run_id)
     assert read_marks(agent.pid) == marks
     assert read_marks(plain.pid) is None
     assert read_marks(partial.pid) is None
@@ -408,7 +411,7 @@ def test_a_process_carries_the_marks_it_was_started_with(procs: Procs) -> None:
 
 
 def test_an_escaped_child_is_found_by_its_marks_only(procs: Procs) -> None:
-    marks = Marks(run_id="r-1", agent="a", attempt=1)
+    marks = Marks(run_id=procs.run_id, agent="a", attempt=1)
     agent, child, tree = escapee(procs, "agent", marks)
     assert os.getsid(child) == child
     assert child not in tree
@@ -424,10 +427,10 @@ def test_an_escaped_child_is_found_by_its_marks_only(procs: Procs) -> None:
 
 def test_terminate_attempt_stops_every_marked_process_and_nothing_else(procs: Procs) -> None:
     """Another attempt of the same agent, and another agent, keep running."""
-    mine = Marks(run_id="r-1", agent="a", attempt=2)
+    mine = Marks(run_id=procs.run_id, agent="a", attempt=2)
     agent, child, tree = escapee(procs, "mine", mine)
-    older, older_child, _ = escapee(procs, "older", Marks(run_id="r-1", agent="a", attempt=1))
-    other, other_child, _ = escapee(procs, "other", Marks(run_id="r-1", agent="b", attempt=2))
+    older, older_child, _ = escapee(procs, "older", Marks(run_id=procs.run_id, agent="a", attempt=1))
+    other, other_child, _ = escapee(procs, "other", Marks(run_id=procs.run_id, agent="b", attempt=2))
     result = asyncio.run(
         terminate_attempt(
             mine, grace=10, pid=agent.pid, start_time=agent.start_time, popen=agent.popen
@@ -450,7 +453,7 @@ def test_terminate_attempt_stops_every_marked_process_and_nothing_else(procs: Pr
 
 
 def test_marked_processes_that_ignore_sigterm_and_fork_are_killed(procs: Procs) -> None:
-    marks = Marks(run_id="r-1", agent="a", attempt=1)
+    marks = Marks(run_id=procs.run_id, agent="a", attempt=1)
     forker = "trap '' TERM; while :; do sleep 300 & sleep 0.02; done"
     agent = procs.spawn(
         ["sh", "-c", f"(setsid sh -c {forker!r} & echo escaped $!); echo ready; exit 0"],
@@ -479,7 +482,7 @@ def test_each_process_environment_is_read_once(
 
     monkeypatch.setattr(proc_scan, "_read_environ", counted)
     index = proc_scan.MarkIndex()
-    marks = Marks(run_id="r-1", agent="a", attempt=1)
+    marks = Marks(run_id=procs.run_id, agent="a", attempt=1)
     index.members(scan(), marks)
     agent = procs.spawn(["sh", "-c", "sleep 300 & echo child $!; wait"], **marks.environment())
     child = int(procs.wait_log("child").split()[1])
@@ -501,7 +504,7 @@ def test_a_process_that_shows_no_environment_yet_is_read_again(procs: Procs) -> 
     A shell started with an empty environment stands in for that window here; it then execs
     into a marked program, keeping its pid and start time, and must be found then.
     """
-    marks = Marks(run_id="r-1", agent="a", attempt=1)
+    marks = Marks(run_id=procs.run_id, agent="a", attempt=1)
     assign = " ".join(f"{key}={value}" for key, value in marks.environment().items())
     inner = f"read _ < {procs.tmp_path}/go; export {assign}; exec /bin/sleep 300"
     os.mkfifo(procs.tmp_path / "go")
