@@ -429,8 +429,12 @@ def test_terminate_attempt_stops_every_marked_process_and_nothing_else(procs: Pr
     """Another attempt of the same agent, and another agent, keep running."""
     mine = Marks(run_id=procs.run_id, agent="a", attempt=2)
     agent, child, tree = escapee(procs, "mine", mine)
-    older, older_child, _ = escapee(procs, "older", Marks(run_id=procs.run_id, agent="a", attempt=1))
-    other, other_child, _ = escapee(procs, "other", Marks(run_id=procs.run_id, agent="b", attempt=2))
+    older, older_child, _ = escapee(
+        procs, "older", Marks(run_id=procs.run_id, agent="a", attempt=1)
+    )
+    other, other_child, _ = escapee(
+        procs, "other", Marks(run_id=procs.run_id, agent="b", attempt=2)
+    )
     result = asyncio.run(
         terminate_attempt(
             mine, grace=10, pid=agent.pid, start_time=agent.start_time, popen=agent.popen
