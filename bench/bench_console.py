@@ -34,10 +34,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from corral.core import events as ev
-from corral.core.eventlog import EventWriter
-from corral.core.proc_scan import process_start_time
-from corral.core.rundir import RunDir, runs_root
+from corral.core.log import EventWriter
+from corral.core.log import events as ev
+from corral.core.runs.rundir import RunDir, runs_root
+from corral.core.runtime.procfs import process_start_time
 from corral.tui.app import CorralApp
 from corral.tui.screens.dashboard import DashboardScreen
 

@@ -23,10 +23,10 @@ from pathlib import Path
 
 from scratch import run_quietly
 
-from corral.core import events as ev
-from corral.core.demo import EXAMPLES, demo_plan, make_sample_repo
-from corral.core.eventlog import read_log
-from corral.core.rundir import list_runs
+from corral.core.cli.demo import EXAMPLES, demo_plan, make_sample_repo
+from corral.core.log import events as ev
+from corral.core.log import read_log
+from corral.core.runs.rundir import list_runs
 
 
 def run_once(workdir: Path, max_parallel: int) -> tuple[float, list[float]]:

@@ -23,14 +23,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from corral.core.eventlog import (
+from corral.core.log import (
     EventWriter,
     FollowState,
     iter_new_events,
     read_log,
     verify_log,
 )
-from corral.core.events import (
+from corral.core.log.events import (
     GENESIS_HASH,
     AgentFinished,
     AgentHeartbeat,

@@ -40,7 +40,7 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 
 def corral_client(seconds: float, start_at: float, out: Path) -> None:
     """One agent-side process: acquire + release through the engine until time is up."""
-    from corral.core.lock_client import LockClient
+    from corral.core.agent.lock_client import LockClient
 
     locks = LockClient.from_env()
     locks.list()  # connect before the clock starts
@@ -123,10 +123,10 @@ def in_process(seconds: float, base: Path) -> dict[str, Any]:
     """The same pairs against the lock manager in this process: the log's fsync, no socket."""
     import asyncio
 
-    from corral.core.eventlog import EventWriter
-    from corral.core.fencing import make_shared_dir, shared_dir
-    from corral.core.locks import LockManager
-    from corral.core.state import RunState, apply
+    from corral.core.locks.manager import LockManager
+    from corral.core.locks.shared_files import make_shared_dir, shared_dir
+    from corral.core.log import EventWriter
+    from corral.core.log.state import RunState, apply
 
     async def loop(directory: Path) -> list[float]:
         writer, _ = await EventWriter.open(directory / "events.jsonl")

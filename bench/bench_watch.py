@@ -28,8 +28,8 @@ from typing import Any
 
 from scratch import git
 
-from corral.core.conflict_watch import ConflictWatch
-from corral.core.state import AgentState, AttemptState, RunState
+from corral.core.engine.conflict_watch import ConflictWatch
+from corral.core.log.state import AgentState, AttemptState, RunState
 
 MARGIN = 1.2
 """Seconds to let the fresh files age past the fingerprint's racy margin."""

@@ -50,7 +50,7 @@ def _heartbeat_args(argv: list[str]) -> tuple[str | None, str | None]:
 
 
 def heartbeat_command(argv: list[str]) -> int:
-    from corral.core.client import ControlError, heartbeat
+    from corral.core.agent.client import ControlError, heartbeat
 
     text, message = _heartbeat_args(argv)
     progress = None
@@ -77,7 +77,7 @@ def main() -> int:
     argv = sys.argv[1:]
     if argv[:1] == ["heartbeat"]:
         return heartbeat_command(argv[1:])
-    from corral.core.cli import main as full
+    from corral.core.cli.main import main as full
 
     return full(argv, exit_hard=True)
 

@@ -2,7 +2,7 @@
 
 - every invariant id the code cites in a comment or docstring (`E3`, `L1-L7`, `U1`, ...) has an
   entry in `docs/reliability.md`, and every entry says where it is enforced and what tests it;
-- every repository path the documents name in backticks (`core/engine.py`,
+- every repository path the documents name in backticks (`core/engine/scheduler.py`,
   `tests/core/test_eventlog.py::test_name`) exists, and so does the named test function, so a later
   restructure has to keep the documents true;
 - nothing cites a document that is not in the repository (the design, reliability, performance or
@@ -183,7 +183,7 @@ def test_the_scanners_see_what_they_must() -> None:
         ("bench/bench_engine.py", None),
         ("tests/core/test_x.py", "::test_y"),
     ]
-    assert not REPO_PATH.search("corral.core.lock_client and .git/corral/runs/<run>/")
+    assert not REPO_PATH.search("corral.core.agent.lock_client and .git/corral/runs/<run>/")
     assert _path_problem("tests/test_docs.py", "::test_the_scanners_see_what_they_must") is None
     assert _path_problem("tests/test_docs.py", "::test_gone") is not None
     assert FOREIGN_DOCUMENT.search("as PERF.md says")

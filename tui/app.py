@@ -17,8 +17,8 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
-from corral.core import events as ev
-from corral.core.rundir import NotInRepository, RunNotFound, find_run, git_common_dir
+from corral.core.log import events as ev
+from corral.core.runs.rundir import NotInRepository, RunNotFound, find_run, git_common_dir
 from corral.tui.bridge import EngineLiveness, FollowFailed, RunEvents, RunLoaded, RunSession, follow
 from corral.tui.keymap import load_keymap
 from corral.tui.screens.dashboard import DashboardScreen

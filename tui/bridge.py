@@ -13,10 +13,10 @@ from pathlib import Path
 
 from textual.message import Message
 
-from corral.core import events as ev
-from corral.core.eventlog import FollowState, LogCorrupted, iter_new_events, read_log
-from corral.core.proc_scan import is_same_process
-from corral.core.rundir import RunDir
+from corral.core.log import FollowState, LogCorrupted, iter_new_events, read_log
+from corral.core.log import events as ev
+from corral.core.runs.rundir import RunDir
+from corral.core.runtime.procfs import is_same_process
 from corral.tui.feed import RunFeed
 
 POLL_SECONDS = 0.05

@@ -9,8 +9,8 @@ from typing import Any
 from rich.text import Text
 from textual.screen import Screen
 
-from corral.core.client import ControlError
-from corral.core.state import TERMINAL_STATES
+from corral.core.agent.client import ControlError
+from corral.core.log.state import TERMINAL_STATES
 from corral.tui import ops
 from corral.tui.bridge import RunSession
 from corral.tui.screens.dialogs import ConfirmScreen

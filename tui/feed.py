@@ -9,8 +9,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from corral.core import events as ev
-from corral.core.state import RunState, apply
+from corral.core.log import events as ev
+from corral.core.log.state import RunState, apply
 from corral.tui.look import describe, describe_command
 from corral.tui.text import inert
 

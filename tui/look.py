@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from corral.core import events as ev
-from corral.core.durations import format_duration
-from corral.core.headless import SOURCE_GLYPH, STATE_STYLE, describe_event
-from corral.core.state import AgentState, LockState
+from corral.core.cli.headless import SOURCE_GLYPH, STATE_STYLE, describe_event
+from corral.core.log import events as ev
+from corral.core.log.state import AgentState, LockState
+from corral.core.plan.durations import format_duration
 from corral.tui.text import inert
 
 SPARK = " ▁▂▃▄▅▆▇█"

@@ -11,13 +11,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from corral.core.client import ControlError, request
-from corral.core.rundir import RunDir
+from corral.core.agent.client import ControlError, request
+from corral.core.runs.rundir import RunDir
 from corral.tui.text import strip_escapes
 from corral.worktrees.git import GitError, GitResult, run_git_result
 
 if TYPE_CHECKING:
-    from corral.core.runner import Retried
+    from corral.core.engine.runner import Retried
 
 DIFF_LIMIT = 2 << 20
 """Bytes of diff shown; more is cut with a note (a diff is for reading, not for paging 1 GB)."""
@@ -43,8 +43,8 @@ def kill(rundir: RunDir, agent: str, reason: str) -> dict[str, Any]:
 def retry(rundir: RunDir, agent: str) -> Retried:
     """What `corral retry` does (core/runner.retry_agent): ask the live engine, or resume the
     run's engine in the background when it has none (a finished or stopped run)."""
-    from corral.core.authority import OperatorRefused
-    from corral.core.runner import BackgroundStartFailed, retry_agent
+    from corral.core.engine.runner import BackgroundStartFailed, retry_agent
+    from corral.core.trust.authority import OperatorRefused
 
     try:
         return retry_agent(rundir, agent, whoami())
@@ -67,7 +67,7 @@ def start_run(repo: Path, plan: Path) -> str:
         [
             sys.executable,
             "-m",
-            "corral.core.cli",
+            "corral.core.cli.main",
             "--repo",
             str(repo),
             "run",

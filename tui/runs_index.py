@@ -9,10 +9,10 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from corral.core.eventlog import FollowState, LogCorrupted, iter_new_events
-from corral.core.listing import RunSummary, summarize
-from corral.core.rundir import list_runs
-from corral.core.state import RunState, apply
+from corral.core.log import FollowState, LogCorrupted, iter_new_events
+from corral.core.log.state import RunState, apply
+from corral.core.runs.listing import RunSummary, summarize
+from corral.core.runs.rundir import list_runs
 
 STEP_BYTES = 64 << 20
 

@@ -3,7 +3,7 @@
 Everything an agent controls (output, heartbeat messages, reasons, branch names, file paths,
 findings) goes through `inert` and is drawn as a plain `rich.text.Text`, never parsed as markup,
 so an agent cannot move the cursor, retitle the terminal, set the clipboard or style the
-console. What is removed is core's rule (`corral.core.inert`); this module only shapes the
+console. What is removed is core's rule (`corral.core.trust.inert`); this module only shapes the
 result for the console: one line with visible line breaks, or lines as a terminal leaves them.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from corral.core import inert as core
-from corral.core.inert import strip_escapes
+from corral.core.trust import inert as core
+from corral.core.trust.inert import strip_escapes
 
 __all__ = ["inert", "inert_lines", "plain", "strip_escapes"]
 

@@ -21,7 +21,7 @@ from typing import Literal
 from corral.worktrees.git import run_git_result
 
 ConflictKind = Literal["content", "add_add", "modify_delete", "rename", "binary", "other"]
-"""The same names as `corral.core.events.ConflictKind`."""
+"""The same names as `corral.core.log.events.ConflictKind`."""
 PairStatus = Literal["clean", "conflict", "error"]
 
 MERGE_TREE = ("merge-tree", "--write-tree", "-z", "--name-only", "--messages")

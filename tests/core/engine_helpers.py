@@ -13,10 +13,10 @@ from typing import Any
 
 import psutil
 
-from corral.core.eventlog import read_log
-from corral.core.events import Event
-from corral.core.rundir import RunDir, list_runs
-from corral.core.state import RunState, fold
+from corral.core.log import read_log
+from corral.core.log.events import Event
+from corral.core.log.state import RunState, fold
+from corral.core.runs.rundir import RunDir, list_runs
 from tests.conftest import wait_until
 
 CORRAL = [sys.executable, "-m", "corral.core.cli"]

@@ -7,7 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from corral.core import events as ev
+from corral.core.log import events as ev
 from tests.core.engine_helpers import (
     CORRAL,
     agent_block,

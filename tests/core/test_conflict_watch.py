@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
-from corral.core import events as ev
-from corral.core.conflict_watch import ConflictWatch
-from corral.core.state import AgentState, AttemptState, RunState
+from corral.core.engine.conflict_watch import ConflictWatch
+from corral.core.log import events as ev
+from corral.core.log.state import AgentState, AttemptState, RunState
 from corral.worktrees.fingerprint import fingerprint
 from tests.conftest import git, wait_until
 from tests.worktrees.merge_helpers import agent, base_repo, edit_line

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from corral.core import events as ev
-from corral.core.runner import engine_is_live
+from corral.core.engine.runner import engine_is_live
+from corral.core.log import events as ev
 from tests.conftest import wait_until
 from tests.core.engine_helpers import (
     agent_block,

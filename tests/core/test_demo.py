@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from corral.core import events as ev
-from corral.core.cli import _parser
-from corral.core.demo import EXAMPLES, make_sample_repo
-from corral.core.eventlog import read_log
-from corral.core.report_render import load_report
-from corral.core.rundir import list_runs
+from corral.core.cli.demo import EXAMPLES, make_sample_repo
+from corral.core.cli.main import _parser
+from corral.core.log import events as ev
+from corral.core.log import read_log
+from corral.core.report.render import load_report
+from corral.core.runs.rundir import list_runs
 from tests.core.engine_helpers import CORRAL
 
 AUDITORS = {"ruff", "bandit", "detect-secrets", "vulture", "radon"}

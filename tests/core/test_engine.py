@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from corral.core import events as ev
+from corral.core.log import events as ev
 from tests.conftest import git, wait_until
 from tests.core.engine_helpers import (
     agent_block,
@@ -187,7 +187,7 @@ def test_progress_and_message_stay_while_output_keeps_the_agent_alive(
 
 def test_progress_is_kept_per_attempt_and_field_by_field() -> None:
     """What the agent said stays until it says something new; a new attempt starts blank."""
-    from corral.core.state import fold
+    from corral.core.log.state import fold
 
     agent = ev.AgentSummary(id="a", kind="coding", command=["true"])
     run = ev.RunStarted(

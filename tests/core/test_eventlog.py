@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from corral.core.eventlog import (
+from corral.core.log import (
     EventWriter,
     FollowState,
     LogContents,
@@ -31,7 +31,7 @@ from corral.core.eventlog import (
     repair_torn_tail,
     verify_log,
 )
-from corral.core.events import (
+from corral.core.log.events import (
     GENESIS_HASH,
     AgentFinished,
     AgentHeartbeat,
@@ -501,8 +501,8 @@ def test_a_missing_log_reads_empty_and_verifies_as_missing(tmp_path: Path) -> No
 CHILD = """
 import asyncio, sys
 from pathlib import Path
-from corral.core.eventlog import EventWriter
-from corral.core.events import AgentHeartbeat
+from corral.core.log import EventWriter
+from corral.core.log.events import AgentHeartbeat
 
 async def main() -> None:
     writer, _ = await EventWriter.open(Path(sys.argv[1]))

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from corral.core.findings import (
+from corral.core.findings.merge import fingerprint, merge_findings
+from corral.core.findings.schema import (
     MAX_FILE_BYTES,
     AgentFindings,
     Finding,
@@ -17,8 +18,7 @@ from corral.core.findings import (
     findings_json_schema,
     load_output,
 )
-from corral.core.findings_merge import fingerprint, merge_findings
-from corral.core.report import Summary
+from corral.core.report.model import Summary
 
 
 def finding(**fields: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import os
 import signal
 from pathlib import Path
 
-from corral.core import events as ev
+from corral.core.log import events as ev
 from tests.conftest import git
 from tests.core.engine_helpers import (
     agent_block,

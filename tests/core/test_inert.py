@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from corral.core.inert import UNSAFE, InertStream, inert, inert_json, visible
+from corral.core.trust.inert import UNSAFE, InertStream, inert, inert_json, visible
 
 SEQUENCES = {
     "CSI colour": "\x1b[1;31m",

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from corral.core import events as ev
+from corral.core.log import events as ev
 from tests.conftest import wait_until
 from tests.core.engine_helpers import (
     CORRAL,

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from corral.core import events as ev
-from corral.core.eventlog import EventWriter
-from corral.core.integrity import check, read_refs, record
-from corral.core.review import ReviewRefused, acknowledge_tampering, approve
-from corral.core.rundir import RunDir, runs_root
-from corral.core.state import RunState, apply, fold
+from corral.core.log import EventWriter
+from corral.core.log import events as ev
+from corral.core.log.state import RunState, apply, fold
+from corral.core.review.gate import ReviewRefused, acknowledge_tampering, approve
+from corral.core.runs.rundir import RunDir, runs_root
+from corral.core.trust.integrity import check, read_refs, record
 from tests.conftest import git
 from tests.core.engine_helpers import (
     agent_block,
@@ -67,7 +67,7 @@ AGENT_MARKS = {
     "CORRAL_AGENT_TOKEN": "be" * 16,
     "CORRAL_SOCKET": "/nonexistent/control.sock",
 }
-"""The variables an attempt's processes carry (core/authority.py MARKS)."""
+"""The variables an attempt's processes carry (core/trust/authority.py MARKS)."""
 
 
 def test_planted_hooks_config_and_attributes_are_restored_and_kept(

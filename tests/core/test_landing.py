@@ -12,9 +12,9 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-from corral.core import events as ev
-from corral.core.review import reviewer_identity
-from corral.core.rundir import RunDir
+from corral.core.log import events as ev
+from corral.core.review.gate import reviewer_identity
+from corral.core.runs.rundir import RunDir
 from tests.conftest import git
 from tests.core.engine_helpers import agent_block, corral, events_of, only_run, write_plan
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from corral.core import events as ev
-from corral.core.fencing import shared_dir
-from corral.core.rundir import RunDir
+from corral.core.locks.shared_files import shared_dir
+from corral.core.log import events as ev
+from corral.core.runs.rundir import RunDir
 from tests.conftest import wait_until
 from tests.core.engine_helpers import (
     agent_block,
@@ -45,7 +45,7 @@ def script(tmp_path: Path, name: str, body: str) -> Path:
     path.write_text(
         "import os, subprocess, sys, time\n"
         "from pathlib import Path\n"
-        "from corral.core.lock_client import LockClient, WriteRefused\n"
+        "from corral.core.agent.lock_client import LockClient, WriteRefused\n"
         "marks = Path(sys.argv[1])\n"
         "locks = LockClient.from_env()\n" + textwrap.dedent(body)
     )
@@ -309,7 +309,7 @@ def test_declared_locks_in_opposite_orders_do_not_deadlock(repo: Path, tmp_path:
     waited = next(e for e in events if isinstance(e, ev.LockWaiting))
     assert waited.declared
     assert waited.holder in ("ab", "ba")
-    from corral.core.state import fold
+    from corral.core.log.state import fold
 
     seen = fold([e for e in events if e.seq <= waited.seq]).agents[waited.agent]
     assert seen.state == "waiting"
@@ -353,7 +353,7 @@ def test_operator_lists_and_breaks_a_lock_and_lock_run_stops_its_command(
 
 def _planted(repo: Path, name: str) -> tuple[RunDir, Path]:
     """A run directory made in advance with `name` a symlink to a victim file."""
-    from corral.core.rundir import ensure_private_dir, runs_root
+    from corral.core.runs.rundir import ensure_private_dir, runs_root
 
     rundir = RunDir(runs_root(repo / ".git") / f"20990101-000000-{name[:6].replace('.', 'x')}")
     ensure_private_dir(rundir.path)

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from corral.core import lock_client, protocol
-from corral.core.client import NotInAgent
-from corral.core.control import serve
-from corral.core.lock_cli import lock_lines
-from corral.core.lock_client import LeaseLost, LockBusy, LockClient, WriteRefused
-from corral.core.protocol import Request, Response
+from corral.core.agent import lock_client
+from corral.core.agent.client import NotInAgent
+from corral.core.agent.lock_client import LeaseLost, LockBusy, LockClient, WriteRefused
+from corral.core.agent.lock_command import lock_lines
+from corral.core.control import protocol
+from corral.core.control.protocol import Request, Response
+from corral.core.control.server import serve
 
 Answer = Callable[[Request], Response]
 
@@ -200,7 +201,8 @@ def test_outside_a_run_lock_commands_say_so(monkeypatch: pytest.MonkeyPatch) -> 
 def test_agent_side_lock_commands_stay_light() -> None:
     code = (
         "import sys\n"
-        "from corral.core import cli, cli_locks, lock_client, lock_cli\n"
+        "from corral.core.agent import lock_client, lock_command\n"
+        "from corral.core.cli import locks, main\n"
         "heavy = sorted(m for m in ('pydantic', 'git', 'rich', 'textual', 'psutil') if m in sys.modules)\n"
         "print(heavy)\n"
     )

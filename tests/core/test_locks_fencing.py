@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from corral.core.fencing import FencedPathError, check_relative, make_shared_dir, write_shared
+from corral.core.locks.shared_files import (
+    FencedPathError,
+    check_relative,
+    make_shared_dir,
+    write_shared,
+)
 
 
 @pytest.mark.parametrize(

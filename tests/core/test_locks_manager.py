@@ -17,11 +17,11 @@ from typing import Any, TypeVar
 
 import pytest
 
-from corral.core import events as ev
-from corral.core.eventlog import EventWriter, read_log
-from corral.core.fencing import make_shared_dir, shared_dir
-from corral.core.locks import LockError, LockManager
-from corral.core.state import RunState, apply, fold
+from corral.core.locks.manager import LockError, LockManager
+from corral.core.locks.shared_files import make_shared_dir, shared_dir
+from corral.core.log import EventWriter, read_log
+from corral.core.log import events as ev
+from corral.core.log.state import RunState, apply, fold
 
 T = TypeVar("T")
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from corral.core import events as ev
-from corral.core.merge_events import integration_events, matrix_events, verification_event
-from corral.core.report import build_report
-from corral.core.state import fold
+from corral.core.log import events as ev
+from corral.core.log.merge_events import integration_events, matrix_events, verification_event
+from corral.core.log.state import fold
+from corral.core.report.model import build_report
 from corral.worktrees.conflicts import ConflictMatrix
 from corral.worktrees.integrate import commit_leftovers, integrate
 from corral.worktrees.snapshot import snapshot_commit

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from corral.core import events as ev
+from corral.core.log import events as ev
 from tests.conftest import git, wait_until
 from tests.core.engine_helpers import (
     agent_block,

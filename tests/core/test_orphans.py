@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from corral.core import events as ev
-from corral.core.rundir import RunDir, list_runs
+from corral.core.log import events as ev
+from corral.core.runs.rundir import RunDir, list_runs
 from tests.conftest import wait_until
 from tests.core.engine_helpers import (
     agent_block,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from corral.core.durations import parse_duration
-from corral.core.plan import PlanError, load_plan, topological_order
+from corral.core.plan.durations import parse_duration
+from corral.core.plan.model import PlanError, load_plan, topological_order
 
 GOOD = """
 [run]

@@ -20,8 +20,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from corral.core import proc_kill, proc_scan
-from corral.core.proc_scan import (
+from corral.core.runtime import kill as proc_kill
+from corral.core.runtime import procfs as proc_scan
+from corral.core.runtime.procfs import (
     BOOT_TIME,
     CLOCK_TICKS,
     ProcStat,
@@ -30,7 +31,7 @@ from corral.core.proc_scan import (
     read_stat,
     scan,
 )
-from corral.core.proctree import (
+from corral.core.runtime.proctree import (
     CpuSampler,
     Marks,
     Spawned,

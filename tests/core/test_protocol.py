@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from corral.core import client
-from corral.core.control import serve
-from corral.core.protocol import HeartbeatRequest, Request, RequestAdapter, Response
+from corral.core.agent import client
+from corral.core.control.protocol import HeartbeatRequest, Request, RequestAdapter, Response
+from corral.core.control.server import serve
 
 
 def test_client_heartbeat_line_is_a_valid_request(

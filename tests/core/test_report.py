@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from corral.core import events as ev
-from corral.core.findings import AgentFindings, Finding
-from corral.core.findings_merge import MergedFindings, merge_findings
-from corral.core.report import Report, Summary, build_report
-from corral.core.report_render import (
+from corral.core.findings.merge import MergedFindings, merge_findings
+from corral.core.findings.sarif import parse_sarif
+from corral.core.findings.schema import AgentFindings, Finding
+from corral.core.log import events as ev
+from corral.core.log.state import RunState, fold
+from corral.core.report.model import Report, Summary, build_report
+from corral.core.report.render import (
     REPORT_JSON,
     REPORT_MD,
     REPORT_SARIF,
@@ -26,8 +28,6 @@ from corral.core.report_render import (
     render_markdown,
     write_report,
 )
-from corral.core.sarif_in import parse_sarif
-from corral.core.state import RunState, fold
 
 SNAPSHOT = "a" * 40
 ENGINE = ev.EngineInfo(pid=1, start_time=0.0, host="h", user="u")
@@ -240,8 +240,8 @@ def test_inconsistent_reports_are_refused() -> None:
 WRITER = """
 import sys
 from pathlib import Path
-from corral.core.report import Report
-from corral.core.report_render import write_report
+from corral.core.report.model import Report
+from corral.core.report.render import write_report
 reports = [Report.model_validate_json(Path(p).read_bytes()) for p in sys.argv[2:4]]
 print("ready", flush=True)
 n = 0

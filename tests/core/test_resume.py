@@ -6,8 +6,8 @@ import re
 import sys
 from pathlib import Path
 
-from corral.core import events as ev
-from corral.core.eventlog import read_log
+from corral.core.log import events as ev
+from corral.core.log import read_log
 from tests.conftest import wait_until
 from tests.core.engine_helpers import (
     agent_block,

@@ -9,11 +9,11 @@ from pathlib import Path
 import filelock
 import pytest
 
-from corral.core import events as ev
-from corral.core.eventlog import EventWriter, read_log
-from corral.core.review import ReviewRefused, approve, reject
-from corral.core.rundir import RunDir
-from corral.core.state import fold
+from corral.core.log import EventWriter, read_log
+from corral.core.log import events as ev
+from corral.core.log.state import fold
+from corral.core.review.gate import ReviewRefused, approve, reject
+from corral.core.runs.rundir import RunDir
 from tests.conftest import git
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from corral.core import events as ev
-from corral.core.rundir import SOCKET_PATH_LIMIT
+from corral.core.log import events as ev
+from corral.core.runs.rundir import SOCKET_PATH_LIMIT
 from tests.conftest import make_repo
 from tests.core.engine_helpers import (
     agent_block,

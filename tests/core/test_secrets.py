@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from corral.core import redact
-from corral.core.plan import FromEnv, PlanError, load_plan
-from corral.core.redact import Redactor, is_secret_name
+from corral.core.plan.model import FromEnv, PlanError, load_plan
+from corral.core.trust import redact
+from corral.core.trust.redact import Redactor, is_secret_name
 from tests.conftest import git
 from tests.core.engine_helpers import corral, events_of, only_run, state_of, write_plan
 
@@ -176,7 +176,7 @@ def test_a_url_with_a_password_is_a_secret_whatever_its_name() -> None:
 
 def test_the_recorded_environment_keeps_secrets_by_name_only(tmp_path: Path) -> None:
     """What a run's agents start from is recorded without a secret value, and re-read on resume."""
-    from corral.core.environment import (
+    from corral.core.runs.environment import (
         EnvironmentRecordError,
         base_environment,
         read_record,

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from corral.core.proc_scan import is_same_process
-from corral.core.rundir import RunDir
+from corral.core.runs.rundir import RunDir
+from corral.core.runtime.procfs import is_same_process
 from tests.core.engine_helpers import state_of
 
 

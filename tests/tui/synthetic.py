@@ -10,10 +10,10 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from corral.core import events as ev
-from corral.core.eventlog import EventWriter
-from corral.core.proc_scan import process_start_time
-from corral.core.rundir import RunDir, runs_root
+from corral.core.log import EventWriter
+from corral.core.log import events as ev
+from corral.core.runs.rundir import RunDir, runs_root
+from corral.core.runtime.procfs import process_start_time
 
 T0 = 1_700_000_000.0
 NOW = T0 + 300.0

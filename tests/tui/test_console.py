@@ -14,9 +14,9 @@ import pytest
 from textual.command import CommandPalette
 from textual.message import Message
 
-from corral.core import events as ev
-from corral.core.eventlog import EventWriter
-from corral.core.rundir import RunDir
+from corral.core.log import EventWriter
+from corral.core.log import events as ev
+from corral.core.runs.rundir import RunDir
 from corral.tui.app import CorralApp
 from corral.tui.bridge import RunEvents, RunLoaded
 from corral.tui.screens.agent import AgentScreen

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from corral.core.rundir import RunDir
+from corral.core.runs.rundir import RunDir
 from corral.tui import ops
 from corral.tui.app import CorralApp
 from corral.tui.screens.agent import AgentScreen

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from corral.core import events as ev
-from corral.core.proc_scan import is_same_process
-from corral.core.rundir import RunDir
+from corral.core.log import events as ev
+from corral.core.runs.rundir import RunDir
+from corral.core.runtime.procfs import is_same_process
 from corral.tui.app import CorralApp
 from corral.tui.screens.agent import AgentScreen
 from corral.tui.screens.dashboard import DashboardScreen
@@ -195,7 +195,7 @@ def test_ten_agents_states_lock_and_conflict_within_a_deadline(
     for side in ("left", "right"):
         edit = f"echo {side} > README.md; git add -A; sleep 600"
         body += agent_block(f"edit-{side}", ["sh", "-c", edit])
-    watch = importlib.util.find_spec("corral.core.conflict_watch") is not None
+    watch = importlib.util.find_spec("corral.core.engine.conflict_watch") is not None
     rundir = start(repo, tmp_path, body, engines, 'conflict_interval = "500ms"\n' if watch else "")
     expected_running = {"busy-0", "busy-1", "busy-2", "locker", "edit-left", "edit-right"}
 

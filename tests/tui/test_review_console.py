@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from textual.containers import VerticalScroll
 
-from corral.core import events as ev
-from corral.core.review import reviewer_identity
-from corral.core.rundir import RunDir, runs_root
+from corral.core.log import events as ev
+from corral.core.review.gate import reviewer_identity
+from corral.core.runs.rundir import RunDir, runs_root
 from corral.tui.app import CorralApp
 from corral.tui.screens.dialogs import AskScreen, ConfirmScreen
 from corral.tui.screens.review import ReviewScreen

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from corral.core.rundir import RunDir, runs_root
+from corral.core.runs.rundir import RunDir, runs_root
 from corral.tui.app import CorralApp
 from corral.tui.screens.dashboard import DashboardScreen
 from corral.tui.screens.review import ReviewScreen

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from corral.core.proc_scan import is_same_process
-from corral.core.rundir import RunDir
+from corral.core.runs.rundir import RunDir
+from corral.core.runtime.procfs import is_same_process
 from tests.core.engine_helpers import agent_block, state_of, wait_for_event
 from tests.tui.test_engine_console import start
 

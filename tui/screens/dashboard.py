@@ -14,7 +14,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Footer
 
-from corral.core.client import ControlError
+from corral.core.agent.client import ControlError
 from corral.tui import decisions, ops
 from corral.tui.bridge import RunSession
 from corral.tui.feed import RunFeed

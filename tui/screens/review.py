@@ -19,7 +19,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
-from corral.core.state import ACTIVE_STATES, RunState
+from corral.core.log.state import ACTIVE_STATES, RunState
 from corral.tui import ops
 from corral.tui.bridge import RunSession
 from corral.tui.feed import RunFeed
@@ -300,7 +300,7 @@ class ReviewScreen(RunScreen):
         if self.pending_tampering():
             self.notify("acknowledge the tampering first (t)", title="approve waits", timeout=6)
             return
-        from corral.core import review
+        from corral.core.review import gate as review
 
         shown = self.loaded.sha256
         by = review.reviewer_identity()
@@ -318,7 +318,7 @@ class ReviewScreen(RunScreen):
     async def action_reject(self) -> None:
         if self.decidable() or self.loaded is None:
             return
-        from corral.core import review
+        from corral.core.review import gate as review
 
         shown = self.loaded.sha256
         by = review.reviewer_identity()
@@ -344,7 +344,7 @@ class ReviewScreen(RunScreen):
         pending = feed.state.unacknowledged_tampering() if feed is not None else []
         if not pending or self.session.read_only or self._agents_run():
             return
-        from corral.core import review
+        from corral.core.review import gate as review
 
         by = review.reviewer_identity()
         body = tampering_text(pending, footnote=False)

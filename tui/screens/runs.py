@@ -16,10 +16,10 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from corral.core.client import ControlError
-from corral.core.durations import format_duration
-from corral.core.listing import RunSummary
-from corral.core.rundir import NotInRepository, UnsafeRunDir, git_common_dir
+from corral.core.agent.client import ControlError
+from corral.core.plan.durations import format_duration
+from corral.core.runs.listing import RunSummary
+from corral.core.runs.rundir import NotInRepository, UnsafeRunDir, git_common_dir
 from corral.tui import ops
 from corral.tui.runs_index import RunsIndex
 from corral.tui.screens.dialogs import AskScreen

@@ -12,7 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
-from corral.core.state import AgentState, ConflictState, LockState
+from corral.core.log.state import AgentState, ConflictState, LockState
 from corral.tui import look
 from corral.tui.feed import RunFeed
 from corral.tui.text import inert

@@ -1,0 +1,5 @@
+"""The agent side: what agents run often (heartbeat, locks, `corral lock run`), so it starts fast.
+
+Standard library only, and nothing else of corral: `client` (the control socket client),
+`lock_client` (locks for Python agents), `lock_command` (`corral lock run` and `lock list`).
+"""

@@ -1,0 +1,182 @@
+"""`corral review show|approve|reject RUN`: the human gate from a terminal.
+
+An approval binds to the report the reviewer saw: interactively, the one printed just before
+the question; otherwise the sha256 given with `--sha` (printed by `corral review show`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+TYPE_CHECKING = False  # keep typing and pathlib out of the agent-side commands' start-up
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def add_review_parser(sub: Any) -> None:
+    review = sub.add_parser("review", help="show, approve or reject a finished run's report")
+    actions = review.add_subparsers(dest="review_action", metavar="ACTION", required=True)
+    show = actions.add_parser("show", help="print the report and its sha256")
+    show.add_argument("run", nargs="?")
+    approve = actions.add_parser(
+        "approve", help="approve the report (a coding run lands on its base)"
+    )
+    approve.add_argument("run", nargs="?")
+    approve.add_argument("--sha", help="the report sha256 you reviewed (from `corral review show`)")
+    reject = actions.add_parser("reject", help="reject the report; nothing lands")
+    reject.add_argument("run", nargs="?")
+    reject.add_argument("--reason", required=True, help="what is wrong (required)")
+    reject.add_argument("--sha", help="the report sha256 you reviewed (from `corral review show`)")
+    acknowledge = actions.add_parser(
+        "acknowledge",
+        help="acknowledge that you read how the shared repository was tampered with (approve "
+        "waits for it)",
+    )
+    acknowledge.add_argument("run", nargs="?")
+    acknowledge.add_argument(
+        "--through",
+        type=int,
+        metavar="SEQ",
+        help="the last tampering report you read (its #seq, from `corral review show`)",
+    )
+
+
+def cmd_review(args: argparse.Namespace, rundir: Any) -> int:
+    """Everything printed goes through `inert` (T5): the report, names and reasons are text an
+    agent, a plan or a planted git identity may have written."""
+    from corral.core.log import read_log
+    from corral.core.log.state import fold
+    from corral.core.review.gate import (
+        ReviewRefused,
+        approve,
+        reject,
+        report_sha256,
+        reviewer_identity,
+    )
+    from corral.core.trust.inert import inert
+
+    state = fold(read_log(rundir.events).events)
+    if args.review_action == "acknowledge":
+        return _acknowledge(args, rundir, state)
+    try:
+        sha = report_sha256(rundir, state)
+    except ReviewRefused as exc:
+        print(f"corral: {inert(str(exc), lines=True)}", file=sys.stderr)
+        return 1
+    if args.review_action == "show":
+        _print_report(state.report.path if state.report else "", sha)
+        _print_tampering(state)
+        if state.review is not None:
+            decided = f"{state.review.decision} by {state.review.by}" + (
+                f": {state.review.reason}" if state.review.reason else ""
+            )
+            print("\n" + inert(decided))
+        return 0
+    shown = args.sha
+    if shown is None:
+        if not sys.stdin.isatty():
+            print(
+                "corral: without a terminal, pass --sha SHA from `corral review show`",
+                file=sys.stderr,
+            )
+            return 2
+        _print_report(state.report.path if state.report else "", sha)
+        what = "approve" if args.review_action == "approve" else "reject"
+        target = (
+            f" and land {state.merge.integration_commit[:12]} on {state.base_ref}"
+            if (what == "approve" and state.merge.integration_commit)
+            else ""
+        )
+        if input(f"\n{what} this report{inert(target)}? [y/N] ").strip().lower() not in (
+            "y",
+            "yes",
+        ):
+            print("nothing done")
+            return 1
+        shown = sha
+    by = reviewer_identity()
+    try:
+        if args.review_action == "approve":
+            result = approve(rundir, by, shown)
+        else:
+            result = reject(rundir, by, args.reason, shown)
+    except ReviewRefused as exc:
+        print(f"corral: {inert(str(exc), lines=True)}", file=sys.stderr)
+        return 1
+    print(inert(result.message, lines=True))
+    return 0
+
+
+def _print_report(path: str, sha: str) -> None:
+    from pathlib import Path
+
+    from corral.core.trust.inert import inert
+
+    markdown = Path(path).with_suffix(".md") if path else None
+    if markdown is not None and markdown.is_file():
+        print(inert(markdown.read_text(errors="replace"), lines=True))
+    elif path:
+        print(inert(Path(path).read_text(errors="replace"), lines=True))
+    print(f"report sha256: {sha}")
+
+
+def _print_tampering(state: Any) -> None:
+    """Every tampering report with its changes; how to acknowledge those still open."""
+    from corral.core.trust.integrity import describe_change, describe_when, printable
+
+    if not state.tampering:
+        return
+    print("\nTHE SHARED REPOSITORY WAS TAMPERED WITH")
+    for tampering in state.tampering:
+        ack = (
+            f"acknowledged by {printable(tampering.acknowledged_by, 80)}"
+            if tampering.acknowledged_by
+            else "NOT ACKNOWLEDGED"
+        )
+        print(f"#{tampering.seq} {describe_when(tampering.live, tampering.seen)} ({ack})")
+        for change in tampering.changes:
+            print(f"  - {describe_change(change)}")
+            for line in change.detail:
+                print(f"      {line}")
+        if tampering.problem:
+            print(f"  ! {printable(tampering.problem, 400)}")
+    pending = state.unacknowledged_tampering()
+    if pending:
+        print(
+            "approve waits until a person acknowledges it: "
+            f"corral review acknowledge {state.run_id} --through {pending[-1].seq}"
+        )
+
+
+def _acknowledge(args: argparse.Namespace, rundir: Any, state: Any) -> int:
+    from corral.core.review.gate import ReviewRefused, acknowledge_tampering, reviewer_identity
+
+    pending = state.unacknowledged_tampering()
+    if not pending:
+        print(
+            "corral: nothing to acknowledge: no unacknowledged tampering in this run",
+            file=sys.stderr,
+        )
+        return 1
+    through = args.through
+    if through is None:
+        if not sys.stdin.isatty():
+            print(
+                "corral: without a terminal, pass --through SEQ (the last tampering report "
+                "you read, from `corral review show`)",
+                file=sys.stderr,
+            )
+            return 2
+        _print_tampering(state)
+        question = f"\nacknowledge these {len(pending)} tampering report(s)? [y/N] "
+        if input(question).strip().lower() not in ("y", "yes"):
+            print("nothing done")
+            return 1
+        through = pending[-1].seq
+    try:
+        print(acknowledge_tampering(rundir, reviewer_identity(), through))
+    except ReviewRefused as exc:
+        print(f"corral: {exc}", file=sys.stderr)
+        return 1
+    return 0

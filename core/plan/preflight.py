@@ -1,0 +1,141 @@
+"""Checks a plan against the machine before anything starts: repository, base, programs, files.
+
+Together with the plan's own validation this is why a bad plan starts nothing and creates no
+worktree: every problem is found here first, all of them at once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from corral.core.plan.model import AgentSpec, Plan, PlanError, PlanProblem, resolve_env
+from corral.core.trust.redact import MIN_LENGTH, is_secret_name
+from corral.worktrees.git import (
+    GitError,
+    NotARepository,
+    current_branch,
+    git_common_dir,
+    repo_toplevel,
+    resolve_commit,
+)
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """A plan tied to a real repository and commit."""
+
+    plan: Plan
+    repo_top: Path
+    common_dir: Path
+    base_ref: str
+    snapshot: str
+    warnings: tuple[str, ...] = ()
+    """What is allowed but unwise (a secret written into the plan), for the user to read."""
+
+
+def agent_path(spec: AgentSpec) -> str:
+    """PATH as the agent will see it (corral's own bin directory first)."""
+    own, _ = resolve_env(spec.env, os.environ)
+    path = own.get("PATH", os.environ.get("PATH", os.defpath))
+    return str(Path(sys.executable).parent) + os.pathsep + path
+
+
+def _program_problem(
+    program: str, spec: AgentSpec, repo_top: Path, field: str, found: dict[tuple[str, str], bool]
+) -> PlanProblem | None:
+    """What is wrong with `program` for this agent; `found` remembers PATH lookups in one check
+    (fifty agents running the same program search PATH once)."""
+    if "/" in program:
+        candidate = Path(program) if os.path.isabs(program) else repo_top / program
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return None
+        what = "does not exist" if not candidate.exists() else "is not an executable file"
+        fix = "commit it to the repository" if not os.path.isabs(program) else "fix the path"
+        return PlanProblem(
+            where=f"agent {spec.id!r}", field=field, message=f"{program!r} {what}; {fix}"
+        )
+    key = (program, agent_path(spec))
+    if key not in found:
+        found[key] = shutil.which(program, path=key[1]) is not None
+    if not found[key]:
+        return PlanProblem(
+            where=f"agent {spec.id!r}",
+            field=field,
+            message=f"program {program!r} is not on PATH; install it or give its full path",
+        )
+    return None
+
+
+def preflight(plan: Plan, plan_path: Path, cwd: Path) -> Preflight:
+    """Resolve the repository and the base commit, and check every program and file exists."""
+    source = str(plan_path)
+    repo = plan.run.repo
+    start = (plan_path.parent / repo) if repo is not None else cwd
+    try:
+        repo_top = repo_toplevel(start)
+        common_dir = git_common_dir(start)
+    except (NotARepository, GitError) as exc:
+        raise PlanError(
+            source, [PlanProblem(where="run", field="repo", message=str(exc))]
+        ) from None
+    base_ref = plan.run.base or current_branch(repo_top) or "HEAD"
+    try:
+        snapshot = resolve_commit(repo_top, base_ref)
+    except GitError as exc:
+        raise PlanError(
+            source, [PlanProblem(where="run", field="base", message=str(exc))]
+        ) from None
+    problems: list[PlanProblem] = []
+    found: dict[tuple[str, str], bool] = {}
+    for spec in plan.agents:
+        problem = _program_problem(spec.command[0], spec, repo_top, "command", found)
+        if problem:
+            problems.append(problem)
+        for index, command in enumerate(spec.setup):
+            problem = _program_problem(command[0], spec, repo_top, f"setup[{index}]", found)
+            if problem:
+                problems.append(problem)
+        _, missing = resolve_env(spec.env, os.environ)
+        for key, name in missing.items():
+            problems.append(
+                PlanProblem(
+                    where=f"agent {spec.id!r}",
+                    field=f"env.{key}",
+                    message=f"{name} is not set in corral's environment; export it "
+                    "before `corral run`, or give the value itself",
+                )
+            )
+        for name in spec.copy_files:
+            if not (repo_top / name).exists():
+                problems.append(
+                    PlanProblem(
+                        where=f"agent {spec.id!r}",
+                        field="copy",
+                        message=f"{name!r} does not exist in {repo_top}; create it or remove it from copy",
+                    )
+                )
+    if problems:
+        raise PlanError(source, problems)
+    return Preflight(
+        plan=plan,
+        repo_top=repo_top,
+        common_dir=common_dir,
+        base_ref=base_ref,
+        snapshot=snapshot,
+        warnings=tuple(_literal_secrets(plan)),
+    )
+
+
+def _literal_secrets(plan: Plan) -> list[str]:
+    """Secrets written into the plan are copied into the run directory with it."""
+    return [
+        f"agent {spec.id!r} env.{key}: a secret written into the plan is kept in the run "
+        f'directory with it; export it and write {{ from_env = "{key}" }} instead'
+        for spec in plan.agents
+        for key, value in spec.env.items()
+        if isinstance(value, str) and is_secret_name(key) and len(value) >= MIN_LENGTH
+    ]

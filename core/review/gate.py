@@ -1,0 +1,356 @@
+"""The human gate: approve or reject a run's report, bound to what the reviewer saw.
+
+A decision is written by whoever holds the run's engine lock, so the log keeps one writer;
+it names the reviewer, the report's sha256 and the log head (docs/reliability.md M4, E7), and it is
+durable before anyone is told it happened. `corral review` and the console both come here.
+
+Approving a coding run lands its integration commit on the base through `worktrees.land`: in an
+approval merge (the integration tree as it is; trailers name the reviewer, the run, the report's
+sha256 and the log head, so the history itself says who approved), moved by compare-and-swap
+from the run's snapshot, with every checkout of the base updated as `git merge --ff-only` would.
+If the decision cannot be logged, the landing is taken back; if corral was stopped after the
+base moved but before the decision was logged, approving again as the same reviewer finishes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import getpass
+import hashlib
+import os
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import filelock
+
+from corral.core.log import EventWriter
+from corral.core.log import events as ev
+from corral.core.log.state import RunState, fold
+from corral.core.plan.model import PlanError, load_plan
+from corral.core.runs.rundir import RunDir
+from corral.core.trust.authority import refuse_operator
+from corral.core.trust.integrity import recheck_before_approve
+from corral.worktrees.errors import GitError
+from corral.worktrees.git import run_git_result
+from corral.worktrees.land import (
+    Landing,
+    approval_merge,
+    land,
+    parents_and_trailers,
+    undo_landing,
+)
+
+
+class ReviewRefused(Exception):
+    """The decision cannot be taken as asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ReviewResult:
+    decision: Literal["approved", "rejected"]
+    by: str
+    report_sha256: str
+    log_head: str
+    landed: str | None
+    message: str
+
+
+def _ssh_key_fingerprint() -> str | None:
+    """The public key the SSH session logged in with (OpenSSH `ExposeAuthInfo yes`)."""
+    info = os.environ.get("SSH_USER_AUTH")
+    if not info:
+        return None
+    try:
+        lines = Path(info).read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 3 and parts[0] == "publickey":
+            try:
+                blob = base64.b64decode(parts[2])
+            except ValueError:
+                continue
+            digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+            return f"SHA256:{digest}"
+    return None
+
+
+def reviewer_identity() -> str:
+    """The OS user, with the SSH key fingerprint (or the client address) when reached over SSH."""
+    user = getpass.getuser()
+    fingerprint = _ssh_key_fingerprint()
+    if fingerprint:
+        return f"{user} (ssh key {fingerprint})"
+    connection = os.environ.get("SSH_CONNECTION")
+    if connection:
+        return f"{user} (ssh from {connection.split()[0]})"
+    return user
+
+
+def report_sha256(rundir: RunDir, state: RunState) -> str:
+    """sha256 of the report on disk, which must be the one the log names."""
+    if state.report is None:
+        raise ReviewRefused(
+            "the run has no report yet; wait until its agents finish and the report is written"
+        )
+    try:
+        data = Path(state.report.path).read_bytes()
+    except OSError as exc:
+        raise ReviewRefused(f"cannot read the report {state.report.path}: {exc.strerror}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != state.report.sha256:
+        raise ReviewRefused(
+            f"the report on disk (sha256 {digest[:12]}) is not the one the log recorded "
+            f"({state.report.sha256[:12]}); it was changed outside corral — do not approve it"
+        )
+    return digest
+
+
+class _Decision:
+    """Holds the run's engine lock and its log for the length of one decision."""
+
+    def __init__(self, rundir: RunDir) -> None:
+        self.rundir = rundir
+        self.lock = filelock.FileLock(rundir.engine_lock, timeout=0)
+
+    async def __aenter__(self) -> tuple[EventWriter, RunState]:
+        try:
+            self.lock.acquire()
+        except filelock.Timeout:
+            raise ReviewRefused(
+                f"run {self.rundir.run_id} is still running; decide once its agents have finished"
+            ) from None
+        try:
+            self.writer, contents = await EventWriter.open(self.rundir.events)
+        except BaseException:
+            self.lock.release()
+            raise
+        return self.writer, fold(contents.events)
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self.writer.close()
+        finally:
+            self.lock.release()
+
+
+def _check_reviewable(state: RunState, rundir: RunDir, shown_sha256: str) -> str:
+    digest = report_sha256(rundir, state)
+    if digest != shown_sha256:
+        raise ReviewRefused(
+            f"the report changed since it was shown (shown {shown_sha256[:12]}, now {digest[:12]}); "
+            "look at it again before deciding"
+        )
+    if state.review is not None:
+        raise ReviewRefused(f"the report was already {state.review.decision} by {state.review.by}")
+    return digest
+
+
+def _base_ref(state: RunState) -> str:
+    return state.base_ref if state.base_ref.startswith("refs/") else f"refs/heads/{state.base_ref}"
+
+
+def _one_line(text: str) -> str:
+    """`text` with control characters and line breaks as single spaces: a trailer cannot be forged."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+
+
+def _approval_trailers(state: RunState, by: str, digest: str, head: str) -> dict[str, str]:
+    """What the approval merge's trailers say: the history itself names who approved what."""
+    return {
+        "Approved-by": _one_line(by),
+        "Corral-Run": state.run_id,
+        "Corral-Report-SHA256": digest,
+        "Corral-Log-Head": head,
+    }
+
+
+def _approval_message(state: RunState, trailers: dict[str, str]) -> str:
+    target = state.merge.integration_commit or ""
+    merged = ", ".join(m.agent for m in state.merge.merged) or "none"
+    left = ", ".join(b.agent for b in state.merge.left_out) or "none"
+    return (
+        f"corral: land run {state.run_id}, approved by {trailers['Approved-by']}\n\n"
+        f"Merges the integration commit {target} of run {state.run_id} into {state.base_ref}.\n"
+        f"Merged agents: {merged}. Left out: {left}.\n\n"
+        + "".join(f"{key}: {value}\n" for key, value in trailers.items())
+    )
+
+
+def _check_interrupted_approval(state: RunState, now: str, trailers: dict[str, str]) -> None:
+    """Refuse unless the base is at this very approval's merge, landed but never logged (a crash)."""
+    parents, found = parents_and_trailers(Path(state.repo), now)
+    if parents != (state.snapshot, state.merge.integration_commit) or (
+        found.get("Corral-Run") != state.run_id
+    ):
+        raise ReviewRefused(
+            f"the base branch {state.base_ref} moved since the run started (was {state.snapshot[:12]}, "
+            f"now {now[:12]}); nothing was landed — start a new run on the new base"
+        )
+    if {key: found.get(key) for key in trailers} != trailers:
+        raise ReviewRefused(
+            f"{state.base_ref} is at {now[:12]}, this run's approval by "
+            f"{found.get('Approved-by', '?')} that was not recorded (corral stopped while landing "
+            "it); approve again as that reviewer, with the same report, to finish it"
+        )
+
+
+def _land(state: RunState, by: str, digest: str, head: str) -> Landing | None:
+    """Land the integration result on the base in an approval merge, like `git merge --ff-only`.
+
+    The base must still be at the run's snapshot, or at this same approval's merge when an
+    earlier attempt was cut off after moving it; every checkout of it is updated (worktrees.land).
+    """
+    target = state.merge.integration_commit
+    if target is None or target == state.snapshot:
+        return None
+    ref = _base_ref(state)
+    repo = Path(state.repo)
+    current = run_git_result(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    if current.status != 0:
+        raise ReviewRefused(
+            f"the base {state.base_ref!r} is not a branch corral can move; merge {target} by hand"
+        )
+    now = current.stdout.strip()
+    trailers = _approval_trailers(state, by, digest, head)
+    resume = now != state.snapshot
+    try:
+        if resume:
+            _check_interrupted_approval(state, now, trailers)
+            merge = now
+        else:
+            merge = approval_merge(repo, now, target, _approval_message(state, trailers))
+        reason = f"corral: approved run {state.run_id}"
+        return land(repo, ref, state.snapshot, merge, reason, resume=resume)
+    except GitError as exc:
+        raise ReviewRefused(f"cannot land on {state.base_ref}: {exc}") from None
+
+
+def _landed_where(state: RunState, landing: Landing | None) -> str:
+    if landing is None:
+        return ""
+    updated = ", ".join(str(path) for path in landing.checkouts)
+    return (
+        f"; {state.base_ref} now points at {landing.new[:12]}, an approval merge of "
+        f"{(state.merge.integration_commit or '')[:12]}"
+        + (f"; updated the checkout(s) at {updated}" if updated else "")
+    )
+
+
+def _undo_land(landing: Landing) -> None:
+    undo_landing(landing, "corral: approval not recorded")
+
+
+def _distinct_reviewer_required(rundir: RunDir) -> bool:
+    try:
+        plan = load_plan(rundir.plan)
+    except PlanError:
+        return False
+    return bool(getattr(plan.run, "require_distinct_reviewer", False))
+
+
+_T = TypeVar("_T")
+
+
+def _run(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run a decision to its end from plain code or from inside the console's event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def _people_only(rundir: RunDir, action: str) -> None:
+    """docs/reliability.md T1: a decision asked from inside an agent is refused, and logged as its."""
+    refused = refuse_operator(action, "the report", rundir)
+    if refused is not None:
+        raise ReviewRefused(refused)
+
+
+def approve(rundir: RunDir, by: str, shown_sha256: str) -> ReviewResult:
+    """Approve the report the reviewer saw; a coding run's integration branch lands on the base."""
+    _people_only(rundir, "approve")
+    return _run(_approve(rundir, by, shown_sha256))
+
+
+def reject(rundir: RunDir, by: str, reason: str, shown_sha256: str) -> ReviewResult:
+    """Reject the report with a reason; nothing lands."""
+    _people_only(rundir, "reject")
+    if not reason.strip():
+        raise ReviewRefused("a rejection needs a reason; say what is wrong with the report")
+    return _run(_reject(rundir, by, reason, shown_sha256))
+
+
+async def _approve(rundir: RunDir, by: str, shown_sha256: str) -> ReviewResult:
+    async with _Decision(rundir) as (writer, state):
+        digest = _check_reviewable(state, rundir, shown_sha256)
+        if state.report is not None and not state.report.synthesized:
+            raise ReviewRefused(
+                "the run fell below min_success, so there is nothing to approve; reject it"
+            )
+        if _distinct_reviewer_required(rundir) and state.engine is not None:
+            starter = state.engine.user
+            if by == starter or by.split(" ", 1)[0] == starter:
+                raise ReviewRefused(
+                    f"{starter} started this run and the plan requires a different reviewer"
+                )
+        if tampered := await recheck_before_approve(writer.append, state, rundir):
+            raise ReviewRefused(tampered)
+        head = writer.head
+        landing = _land(state, by, digest, head)
+        landed = landing.new if landing is not None else None
+        try:
+            await writer.append(
+                ev.ReportApproved(by=by, report_sha256=digest, log_head=head, landed=landed)
+            )
+        except BaseException:
+            if landing is not None:
+                _undo_land(landing)
+            raise
+        where = _landed_where(state, landing)
+        return ReviewResult("approved", by, digest, head, landed, f"approved by {by}{where}")
+
+
+async def _reject(rundir: RunDir, by: str, reason: str, shown_sha256: str) -> ReviewResult:
+    async with _Decision(rundir) as (writer, state):
+        digest = _check_reviewable(state, rundir, shown_sha256)
+        head = writer.head
+        await writer.append(
+            ev.ReportRejected(by=by, reason=reason.strip(), report_sha256=digest, log_head=head)
+        )
+        return ReviewResult(
+            "rejected", by, digest, head, None, f"rejected by {by}: {reason.strip()}"
+        )
+
+
+def acknowledge_tampering(rundir: RunDir, by: str, through_seq: int) -> str:
+    """Record that `by` read the tampering reported up to `through_seq` (docs/reliability.md T3).
+
+    Binds to what was shown, as an approval binds to the report: a report logged after
+    `through_seq` stays unacknowledged and approve still waits for it."""
+    _people_only(rundir, "acknowledge tampering")
+    return _run(_acknowledge(rundir, by, through_seq))
+
+
+async def _acknowledge(rundir: RunDir, by: str, through_seq: int) -> str:
+    async with _Decision(rundir) as (writer, state):
+        pending = state.unacknowledged_tampering()
+        if not pending:
+            raise ReviewRefused("nothing to acknowledge: no unacknowledged tampering in this run")
+        shown = [t for t in pending if t.seq <= through_seq]
+        if not shown:
+            raise ReviewRefused(
+                f"the tampering reported at #{pending[0].seq} was not among what was shown "
+                f"(up to #{through_seq}); look at it again with `corral review show {state.run_id}`"
+            )
+        await writer.append(ev.TamperingAcknowledged(by=by, through_seq=through_seq))
+        left = len(pending) - len(shown)
+        later = f"; {left} later report(s) still wait for acknowledgement" if left else ""
+        return f"tampering acknowledged by {by} ({len(shown)} report(s)){later}"

@@ -1,0 +1,206 @@
+"""Agent processes: start them in their own session, await their exit, kill their whole tree.
+
+The supervisor's rules (docs/reliability.md S1, S2): an agent runs in its own session and process group;
+termination covers the whole tree, including children that escaped into their own session, and is
+confirmed before a retry starts; a pid is only trusted together with its start time, so that a
+reused pid is never signalled. When an attempt ends, every process carrying its marks goes too
+(`terminate_attempt`, T2), wherever it went. No orphan is ever left behind.
+
+Linux only (/proc, pidfd). Awaiting an exit uses a pidfd registered with the event loop, so it
+needs neither asyncio's child watchers nor a thread per process. This module is the public face;
+reading /proc lives in `proc_scan`, killing trees in `proc_kill`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from corral.core.runtime.kill import (
+    POLL_FIRST,
+    POLL_MAX,
+    TerminateError,
+    TerminateResult,
+    reap,
+    terminate_attempt,
+    terminate_tree,
+)
+from corral.core.runtime.procfs import (
+    CpuSampler,
+    Marks,
+    is_same_process,
+    process_start_time,
+    tree_members,
+)
+
+__all__ = [
+    "CpuSampler",
+    "Marks",
+    "SpawnError",
+    "Spawned",
+    "TerminateError",
+    "TerminateResult",
+    "is_same_process",
+    "process_start_time",
+    "spawn",
+    "terminate_attempt",
+    "terminate_tree",
+    "tree_members",
+    "wait_exit",
+]
+
+LOG_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+LOG_MODE = 0o600
+
+
+class SpawnError(RuntimeError):
+    """The agent's program could not be started; the message names it and the fix."""
+
+
+@dataclass
+class Spawned:
+    """A started agent. (pid, start_time) is its identity; log start_time to survive a crash."""
+
+    pid: int
+    start_time: float
+    popen: subprocess.Popen[bytes]
+
+
+# --- spawn -------------------------------------------------------------------------------------
+
+
+def _open_log(log_path: Path) -> int:
+    """Open the agent's log for appending; a symlink planted at the path is refused."""
+    try:
+        return os.open(log_path, LOG_FLAGS, LOG_MODE)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SpawnError(
+                f"cannot open agent log {log_path}: it is a symbolic link, which corral refuses "
+                "to follow; remove it"
+            ) from exc
+        raise SpawnError(
+            f"cannot open agent log {log_path}: {exc.strerror}; check that its directory "
+            "exists and is writable"
+        ) from exc
+
+
+def _spawn_error(program: str, cwd: Path, exc: OSError) -> SpawnError:
+    """A message that says which program failed, why, and what to do about it."""
+    if exc.filename is not None and os.fsdecode(exc.filename) == str(cwd):
+        return SpawnError(f"cannot start {program!r}: working directory {cwd}: {exc.strerror}")
+    if isinstance(exc, FileNotFoundError):
+        if os.sep in program:
+            return SpawnError(
+                f"cannot start {program!r}: no such file; fix the path in the agent's command"
+            )
+        return SpawnError(
+            f"cannot start {program!r}: the program was not found on the agent's PATH; install "
+            "it, or give its absolute path in the agent's command"
+        )
+    if isinstance(exc, PermissionError):
+        return SpawnError(
+            f"cannot start {program!r}: it is not executable (or is a directory); "
+            f"run `chmod +x {program}` or point the command at the real program"
+        )
+    if exc.errno == errno.ENOEXEC:
+        return SpawnError(
+            f"cannot start {program!r}: the kernel cannot run this file (exec format error); "
+            "add a `#!` line to the script, or run it through its interpreter"
+        )
+    return SpawnError(f"cannot start {program!r}: {exc.strerror or exc}")
+
+
+def spawn(argv: list[str], *, cwd: Path, env: dict[str, str], log_path: Path) -> Spawned:
+    """Start an agent in its own session with its output appended straight to `log_path`.
+
+    The agent writes to the file itself, so its output survives and it keeps running if the
+    engine dies. Its own session makes pid == process group id == session id, which is what
+    `tree_members` and `terminate_tree` find it by. `env` is the agent's whole environment.
+    """
+    if not argv:
+        raise SpawnError("cannot start an agent with an empty command; give the program to run")
+    if not cwd.is_dir():
+        raise SpawnError(
+            f"cannot start {argv[0]!r}: working directory {cwd} does not exist or is not a "
+            "directory; create the agent's workspace first"
+        )
+    log_fd = _open_log(log_path)
+    try:
+        popen = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_fd,
+            stderr=log_fd,
+            close_fds=True,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise _spawn_error(argv[0], cwd, exc) from exc
+    finally:
+        os.close(log_fd)
+    # Unreaped, the child cannot vanish from /proc, so its start time is always readable here.
+    start_time = process_start_time(popen.pid)
+    if start_time is None:  # pragma: no cover - only if someone else reaped our child
+        raise SpawnError(f"{argv[0]!r} (pid {popen.pid}) vanished before it could be identified")
+    return Spawned(pid=popen.pid, start_time=start_time, popen=popen)
+
+
+# --- wait_exit ---------------------------------------------------------------------------------
+
+
+async def _wait_exit_polling(spawned: Spawned, limit: float | None) -> int | None:
+    """`wait_exit` without pidfd (old kernels, seccomp filters): poll with a growing interval."""
+    deadline = None if limit is None else time.monotonic() + limit
+    delay = POLL_FIRST
+    while (rc := spawned.popen.poll()) is None:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            delay = min(delay, left)
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, POLL_MAX)
+    return rc
+
+
+async def wait_exit(spawned: Spawned, timeout: float | None) -> int | None:  # noqa: ASYNC109
+    """Await the agent's exit and reap it: its returncode (-N for signal N), None on timeout.
+
+    The pidfd becomes readable when the process exits; the event loop watches it like a socket,
+    so hundreds of agents cost one file descriptor each and no threads. (`timeout` is a parameter
+    rather than the caller's `asyncio.timeout` because a timeout here is an answer, not an error.)
+    """
+    popen = spawned.popen
+    if (rc := popen.poll()) is not None:
+        return rc
+    try:
+        pidfd = os.pidfd_open(spawned.pid)
+    except ProcessLookupError:
+        return await reap(popen)  # reaped by a concurrent waiter between poll and open
+    except (AttributeError, OSError):
+        return await _wait_exit_polling(spawned, timeout)
+    loop = asyncio.get_running_loop()
+    exited: asyncio.Future[None] = loop.create_future()
+
+    def on_exit() -> None:
+        if not exited.done():
+            exited.set_result(None)
+
+    loop.add_reader(pidfd, on_exit)
+    try:
+        async with asyncio.timeout(timeout):
+            await exited
+    except TimeoutError:
+        return None
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+    return await reap(popen)
