@@ -132,7 +132,10 @@ STRACE_CHILD = """
 import sys
 from pathlib import Path
 from corral.core.log import LogFollower
-follower, _ = LogFollower.replay(Path(sys.argv[1]))
+import gc
+follower, contents = LogFollower.replay(Path(sys.argv[1]))
+del contents  # freed before strace attaches, so it counts only the polls
+gc.collect()
 follower.poll()
 sys.stdout.write("ready\\n"); sys.stdout.flush(); sys.stdin.readline()
 for _ in range(int(sys.argv[2])):
