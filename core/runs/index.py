@@ -32,8 +32,8 @@ from typing import Literal
 from pydantic import BaseModel, ValidationError
 
 from corral.core.atomic import write_atomic
-from corral.core.log import LogCorrupted, fold_handlers, state_models
 from corral.core.log import events as ev
+from corral.core.log import fold_handlers, state_models
 from corral.core.log import state as state_module
 from corral.core.log.follower import FollowState, poll_fd
 from corral.core.log.reader import Cursor, LogPathError, open_log_fd, read_fd
