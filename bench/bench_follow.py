@@ -11,8 +11,12 @@ hash of the last verified line. This prints, on a log of `--events` valid chaine
   functions that touch a file (fstat, stat, open, read, pread, lseek) in this process, and, when
   `strace` can attach here, by `strace -c` around a child that only polls;
 - one new event appended at the tail and picked up: wall time and calls;
-- for comparison, what `corral logs -f` did per poll before (a full `read_log` and fold) and an
-  idle `iter_new_events`, which opens the file per call (the console's runs list).
+- an idle `iter_new_events`, which opens the file per call (the console's runs list);
+- the real `corral logs -f` on that run, idle, under `strace -c` (its output log is absent, so
+  each 0.2 s poll is one failed open of it, one fstat of the event log and the sleep);
+- the runs index (core/runs/index.py) on that run: the first full replay and fold (what
+  `corral runs` and `corral gc` did for every run on every call, and `logs -f` on every poll,
+  before), an unchanged log, and one event appended.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from corral.core.log import FollowState, LogFollower, iter_new_events, read_log
+from corral.core.log import FollowState, LogFollower, iter_new_events
 from corral.core.log.events import (
     GENESIS_HASH,
     AgentHeartbeat,
@@ -38,8 +42,10 @@ from corral.core.log.events import (
     EngineInfo,
     RunStarted,
 )
-from corral.core.log.state import fold
+from corral.core.runs import index
+from corral.core.runs.rundir import RunDir, runs_root
 
+RUN_ID = "20260101-000000-bench0"
 COUNTED = ("fstat", "stat", "open", "read", "pread", "lseek")
 _SEQ, _PREV, _TS = 987654321, "f" * 64, 1234567.5
 
@@ -144,10 +150,32 @@ sys.stdout.write("done\\n"); sys.stdout.flush(); sys.stdin.readline()
 """
 
 
-def strace_idle(log: Path, polls: int) -> str:
-    """`strace -c` of `polls` idle polls in a child, attached once it has replayed the log."""
+def strace_attached(pid: int, work: Callable[[], None]) -> str:
+    """System calls of process `pid` while `work()` runs, by `strace -c -p` (summed by name)."""
     if shutil.which("strace") is None:
         return "strace not installed"
+    report = Path(tempfile.mkdtemp()) / "strace.txt"
+    tracer = subprocess.Popen(
+        ["strace", "-c", "-f", "-o", str(report), "-p", str(pid)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.5)  # strace has no ready signal
+    if tracer.poll() is not None:
+        why = tracer.stderr.read().strip() if tracer.stderr else ""
+        return f"strace could not attach ({why})"
+    work()
+    tracer.terminate()
+    tracer.wait(timeout=30)
+    calls = {}
+    for row in (line.split() for line in report.read_text().splitlines()):
+        if len(row) >= 5 and row[3].isdigit() and row[-1] != "total":
+            calls[row[-1]] = int(row[3])
+    return ", ".join(f"{name} {n}" for name, n in sorted(calls.items(), key=lambda kv: -kv[1]))
+
+
+def strace_idle(log: Path, polls: int) -> str:
+    """`strace -c` of `polls` idle polls in a child, attached once it has replayed the log."""
     child = subprocess.Popen(
         [sys.executable, "-c", STRACE_CHILD, str(log), str(polls)],
         stdin=subprocess.PIPE,
@@ -156,31 +184,46 @@ def strace_idle(log: Path, polls: int) -> str:
     )
     assert child.stdin is not None
     assert child.stdout is not None
+    stdin, stdout = child.stdin, child.stdout
+
+    def polls_done() -> None:
+        stdin.write("go\n")
+        stdin.flush()
+        stdout.readline()
+
     try:
-        child.stdout.readline()
-        report = Path(tempfile.mkdtemp()) / "strace.txt"
-        tracer = subprocess.Popen(
-            ["strace", "-c", "-f", "-o", str(report), "-p", str(child.pid)],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        time.sleep(0.5)  # strace has no ready signal; it prints "attached" on stderr
-        if tracer.poll() is not None:
-            return (
-                f"strace could not attach ({tracer.stderr.read().strip() if tracer.stderr else ''})"
-            )
-        child.stdin.write("go\n")
-        child.stdin.flush()
-        child.stdout.readline()
-        tracer.terminate()
-        tracer.wait(timeout=30)
-        lines = [line.split() for line in report.read_text().splitlines()]
-        calls = {row[-1]: int(row[3]) for row in lines if len(row) >= 5 and row[3].isdigit()}
-        shown = {name: n for name, n in calls.items() if name not in ("total",)}
-        return ", ".join(f"{name} {n}" for name, n in sorted(shown.items(), key=lambda kv: -kv[1]))
+        stdout.readline()
+        return strace_attached(child.pid, polls_done)
     finally:
-        child.stdin.write("end\n")
-        child.stdin.flush()
+        stdin.write("end\n")
+        stdin.flush()
+        child.wait(timeout=30)
+
+
+def sleeping(pid: int) -> bool:
+    """The process is asleep (its state in /proc is S), as `logs -f` is between polls."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2] == "S"
+
+
+def strace_logs_follow(repo: Path, run_id: str, seconds: float) -> str:
+    """The real `corral logs -f` on the big run, traced for `seconds` once it follows."""
+    command = [sys.executable, "-m", "corral.core.cli", "--repo", str(repo)]
+    child = subprocess.Popen([*command, "logs", "-f", run_id, "agent-07"])
+    try:
+        deadline = time.monotonic() + 600
+        quiet = 0
+        while quiet < 10:  # asleep ten samples running: the replay is over, it polls
+            if time.monotonic() > deadline or child.poll() is not None:
+                return "`corral logs -f` did not start following"
+            quiet = quiet + 1 if sleeping(child.pid) else 0
+            time.sleep(0.05)
+        start = time.monotonic()
+        traced = strace_attached(child.pid, lambda: time.sleep(seconds))
+        polls = (time.monotonic() - start) / 0.2
+        return f"{traced} (about {polls:.0f} polls of 0.2 s)"
+    finally:
+        child.kill()
         child.wait(timeout=30)
 
 
@@ -189,9 +232,14 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--polls", type=int, default=20_000)
     parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument("--trace-seconds", type=float, default=3.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as scratch:
-        log = Path(scratch) / "events.jsonl"
+        repo = Path(scratch) / "repo"
+        subprocess.run(["git", "init", "-q", str(repo)], check=True)
+        rundir = RunDir(runs_root(repo / ".git") / RUN_ID)
+        rundir.create()
+        log = rundir.events
         start = time.perf_counter()
         head = write_log(log, args.events)
         size = log.stat().st_size
@@ -232,10 +280,9 @@ def main() -> None:
                     got = follower.poll()
                     picked += time.perf_counter() - start
                     assert [e.seq for e in got] == [args.events + 1 + n]
-            appended = {k: v for k, v in counts.items() if k != "open"}  # the appends' own opens
             print(
                 f"one new event at the tail: {picked / rounds * 1e6:.1f} us; calls per pickup: "
-                f"{per_call(appended, rounds)}"
+                f"{per_call(counts, rounds)}"
             )
 
         state = FollowState(after_seq=args.events + rounds)
@@ -251,10 +298,28 @@ def main() -> None:
             f"idle iter_new_events (opens per call): {reopen * 1e6:.1f} us; calls per poll: "
             f"{per_call(counts, args.polls)} (plus close)"
         )
-        start = time.perf_counter()
-        fold(read_log(log).events)
         print(
-            f"before: one `corral logs -f` poll (read_log + fold): {time.perf_counter() - start:.2f} s"
+            f"`corral logs -f` (the real command, idle, under strace -c): "
+            f"{strace_logs_follow(repo, RUN_ID, args.trace_seconds)}"
+        )
+
+        start = time.perf_counter()
+        index.run_state(rundir)
+        full = time.perf_counter() - start
+        start = time.perf_counter()
+        index.run_state(rundir)
+        unchanged = time.perf_counter() - start
+        data, tail = chained(1, args.events + rounds + 1, tail)
+        with log.open("ab") as f:
+            f.write(data)
+        start = time.perf_counter()
+        folded = index.run_state(rundir)
+        grown = time.perf_counter() - start
+        assert folded.last_seq == args.events + rounds + 1
+        print(
+            f"runs index (`corral runs`, `corral gc`, per run): full replay + fold {full:.2f} s "
+            f"(every listing, before), unchanged {unchanged * 1e3:.1f} ms, one event appended "
+            f"{grown * 1e3:.1f} ms"
         )
 
 
