@@ -1,5 +1,5 @@
 """The one bridge from the engine's log to the console: a thread that replays `events.jsonl`,
-then follows it incrementally (FollowState: one fstat per poll when idle), and posts batches of
+then follows it incrementally (LogFollower: the file kept open, one fstat per poll when idle), and posts batches of
 events as Textual messages. It never touches a widget; the app applies batches on its own loop
 and screens redraw at a bounded rate.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from textual.message import Message
 
-from corral.core.log import FollowState, LogCorrupted, iter_new_events, read_log
+from corral.core.log import LogCorrupted, LogFollower
 from corral.core.log import events as ev
 from corral.core.runs.rundir import RunDir
 from corral.core.runtime.procfs import is_same_process
@@ -102,19 +102,31 @@ def follow(
     """Replay then follow the run's log until `cancelled()`; runs in a worker thread."""
     path: Path = session.rundir.events
     try:
-        contents = read_log(path)
+        follower, contents = LogFollower.replay(path)
     except (LogCorrupted, OSError) as exc:
         post(FollowFailed(session, str(exc)))
         return
-    feed = RunFeed(on_applied=None)
-    feed.apply(contents.events)
-    live = engine_alive(feed)
-    post(RunLoaded(session, feed, live))
-    state = FollowState.after(contents)
+    with follower:
+        feed = RunFeed(on_applied=None)
+        feed.apply(contents.events)
+        live = engine_alive(feed)
+        post(RunLoaded(session, feed, live))
+        _follow_on(session, follower, feed, live, post, cancelled, poll)
+
+
+def _follow_on(
+    session: RunSession,
+    follower: LogFollower,
+    feed: RunFeed,
+    live: bool,
+    post: Callable[[Message], object],
+    cancelled: Callable[[], bool],
+    poll: float,
+) -> None:
     checked = time.monotonic()
     while not cancelled():
         try:
-            batch = iter_new_events(path, state)
+            batch = follower.poll()
         except (LogCorrupted, OSError) as exc:
             post(FollowFailed(session, str(exc)))
             return
@@ -130,7 +142,7 @@ def follow(
             if now_live != live:
                 live = now_live
                 post(EngineLiveness(session, live))
-        if state.caught_up:
+        if follower.caught_up:
             time.sleep(poll)
 
 

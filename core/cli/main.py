@@ -398,12 +398,13 @@ def cmd_logs(args: argparse.Namespace) -> int:
     ends on a screen (`| less -R`, `| tail`), and only a person who asks gets the raw bytes."""
     import time
 
-    from corral.core.log import read_log
-    from corral.core.log.state import ACTIVE_STATES, fold
+    from corral.core.log import LogFollower
+    from corral.core.log.state import ACTIVE_STATES, apply, fold
     from corral.core.trust.inert import InertStream
 
     rundir = _find(args, args.run)
-    state = fold(read_log(rundir.events).events)
+    events, contents = LogFollower.replay(rundir.events)  # -f polls it: one fstat when idle
+    state = fold(contents.events)
     agent = state.agents.get(args.agent)
     if agent is None:
         return _fail(
@@ -424,32 +425,37 @@ def cmd_logs(args: argparse.Namespace) -> int:
             out.flush()
         return 0
 
-    while True:
-        try:
-            with path.open("rb") as handle:
-                seen, inode = inode, os.fstat(handle.fileno()).st_ino
-                if seen and inode != seen:
-                    print(
-                        f"corral: the log was redacted as the attempt ended; `corral logs "
-                        f"{rundir.run_id} {args.agent}` prints that copy",
-                        file=sys.stderr,
-                    )
-                    return show(b"", final=True)
-                handle.seek(offset)
-                chunk = handle.read()
-        except FileNotFoundError:
-            chunk = b""
-        if chunk:
-            show(chunk)
-            offset += len(chunk)
-        if not args.follow:
-            return show(b"", final=True)
-        state = fold(read_log(rundir.events).events)
-        current = state.agents[args.agent]
-        still = current.attempt == number and current.state in ACTIVE_STATES | {"queued", "waiting"}
-        if not still and not chunk:
-            return show(b"", final=True)
-        time.sleep(0.2)
+    with events:
+        while True:
+            try:
+                with path.open("rb") as handle:
+                    seen, inode = inode, os.fstat(handle.fileno()).st_ino
+                    if seen and inode != seen:
+                        print(
+                            f"corral: the log was redacted as the attempt ended; `corral logs "
+                            f"{rundir.run_id} {args.agent}` prints that copy",
+                            file=sys.stderr,
+                        )
+                        return show(b"", final=True)
+                    handle.seek(offset)
+                    chunk = handle.read()
+            except FileNotFoundError:
+                chunk = b""
+            if chunk:
+                show(chunk)
+                offset += len(chunk)
+            if not args.follow:
+                return show(b"", final=True)
+            for event in events.poll():
+                apply(state, event)
+            current = state.agents[args.agent]
+            still = current.attempt == number and current.state in ACTIVE_STATES | {
+                "queued",
+                "waiting",
+            }
+            if not still and not chunk:
+                return show(b"", final=True)
+            time.sleep(0.2)
 
 
 def _send(args: argparse.Namespace, payload: dict[str, Any]) -> dict[str, Any]:

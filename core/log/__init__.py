@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from corral.core.log.follower import (
     FollowState,
+    LogFollower,
     follow_log,
     follow_log_sync,
     iter_new_events,
@@ -34,6 +35,7 @@ __all__ = [
     "LogContents",
     "LogCorrupted",
     "LogFailed",
+    "LogFollower",
     "LogPathError",
     "VerifyResult",
     "follow_log",
