@@ -134,10 +134,10 @@ def sandbox_command(
     # the shared git dir again, read-only, in case it lives under the now private /tmp
     args += ["--ro-bind", str(paths.common_dir), str(paths.common_dir)]
     remounts: list[str] = []
-    if not container:
+    if not container:  # an image holds none of the host's secrets: nothing of it to hide
         for path in policy.hide:
             args += _hide(path, remounts)
-        args += _hide(paths.run_root, remounts)
+    args += _hide(paths.run_root, remounts)
     for path in policy.read:
         args += ["--ro-bind-try", str(path), str(path)]
     for path in policy.write:
@@ -169,8 +169,18 @@ def sandbox_command(
             overlay[name] = proxy
         overlay["NO_PROXY"] = overlay["no_proxy"] = ""
         interpreter = python or ("python3" if container else sys.executable)
-        relay = str(INSIDE_PACKAGE / "corral/core/sandbox/relay.py") if container else str(RELAY_SCRIPT)
-        command = [interpreter, "-I", relay, str(RELAY_PORT), str(INSIDE_PROXY_SOCKET), "--", *command]
+        relay = (
+            str(INSIDE_PACKAGE / "corral/core/sandbox/relay.py") if container else str(RELAY_SCRIPT)
+        )
+        command = [
+            interpreter,
+            "-I",
+            relay,
+            str(RELAY_PORT),
+            str(INSIDE_PROXY_SOCKET),
+            "--",
+            *command,
+        ]
     args += remounts
     args += ["--chdir", str(paths.worktree_inside), "--", *command]
     return SandboxCommand(argv=args, env={**env, **overlay})
@@ -189,16 +199,41 @@ def probe(bwrap: str = "bwrap", timeout: float = 10.0) -> ProbeResult:
     """Start a throwaway sandbox with every namespace corral uses (preflight, exit 2 if not ok)."""
     found = shutil.which(bwrap)
     if found is None:
-        return ProbeResult(ok=False, problem=f"{bwrap} (bubblewrap) is not installed or not on PATH",
-                           hint=INSTALL_HINT)
-    argv = [found, "--unshare-all", "--die-with-parent", "--new-session", "--ro-bind", "/", "/",
-            "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "true"]
+        return ProbeResult(
+            ok=False,
+            problem=f"{bwrap} (bubblewrap) is not installed or not on PATH",
+            hint=INSTALL_HINT,
+        )
+    argv = [
+        found,
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--tmpfs",
+        "/tmp",
+        "true",
+    ]
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,
-                              stdin=subprocess.DEVNULL, env={"PATH": os.defpath})
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+            env={"PATH": os.defpath},
+        )
     except (OSError, subprocess.TimeoutExpired) as error:
-        return ProbeResult(ok=False, bwrap=found, problem=f"{found} could not be run: {error}",
-                           hint=INSTALL_HINT)
+        return ProbeResult(
+            ok=False, bwrap=found, problem=f"{found} could not be run: {error}", hint=INSTALL_HINT
+        )
     if done.returncode != 0:
         return ProbeResult(
             ok=False,

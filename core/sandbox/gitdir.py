@@ -163,8 +163,15 @@ def collect_branch(
                 f"commit ({fetched.stderr.strip() or kind}); the agent's commits are left out, "
                 "its files are still in the worktree"
             )
-        run_git(repo, "update-ref", "-m", "corral: collect sandboxed commits",
-                f"refs/heads/{branch}", tip, start)
+        run_git(
+            repo,
+            "update-ref",
+            "-m",
+            "corral: collect sandboxed commits",
+            f"refs/heads/{branch}",
+            tip,
+            start,
+        )
         run_git(repo, f"--git-dir={admin_dir}", f"--work-tree={worktree}", "reset", "-q")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

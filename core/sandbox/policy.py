@@ -48,7 +48,9 @@ DEFAULT_HIDE = (
 )
 """The usual stores of credentials and keys, always hidden (a plan's `hide` adds to these)."""
 
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
 
 
 def parse_destination(text: str) -> tuple[str, int]:
@@ -131,7 +133,9 @@ def _within(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def contradictions(policy: SandboxPolicy, home: Path, paths: AttemptPaths | None = None) -> list[str]:
+def contradictions(
+    policy: SandboxPolicy, home: Path, paths: AttemptPaths | None = None
+) -> list[str]:
     """Every way the policy contradicts itself or the boundary, each with its fix (empty: fine)."""
     problems: list[str] = []
     if policy.network == "none" and policy.allow:
@@ -140,8 +144,10 @@ def contradictions(policy: SandboxPolicy, home: Path, paths: AttemptPaths | None
             'set network = "allow" or remove allow'
         )
     if policy.network == "allow" and not policy.allow:
-        problems.append('network = "allow" with an empty allow list reaches nothing; list '
-                        'host:port destinations or set network = "none"')
+        problems.append(
+            'network = "allow" with an empty allow list reaches nothing; list '
+            'host:port destinations or set network = "none"'
+        )
     for field, raw in (("read", policy.read), ("write", policy.write), ("hide", policy.hide)):
         for text in raw:
             expanded = _expand(text, home)
@@ -179,10 +185,12 @@ def explain(policy: SandboxPolicy, paths: AttemptPaths) -> list[str]:
     """What the agent can write, read, not see and reach, one fact a line, for `corral validate`."""
     resolved = policy.resolve(paths.home)
     container = paths.image is not None
-    lines = [f"writable: the worktree {paths.worktree}"
-             + (f" (as {paths.worktree_inside})" if container else ""),
-             f"writable: the output directory {paths.output_dir}"
-             + (f" (as {paths.output_inside})" if container else "")]
+    lines = [
+        f"writable: the worktree {paths.worktree}"
+        + (f" (as {paths.worktree_inside})" if container else ""),
+        f"writable: the output directory {paths.output_dir}"
+        + (f" (as {paths.output_inside})" if container else ""),
+    ]
     lines += [f"writable: {path}" for path in resolved.write]
     lines.append("writable: a private /tmp (empty at start, gone at the end)")
     lines.append(
@@ -195,8 +203,10 @@ def explain(policy: SandboxPolicy, paths: AttemptPaths) -> list[str]:
     else:
         lines.append("read-only: the rest of the host's files")
     lines += [f"read-only: {path}" for path in resolved.read]
-    lines.append(f"hidden: corral's runs and other worktrees ({paths.run_root}); its own "
-                 f"control socket only, as {paths.socket_inside}")
+    lines.append(
+        f"hidden: corral's runs and other worktrees ({paths.run_root}); its own "
+        f"control socket only, as {paths.socket_inside}"
+    )
     lines.append("hidden: /run (sockets of agents, the desktop, docker)")
     if not container:
         lines += [f"hidden: {path}" for path in resolved.hide]
@@ -205,7 +215,9 @@ def explain(policy: SandboxPolicy, paths: AttemptPaths) -> list[str]:
     if policy.network == "none":
         lines.append("network: none (a new network namespace with loopback only)")
     else:
-        lines += [f"network: {host}:{port} through corral's proxy"
-                  for host, port in sorted(resolved.allow)]
+        lines += [
+            f"network: {host}:{port} through corral's proxy"
+            for host, port in sorted(resolved.allow)
+        ]
         lines.append("network: everything else refused, each refusal an event")
     return lines

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -60,7 +61,7 @@ class AllowlistProxy:
 
     async def start_unix(self, path: Path) -> None:
         server = await asyncio.start_unix_server(self._accept, path=str(path))
-        path.chmod(0o600)
+        os.chmod(path, 0o600)  # a metadata call on a fresh socket: nothing to wait for
         self._servers.append(server)
 
     async def start_tcp(self, host: str = "127.0.0.1", port: int = 0) -> int:
@@ -100,23 +101,25 @@ class AllowlistProxy:
                 raise _Refused("431 Request Header Fields Too Large")
             method, host, port, forward = self._route(head)
             try:
-                up_reader, upstream = await asyncio.wait_for(
+                up_reader, up_writer = await asyncio.wait_for(
                     asyncio.open_connection(host, port), CONNECT_TIMEOUT
                 )
             except (OSError, TimeoutError):
                 raise _Refused("502 Bad Gateway") from None
+            upstream = up_writer
             if method == b"CONNECT":
                 writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
             else:
-                upstream.write(forward)
-            await asyncio.gather(_pipe(reader, upstream), _pipe(up_reader, writer))
+                up_writer.write(forward)
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
         except _Refused as refused:
             if refused.destination is not None:
                 self.on_refused(refused.destination)
             body = f"corral sandbox: {refused.status}\n".encode()
             writer.write(
                 f"HTTP/1.1 {refused.status}\r\nContent-Type: text/plain\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                + body
             )
         except (ConnectionError, OSError):
             pass

@@ -13,6 +13,7 @@ only: inside a container image corral's package may be all there is of corral.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import subprocess
@@ -30,10 +31,8 @@ def _pump(source: socket.socket, target: socket.socket) -> None:
     except OSError:
         pass
     finally:
-        try:
+        with contextlib.suppress(OSError):
             target.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
 
 
 def _serve(client: socket.socket, path: str) -> None:

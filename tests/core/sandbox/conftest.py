@@ -47,8 +47,14 @@ class Attempt:
     ) -> subprocess.CompletedProcess[str]:
         """`sh -c script` in the worktree: as today (the engine's environment and all), or in
         the sandbox with exactly the agent's environment."""
-        return self.run_argv(["sh", "-c", script], sandboxed=sandboxed, policy=policy,
-                             paths=paths, extra_env=extra_env, timeout=timeout)
+        return self.run_argv(
+            ["sh", "-c", script],
+            sandboxed=sandboxed,
+            policy=policy,
+            paths=paths,
+            extra_env=extra_env,
+            timeout=timeout,
+        )
 
     def run_argv(
         self,
@@ -63,12 +69,26 @@ class Attempt:
         paths = paths or self.paths
         env = {**self.env, **(extra_env or {})}
         if not sandboxed:
-            return subprocess.run(list(argv), cwd=self.paths.worktree, env={**os.environ, **env},
-                                  capture_output=True, text=True, timeout=timeout, check=False)
+            return subprocess.run(
+                list(argv),
+                cwd=self.paths.worktree,
+                env={**os.environ, **env},
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
         resolved = (policy or SandboxPolicy()).resolve(paths.home)
         command = sandbox_command(resolved, paths, argv, env)
-        return subprocess.run(command.argv, env=command.env, capture_output=True, text=True,
-                              timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            command.argv,
+            env=command.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
 
 
 def _listen(path: Path) -> socket.socket:
@@ -106,15 +126,41 @@ def attempt(tmp_path: Path, bwrap_works: None) -> Iterator[Attempt]:
     admin = admin_dir(worktree)
     assert admin is not None
     gitdir = run_dir / "agents" / "a" / "1" / "git"
-    prepare_private_gitdir(gitdir, common_dir=common, admin_dir=admin, branch=branch,
-                           commit=start, refs={"refs/heads/main": start})
+    prepare_private_gitdir(
+        gitdir,
+        common_dir=common,
+        admin_dir=admin,
+        branch=branch,
+        commit=start,
+        refs={"refs/heads/main": start},
+    )
     listeners = [_listen(run_dir / "control.sock"), _listen(common / "corral/runs/r2/control.sock")]
-    paths = AttemptPaths(worktree=worktree, output_dir=output, socket=run_dir / "control.sock",
-                         common_dir=common, admin_dir=admin, private_gitdir=gitdir, home=home)
-    env = {**GIT_ENV, "HOME": str(home), "PATH": os.environ["PATH"], "LANG": "C.UTF-8",
-           "CORRAL_PYTHON": sys.executable}
-    found = Attempt(repo=repo, paths=paths, branch=branch, start=start, env=env, sibling=sibling,
-                    other_socket=common / "corral/runs/r2/control.sock", listeners=listeners)
+    paths = AttemptPaths(
+        worktree=worktree,
+        output_dir=output,
+        socket=run_dir / "control.sock",
+        common_dir=common,
+        admin_dir=admin,
+        private_gitdir=gitdir,
+        home=home,
+    )
+    env = {
+        **GIT_ENV,
+        "HOME": str(home),
+        "PATH": os.environ["PATH"],
+        "LANG": "C.UTF-8",
+        "CORRAL_PYTHON": sys.executable,
+    }
+    found = Attempt(
+        repo=repo,
+        paths=paths,
+        branch=branch,
+        start=start,
+        env=env,
+        sibling=sibling,
+        other_socket=common / "corral/runs/r2/control.sock",
+        listeners=listeners,
+    )
     yield found
     for listener in listeners:
         listener.close()

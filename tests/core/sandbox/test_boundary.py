@@ -35,7 +35,9 @@ def test_the_engines_environment_is_not_seen(
     assert "PLAN_VAR=given" in inside.stdout
 
 
-def test_nothing_outside_the_worktree_and_output_is_writable(attempt: Attempt, tmp_path: Path) -> None:
+def test_nothing_outside_the_worktree_and_output_is_writable(
+    attempt: Attempt, tmp_path: Path
+) -> None:
     # /var/tmp: writable by anyone on the host; the repository's own checkout (under the test's
     # /tmp, so inside the sandbox it is on the private /tmp and never reaches the host)
     host_wide = Path("/var/tmp") / f"corral-sandbox-{tmp_path.name}"
@@ -43,7 +45,8 @@ def test_nothing_outside_the_worktree_and_output_is_writable(attempt: Attempt, t
     script = f'echo x > "{host_wide}"; echo x > "{checkout}"'
     try:
         assert attempt.run(script, sandboxed=False).returncode == 0
-        assert host_wide.exists() and checkout.exists()
+        assert host_wide.exists()
+        assert checkout.exists()
         host_wide.unlink()
         checkout.unlink()
         inside = attempt.run(f'echo x > "{host_wide}"', sandboxed=True)
@@ -92,7 +95,9 @@ def test_another_agents_worktree_cannot_be_written_or_seen(attempt: Attempt) -> 
 
 
 CONNECT = "import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 5); print('connected')"
-UNIX = "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); print('connected')"
+UNIX = (
+    "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); print('connected')"
+)
 
 
 def test_only_its_own_runs_control_socket_can_be_opened(attempt: Attempt) -> None:
@@ -165,7 +170,9 @@ def _processes_with(marker: str) -> list[int]:
     return found
 
 
-def test_a_double_forked_child_does_not_outlive_the_sandbox(attempt: Attempt, tmp_path: Path) -> None:
+def test_a_double_forked_child_does_not_outlive_the_sandbox(
+    attempt: Attempt, tmp_path: Path
+) -> None:
     marker = f"corral-orphan-{tmp_path.name}"
     argv = [attempt.env["CORRAL_PYTHON"], "-c", DOUBLE_FORK, marker]
     try:

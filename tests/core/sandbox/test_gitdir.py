@@ -14,9 +14,16 @@ from tests.core.sandbox.conftest import Attempt
 
 def _collect(attempt: Attempt, tmp_path: Path) -> str | None:
     p = attempt.paths
-    return collect_branch(attempt.repo, gitdir=p.private_gitdir, scratch=tmp_path / "scratch",
-                          common_dir=p.common_dir, admin_dir=p.admin_dir, worktree=p.worktree,
-                          branch=attempt.branch, start=attempt.start)
+    return collect_branch(
+        attempt.repo,
+        gitdir=p.private_gitdir,
+        scratch=tmp_path / "scratch",
+        common_dir=p.common_dir,
+        admin_dir=p.admin_dir,
+        worktree=p.worktree,
+        branch=attempt.branch,
+        start=attempt.start,
+    )
 
 
 def test_sandboxed_commits_come_back_on_the_attempts_branch_only(
@@ -34,7 +41,10 @@ def test_sandboxed_commits_come_back_on_the_attempts_branch_only(
     tip = _collect(attempt, tmp_path)
     assert tip is not None
     assert git(attempt.repo, "rev-parse", attempt.branch) == tip
-    assert git(attempt.repo, "log", "--format=%s", f"{attempt.start}..{tip}").split() == ["two", "one"]
+    assert git(attempt.repo, "log", "--format=%s", f"{attempt.start}..{tip}").split() == [
+        "two",
+        "one",
+    ]
     refs_after = git(attempt.repo, "for-each-ref", "--format=%(refname) %(objectname)")
     changed = set(refs_after.splitlines()) ^ set(refs_before.splitlines())
     assert {line.split()[0] for line in changed} == {f"refs/heads/{attempt.branch}"}

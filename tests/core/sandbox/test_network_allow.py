@@ -84,8 +84,9 @@ def test_only_allowed_destinations_are_reached_through_the_proxy(
     python = attempt.env["CORRAL_PYTHON"]
 
     def inside(script: str, *args: object) -> str:
-        done = attempt.run_argv([python, "-c", script, *map(str, args)], sandboxed=True,
-                                policy=policy, paths=paths)
+        done = attempt.run_argv(
+            [python, "-c", script, *map(str, args)], sandboxed=True, policy=policy, paths=paths
+        )
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()
 

@@ -19,10 +19,14 @@ HOME = Path("/home/dev")
 def _paths(image: Path | None = None) -> AttemptPaths:
     common = Path("/src/app/.git")
     return AttemptPaths(
-        worktree=common / "corral/worktrees/r1/a-1", output_dir=common / "corral/runs/r1/out",
-        socket=common / "corral/runs/r1/control.sock", common_dir=common,
-        admin_dir=common / "worktrees/a-1", private_gitdir=common / "corral/runs/r1/git",
-        home=HOME, image=image,
+        worktree=common / "corral/worktrees/r1/a-1",
+        output_dir=common / "corral/runs/r1/out",
+        socket=common / "corral/runs/r1/control.sock",
+        common_dir=common,
+        admin_dir=common / "worktrees/a-1",
+        private_gitdir=common / "corral/runs/r1/git",
+        home=HOME,
+        image=image,
     )
 
 
@@ -52,7 +56,9 @@ def test_the_issue_example_parses_and_expands_against_the_home() -> None:
         ({"reed": ["/x"]}, "reed"),
     ],
 )
-def test_malformed_policies_are_refused_naming_the_field(table: dict[str, object], fragment: str) -> None:
+def test_malformed_policies_are_refused_naming_the_field(
+    table: dict[str, object], fragment: str
+) -> None:
     with pytest.raises(ValidationError, match=fragment.replace("*", r"\*")):
         SandboxPolicy.model_validate(table)
 

@@ -4,6 +4,7 @@ plain HTTP, a refused one is never connected to, answers 403 and is reported."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ class Origin:
     connections: int = 0
     requests: list[bytes] = field(default_factory=list)
     server: asyncio.Server | None = None
+    tasks: set[asyncio.Task[object]] = field(default_factory=set)
 
     async def start(self) -> int:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -27,21 +29,31 @@ class Origin:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self.tasks.add(task)
         try:
             head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError:
+            self.requests.append(head)
+            body = f"hello from {self.name}".encode()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self.tasks.discard(task)
             writer.close()
-            return
-        self.requests.append(head)
-        body = f"hello from {self.name}".encode()
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-        await writer.drain()
-        writer.close()
+            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+                await writer.wait_closed()
 
     async def close(self) -> None:
         assert self.server is not None
         self.server.close()
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.server.wait_closed()
+        await asyncio.sleep(0)  # let the closed transports finish closing
 
 
 @dataclass
@@ -142,9 +154,12 @@ def test_a_refused_destination_is_never_connected_to_and_is_reported() -> None:
 
 def test_malformed_requests_are_answered_400_and_not_reported() -> None:
     async def body(s: Setup) -> None:
-        for request in (b"GET /relative HTTP/1.1\r\n\r\n", b"nonsense\r\n\r\n",
-                        b"CONNECT *.example.com:443 HTTP/1.1\r\n\r\n",
-                        b"GET ftp://127.0.0.1/ HTTP/1.1\r\n\r\n"):
+        for request in (
+            b"GET /relative HTTP/1.1\r\n\r\n",
+            b"nonsense\r\n\r\n",
+            b"CONNECT *.example.com:443 HTTP/1.1\r\n\r\n",
+            b"GET ftp://127.0.0.1/ HTTP/1.1\r\n\r\n",
+        ):
             assert (await _exchange(s.proxy_port, request)).startswith(b"HTTP/1.1 400")
         assert s.reported == []
 
@@ -153,7 +168,15 @@ def test_malformed_requests_are_answered_400_and_not_reported() -> None:
 
 def test_close_ends_open_tunnels(tmp_path: Path) -> None:
     async def main() -> None:
-        upstream = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        ended = asyncio.Event()
+
+        async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read()  # until the proxy closes its side
+            writer.close()
+            await writer.wait_closed()
+            ended.set()
+
+        upstream = await asyncio.start_server(hold, "127.0.0.1", 0)
         port = int(upstream.sockets[0].getsockname()[1])
         proxy = AllowlistProxy(frozenset({("127.0.0.1", port)}), lambda _: None)
         path = tmp_path / "proxy.sock"
@@ -165,7 +188,9 @@ def test_close_ends_open_tunnels(tmp_path: Path) -> None:
         await asyncio.wait_for(proxy.close(), 10)
         assert await asyncio.wait_for(reader.read(), 10) == b""
         writer.close()
+        await writer.wait_closed()
         upstream.close()
         await upstream.wait_closed()
+        await asyncio.wait_for(ended.wait(), 10)  # the tunnel's far end saw it close too
 
     asyncio.run(main())
