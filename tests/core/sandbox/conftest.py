@@ -5,9 +5,11 @@ both unsandboxed and sandboxed."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,7 +121,9 @@ def attempt(tmp_path: Path, bwrap_works: None) -> Iterator[Attempt]:
     run_dir = common / "corral" / "runs" / RUN
     output = run_dir / "agents" / "a" / "1" / "out"
     output.mkdir(parents=True)
-    home = tmp_path / "home"
+    # the home outside /tmp, which the sandbox makes private: hiding must be by the policy
+    home = Path(tempfile.mkdtemp(prefix="corral-home-", dir="/var/tmp"))
+    (home / ".profile").write_text("plain settings\n")
     (home / ".ssh").mkdir(parents=True)
     (home / ".ssh" / "id_ed25519").write_text("PRIVATE KEY\n")
     (home / ".netrc").write_text("machine example.com password hunter2\n")
@@ -164,3 +168,4 @@ def attempt(tmp_path: Path, bwrap_works: None) -> Iterator[Attempt]:
     yield found
     for listener in listeners:
         listener.close()
+    shutil.rmtree(home, ignore_errors=True)

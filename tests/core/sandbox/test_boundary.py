@@ -4,6 +4,7 @@ command succeeds as agents run today and is denied in the sandbox."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import threading
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from corral.core.sandbox.policy import SandboxPolicy
 from tests.conftest import git, wait_until
 from tests.core.sandbox.conftest import Attempt
 
@@ -22,6 +24,8 @@ def test_a_file_under_a_hidden_store_cannot_be_read(attempt: Attempt) -> None:
     assert inside.returncode != 0
     assert "PRIVATE KEY" not in inside.stdout
     assert "hunter2" not in inside.stdout
+    visible = attempt.run("cat ~/.profile", sandboxed=True)  # the rest of the home: read-only
+    assert visible.stdout == "plain settings\n"
 
 
 def test_the_engines_environment_is_not_seen(
@@ -195,3 +199,24 @@ def test_no_new_privileges_and_own_namespaces(attempt: Attempt) -> None:
     assert "corral-sandbox" in inside.stdout
     assert "control.sock" in inside.stdout
     assert int(inside.stdout.split("pid=")[1].split()[0]) < 10
+
+
+def test_read_reopens_one_file_of_a_hidden_store_and_write_opens_a_directory(
+    attempt: Attempt, tmp_path: Path
+) -> None:
+    home = attempt.paths.home
+    (home / ".ssh" / "known_hosts").write_text("example.com ssh-ed25519 AAAA\n")
+    cache = Path("/var/tmp") / f"corral-cache-{tmp_path.name}"
+    cache.mkdir()
+    try:
+        policy = SandboxPolicy(read=("~/.ssh/known_hosts",), write=(str(cache),))
+        script = f'cat ~/.ssh/known_hosts; cat ~/.ssh/id_ed25519; echo c > "{cache}/c"'
+        inside = attempt.run(script, sandboxed=True, policy=policy)
+        assert "example.com ssh-ed25519" in inside.stdout
+        assert "PRIVATE KEY" not in inside.stdout
+        assert (cache / "c").read_text() == "c\n"
+        denied = attempt.run(f'echo x > "{home}/.ssh/planted"', sandboxed=True, policy=policy)
+        assert denied.returncode != 0
+        assert not (home / ".ssh" / "planted").exists()
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
