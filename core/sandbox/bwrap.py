@@ -84,13 +84,14 @@ def _image_root(image: Path) -> list[str]:
 
 
 def _package_mounts() -> list[str]:
-    """corral's `core` and `worktrees` (real paths, `corral/` holds symlinks), read-only."""
-    package = Path(__file__).resolve().parents[2]  # .../core/sandbox/bwrap.py -> the repo root
+    """corral's `core` and `worktrees`, read-only, by their real paths (in a checkout `corral/`
+    holds symlinks to them; installed, they are its subfolders)."""
+    import corral
+
+    package = Path(corral.__file__).parent
     inside = INSIDE_PACKAGE / "corral"
     args = ["--dir", str(inside)]
-    init = package / "corral" / "__init__.py"
-    if init.is_file():
-        args += ["--ro-bind", str(init.resolve()), str(inside / "__init__.py")]
+    args += ["--ro-bind", str((package / "__init__.py").resolve()), str(inside / "__init__.py")]
     for name in ("core", "worktrees"):
         args += ["--ro-bind", str((package / name).resolve()), str(inside / name)]
     return args
@@ -137,7 +138,9 @@ def sandbox_command(
     if not container:  # an image holds none of the host's secrets: nothing of it to hide
         for path in policy.hide:
             args += _hide(path, remounts)
+    # every run's log and socket, every worktree, every other attempt's git record
     args += _hide(paths.run_root, remounts)
+    args += _hide(paths.common_dir / "worktrees", remounts)
     for path in policy.read:
         args += ["--ro-bind-try", str(path), str(path)]
     for path in policy.write:

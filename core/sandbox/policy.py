@@ -9,6 +9,7 @@ reachable (docs/reliability.md T6).
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,8 +158,9 @@ def contradictions(
                 problems.append(f"{field}: {text!r} has '..'; write the path it means")
     resolved = policy.resolve(home)
     for path in resolved.write:
+        real = Path(os.path.realpath(path))
         for hidden in resolved.hide:
-            if _within(path, hidden):
+            if _within(path, hidden) or _within(real, Path(os.path.realpath(hidden))):
                 problems.append(
                     f"write: {path} is hidden ({hidden}); remove it from write, or, if the "
                     "agent really needs it, give it a path outside the secret stores"

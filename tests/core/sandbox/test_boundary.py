@@ -95,6 +95,8 @@ def test_another_agents_worktree_cannot_be_written_or_seen(attempt: Attempt) -> 
     assert inside.returncode != 0
     assert "README.md" not in inside.stdout
     assert not (attempt.sibling / "planted.txt").exists()
+    records = attempt.run(f'ls "{attempt.paths.common_dir / "worktrees"}"', sandboxed=True)
+    assert records.stdout.split() == [attempt.paths.admin_dir.name]  # its own record only
     assert attempt.run(script, sandboxed=False).returncode == 0
 
 

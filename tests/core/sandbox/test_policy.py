@@ -127,3 +127,11 @@ def test_probe_says_when_namespaces_cannot_be_created(tmp_path: Path) -> None:
 def test_probe_passes_here() -> None:
     result = probe()
     assert result.ok, f"{result.problem}; {result.hint}"
+
+
+def test_a_write_path_that_links_into_a_hidden_store_is_refused(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / ".aws").mkdir(parents=True)
+    (tmp_path / "innocent").symlink_to(home / ".aws")
+    problems = contradictions(SandboxPolicy(write=(str(tmp_path / "innocent"),)), home)
+    assert any("is hidden" in problem for problem in problems), problems
