@@ -22,6 +22,7 @@ runtime starts bubblewrap with that environment and nothing else.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -119,14 +120,18 @@ def sandbox_command(
     bwrap: str = "bwrap",
     python: str | None = None,
     shim_dir: Path | None = None,
+    info_fd: int | None = None,
 ) -> SandboxCommand:
     """The bubblewrap command for `command`, with `env` plus what the sandbox itself sets.
 
     `python` runs the relay when `policy.network == "allow"` (default: this interpreter on the
     host, `python3` in an image). `shim_dir` (container mode) holds the `corral` shim.
+    `info_fd` (inherited by bubblewrap) receives `{"child-pid": N}`: see `sandbox_init_pid`.
     """
     container = paths.image is not None
     args = [bwrap, "--die-with-parent", "--new-session"]
+    if info_fd is not None:
+        args += ["--info-fd", str(info_fd)]
     args += ["--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
     args += ["--unshare-net", "--unshare-cgroup-try", "--hostname", "corral-sandbox"]
     args += _image_root(paths.image) if paths.image is not None else ["--ro-bind", "/", "/"]
@@ -187,6 +192,21 @@ def sandbox_command(
     args += remounts
     args += ["--chdir", str(paths.worktree_inside), "--", *command]
     return SandboxCommand(argv=args, env={**env, **overlay})
+
+
+def sandbox_init_pid(info: bytes) -> int | None:
+    """The host pid of the sandbox's pid-1 from what bubblewrap wrote to `--info-fd`.
+
+    Killing that process ends the whole pid namespace at once, whatever the agent started, at
+    any moment; killing bubblewrap itself is not enough while it is still setting up (its child
+    can miss the parent-death signal and run on). The runtime kills this pid, then, as for every
+    attempt, whatever still carries the attempt's marks (T2).
+    """
+    try:
+        value = json.loads(info.decode("utf-8", "replace")).get("child-pid")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and value > 1 else None
 
 
 class ProbeResult(BaseModel):

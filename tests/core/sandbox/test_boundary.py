@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from corral.core.sandbox.bwrap import sandbox_command, sandbox_init_pid
 from corral.core.sandbox.policy import SandboxPolicy
 from tests.conftest import git, wait_until
 from tests.core.sandbox.conftest import Attempt
@@ -222,3 +226,36 @@ def test_read_reopens_one_file_of_a_hidden_store_and_write_opens_a_directory(
         assert not (home / ".ssh" / "planted").exists()
     finally:
         shutil.rmtree(cache, ignore_errors=True)
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.005, 0.05])
+def test_killing_the_sandboxes_init_ends_everything_inside(
+    attempt: Attempt, tmp_path: Path, delay: float
+) -> None:
+    """What the runtime's terminate will do, at any moment after bubblewrap says who its init is
+    (killing bubblewrap itself a few milliseconds in can leave the sandbox running)."""
+    marker = f"corral-inside-{tmp_path.name}"
+    script = f"import os, time\nif os.fork() == 0:\n    os.setsid()\ntime.sleep(300)  # {marker}"
+    policy = SandboxPolicy().resolve(attempt.paths.home)
+    python = attempt.env["CORRAL_PYTHON"]
+    read_end, write_end = os.pipe()
+    command = sandbox_command(
+        policy, attempt.paths, [python, "-c", script], attempt.env, info_fd=write_end
+    )
+    bwrap = subprocess.Popen(
+        command.argv, env=command.env, stdin=subprocess.DEVNULL, pass_fds=(write_end,)
+    )
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end, "rb") as info:
+            init = sandbox_init_pid(info.read())
+        assert init is not None
+        time.sleep(delay)  # the moment of the kill is the test's parameter, not a wait
+        os.kill(init, signal.SIGKILL)
+        assert bwrap.wait(10) != 0
+        wait_until(lambda: not _processes_with(marker), timeout=10, what="nothing left inside")
+    finally:
+        bwrap.kill()
+        bwrap.wait(10)
+        for pid in _processes_with(marker):
+            os.kill(pid, 9)
