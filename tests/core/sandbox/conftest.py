@@ -108,8 +108,24 @@ def bwrap_works() -> None:
 
 
 @pytest.fixture
-def attempt(tmp_path: Path, bwrap_works: None) -> Iterator[Attempt]:
-    repo = make_repo(tmp_path / "repo")
+def attempt(bwrap_works: None) -> Iterator[Attempt]:
+    # a short root: the run's sockets live in the repository and must fit AF_UNIX's 108 bytes
+    root = Path(tempfile.mkdtemp(prefix="cs-", dir="/tmp"))
+    # the home outside /tmp, which the sandbox makes private: hiding must be by the policy
+    home = Path(tempfile.mkdtemp(prefix="corral-home-", dir="/var/tmp"))
+    listeners: list[socket.socket] = []
+    try:
+        found = _lay_out(root, home, listeners)
+        yield found
+    finally:
+        for listener in listeners:
+            listener.close()
+        shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _lay_out(root: Path, home: Path, listeners: list[socket.socket]) -> Attempt:
+    repo = make_repo(root / "repo")
     common = repo / ".git"
     start = git(repo, "rev-parse", "HEAD")
     worktrees = common / "corral" / "worktrees" / RUN
@@ -121,8 +137,6 @@ def attempt(tmp_path: Path, bwrap_works: None) -> Iterator[Attempt]:
     run_dir = common / "corral" / "runs" / RUN
     output = run_dir / "agents" / "a" / "1" / "out"
     output.mkdir(parents=True)
-    # the home outside /tmp, which the sandbox makes private: hiding must be by the policy
-    home = Path(tempfile.mkdtemp(prefix="corral-home-", dir="/var/tmp"))
     (home / ".profile").write_text("plain settings\n")
     (home / ".ssh").mkdir(parents=True)
     (home / ".ssh" / "id_ed25519").write_text("PRIVATE KEY\n")
@@ -138,7 +152,8 @@ def attempt(tmp_path: Path, bwrap_works: None) -> Iterator[Attempt]:
         commit=start,
         refs={"refs/heads/main": start},
     )
-    listeners = [_listen(run_dir / "control.sock"), _listen(common / "corral/runs/r2/control.sock")]
+    listeners.append(_listen(run_dir / "control.sock"))
+    listeners.append(_listen(common / "corral/runs/r2/control.sock"))
     paths = AttemptPaths(
         worktree=worktree,
         output_dir=output,
@@ -155,7 +170,7 @@ def attempt(tmp_path: Path, bwrap_works: None) -> Iterator[Attempt]:
         "LANG": "C.UTF-8",
         "CORRAL_PYTHON": sys.executable,
     }
-    found = Attempt(
+    return Attempt(
         repo=repo,
         paths=paths,
         branch=branch,
@@ -165,7 +180,3 @@ def attempt(tmp_path: Path, bwrap_works: None) -> Iterator[Attempt]:
         other_socket=common / "corral/runs/r2/control.sock",
         listeners=listeners,
     )
-    yield found
-    for listener in listeners:
-        listener.close()
-    shutil.rmtree(home, ignore_errors=True)

@@ -48,7 +48,7 @@ def test_nothing_outside_the_worktree_and_output_is_writable(
 ) -> None:
     # /var/tmp: writable by anyone on the host; the repository's own checkout (under the test's
     # /tmp, so inside the sandbox it is on the private /tmp and never reaches the host)
-    host_wide = Path("/var/tmp") / f"corral-sandbox-{tmp_path.name}"
+    host_wide = Path("/var/tmp") / f"corral-sandbox-{os.getpid()}-{tmp_path.name}"
     checkout = attempt.repo / "planted.txt"
     script = f'echo x > "{host_wide}"; echo x > "{checkout}"'
     try:
@@ -183,7 +183,7 @@ def _processes_with(marker: str) -> list[int]:
 def test_a_double_forked_child_does_not_outlive_the_sandbox(
     attempt: Attempt, tmp_path: Path
 ) -> None:
-    marker = f"corral-orphan-{tmp_path.name}"
+    marker = f"corral-orphan-{os.getpid()}-{tmp_path.name}"
     argv = [attempt.env["CORRAL_PYTHON"], "-c", DOUBLE_FORK, marker]
     try:
         assert attempt.run_argv(argv, sandboxed=False).returncode == 0
@@ -212,7 +212,7 @@ def test_read_reopens_one_file_of_a_hidden_store_and_write_opens_a_directory(
 ) -> None:
     home = attempt.paths.home
     (home / ".ssh" / "known_hosts").write_text("example.com ssh-ed25519 AAAA\n")
-    cache = Path("/var/tmp") / f"corral-cache-{tmp_path.name}"
+    cache = Path("/var/tmp") / f"corral-cache-{os.getpid()}-{tmp_path.name}"
     cache.mkdir()
     try:
         policy = SandboxPolicy(read=("~/.ssh/known_hosts",), write=(str(cache),))
@@ -234,7 +234,7 @@ def test_killing_the_sandboxes_init_ends_everything_inside(
 ) -> None:
     """What the runtime's terminate will do, at any moment after bubblewrap says who its init is
     (killing bubblewrap itself a few milliseconds in can leave the sandbox running)."""
-    marker = f"corral-inside-{tmp_path.name}"
+    marker = f"corral-inside-{os.getpid()}-{tmp_path.name}"
     script = f"import os, time\nif os.fork() == 0:\n    os.setsid()\ntime.sleep(300)  # {marker}"
     policy = SandboxPolicy().resolve(attempt.paths.home)
     python = attempt.env["CORRAL_PYTHON"]
