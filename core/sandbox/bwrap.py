@@ -128,6 +128,9 @@ def sandbox_command(
     host, `python3` in an image). `shim_dir` (container mode) holds the `corral` shim.
     `info_fd` (inherited by bubblewrap) receives `{"child-pid": N}`: see `sandbox_init_pid`.
     """
+    relative = [str(p) for p in (*policy.read, *policy.write, *policy.hide) if not p.is_absolute()]
+    if relative:
+        raise ValueError(f"sandbox paths must be absolute (check the policy first): {relative}")
     container = paths.image is not None
     args = [bwrap, "--die-with-parent", "--new-session"]
     if info_fd is not None:

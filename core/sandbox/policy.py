@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from corral.core.sandbox.paths import AttemptPaths
 
@@ -88,7 +88,7 @@ class SandboxPolicy(BaseModel):
     allow: tuple[str, ...] = ()
     read: tuple[str, ...] = ()
     write: tuple[str, ...] = ()
-    hide: tuple[str, ...] = Field(default=())
+    hide: tuple[str, ...] = ()
     """Hidden besides `DEFAULT_HIDE`."""
 
     @field_validator("allow")
