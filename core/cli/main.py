@@ -18,11 +18,13 @@ from corral.core.cli.common import cwd as _cwd
 from corral.core.cli.common import fail as _fail
 from corral.core.cli.common import find as _find
 from corral.core.cli.locks import cmd_lock, cmd_put, parse_with_command
-from corral.core.cli.parser import build_parser as _parser
+from corral.core.cli.parser import build_parser
 
 TYPE_CHECKING = False  # not typing's: importing typing (and pathlib) would slow `corral heartbeat`
 if TYPE_CHECKING:
     from typing import Any
+
+_parser = build_parser  # its name before the parser had a module of its own
 
 CONSOLE_COMMANDS = frozenset({"tui", "demo"})
 """Commands that may run the Textual console, which is left to exit the ordinary way."""
