@@ -150,12 +150,12 @@ class CorralApp(App[int]):
             self._toast(event)
 
     def _toast(self, event: ev.Event) -> None:
-        from corral.tui.look import describe
+        from corral.core.operator.describe import tail_line
 
         warn = isinstance(
             event, ev.AgentDeadLettered | ev.LockBroken | ev.ReportRejected | ev.RepoTampered
         )
-        text = inert(describe(event), limit=200)
+        text = inert(tail_line(event), limit=200)
         if isinstance(event, ev.RunFinished):
             text += " · v opens the review"
         self.notify(text, severity="warning" if warn else "information", timeout=6)

@@ -18,16 +18,16 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
-from corral.core.log.state import RunState
-from corral.tui import ops
-from corral.tui.bridge import RunSession
-from corral.tui.feed import RunFeed
-from corral.tui.findings import (
+from corral.core.findings.display import (
     Loaded,
     SeverityConflict,
     read_report,
     severity_conflicts,
 )
+from corral.core.log.state import RunState
+from corral.tui import ops
+from corral.tui.bridge import RunSession
+from corral.tui.feed import RunFeed
 from corral.tui.screens.dialogs import AskScreen
 from corral.tui.screens.review_decide import ReviewDecisions
 from corral.tui.text import inert

@@ -10,9 +10,9 @@ import asyncio
 from rich.text import Text
 from textual import work
 
+from corral.core.findings.display import Loaded, counts_by_severity
 from corral.core.operator import decisions, policy
 from corral.core.operator.errors import OperatorError
-from corral.tui.findings import Loaded, counts_by_severity
 from corral.tui.screens.base import RunScreen
 from corral.tui.screens.dialogs import AskScreen, ConfirmScreen
 from corral.tui.text import inert
