@@ -27,10 +27,12 @@ import filelock
 from corral.core.log import EventWriter
 from corral.core.log import events as ev
 from corral.core.log.state import RunState, fold
-from corral.core.operator.identity import reviewer_identity
 from corral.core.plan.model import PlanError, load_plan
 from corral.core.runs.rundir import RunDir
 from corral.core.trust.authority import refuse_operator
+from corral.core.trust.identity import (  # who decides: its home, re-exported here
+    reviewer_identity as reviewer_identity,
+)
 from corral.core.trust.integrity import recheck_before_approve
 from corral.worktrees.errors import GitError
 from corral.worktrees.git import run_git_result
@@ -41,8 +43,6 @@ from corral.worktrees.land import (
     parents_and_trailers,
     undo_landing,
 )
-
-__all__ = ["reviewer_identity"]  # who decides: its one home is core/operator/identity.py
 
 
 class ReviewRefused(Exception):
