@@ -45,23 +45,18 @@ def add_review_parser(sub: Any) -> None:
 def cmd_review(args: argparse.Namespace, rundir: Any) -> int:
     """Everything printed goes through `inert` (T5): the report, names and reasons are text an
     agent, a plan or a planted git identity may have written."""
-    from corral.core.log import read_log
-    from corral.core.log.state import fold
-    from corral.core.review.gate import (
-        ReviewRefused,
-        approve,
-        reject,
-        report_sha256,
-        reviewer_identity,
-    )
+    from corral.core.operator.decisions import approve, reject, report_sha256
+    from corral.core.operator.errors import OperatorError
+    from corral.core.operator.identity import Operator
+    from corral.core.operator.reading import status
     from corral.core.trust.inert import inert
 
-    state = fold(read_log(rundir.events).events)
+    state = status(rundir)
     if args.review_action == "acknowledge":
         return _acknowledge(args, rundir, state)
     try:
         sha = report_sha256(rundir, state)
-    except ReviewRefused as exc:
+    except OperatorError as exc:
         print(f"corral: {inert(str(exc), lines=True)}", file=sys.stderr)
         return 1
     if args.review_action == "show":
@@ -95,13 +90,13 @@ def cmd_review(args: argparse.Namespace, rundir: Any) -> int:
             print("nothing done")
             return 1
         shown = sha
-    by = reviewer_identity()
+    by = Operator.current()
     try:
         if args.review_action == "approve":
             result = approve(rundir, by, shown)
         else:
             result = reject(rundir, by, args.reason, shown)
-    except ReviewRefused as exc:
+    except OperatorError as exc:
         print(f"corral: {inert(str(exc), lines=True)}", file=sys.stderr)
         return 1
     print(inert(result.message, lines=True))
@@ -150,7 +145,9 @@ def _print_tampering(state: Any) -> None:
 
 
 def _acknowledge(args: argparse.Namespace, rundir: Any, state: Any) -> int:
-    from corral.core.review.gate import ReviewRefused, acknowledge_tampering, reviewer_identity
+    from corral.core.operator.decisions import acknowledge_tampering
+    from corral.core.operator.errors import OperatorError
+    from corral.core.operator.identity import Operator
 
     pending = state.unacknowledged_tampering()
     if not pending:
@@ -175,8 +172,8 @@ def _acknowledge(args: argparse.Namespace, rundir: Any, state: Any) -> int:
             return 1
         through = pending[-1].seq
     try:
-        print(acknowledge_tampering(rundir, reviewer_identity(), through))
-    except ReviewRefused as exc:
+        print(acknowledge_tampering(rundir, Operator.current(), through))
+    except OperatorError as exc:
         print(f"corral: {exc}", file=sys.stderr)
         return 1
     return 0
