@@ -10,7 +10,7 @@ from tests.agents.model_server import ModelServer
 from tests.agents.script import Script, ToolCall, Turn
 
 CONTENT = "hello from the scripted model\n"
-PROMPT = "Create hello.txt containing a greeting."
+NOTE = "a note from the scripted model"
 
 
 def write_file_script(tool: str, arguments: dict[str, object], input: str | None = None) -> Script:
@@ -24,6 +24,19 @@ def write_file_script(tool: str, arguments: dict[str, object], input: str | None
             Turn(text="Created hello.txt."),
         ]
     )
+
+
+def note_script(tool: str) -> Script:
+    """Turn 0: call the MCP stub's `note` tool (under the CLI's name for it); turn 1: text."""
+    return Script(
+        turns=[Turn(tool=ToolCall(names=[tool], arguments={"text": NOTE})), Turn(text="Noted.")]
+    )
+
+
+def assert_noted(result: Run, notes: Path) -> None:
+    assert result.returncode == 0, result.explain()
+    assert notes.is_file(), f"the MCP tool was not called\n{result.explain()}"
+    assert notes.read_text() == NOTE + "\n"
 
 
 def assert_wrote_file(result: Run, repo: Path) -> None:

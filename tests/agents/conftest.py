@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
+import tests.agents.mcp_stub
 from tests.agents.clis import Workspace, workspace
+from tests.agents.launch import Mcp
 from tests.agents.model_server import ModelServer, running
 from tests.agents.script import Script
 from tests.conftest import make_repo
@@ -28,3 +31,11 @@ def model_server(tmp_path: Path) -> Iterator[Callable[[Script], ModelServer]]:
             return stack.enter_context(running(script, log=tmp_path / "requests.jsonl"))
 
         yield start
+
+
+@pytest.fixture
+def mcp(tmp_path: Path) -> tuple[Mcp, Path]:
+    """The stdio MCP stub to offer an agent, and the file its `note` tool appends to."""
+    notes = tmp_path / "notes.txt"
+    stub = Path(tests.agents.mcp_stub.__file__)
+    return Mcp(command=[sys.executable, str(stub)], env={"MCP_NOTES": str(notes)}), notes

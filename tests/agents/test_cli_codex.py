@@ -3,39 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from tests.agents import checks, clis
+from tests.agents import checks, clis, launch
 from tests.agents.clis import Workspace
+from tests.agents.launch import Mcp
 from tests.agents.model_server import ModelServer
 from tests.agents.script import Script
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(200)]
+Server = Callable[[Script], ModelServer]
 
 PATCH = (
     "*** Begin Patch\n*** Add File: hello.txt\n"
     + "".join(f"+{line}\n" for line in checks.CONTENT.splitlines())
     + "*** End Patch\n"
 )
-MODEL = "gpt-5.5"
-"""A model Codex has metadata for: with an unknown one it offers no apply_patch tool."""
 
 
-def test_codex_writes_a_file_with_apply_patch(
-    space: Workspace, model_server: Callable[[Script], ModelServer]
-) -> None:
-    codex = clis.require("codex")
+def test_codex_writes_a_file_with_apply_patch(space: Workspace, model_server: Server) -> None:
     server = model_server(checks.write_file_script("apply_patch", {}, input=PATCH))
-    provider = (
-        f'model_providers.scripted={{name="scripted",base_url="{server.url}/v1",'
-        'wire_api="responses",env_key="SCRIPTED_API_KEY"}'
-    )
-    argv = [
-        str(codex), "exec", "--json", "--skip-git-repo-check", "-s", "workspace-write",
-        "-m", MODEL, "-c", "model_provider=scripted", "-c", provider, checks.PROMPT,
-    ]  # fmt: skip
-    result = clis.run("codex", argv, space, space.env(SCRIPTED_API_KEY="sk-scripted"))
+    started = launch.codex(space, server.url)
+    result = clis.run("codex", started.argv, space, started.env)
     checks.assert_wrote_file(result, space.repo)
     checks.assert_round_trip(server, "responses", "apply_patch")
     output = next(
@@ -55,3 +46,22 @@ def test_codex_writes_a_file_with_apply_patch(
         item for item in completed if isinstance(item, dict) and item["type"] == "file_change"
     ]
     assert [change["status"] for change in changes] == ["completed"]
+
+
+def test_codex_calls_an_mcp_tool_offered_as_a_namespace(
+    space: Workspace, model_server: Server, mcp: tuple[Mcp, Path]
+) -> None:
+    stub, notes = mcp
+    server = model_server(checks.note_script("mcp__corral.note"))
+    started = launch.codex(space, server.url, stub, prompt="Make a note.")
+    result = clis.run("codex-mcp", started.argv, space, started.env)
+    checks.assert_noted(result, notes)
+    checks.assert_round_trip(server, "responses", "mcp__corral.note")
+    events = clis.json_lines(result.stdout)
+    calls = [e["item"] for e in events if e["type"] == "item.completed"]
+    mcp_calls = [
+        item for item in calls if isinstance(item, dict) and item["type"] == "mcp_tool_call"
+    ]
+    assert [(c["server"], c["tool"], c["status"]) for c in mcp_calls] == [
+        ("corral", "note", "completed")
+    ]

@@ -2,44 +2,30 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from tests.agents import checks, clis
+from tests.agents import checks, clis, launch
 from tests.agents.clis import Workspace
+from tests.agents.launch import Mcp
 from tests.agents.model_server import ModelServer
 from tests.agents.script import Script
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(200)]
-
-SETTINGS = {"security": {"auth": {"selectedType": "gemini-api-key"}}}
-"""Without a chosen auth type the CLI stops headless and asks for one."""
+Server = Callable[[Script], ModelServer]
 
 
-def test_gemini_cli_writes_a_file_with_write_file(
-    space: Workspace, model_server: Callable[[Script], ModelServer]
-) -> None:
-    gemini = clis.require("gemini")
+def test_gemini_cli_writes_a_file_with_write_file(space: Workspace, model_server: Server) -> None:
     target = space.repo / "hello.txt"
     server = model_server(
         checks.write_file_script(
             "write_file", {"file_path": str(target), "content": checks.CONTENT}
         )
     )
-    (space.home / ".gemini").mkdir()
-    (space.home / ".gemini" / "settings.json").write_text(json.dumps(SETTINGS))
-    argv = [
-        str(gemini), "-p", checks.PROMPT, "--output-format", "stream-json",
-        "--approval-mode", "yolo", "-m", "gemini-2.5-pro",
-    ]  # fmt: skip
-    env = space.env(
-        GEMINI_API_KEY="scripted",
-        GOOGLE_GEMINI_BASE_URL=server.url,
-        GEMINI_CLI_TRUST_WORKSPACE="true",
-    )
-    result = clis.run("gemini", argv, space, env)
+    started = launch.gemini(space, server.url)
+    result = clis.run("gemini", started.argv, space, started.env)
     checks.assert_wrote_file(result, space.repo)
     checks.assert_round_trip(server, "gemini", "write_file")
     events = clis.json_lines(result.stdout)
@@ -49,3 +35,14 @@ def test_gemini_cli_writes_a_file_with_write_file(
     assert "tool_result" in kinds
     assert events[-1]["type"] == "result"
     assert events[-1]["status"] == "success"
+
+
+def test_gemini_cli_calls_an_mcp_tool(
+    space: Workspace, model_server: Server, mcp: tuple[Mcp, Path]
+) -> None:
+    stub, notes = mcp
+    server = model_server(checks.note_script("mcp_corral_note"))
+    started = launch.gemini(space, server.url, stub, prompt="Make a note.")
+    result = clis.run("gemini-mcp", started.argv, space, started.env)
+    checks.assert_noted(result, notes)
+    checks.assert_round_trip(server, "gemini", "mcp_corral_note")
