@@ -52,21 +52,25 @@ def claude(space: Workspace, url: str, mcp: Mcp | None = None, prompt: str = PRO
 
 
 CODEX_MODEL = "gpt-5.5"
-"""A model Codex has metadata for: for an unknown one it offers no apply_patch tool."""
-CODEX_MCP_MODEL = "scripted-model"
-"""For a model it knows (as gpt-5.5) Codex defers MCP tools behind its client-side
-`tool_search` tool, which the server does not script; for an unknown model it offers them at
-once, as a `namespace` tool `mcp__<server>` holding each tool by its own name."""
+"""A model Codex has metadata for. For an unknown one Codex offers no apply_patch tool, but
+offers MCP tools at once (as a `namespace` tool `mcp__<server>`); for a known one it defers
+them behind its client-run `tool_search` tool, whose output brings the namespace."""
 
 
-def codex(space: Workspace, url: str, mcp: Mcp | None = None, prompt: str = PROMPT) -> Launch:
+def codex(
+    space: Workspace,
+    url: str,
+    mcp: Mcp | None = None,
+    prompt: str = PROMPT,
+    model: str = CODEX_MODEL,
+) -> Launch:
     provider = (
         f'model_providers.scripted={{name="scripted",base_url="{url}/v1",'
         'wire_api="responses",env_key="SCRIPTED_API_KEY"}'
     )
     argv = [
         str(clis.require("codex")), "exec", "--json", "--skip-git-repo-check",
-        "-s", "workspace-write", "-m", CODEX_MCP_MODEL if mcp else CODEX_MODEL,
+        "-s", "workspace-write", "-m", model,
         "-c", "model_provider=scripted", "-c", provider,
     ]  # fmt: skip
     if mcp:

@@ -37,7 +37,7 @@ class Recorded:
     headers: dict[str, str]
     body: object
     api: str
-    """anthropic, responses, chat, gemini or other."""
+    """anthropic, responses, chat, gemini, other, or error (the server failed to answer)."""
     turn: int | None
     """The script turn answered; None for a side request or anything not a model call."""
     tool_call: str | None
@@ -181,7 +181,13 @@ def _handler_for(server: ModelServer) -> type[BaseHTTPRequestHandler]:
                 body: object = json.loads(raw) if raw else None
             except ValueError:
                 body = raw.decode("utf-8", "replace")
-            api, answer, reply = _route(server, self.command, split.path, body)
+            try:
+                api, answer, reply = _route(server, self.command, split.path, body)
+            except Exception as error:  # the record and the client both say what broke
+                error_body: dict[str, object] = {
+                    "error": {"type": "server_error", "message": repr(error)}
+                }
+                api, answer, reply = "error", Answer(body=error_body, status=500), None
             headers = {
                 k.lower(): v for k, v in self.headers.items() if k.lower() not in SECRET_HEADERS
             }

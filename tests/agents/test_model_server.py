@@ -146,6 +146,31 @@ def test_responses_stream_a_function_a_custom_and_a_namespaced_call() -> None:
     assert (items[2]["name"], items[2]["namespace"]) == ("lock", "corral")
 
 
+def test_responses_tool_search_loads_the_tools_it_found() -> None:
+    """Codex runs `tool_search` itself; the namespace it found is offered in its output."""
+    search = Turn(tool=ToolCall(names=["tool_search"], arguments={"query": "note"}))
+    note = Turn(tool=ToolCall(names=["mcp__corral.note"], arguments={"text": "x"}))
+    namespace = {
+        "type": "namespace",
+        "name": "mcp__corral",
+        "tools": [{"type": "function", "name": "note"}],
+    }
+    tools = [{"type": "tool_search", "execution": "client"}]
+    with running(Script(turns=[search, note])) as server:
+        body: Json = {"model": "m", "stream": True, "tools": tools, "input": []}
+        found = sse(post(server, "/v1/responses", body))[-1][1]["response"]["output"][0]
+        assert found["type"] == "tool_search_call"
+        assert found["arguments"] == {"query": "note"}
+        output = {"type": "tool_search_output", "call_id": found["call_id"], "tools": [namespace]}
+        body["input"] = [found, output]
+        called = sse(post(server, "/v1/responses", body))[-1][1]["response"]["output"][0]
+    assert (called["type"], called["name"], called["namespace"]) == (
+        "function_call",
+        "note",
+        "mcp__corral",
+    )
+
+
 def test_chat_completions_stream_and_not(server: ModelServer) -> None:
     tools = [{"type": "function", "function": {"name": "write_file", "parameters": {}}}]
     body = {

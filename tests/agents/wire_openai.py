@@ -2,8 +2,9 @@
 streamed or not), text and tool calls.
 
 In Responses a tool is a `function` (JSON arguments), a `custom` tool (free-form text input, as
-Codex's `apply_patch`), or a `namespace` grouping tools (as Codex groups MCP tools); a call to a
-tool inside a namespace names its namespace in the item.
+Codex's `apply_patch`), a `namespace` grouping tools (as Codex groups MCP tools; a call to a
+tool inside one names its namespace in the item), or `tool_search`, run by the client, whose
+output loads deferred tools for the next request.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from tests.agents.script import Reply
 from tests.agents.wire import Answer, SseEvent, as_dicts, new_id, rough_tokens
 
-RESULT_ITEMS = {"function_call_output", "custom_tool_call_output"}
+RESULT_ITEMS = {"function_call_output", "custom_tool_call_output", "tool_search_output"}
 
 
 def responses_tool_results(body: dict[str, object]) -> int:
@@ -36,8 +37,20 @@ def _responses_tools(tools: object, namespace: str | None) -> dict[str, tuple[st
     return found
 
 
+def _offered(body: dict[str, object]) -> dict[str, tuple[str, str | None]]:
+    """The request's tools and those a client-run `tool_search` has loaded since (Codex defers
+    MCP tools for models it knows: they come back in `tool_search_output` items)."""
+    loaded = [
+        tool
+        for item in as_dicts(body.get("input"))
+        if item.get("type") == "tool_search_output"
+        for tool in as_dicts(item.get("tools"))
+    ]
+    return _responses_tools([*as_dicts(body.get("tools")), *loaded], None)
+
+
 def responses_offered_tools(body: dict[str, object]) -> list[str]:
-    return list(_responses_tools(body.get("tools"), None))
+    return list(_offered(body))
 
 
 def _responses_items(body: dict[str, object], reply: Reply) -> list[dict[str, object]]:
@@ -53,11 +66,14 @@ def _responses_items(body: dict[str, object], reply: Reply) -> list[dict[str, ob
             }
         )
     if reply.tool_name:
-        kind, namespace = _responses_tools(body.get("tools"), None)[reply.tool_name]
+        kind, namespace = _offered(body)[reply.tool_name]
         name = reply.tool_name.split(".")[-1] if namespace else reply.tool_name
         call: dict[str, object] = {"id": new_id("fc"), "status": "completed", "name": name}
         call["call_id"] = new_id("call")
-        if kind == "custom":
+        if kind == "tool_search":
+            call.update(type="tool_search_call", execution="client", arguments=reply.arguments)
+            del call["name"]
+        elif kind == "custom":
             call.update(type="custom_tool_call", input=reply.input or "")
         else:
             call.update(type="function_call", arguments=reply.arguments_json)
@@ -110,7 +126,7 @@ def responses_answer(body: dict[str, object], reply: Reply) -> Answer:
             where = {"item_id": item["id"], "output_index": index}
             emit("response.function_call_arguments.delta", **where, delta=item["arguments"])
             emit("response.function_call_arguments.done", **where, arguments=item["arguments"])
-        else:
+        elif item["type"] == "custom_tool_call":
             emit(
                 "response.output_item.added",
                 output_index=index,
@@ -119,6 +135,8 @@ def responses_answer(body: dict[str, object], reply: Reply) -> Answer:
             where = {"item_id": item["id"], "output_index": index}
             emit("response.custom_tool_call_input.delta", **where, delta=item["input"])
             emit("response.custom_tool_call_input.done", **where, input=item["input"])
+        else:
+            emit("response.output_item.added", output_index=index, item=item)
         emit("response.output_item.done", output_index=index, item=item)
     usage = {
         "input_tokens": input_tokens,
