@@ -142,28 +142,16 @@ def _route(
             stream = action == "streamGenerateContent"
             return "gemini", wire_gemini.answer(data, reply, model, stream), reply
     if method == "GET" and path.endswith("/models"):
-        listing = {
-            **wire_openai.models(MODEL),
-            **wire_anthropic.models(MODEL),
-            **wire_gemini.models(MODEL),
-        }
-        listing["data"] = wire_openai.models(MODEL)["data"] + wire_anthropic.models(MODEL)["data"]  # type: ignore[operator]
-        return "other", Answer(body=listing), None
+        return "other", Answer(body=_model_listing()), None
     return "other", Answer(body={}, status=200 if method == "POST" else 404), None
 
 
 def _model_listing() -> dict[str, object]:
     """One body every client's model-list parser accepts: OpenAI and Anthropic read `data`
     (each entry carries both APIs' fields), Gemini reads `models`."""
-    entry = {
-        **wire_openai.models(MODEL),
-        **wire_anthropic.models(MODEL),
-        **wire_gemini.models(MODEL),
-    }
-    openai_entry = wire_openai.model_entry(MODEL)
-    anthropic_entry = wire_anthropic.model_entry(MODEL)
-    entry["data"] = [{**openai_entry, **anthropic_entry}]
-    return entry
+    both = {**wire_openai.model_entry(MODEL), **wire_anthropic.model_entry(MODEL)}
+    listing = {**wire_anthropic.models(MODEL), **wire_gemini.models(MODEL), "object": "list"}
+    return {**listing, "data": [both]}
 
 
 def _handler_for(server: ModelServer) -> type[BaseHTTPRequestHandler]:

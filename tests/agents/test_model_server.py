@@ -219,6 +219,8 @@ def test_gemini_stream_generate_content_with_a_function_call(server: ModelServer
 def test_listings_and_counts_answer_minimally(server: ModelServer) -> None:
     listing = get(server, "/v1/models")
     assert listing["data"][0]["id"] == "scripted-model"
+    assert listing["data"][0]["object"] == "model"
+    assert listing["data"][0]["type"] == "model"
     assert listing["models"][0]["name"] == "models/scripted-model"
     assert (
         json.loads(post(server, "/v1/messages/count_tokens", {"messages": []}))["input_tokens"] > 0
