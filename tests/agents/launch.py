@@ -47,6 +47,7 @@ def claude(space: Workspace, url: str, mcp: Mcp | None = None, prompt: str = PRO
         ANTHROPIC_BASE_URL=url,
         ANTHROPIC_API_KEY="sk-ant-scripted",
         IS_SANDBOX="1",  # as root, Claude Code skips permissions only in a declared sandbox
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",  # no telemetry, updates, error reports
     )
     return Launch(argv, env)
 
@@ -91,7 +92,11 @@ def _toml_table(values: dict[str, str]) -> str:
 def gemini(space: Workspace, url: str, mcp: Mcp | None = None, prompt: str = PROMPT) -> Launch:
     """Gemini CLI: an MCP tool is `mcp_<server>_<tool>`. Without a chosen auth type in its
     settings the CLI stops headless and asks for one."""
-    settings: dict[str, object] = {"security": {"auth": {"selectedType": "gemini-api-key"}}}
+    settings: dict[str, object] = {
+        "security": {"auth": {"selectedType": "gemini-api-key"}},
+        "privacy": {"usageStatisticsEnabled": False},
+        "general": {"disableAutoUpdate": True},
+    }
     if mcp:
         server = {"command": mcp.command[0], "args": mcp.command[1:], "env": mcp.env, "trust": True}
         settings["mcpServers"] = {mcp.name: server}
@@ -134,6 +139,9 @@ def opencode(space: Workspace, url: str, mcp: Mcp | None = None, prompt: str = P
         OPENCODE_CONFIG=str(path),
         OPENCODE_DISABLE_MODELS_FETCH="1",
         OPENCODE_DISABLE_AUTOUPDATE="1",
+        # At start it installs @opencode-ai/plugin into its config dir from the npm registry;
+        # the scripted server stands in (404), so the attempt is recorded and nothing leaves.
+        npm_config_registry=f"{url}/npm/",
     )
     return Launch(argv, env)
 

@@ -26,6 +26,8 @@ def test_opencode_writes_a_file_with_its_write_tool(space: Workspace, model_serv
     result = clis.run("opencode", started.argv, space, started.env)
     checks.assert_wrote_file(result, space.repo)
     checks.assert_round_trip(server, "chat", "write")
+    others = [call.path for call in server.requests if call.api != "chat"]
+    assert all(path.startswith("/npm/") for path in others), others  # the registry stand-in
     events = clis.json_lines(result.stdout)
     tools = [event["part"] for event in events if event["type"] == "tool_use"]
     assert [part["tool"] for part in tools if isinstance(part, dict)] == ["write"]
