@@ -9,7 +9,10 @@ set -euo pipefail
 
 cache="${1:-${CORRAL_AGENT_CLIS:-$HOME/.cache/corral/agents}}"
 mkdir -p "$cache"
-npm_packages=(@anthropic-ai/claude-code @openai/codex @google/gemini-cli opencode-ai)
+# The versions the tests were written against (tests/agents/README.md says what each needs);
+# a newer one may name its tools or flags differently, so upgrade here, on purpose.
+npm_packages=(@anthropic-ai/claude-code@2.1.197 @openai/codex@0.171.0 @google/gemini-cli@0.61.0 opencode-ai@1.18.33)
+aider_package="aider-chat==0.86.2"
 npm_binaries=(claude codex gemini opencode)
 
 missing=0
@@ -22,10 +25,10 @@ if [ "$missing" = 1 ]; then
 fi
 
 if [ ! -x "$cache/aider/bin/aider" ]; then
-  echo "installing aider-chat into $cache/aider" >&2
+  echo "installing $aider_package into $cache/aider" >&2
   rm -rf "$cache/aider"
   python3 -m venv "$cache/aider"
-  "$cache/aider/bin/pip" install --quiet aider-chat >&2
+  "$cache/aider/bin/pip" install --quiet "$aider_package" >&2
 fi
 
 for binary in "${npm_binaries[@]}"; do
