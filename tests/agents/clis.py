@@ -35,6 +35,8 @@ def require(name: str) -> Path:
     """The CLI's executable, or skip the test: the cache is installed by install_clis.sh."""
     binary = BINARIES[name]
     if not binary.exists():
+        if os.environ.get("CORRAL_REQUIRE_AGENT_CLIS") == "1":  # CI installs them: never skip there
+            pytest.fail(f"{name} is missing from the agent CLI cache {CACHE}")
         pytest.skip(
             f"{name} is not installed in the agent CLI cache {CACHE} "
             f"(run tests/agents/install_clis.sh {CACHE}, or set CORRAL_AGENT_CLIS)"
