@@ -1,7 +1,7 @@
 """How run facts look on screen: glyph and colour together, so NO_COLOR loses nothing.
 
 The state glyphs and heartbeat-source glyphs are the ones `corral run` already prints
-(core.headless); this module adds what only the console shows: freshness, sparklines, lock
+(core/report/event_lines.py); this module adds what only the console shows: freshness, sparklines, lock
 leases and one line per event.
 """
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from corral.core.cli.headless import SOURCE_GLYPH, STATE_STYLE, describe_event
 from corral.core.log import events as ev
 from corral.core.log.state import AgentState, LockState
 from corral.core.plan.durations import format_duration
+from corral.core.report.event_lines import SOURCE_GLYPH, STATE_STYLE, describe_event
 from corral.tui.text import inert
 
 SPARK = " ▁▂▃▄▅▆▇█"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from corral.core.cli.headless import STATE_STYLE
 from corral.core.log.state import RunState
 from corral.core.plan.durations import format_duration
+from corral.core.report.event_lines import STATE_STYLE
 from corral.tui.text import inert
 
 STATE_ORDER = list(STATE_STYLE)
