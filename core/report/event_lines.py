@@ -74,7 +74,7 @@ def describe_event(event: ev.Event) -> str:
             who += f" of run {event.caller_run}" if event.caller_run else ""
             return f"refused {event.action} of {event.target} asked from inside {who}"
         case ev.RepoTampered():
-            from corral.core.trust.integrity import describe_tampering
+            from corral.core.trust.tampering_text import describe_tampering
 
             return f"REPOSITORY TAMPERED {describe_tampering(event)}"
         case ev.TamperingAcknowledged():
