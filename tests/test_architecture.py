@@ -47,6 +47,7 @@ def test_agent_side_client_stays_light() -> None:
         "import sys\n"
         "from corral.core import entry\n"
         "from corral.core.agent import client\n"
+        "from corral.core.agent import heartbeat_command\n"
         "from corral.core.cli import main\n"
         "heavy = sorted(m for m in ('pydantic', 'git', 'rich', 'textual', 'psutil', 'typing', 'dataclasses')\n"
         "               if m in sys.modules)\n"

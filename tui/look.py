@@ -1,7 +1,7 @@
 """How run facts look on screen: glyph and colour together, so NO_COLOR loses nothing.
 
 The state glyphs and heartbeat-source glyphs are the ones `corral run` already prints
-(core.headless); this module adds what only the console shows: freshness, sparklines and lock
+(core/operator/describe.py); this module adds what only the console shows: freshness, sparklines and lock
 leases. One line per event is core's (core/operator/describe.py), shared with `corral run`.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from corral.core.cli.headless import SOURCE_GLYPH, STATE_STYLE
 from corral.core.log.state import AgentState, LockState
+from corral.core.operator.describe import SOURCE_GLYPH, STATE_STYLE
 from corral.core.plan.durations import format_duration
 from corral.tui.text import inert
 

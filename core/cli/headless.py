@@ -16,29 +16,12 @@ from rich.text import Text
 
 from corral.core.log import events as ev
 from corral.core.log.state import AgentState, RunState
-from corral.core.operator.describe import progress_line
+from corral.core.operator.describe import SOURCE_GLYPH, STATE_STYLE, progress_line
 from corral.core.plan.durations import format_duration
 from corral.core.trust.inert import inert
 
 if TYPE_CHECKING:
     from corral.core.engine.scheduler import Engine
-
-STATE_STYLE = {
-    "queued": ("·", "dim"),
-    "waiting": ("…", "yellow"),
-    "starting": ("◌", "cyan"),
-    "running": ("●", "green"),
-    "stalled": ("◐", "yellow bold"),
-    "succeeded": ("✔", "green bold"),
-    "failed": ("✘", "red"),
-    "timed_out": ("⧖", "red"),
-    "killed": ("✘", "red"),
-    "lost": ("?", "magenta"),
-    "dead_lettered": ("✘", "red bold"),
-    "skipped": ("↷", "dim"),
-    "cancelled": ("■", "dim"),
-}
-SOURCE_GLYPH = {"beat": "♥", "output": "≡", "cpu": "⚙"}
 
 
 def heartbeat_cell(agent: AgentState, now: float) -> Text:

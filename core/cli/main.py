@@ -32,23 +32,23 @@ CONSOLE_COMMANDS = frozenset({"tui", "demo"})
 
 def main(argv: list[str] | None = None, *, exit_hard: bool = False) -> int:
     """Run one command. `exit_hard` (the console script) ends the process right after a
-    command that runs no console, skipping the interpreter's slow teardown (entry.hard_exit)."""
+    command that runs no console, skipping the interpreter's slow teardown (cli/exits.py, hard_exit)."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["heartbeat"]:  # one implementation, the fast one
-        from corral.core.entry import heartbeat_command
+        from corral.core.agent.heartbeat_command import heartbeat_command
 
         return heartbeat_command(argv[1:])
     args = parse_with_command(_parser(argv), argv)
     command = args.command or "tui"
     handler = _COMMANDS[command]
-    from corral.core.entry import quiet_when_output_closes
+    from corral.core.cli.exits import quiet_when_output_closes
 
     try:
         code = quiet_when_output_closes(lambda: int(handler(args)))
     except KeyboardInterrupt:
         code = 130
     if exit_hard and command not in CONSOLE_COMMANDS:
-        from corral.core.entry import hard_exit
+        from corral.core.cli.exits import hard_exit
 
         hard_exit(code)
     return code

@@ -31,6 +31,7 @@ from corral.core.log import events as ev
 from corral.core.log.state import RunState, fold
 from corral.core.plan.model import PlanError, load_plan
 from corral.core.plan.preflight import Preflight
+from corral.core.runs.engine_lock import engine_is_live
 from corral.core.runs.environment import (
     EnvironmentRecordError,
     base_environment,
@@ -80,17 +81,6 @@ def _lock(rundir: RunDir) -> filelock.BaseFileLock:
     except filelock.Timeout:
         raise EngineBusy(rundir.run_id) from None
     return lock
-
-
-def engine_is_live(rundir: RunDir) -> bool:
-    """True while some engine holds the run's lock."""
-    lock = filelock.FileLock(rundir.engine_lock, timeout=0)
-    try:
-        lock.acquire()
-    except filelock.Timeout:
-        return True
-    lock.release()
-    return False
 
 
 class BackgroundStartFailed(Exception):

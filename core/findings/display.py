@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from corral.core.findings.output import read_untrusted
 from corral.core.findings.sarif import LEVEL_SEVERITY
 from corral.core.findings.schema import (
     MAX_FILE_BYTES,
@@ -24,7 +25,6 @@ from corral.core.findings.schema import (
     MAX_FINDINGS,
     SARIF_SUFFIXES,
     FindingsError,
-    read_untrusted,
 )
 from corral.core.trust.inert import one_line as inert
 

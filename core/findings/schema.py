@@ -1,4 +1,5 @@
-"""corral's findings JSON (a published schema) and loading an audit attempt's CORRAL_OUTPUT.
+"""corral's findings JSON (a published schema); core/findings/output.py loads an audit attempt's
+CORRAL_OUTPUT with it.
 
 Everything an agent writes is untrusted (docs/reliability.md U1). A file is refused when it
 is not a regular file (no symlinks), larger than MAX_FILE_BYTES or not UTF-8; a text field when
@@ -14,12 +15,9 @@ never merged in part), and the error names the file, the field and the problem.
 from __future__ import annotations
 
 import json
-import os
 import re
-import stat
 import unicodedata
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -215,34 +213,6 @@ def validation_problems(file: str, exc: ValidationError, prefix: str = "") -> li
     return problems
 
 
-def read_untrusted(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of a regular file, refusing symlinks, devices, fifos and files over `limit`."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        reason = "is a symlink" if os.path.islink(path) else (exc.strerror or "cannot be opened")
-        raise FindingsError([Problem(path.name, "", f"{reason}; write a regular file")]) from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise FindingsError([Problem(path.name, "", "is not a regular file")])
-        if info.st_size > limit:
-            raise FindingsError(
-                [Problem(path.name, "", f"is {info.st_size} bytes; the limit is {limit} bytes")]
-            )
-        content = b""
-        while len(content) <= limit:  # a file that grows meanwhile is still cut off
-            chunk = os.read(fd, limit + 1 - len(content))
-            if not chunk:
-                break
-            content += chunk
-    finally:
-        os.close(fd)
-    if len(content) > limit:
-        raise FindingsError([Problem(path.name, "", f"is over the limit of {limit} bytes")])
-    return content
-
-
 def parse_findings_json(name: str, data: bytes) -> list[Finding]:
     """Validate a `findings.json`; fills in each finding's tool from the file's default."""
     try:
@@ -258,71 +228,6 @@ def parse_findings_json(name: str, data: bytes) -> list[Finding]:
             f if f.tool else f.model_copy(update={"tool": parsed.tool}) for f in parsed.findings
         ]
     return list(parsed.findings)
-
-
-def _candidates(directory: Path) -> list[Path]:
-    try:
-        info = os.lstat(directory)
-    except FileNotFoundError:
-        raise FindingsError([Problem(str(directory), "", "does not exist")]) from None
-    if not stat.S_ISDIR(info.st_mode):
-        raise FindingsError([Problem(str(directory), "", "is not a directory")])
-    names = sorted(os.listdir(directory))
-    found = [n for n in names if n == FINDINGS_FILE or n.endswith(SARIF_SUFFIXES)]
-    if not found:
-        raise FindingsError(
-            [
-                Problem(
-                    str(directory),
-                    "",
-                    f"holds no {FINDINGS_FILE} and no *.sarif; an audit agent must write one, "
-                    "even when it found nothing",
-                )
-            ]
-        )
-    if len(found) > MAX_FILES:
-        raise FindingsError(
-            [
-                Problem(
-                    str(directory),
-                    "",
-                    f"holds {len(found)} findings files; the limit is {MAX_FILES}",
-                )
-            ]
-        )
-    return [directory / name for name in found]
-
-
-def load_output(directory: Path, agent: str, attempt: int) -> AgentFindings:
-    """Every finding in an attempt's CORRAL_OUTPUT, or FindingsError naming all problems."""
-    from corral.core.findings.sarif import parse_sarif  # SARIF models load only when needed
-
-    result = AgentFindings(agent=agent, attempt=attempt)
-    problems: list[Problem] = []
-    for path in _candidates(directory):
-        try:
-            data = read_untrusted(path)
-            parse = parse_findings_json if path.name == FINDINGS_FILE else parse_sarif
-            found = parse(path.name, data)
-        except FindingsError as exc:
-            problems += exc.problems
-            continue
-        result.findings += found
-        result.sources.append(path.name)
-    if len(result.findings) > MAX_FINDINGS:
-        problems.append(
-            Problem(
-                str(directory), "", f"{len(result.findings)} findings; the limit is {MAX_FINDINGS}"
-            )
-        )
-    seen: set[str] = set()
-    for finding in result.findings:
-        if finding.id in seen:
-            problems.append(Problem(str(directory), "id", f"{finding.id!r} is used twice"))
-        seen.add(finding.id)
-    if problems:
-        raise FindingsError(problems)
-    return result
 
 
 def dumps_schema() -> str:

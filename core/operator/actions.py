@@ -130,7 +130,8 @@ def check_plan(repo: Path, plan: Path) -> Preflight:
 def resume_in_background(rundir: RunDir, retry: list[str] | None = None) -> Started:
     """Carry on a run whose engine died or was stopped, retrying `retry`, in the background;
     refused while its engine lives."""
-    from corral.core.engine.runner import EngineBusy, engine_is_live
+    from corral.core.engine.runner import EngineBusy
+    from corral.core.runs.engine_lock import engine_is_live
 
     retry = retry or []
     if retry:

@@ -1,5 +1,5 @@
-"""One line per event, in a person's words: the one home of event descriptions for every front
-end. `progress_line` is what `corral run` prints as a run goes, `tail_line` what the console's
+"""One line per event, in a person's words, and one glyph per state: the one home of both for
+every front end. `progress_line` is what `corral run` prints as a run goes, `tail_line` what the console's
 event tail shows, `command_line` what its `@` log shows (what the engine ran or did on someone's
 behalf). The lines are plain text: a front end makes them inert (T5) as it draws them."""
 
@@ -7,6 +7,25 @@ from __future__ import annotations
 
 from corral.core.log import events as ev
 from corral.core.plan.durations import format_duration
+
+#: A glyph and a style per agent state, and a glyph per heartbeat source: `corral run` and the
+#: console show the same ones.
+STATE_STYLE = {
+    "queued": ("·", "dim"),
+    "waiting": ("…", "yellow"),
+    "starting": ("◌", "cyan"),
+    "running": ("●", "green"),
+    "stalled": ("◐", "yellow bold"),
+    "succeeded": ("✔", "green bold"),
+    "failed": ("✘", "red"),
+    "timed_out": ("⧖", "red"),
+    "killed": ("✘", "red"),
+    "lost": ("?", "magenta"),
+    "dead_lettered": ("✘", "red bold"),
+    "skipped": ("↷", "dim"),
+    "cancelled": ("■", "dim"),
+}
+SOURCE_GLYPH = {"beat": "♥", "output": "≡", "cpu": "⚙"}
 
 
 def progress_line(event: ev.Event) -> str:
@@ -55,7 +74,7 @@ def progress_line(event: ev.Event) -> str:
             who += f" of run {event.caller_run}" if event.caller_run else ""
             return f"refused {event.action} of {event.target} asked from inside {who}"
         case ev.RepoTampered():
-            from corral.core.trust.integrity import describe_tampering
+            from corral.core.trust.tampering_text import describe_tampering
 
             return f"REPOSITORY TAMPERED {describe_tampering(event)}"
         case ev.TamperingAcknowledged():

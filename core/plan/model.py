@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,6 +25,13 @@ from pydantic import (
 )
 
 from corral.core.plan.durations import parse_duration, positive_duration
+from corral.core.plan.graph import RESERVED_IDS as RESERVED_IDS
+from corral.core.plan.graph import check_graph
+from corral.core.plan.graph import find_cycle as find_cycle
+from corral.core.plan.graph import topological_order as topological_order
+from corral.core.plan.problems import PlanError as PlanError
+from corral.core.plan.problems import PlanProblem as PlanProblem
+from corral.core.plan.problems import describe_validation_error
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 """Finite seconds, 0 to durations.MAX_DURATION."""
@@ -41,7 +48,6 @@ def _exec_argument(value: str) -> str:
 
 
 Command = Annotated[list[Annotated[str, AfterValidator(_exec_argument)]], Field(min_length=1)]
-RESERVED_IDS = frozenset({"integration"})
 LOCK_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
 """A lock names a shared resource: letters, digits and `._:-`, at most 100 characters."""
 LockName = Annotated[str, StringConstraints(pattern=LOCK_NAME_PATTERN)]
@@ -247,36 +253,13 @@ class Plan(_Strict):
         return math.ceil(len(self.agents) * float(value[:-1]) / 100 - 1e-9)
 
 
-class PlanProblem(BaseModel):
-    """One thing wrong with a plan, said so that a person can fix it."""
-
-    where: str
-    """`run`, `defaults`, `agent 'lint'` or the file itself."""
-    field: str = ""
-    message: str
-
-    def __str__(self) -> str:
-        field = f" {self.field}:" if self.field else ""
-        return f"{self.where}:{field} {self.message}"
-
-
-class PlanError(Exception):
-    """A plan that cannot run; carries every problem found."""
-
-    def __init__(self, source: str, problems: list[PlanProblem]) -> None:
-        self.source = source
-        self.problems = problems
-        lines = "\n".join(f"  - {problem}" for problem in problems)
-        super().__init__(f"{source}: the plan is invalid ({len(problems)} problem(s)):\n{lines}")
-
-
 def parse_plan(data: dict[str, Any], source: str = "plan") -> Plan:
     """Validate plan data (already read from TOML): schema first, then the agent graph."""
     merged = _apply_defaults(data)
     try:
         plan = Plan.model_validate(merged)
     except ValidationError as exc:
-        raise PlanError(source, _describe(exc, merged)) from None
+        raise PlanError(source, describe_validation_error(exc, merged)) from None
     problems = list(check_graph(plan))
     if problems:
         raise PlanError(source, problems)
@@ -334,124 +317,3 @@ def _apply_defaults(data: dict[str, Any]) -> dict[str, Any]:
         {**defaults, **agent} if isinstance(agent, dict) else agent for agent in agents
     ]
     return {**data, "agent": merged_agents}
-
-
-def check_graph(plan: Plan) -> Iterable[PlanProblem]:
-    """Ids unique and not reserved, dependencies known, no cycle, `min_success` reachable."""
-    seen: set[str] = set()
-    for spec in plan.agents:
-        where = f"agent {spec.id!r}"
-        if spec.id in seen:
-            yield PlanProblem(
-                where=where, field="id", message="is used twice; give each agent its own id"
-            )
-        if spec.id in RESERVED_IDS:
-            yield PlanProblem(
-                where=where, field="id", message="is reserved by corral; choose another id"
-            )
-        seen.add(spec.id)
-    for spec in plan.agents:
-        for dep in spec.depends_on:
-            if dep == spec.id:
-                yield PlanProblem(
-                    where=f"agent {spec.id!r}",
-                    field="depends_on",
-                    message="an agent cannot depend on itself",
-                )
-            elif dep not in seen:
-                yield PlanProblem(
-                    where=f"agent {spec.id!r}",
-                    field="depends_on",
-                    message=f"names {dep!r}, which is not an agent of this plan; "
-                    f"use one of: {', '.join(sorted(seen))}",
-                )
-    cycle = find_cycle({spec.id: [d for d in spec.depends_on if d in seen] for spec in plan.agents})
-    if cycle:
-        yield PlanProblem(
-            where=f"agent {cycle[0]!r}",
-            field="depends_on",
-            message=f"forms a cycle {' -> '.join(cycle)}; remove one of these dependencies",
-        )
-    required = plan.required_successes()
-    if required > len(plan.agents):
-        yield PlanProblem(
-            where="run",
-            field="min_success",
-            message=f"asks for {required} successes but the plan has {len(plan.agents)} agents",
-        )
-
-
-def find_cycle(graph: dict[str, list[str]]) -> list[str]:
-    """One dependency cycle as a path that ends where it starts, or [] when there is none."""
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str]:
-        state[node] = 1
-        stack.append(node)
-        for dep in graph.get(node, []):
-            if state.get(dep) == 1:
-                return [*stack[stack.index(dep) :], dep]
-            if dep not in state and (found := visit(dep)):
-                return found
-        stack.pop()
-        state[node] = 2
-        return []
-
-    for node in graph:
-        if node not in state and (found := visit(node)):
-            return found
-    return []
-
-
-def topological_order(plan: Plan) -> list[str]:
-    """Agent ids with every dependency before its dependents, plan order otherwise."""
-    done: set[str] = set()
-    order: list[str] = []
-    pending = [spec.id for spec in plan.agents]
-    deps = {spec.id: set(spec.depends_on) for spec in plan.agents}
-    while pending:
-        ready = [agent for agent in pending if deps[agent] <= done]
-        if not ready:  # pragma: no cover - check_graph rejects cycles first
-            raise PlanError("plan", [PlanProblem(where="plan", message="dependency cycle")])
-        for agent in ready:
-            done.add(agent)
-            order.append(agent)
-        pending = [agent for agent in pending if agent not in done]
-    return order
-
-
-_ERROR_HINTS = {
-    "missing": "is required; add it",
-    "extra_forbidden": "is not a known field; check its spelling",
-    "too_short": "must not be empty",
-    "string_pattern_mismatch": "must use only letters, digits, '-' and '_' (at most 63 characters)",
-}
-
-
-def _describe(exc: ValidationError, data: dict[str, Any]) -> list[PlanProblem]:
-    problems = []
-    raw_agents = data.get("agent")
-    agents: list[Any] = raw_agents if isinstance(raw_agents, list) else []
-    for error in exc.errors():
-        loc = list(error["loc"])
-        where = "plan"
-        if loc and loc[0] == "agent" and len(loc) > 1 and isinstance(loc[1], int):
-            index = loc[1]
-            agent = agents[index] if index < len(agents) else None
-            agent_id = agent.get("id") if isinstance(agent, dict) else None
-            where = f"agent {agent_id!r}" if agent_id else f"[[agent]] number {index + 1}"
-            loc = loc[2:]
-        elif loc and loc[0] in ("run", "defaults"):
-            where = str(loc[0])
-            loc = loc[1:]
-        elif loc == ["agent"]:
-            where = "plan"
-        field = ".".join(str(part) for part in loc)
-        message = _ERROR_HINTS.get(error["type"]) or error["msg"].removeprefix("Value error, ")
-        if error["type"] == "string_pattern_mismatch" and field.startswith("locks"):
-            message = "a lock name uses only letters, digits and '._:-' (at most 100 characters)"
-        if where == "plan" and field == "agent":
-            message = "has no [[agent]] table; add at least one agent"
-        problems.append(PlanProblem(where=where, field=field, message=message))
-    return problems

@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from corral.core.findings.merge import MergedFindings, merge_findings
-from corral.core.findings.schema import AgentFindings, FindingsError, load_output
+from corral.core.findings.output import load_output
+from corral.core.findings.schema import AgentFindings, FindingsError
 from corral.core.log import events as ev
 from corral.core.log.merge_events import integration_events, verification_event
 from corral.core.log.state import RunState

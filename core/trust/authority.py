@@ -191,9 +191,9 @@ def live_attempts(state: RunState) -> list[LiveAttempt]:
 
 def live_attempts_of_repo(common_dir: Path) -> list[LiveAttempt]:
     """The live attempts of every run of the repository whose engine is running."""
-    from corral.core.engine.runner import engine_is_live
     from corral.core.log import LogCorrupted, LogPathError, read_log
     from corral.core.log.state import fold
+    from corral.core.runs.engine_lock import engine_is_live
     from corral.core.runs.rundir import list_runs
 
     found: list[LiveAttempt] = []

@@ -19,6 +19,8 @@ Invariants:
   in that window); before an approval none is live, and the change is reported as found after
   the run. The engine's own branch moves (an attempt's leftovers, the merge) are in its namespace.
 - Other corral runs' branches are theirs: their engines check them.
+
+How a change reads to a person is core/trust/tampering_text.py (its names re-exported here).
 """
 
 from __future__ import annotations
@@ -37,11 +39,14 @@ from corral.core.log.state import (
     ACTIVE_STATES,
     IntegrityBaseline,
     RunState,
-    TamperingState,
     apply,
 )
 from corral.core.runs.rundir import RunDir, ensure_private_dir
-from corral.core.trust.inert import visible
+from corral.core.trust.tampering_text import change_detail, change_kind
+from corral.core.trust.tampering_text import describe_change as describe_change
+from corral.core.trust.tampering_text import describe_tampering as describe_tampering
+from corral.core.trust.tampering_text import describe_when as describe_when
+from corral.core.trust.tampering_text import printable as printable
 from corral.worktrees.refs import repository_refs
 
 WATCHED_FILES = ("config", "config.worktree", "info/attributes")
@@ -49,10 +54,6 @@ HOOKS = "hooks"
 CORRAL_BRANCHES = "refs/heads/corral/"
 BASELINE_DIR = "integrity"
 KEPT_DIR = "tampering"
-DETAIL_LINES = 12
-DETAIL_WIDTH = 160
-TEXT_LIMIT = 1 << 20
-"""Bytes of a config or attributes file read to say what changed in it."""
 
 EmitMany = Callable[[Sequence[ev.EventBase]], Awaitable[None]]
 Append = Callable[[ev.EventBase], Awaitable[ev.Event]]
@@ -145,76 +146,6 @@ def record(repo: Path, git_dir: Path, rundir: RunDir) -> ev.IntegrityRecorded:
 # -- the check -----------------------------------------------------------------------------------
 
 
-def printable(text: str, limit: int = DETAIL_WIDTH) -> str:
-    """`text` with every control spelled out (core/trust/inert.py's `visible`), at most `limit` chars."""
-    out = visible(text)
-    return out if len(out) <= limit else out[: limit - 1] + "…"
-
-
-def change_kind(name: str) -> ev.RepoChangeKind:
-    if name in ("config", "config.worktree"):
-        return "config"
-    if name == "info/attributes":
-        return "attributes"
-    return "hook"
-
-
-def _text_lines(path: Path | None) -> list[tuple[str, str]]:
-    """(section, line) for each non-blank line of a config-like file ('' when it has none)."""
-    if path is None or not path.is_file() or path.is_symlink():
-        return []
-    try:
-        with open(path, "rb") as file:
-            text = file.read(TEXT_LIMIT).decode("utf-8", "replace")
-    except OSError:
-        return []
-    section = ""
-    lines = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line:
-            continue
-        if line.startswith("["):
-            section = line.split("]", 1)[0] + "]"
-        lines.append((section, line))
-    return lines
-
-
-def _is_file_stamp(found: str) -> bool:
-    digest, _, mode = found.partition(" ")
-    return len(digest) == 64 and mode.isdigit()
-
-
-def _detail(name: str, old: Path | None, new: Path | None, new_stamp: str | None) -> list[str]:
-    """What changed inside the file, in a few printable lines."""
-    import difflib  # only when something changed
-
-    if new_stamp is not None and not _is_file_stamp(new_stamp):
-        return [printable(f"now {new_stamp}")]
-    if change_kind(name) == "hook":
-        if new is None:
-            return ["removed"]
-        head = _text_lines(new)[:1]
-        first = head[0][1] if head else ""
-        return [printable(f"{new.stat().st_size} bytes, first line: {first}")]
-    before, after = _text_lines(old), _text_lines(new)
-    lines = []
-    matcher = difflib.SequenceMatcher(a=before, b=after, autojunk=False)
-    for tag, a0, a1, b0, b1 in matcher.get_opcodes():
-        if tag in ("delete", "replace"):
-            lines += [_diff_line("-", *entry) for entry in before[a0:a1]]
-        if tag in ("insert", "replace"):
-            lines += [_diff_line("+", *entry) for entry in after[b0:b1]]
-    if len(lines) > DETAIL_LINES:
-        lines = [*lines[: DETAIL_LINES - 1], f"… and {len(lines) - DETAIL_LINES + 1} more lines"]
-    return lines
-
-
-def _diff_line(sign: str, section: str, line: str) -> str:
-    where = f"{section} " if section and section != line else ""
-    return printable(f"{sign} {where}{line}")
-
-
 def _kept_dir(rundir: RunDir) -> Path:
     root = ensure_private_dir(rundir.path / KEPT_DIR)
     number = 1
@@ -258,7 +189,7 @@ def _restore_file(
 ) -> tuple[ev.RepoChange, str]:
     """Put one watched file back; the change, and a problem ('' when restored)."""
     target, copy = git_dir / name, copies / name
-    detail = _detail(name, copy if old else None, target if new else None, new)
+    detail = change_detail(name, copy if old else None, target if new else None, new)
     kept: Path | None = None
     problem = ""
     if old is not None and stamp(copy) != old:
@@ -449,46 +380,3 @@ async def recheck_before_approve(append: Append, state: RunState, rundir: RunDir
 
 
 # -- words ---------------------------------------------------------------------------------------
-
-
-def _short(value: str | None) -> str:
-    if value is None:
-        return "-"
-    return value[:12] if len(value) in (40, 64) and value.isalnum() else printable(value, 60)
-
-
-def describe_change(change: ev.RepoChange) -> str:
-    """One line for a person: what changed and what corral did about it."""
-    name = printable(change.name, 120)
-    if change.kind == "ref":
-        if change.old is None:
-            return f"{name} created at {_short(change.new)} (left as found)"
-        if change.new is None:
-            return f"{name} deleted (was {_short(change.old)}; left as found)"
-        return f"{name} moved {_short(change.old)} → {_short(change.new)} (left as found)"
-    verb = "planted" if change.old is None else "removed" if change.new is None else "changed"
-    text = f".git/{name} {verb}"
-    if not change.restored:
-        return text + "; NOT restored"
-    text += "; removed again" if change.old is None else "; restored"
-    if change.kept:
-        text += f" (the {verb} version is kept at {printable(change.kept, 200)})"
-    return text
-
-
-def describe_when(live: list[str], seen: str) -> str:
-    if live:
-        return f"while {', '.join(printable(name, 60) for name in live)} ran"
-    if seen == "approve":
-        return "after the run, found before approval"
-    return "while no attempt was live"
-
-
-def describe_tampering(tampering: TamperingState | ev.RepoTampered) -> str:
-    """One line: who was live, then each change (the first few)."""
-    parts = [describe_change(change) for change in tampering.changes[:4]]
-    if len(tampering.changes) > 4:
-        parts.append(f"{len(tampering.changes) - 4} more")
-    if tampering.problem:
-        parts.append(printable(tampering.problem, 300))
-    return f"{describe_when(tampering.live, tampering.seen)}: " + "; ".join(parts)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from corral.core.engine.runner import engine_is_live
 from corral.core.log import events as ev
+from corral.core.runs.engine_lock import engine_is_live
 from tests.conftest import wait_until
 from tests.core.engine_helpers import (
     agent_block,

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 
 from corral.core.findings.merge import fingerprint, merge_findings
+from corral.core.findings.output import load_output
 from corral.core.findings.schema import (
     MAX_FILE_BYTES,
     AgentFindings,
     Finding,
     FindingsError,
     findings_json_schema,
-    load_output,
 )
 from corral.core.report.model import Summary
 

@@ -154,3 +154,161 @@ def test_a_record_left_for_the_same_path_is_never_doubled(repo: Path) -> None:
     assert len(records) == 1
     assert records[0].branch == again.branch
     assert git(again.path, "status", "--porcelain") == ""
+
+
+# --- The fast path only where it is known to match `git worktree add` ----------------------
+
+
+def _repo_in_format(path: Path, settings: dict[str, str], object_format: str = "sha1") -> Path:
+    """A real repository with one commit, created in `object_format` and with `settings` set."""
+    path.mkdir(parents=True)
+    git(path, "init", "-q", "-b", "main", f"--object-format={object_format}")
+    for key, value in settings.items():
+        git(path, "config", key, value)
+    (path / "README.md").write_text("# sample\n")
+    (path / "src").mkdir()
+    (path / "src" / "app.py").write_text("print('hi')\n")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "initial")
+    return path
+
+
+def _admin_files(common_dir: Path, worktree: Path) -> dict[str, tuple[int, bytes]]:
+    """(mode, bytes) of every file git keeps for `worktree`: its record under
+    `worktrees/<id>/`, its `.git` file, and its branch's ref and reflog."""
+    (admin,) = [
+        d
+        for d in (common_dir / "worktrees").iterdir()
+        if (d / "gitdir").read_text().strip() == f"{worktree.resolve()}/.git"
+    ]
+    files = {f"admin/{p.relative_to(admin)}": p for p in sorted(admin.rglob("*")) if p.is_file()}
+    files["worktree/.git"] = worktree / ".git"
+    branch = (admin / "HEAD").read_text().removeprefix("ref: ").strip()
+    files["ref"] = common_dir / branch
+    if (common_dir / "logs" / branch).exists():
+        files["reflog"] = common_dir / "logs" / branch
+    return {name: (p.stat().st_mode, p.read_bytes()) for name, p in files.items()}
+
+
+def _normalised(
+    files: dict[str, tuple[int, bytes]], worktree: Path, admin_id: str, branch: str
+) -> dict[str, tuple[int, bytes]]:
+    """Replace what must differ between two worktrees (path, record id, branch, reason, the
+    reflog's time) by placeholders; everything else must be the same bytes."""
+    out = {}
+    for name, (mode, data) in files.items():
+        data = data.replace(str(worktree.resolve()).encode(), b"<path>")
+        data = data.replace(f"/worktrees/{admin_id}".encode(), b"/worktrees/<id>")
+        data = data.replace(branch.encode(), b"<branch>")
+        if name == "reflog":  # "<old> <new> <who> <epoch> <zone>\t<message>"
+            who, tab, message = data.partition(b"\t")
+            data = b" ".join(who.split(b" ")[:-2]) + b" <time>" + tab + message
+        out[name] = (mode, data)
+    return out
+
+
+GOLDEN_FORMATS = {
+    "default": ({}, "sha1"),
+    "no reflogs": ({"core.logAllRefUpdates": "false"}, "sha1"),
+    "format 1, sha256": ({}, "sha256"),
+    "precious objects": (
+        {"core.repositoryFormatVersion": "1", "extensions.preciousObjects": "true"},
+        "sha1",
+    ),
+    "settings off": (
+        {
+            "core.repositoryFormatVersion": "1",
+            "extensions.worktreeConfig": "false",
+            "core.sparseCheckout": "false",
+            "worktree.useRelativePaths": "false",
+        },
+        "sha1",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN_FORMATS))
+def test_the_batch_writes_what_git_worktree_add_writes(tmp_path: Path, name: str) -> None:
+    """Byte for byte, in every repository format the fast path is allowed in: a worktree
+    registered by the batch and one by `git worktree add --no-checkout --lock -b`."""
+    settings, object_format = GOLDEN_FORMATS[name]
+    repo = _repo_in_format(tmp_path / "repo", settings, object_format)
+    common_dir = repo / ".git"
+    commit = git(repo, "rev-parse", "HEAD")
+    reason = "corral run run1 agent a attempt 1"
+    fast, careful = tmp_path / "wt" / "fast", tmp_path / "wt" / "careful"
+    fast.parent.mkdir()
+    assert batch.register_batch(
+        repo, common_dir, [batch.NewWorktree(fast, "corral/run1/fast/1", reason)], commit
+    ) == [None]
+    add = ("worktree", "add", "--no-checkout", "--lock", "--reason", reason)
+    result = run_git_result(repo, *add, "-b", "corral/run1/careful/1", str(careful), commit)
+    assert result.status == 0, result.stderr
+    ours = _normalised(_admin_files(common_dir, fast), fast, "fast", "corral/run1/fast/1")
+    theirs = _normalised(
+        _admin_files(common_dir, careful), careful, "careful", "corral/run1/careful/1"
+    )
+    assert sorted(ours) == sorted(theirs)  # the same files, no more and no fewer
+    for file in theirs:
+        assert ours[file] == theirs[file], file
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"core.repositoryFormatVersion": "1", "extensions.worktreeConfig": "true"},
+        {"core.repositoryFormatVersion": "1", "extensions.noop": "true"},
+        {"worktree.useRelativePaths": "true"},
+        {"core.sparseCheckout": "true"},
+    ],
+    ids=["worktree config", "an extension not on the list", "relative paths", "sparse"],
+)
+def test_other_formats_go_through_git_worktree_add_and_still_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: dict[str, str]
+) -> None:
+    repo = _repo_in_format(tmp_path / "repo", settings)
+    careful: list[Path] = []
+    real = workspace._register
+
+    def count(repo_path: Path, common_dir: Path, path: Path, *rest: Any) -> None:
+        careful.append(path)
+        real(repo_path, common_dir, path, *rest)
+
+    monkeypatch.setattr(workspace, "_register", count)
+    made = register(repo, "run1", [("a", 1), ("b", 1)])
+    assert sorted(careful) == sorted(ws.path for ws in made)
+    assert_all_present(repo, made, git(repo, "rev-parse", "HEAD"))
+
+
+def test_a_repository_git_cannot_read_changes_nothing(tmp_path: Path) -> None:
+    """A format newer than this git (reftable refs here): the batch refuses before any ref."""
+    repo = _repo_in_format(tmp_path / "repo", {})
+    git(repo, "config", "core.repositoryFormatVersion", "1")
+    git(repo, "config", "extensions.refStorage", "reftable")
+    commit = (repo / ".git" / "refs" / "heads" / "main").read_text().strip()
+    item = batch.NewWorktree(tmp_path / "wt", "corral/run1/a/1", "reason")
+    with pytest.raises(batch.FastPathUnavailable):
+        batch.register_batch(repo, repo / ".git", [item], commit)
+    assert not (repo / ".git" / "refs" / "heads" / "corral").exists()
+    assert not (repo / ".git" / "worktrees").exists()
+
+
+@pytest.mark.parametrize(
+    ("entries", "refusal"),
+    [
+        ([], None),
+        ([("core.repositoryformatversion", "1"), ("extensions.objectformat", "sha256")], None),
+        ([("extensions.refstorage", "files")], None),
+        ([("extensions.refstorage", "reftable")], "extensions.refstorage is reftable"),
+        ([("extensions.relativeworktrees", "true")], "not a known extension"),
+        ([("extensions.objectformat", "sha512")], "extensions.objectformat is sha512"),
+        ([("extensions.worktreeconfig", None)], "extensions.worktreeconfig is None"),
+        ([("core.repositoryformatversion", "2")], "core.repositoryformatversion is 2"),
+        ([("worktree.userelativepaths", None)], "worktree.userelativepaths is None"),
+        ([("worktree.userelativepaths", "yes")], "worktree.userelativepaths is yes"),
+        ([("core.sparsecheckout", "true"), ("core.sparsecheckout", "false")], None),  # last wins
+    ],
+)
+def test_the_allowlist(entries: list[tuple[str, str | None]], refusal: str | None) -> None:
+    found = batch.fast_path_refusal(entries)
+    assert found == refusal if refusal is None else refusal in (found or "")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from corral.core.cli.headless import STATE_STYLE
 from corral.core.log.state import RunState
+from corral.core.operator.describe import STATE_STYLE
 from corral.core.plan.durations import format_duration
 from corral.tui.text import inert
 
