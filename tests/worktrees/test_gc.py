@@ -131,7 +131,7 @@ def test_collect_while_another_run_is_being_created(repo: Path) -> None:
         result = collected.result()
         created = [future.result() for future in made]
         more = [create_workspace(repo, root, "run2", f"b{i}", 1, "main") for i in range(2, 6)]
-    assert len(result.removed_worktrees) == 6
+    assert len(result.removed_worktrees) == 6, result.kept
     assert result.kept == []
     remaining = {e.path for e in list_worktrees(repo)[1:]}
     assert remaining == {ws.path for ws in created + more}
