@@ -134,13 +134,15 @@ def _runtime_problems(plan: Plan) -> list[PlanProblem]:
     """A runtime the plan names that is neither built in nor installed."""
     from corral.core.runtime import registry
 
-    known = registry.known()
     problems = []
-    if plan.run.runtime not in known:
+    if not registry.is_known(plan.run.runtime):
         problems.append((("run", "runtime"), plan.run.runtime))
     for spec in plan.agents:
-        if spec.runtime is not None and spec.runtime not in known:
+        if spec.runtime is not None and not registry.is_known(spec.runtime):
             problems.append(((f"agent {spec.id!r}", "runtime"), spec.runtime))
+    if not problems:
+        return []
+    known = registry.known()
     return [
         PlanProblem(
             where=where,

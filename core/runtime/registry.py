@@ -61,6 +61,12 @@ def known() -> list[str]:
     return sorted({*_BUILT_IN, *_registered, *_entry_points()})
 
 
+def is_known(name: str) -> bool:
+    """Cheap for the built-in and registered ones: the installed packages are read only for
+    another name (reading their metadata takes tens of milliseconds)."""
+    return name in _registered or name in _BUILT_IN or name in _entry_points()
+
+
 def factory(name: str) -> Factory:
     """The factory for `name`; raises UnknownRuntime naming the ones there are."""
     if name in _registered:
