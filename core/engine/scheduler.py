@@ -316,6 +316,9 @@ class Engine(ControlRequests):
         except LogFailed as exc:
             self.failure = exc
             result = AttemptResult("lost", reason="the event log failed", requeue=True)
+        except OSError as exc:  # E3: the run directory takes no more files; stop, not retry
+            self.failure = exc
+            result = AttemptResult("lost", reason=f"the run directory failed: {exc}", requeue=True)
         except Exception as exc:
             # not the agent's failure: a bug in corral or a runtime (or a tree that outlived
             # SIGKILL, after which S2 forbids a retry). Stop the engine; a resume requeues it.
