@@ -9,9 +9,12 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +23,16 @@ import pytest
 from corral.core.engine.runner import EXIT_ENGINE_ERROR, Outcome, start_run
 from corral.core.log import events as ev
 from corral.core.log import read_log
+from corral.core.log.events import ExecutionIdentity
 from corral.core.log.state import RunState
 from corral.core.plan.model import PlanError, load_plan, parse_plan
 from corral.core.plan.preflight import preflight
 from corral.core.runs.rundir import RunDir, list_runs, new_run_id
 from corral.core.runtime import registry
-from corral.core.runtime.base import RuntimeSetup
+from corral.core.runtime.base import AttemptRef, RuntimeSetup
 from corral.core.runtime.fake import SILENT, FakeRuntime, Script
+from corral.core.runtime.local import LocalRuntime
+from corral.core.runtime.procfs import process_start_time
 from tests.core.engine_helpers import corral
 
 RUN_HEADER = {
@@ -258,3 +264,40 @@ def test_the_retired_workspace_field_loads_only_with_the_value_it_always_had() -
     assert parse_plan(old).agents[0].runtime is None
     with pytest.raises(PlanError, match="no longer a setting"):
         parse_plan({"agent": [{"id": "a", "command": ["true"], "workspace": "container"}]})
+
+
+def test_the_local_runtime_reattaches_only_to_the_same_live_process(tmp_path: Path) -> None:
+    """After a crash an execution is found by its identity: pid and kernel start time, so a
+    process that merely reuses the pid is never taken for it."""
+
+    setup = RuntimeSetup("r", tmp_path, "0" * 40, tmp_path / "wt", tmp_path / "run")
+    runtime = LocalRuntime(setup)
+    ref = AttemptRef(run_id="r", agent="a", attempt=1)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        start = process_start_time(proc.pid)
+        assert start is not None
+        same = ExecutionIdentity(runtime="local", pid=proc.pid, start_time=start)
+        other = ExecutionIdentity(runtime="local", pid=proc.pid, start_time=start - 100)
+        found = asyncio.run(runtime.reattach(ref, same))
+        assert found is not None
+        assert found.identity.pid == proc.pid
+        assert asyncio.run(runtime.reattach(ref, other)) is None
+        assert asyncio.run(runtime.reattach(ref, ExecutionIdentity(runtime="local"))) is None
+    finally:
+        proc.kill()
+        proc.wait()
+        runtime.close()
+    assert asyncio.run(runtime.reattach(ref, same)) is None  # gone
+
+
+def test_runtimes_come_from_the_entry_point_group_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    point = metadata.EntryPoint(
+        name="elsewhere", value="corral.core.runtime.fake:FakeRuntime", group="corral.runtimes"
+    )
+    monkeypatch.setattr(registry, "_entry_points", lambda: {"elsewhere": point})
+    assert registry.known() == ["elsewhere", "local"]
+    assert registry.is_known("elsewhere")
+    assert registry.factory("elsewhere") is FakeRuntime
+    with pytest.raises(registry.UnknownRuntime, match="known runtimes: elsewhere, local"):
+        registry.factory("cloud")
