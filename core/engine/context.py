@@ -6,6 +6,7 @@ import asyncio
 import os
 import secrets
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,8 @@ from corral.core.log import events as ev
 from corral.core.plan.model import AgentSpec, Plan
 from corral.core.runs.environment import BaseEnvironment
 from corral.core.runs.rundir import RunDir
-from corral.core.runtime.base import Execution, RuntimeSetup
+from corral.core.runtime import registry
+from corral.core.runtime.base import Execution, Runtime, RuntimeSetup
 from corral.core.trust.redact import Redactor
 
 Emit = Callable[[ev.EventBase], Awaitable[ev.Event]]
@@ -88,3 +90,19 @@ class RunContext:
     def runtime_name(self, spec: AgentSpec) -> str:
         """The agent's own `runtime`, else the run's."""
         return spec.runtime or self.plan.run.runtime
+
+
+class EngineFault(Exception):
+    """An unexpected exception while the engine ran an attempt: a bug in corral (or in a
+    runtime), not the agent's failure. The engine stops; the attempt is not retried."""
+
+    def __init__(self, where: str, exc: BaseException) -> None:
+        super().__init__(f"engine fault in {where}: {exc!r}")
+        self.traceback = "".join(traceback.format_exception(exc)).rstrip()
+
+
+def make_runtimes(ctx: RunContext) -> dict[str, Runtime]:
+    """One instance of every runtime the plan names; raises registry.UnknownRuntime."""
+    names = {ctx.plan.run.runtime, *(ctx.runtime_name(spec) for spec in ctx.plan.agents)}
+    setup = ctx.runtime_setup()
+    return {name: registry.make(name, setup) for name in sorted(names)}

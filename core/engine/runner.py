@@ -24,9 +24,9 @@ import filelock
 
 from corral.core.atomic import write_atomic
 from corral.core.control.server import serve
-from corral.core.engine.context import RunContext
+from corral.core.engine.context import EngineFault, RunContext
 from corral.core.engine.recovery import started_events
-from corral.core.engine.scheduler import Engine, EngineFault, engine_info
+from corral.core.engine.scheduler import Engine, engine_info
 from corral.core.log import EventWriter, LogFailed
 from corral.core.log import events as ev
 from corral.core.log.state import RunState, fold

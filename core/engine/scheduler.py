@@ -16,11 +16,16 @@ import signal
 import socket
 import sys
 import time
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 
 from corral.core.engine.conflict_watch import ConflictWatch
-from corral.core.engine.context import AttemptControl, AttemptResult, RunContext
+from corral.core.engine.context import (
+    AttemptControl,
+    AttemptResult,
+    EngineFault,
+    RunContext,
+    make_runtimes,
+)
 from corral.core.engine.liveness import stopped
 from corral.core.engine.policy import after_attempt
 from corral.core.engine.recovery import stop_leftovers
@@ -33,29 +38,12 @@ from corral.core.log import EventWriter, LogFailed
 from corral.core.log import events as ev
 from corral.core.log.state import ACTIVE_STATES, TERMINAL_STATES, RunState, apply
 from corral.core.plan.model import AgentSpec, topological_order
-from corral.core.runtime import registry
 from corral.core.runtime.base import CollectFailed, Placement, Runtime
 from corral.core.runtime.procfs import process_start_time
 from corral.core.trust import authority
 from corral.core.trust.integrity import IntegrityWatch
 
 FAILED_DEPENDENCY_STATES = frozenset({"dead_lettered", "skipped", "cancelled"})
-
-
-class EngineFault(Exception):
-    """An unexpected exception while the engine ran an attempt: a bug in corral (or in a
-    runtime), not the agent's failure. The engine stops; the attempt is not retried."""
-
-    def __init__(self, where: str, exc: BaseException) -> None:
-        super().__init__(f"engine fault in {where}: {exc!r}")
-        self.traceback = "".join(traceback.format_exception(exc)).rstrip()
-
-
-def make_runtimes(ctx: RunContext) -> dict[str, Runtime]:
-    """One instance of every runtime the plan names; raises registry.UnknownRuntime."""
-    names = {ctx.plan.run.runtime, *(ctx.runtime_name(spec) for spec in ctx.plan.agents)}
-    setup = ctx.runtime_setup()
-    return {name: registry.make(name, setup) for name in sorted(names)}
 
 
 def engine_info() -> ev.EngineInfo:
