@@ -1,6 +1,9 @@
 """The engine: one process owns a run, schedules its agents and answers the control socket.
 
-`scheduler` (the Engine), `supervisor` (one attempt: workspace, setup, process, liveness, end),
-`runner` (start or resume a run), `workspaces` (attempts' worktrees in batches),
-`conflict_watch` (the live conflict matrix), `warmup` (imports for later, while agents work).
+`scheduler` (the Engine: lifecycle and scheduling), `requests` (its answers on the socket),
+`policy` (what follows an ended attempt), `supervisor` (one attempt through its runtime),
+`liveness` (watching a running agent), `environment` (an attempt's environment and secrets),
+`context` (what the parts share), `recovery` (leftovers after a crash), `finish` (the end of a
+run), `runner` (start or resume a run), `conflict_watch` (the live conflict matrix), `warmup`
+(imports for later, while agents work). Where and how agents run is core/runtime/.
 """

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -24,8 +24,9 @@ import filelock
 
 from corral.core.atomic import write_atomic
 from corral.core.control.server import serve
+from corral.core.engine.context import EngineFault, RunContext
+from corral.core.engine.recovery import started_events
 from corral.core.engine.scheduler import Engine, engine_info
-from corral.core.engine.supervisor import RunContext
 from corral.core.log import EventWriter, LogFailed
 from corral.core.log import events as ev
 from corral.core.log.state import RunState, fold
@@ -40,6 +41,7 @@ from corral.core.runs.environment import (
     write_record,
 )
 from corral.core.runs.rundir import RunDir, runs_root
+from corral.core.runtime.registry import UnknownRuntime
 from corral.core.trust.integrity import record as record_integrity
 from corral.worktrees.workspace import default_root
 
@@ -280,8 +282,13 @@ async def resume_run(
             worktree_root=Path(state.worktree_root),
             environment=base_environment(recorded, os.environ),
         )
-        engine = Engine(ctx, writer, state)
-        return await drive(engine, view, recover=True, redrive=redrive, by=by)
+        try:
+            engine = Engine(ctx, writer, state)
+        except UnknownRuntime as exc:  # the run's runtime was uninstalled since it started
+            await writer.close()
+            return Outcome(rundir.run_id, state, EXIT_INVALID, str(exc))
+        started = started_events(contents.events)
+        return await drive(engine, view, recover=True, redrive=redrive, by=by, started=started)
     finally:
         lock.release()
 
@@ -293,6 +300,7 @@ async def drive(
     recover: bool = False,
     redrive: Sequence[str] = (),
     by: str = "",
+    started: Mapping[tuple[str, int], ev.AgentStarted] | None = None,
 ) -> Outcome:
     """Serve the socket, handle signals, run the engine to its end, and close the log."""
     loop = asyncio.get_running_loop()
@@ -304,7 +312,7 @@ async def drive(
         loop.add_signal_handler(signal.SIGHUP, view.hangup)
     try:
         if recover:
-            await engine.recover(redrive, by)
+            await engine.recover(redrive, by, started)
         state = await engine.run()
     except LogFailed as exc:
         engine.failure = exc
@@ -321,6 +329,15 @@ async def drive(
         with contextlib.suppress(LogFailed):
             await engine.log.close()
     run_id = engine.ctx.run_id
+    if isinstance(engine.failure, EngineFault):
+        return Outcome(
+            run_id,
+            state,
+            EXIT_ENGINE_ERROR,
+            f"corral itself failed ({engine.failure}); the engine stopped every agent and logged "
+            f"the traceback (engine_stopped). This is a bug in corral: please report it. "
+            f"`corral run --resume {run_id}` carries on",
+        )
     if engine.failure is not None and not isinstance(engine.failure, LogFailed):
         return Outcome(
             run_id,

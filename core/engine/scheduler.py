@@ -14,53 +14,36 @@ import os
 import random
 import signal
 import socket
+import sys
 import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 
-from corral.core.control.protocol import (
-    HeartbeatRequest,
-    KillRequest,
-    LockAcquireRequest,
-    LockBreakRequest,
-    LockListRequest,
-    LockReleaseRequest,
-    LockRenewRequest,
-    LockRequest,
-    OperatorRequest,
-    PingRequest,
-    PutRequest,
-    Request,
-    Response,
-    RetryRequest,
-    StatusRequest,
-)
 from corral.core.engine.conflict_watch import ConflictWatch
-from corral.core.engine.supervisor import (
+from corral.core.engine.context import (
     AttemptControl,
     AttemptResult,
+    EngineFault,
     RunContext,
-    Supervisor,
-    environment_redactor,
-    redact_outputs,
+    make_runtimes,
 )
+from corral.core.engine.liveness import stopped
+from corral.core.engine.policy import after_attempt
+from corral.core.engine.recovery import stop_leftovers
+from corral.core.engine.requests import ControlRequests
+from corral.core.engine.supervisor import Supervisor
 from corral.core.engine.warmup import preload
-from corral.core.engine.workspaces import WorkspaceFactory
 from corral.core.locks.manager import LockManager
-from corral.core.locks.service import answer as answer_lock_request
 from corral.core.locks.shared_files import make_shared_dir, shared_dir
 from corral.core.log import EventWriter, LogFailed
 from corral.core.log import events as ev
 from corral.core.log.state import ACTIVE_STATES, TERMINAL_STATES, RunState, apply
-from corral.core.plan.model import AgentSpec, Plan, topological_order
-from corral.core.runtime.proctree import CpuSampler, Marks, process_start_time, terminate_attempt
+from corral.core.plan.model import AgentSpec, topological_order
+from corral.core.runtime.base import CollectFailed, Placement, Runtime
+from corral.core.runtime.procfs import process_start_time
 from corral.core.trust import authority
 from corral.core.trust.integrity import IntegrityWatch
-from corral.worktrees.errors import GitError
 
 FAILED_DEPENDENCY_STATES = frozenset({"dead_lettered", "skipped", "cancelled"})
-WORKSPACE_PARALLELISM = 2
-"""docs/performance.md: worktree checkouts scale to two at a time on two cores, not further."""
 
 
 def engine_info() -> ev.EngineInfo:
@@ -74,29 +57,25 @@ def engine_info() -> ev.EngineInfo:
     )
 
 
-def backoff_delay(plan: Plan, retries_used: int, rng: random.Random) -> float:
-    """Capped exponential backoff with full jitter (uniform between 0 and the cap)."""
-    cap = min(plan.run.backoff_max, plan.run.backoff * (2**retries_used))
-    return round(rng.uniform(0, cap), 3)
-
-
-class Engine:
+class Engine(ControlRequests):
     """Drives a run from its log to the end, or until it is stopped."""
 
-    def __init__(self, ctx: RunContext, log: EventWriter, state: RunState) -> None:
+    def __init__(
+        self,
+        ctx: RunContext,
+        log: EventWriter,
+        state: RunState,
+        runtimes: Mapping[str, Runtime] | None = None,
+    ) -> None:
         self.ctx = ctx
         self.plan = ctx.plan
         self.log = log
         self.state = state
         self.order = topological_order(self.plan)
+        self.runtimes = dict(runtimes) if runtimes is not None else make_runtimes(ctx)
+        """By name: where the agents run (core/runtime/base.py); the run's own for `verify`."""
         self.supervisor = Supervisor(
-            ctx,
-            self.emit,
-            workspaces=WorkspaceFactory(
-                ctx.repo_top, ctx.worktree_root, ctx.run_id, ctx.snapshot, WORKSPACE_PARALLELISM
-            ),
-            cpu=CpuSampler(),
-            on_all_started=self._preload_once,
+            ctx, self.emit, self.runtimes, on_all_started=self._preload_once
         )
         self.controls: dict[str, AttemptControl] = {}
         self.owner = authority.enclosing_attempt()
@@ -153,43 +132,22 @@ class Engine:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def recover(self, redrive: Sequence[str] = (), by: str = "") -> None:
-        """After a resume: stop what the dead engine left running, then settle every agent."""
+    async def recover(
+        self,
+        redrive: Sequence[str] = (),
+        by: str = "",
+        started: Mapping[tuple[str, int], ev.AgentStarted] | None = None,
+    ) -> None:
+        """After a resume: stop what the dead engine left running, then settle every agent.
+
+        `started` holds the log's `agent_started` events, by which the runtimes find the
+        executions again (their identities)."""
         await self.emit(
             ev.EngineResumed(engine=engine_info(), repaired_tail=self.log.repaired_tail is not None)
         )
         # Before the running attempts are marked lost: their leases wait out TTL + grace (L6).
         known_dead = LockManager.holders_known_dead(self.state)
-        for agent in list(self.state.agents.values()):
-            attempt = agent.current
-            if agent.state in ACTIVE_STATES and attempt is not None:
-                # the same sweep as at every attempt's end: its tree, if logged, and its marks
-                found = await terminate_attempt(
-                    Marks(run_id=self.ctx.run_id, agent=agent.id, attempt=attempt.number),
-                    grace=self.plan.run.kill_grace,
-                    pid=attempt.pid,
-                    start_time=attempt.proc_start_time,
-                )
-                await asyncio.to_thread(
-                    redact_outputs,
-                    environment_redactor(self.plan.agent(agent.id)),
-                    self.ctx.rundir.output_log(agent.id, attempt.number),
-                    self.ctx.rundir.output_dir(agent.id, attempt.number),
-                )
-                stopped = (
-                    f"; {len(found.signalled)} of its processes were still alive and were stopped"
-                    if found.signalled
-                    else ""
-                )
-                await self.emit(
-                    ev.AgentFinished(
-                        agent=agent.id,
-                        attempt=attempt.number,
-                        outcome="lost",
-                        requeue=True,
-                        reason=f"the engine stopped while this attempt ran{stopped}",
-                    )
-                )
+        await stop_leftovers(self.ctx, self.state, self.runtimes, started or {}, self.emit)
         await self.integrity.resumed(self.state)
         await self.locks.restore(self.state, known_dead)
         for agent_id in redrive:
@@ -222,6 +180,8 @@ class Engine:
             # E3: a log that fails, or a run directory that takes no more files (report, verify
             # log: full, read-only, immutable), stops the engine; it does not finish the run
             self.failure = exc
+        except Exception as exc:  # a bug while finishing: the engine's fault, with its traceback
+            self.failure = EngineFault("the end of the run", exc)
         finally:
             if watch is not None and not watch.done():
                 watch.cancel()
@@ -242,12 +202,17 @@ class Engine:
             for control in self.controls.values():
                 control.request_stop(self.stop_signal or signal.SIGTERM)
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
-        self.supervisor.workspaces.close()
+        for runtime in self.runtimes.values():
+            runtime.close()
         await self.locks.close()
         if isinstance(self.failure, LogFailed):
             return  # nothing more can be recorded
         try:
-            if self.failure is not None:
+            if isinstance(self.failure, EngineFault):
+                print(f"corral: {self.failure}\n{self.failure.traceback}", file=sys.stderr)
+                reason = f"failed: {self.failure}\n{self.failure.traceback}"
+                await self.emit(ev.EngineStopped(reason=reason))
+            elif self.failure is not None:
                 await self.emit(ev.EngineStopped(reason=f"failed: {self.failure}"))
             elif self.stop_signal is not None:
                 name = signal.Signals(self.stop_signal).name
@@ -260,36 +225,11 @@ class Engine:
             self.failure = exc
 
     async def _finish(self) -> None:
-        """Merge what succeeded (when enough did), write the report, then close the run.
+        """Merge, verify, report, then `run_finished` (core/engine/finish.py)."""
+        from corral.core.engine.finish import finish_run
 
-        `run_finished` comes last, so an engine that dies anywhere in here is resumed into
-        this step again rather than into a finished run without a report."""
-        from corral.core.report.finalize import (
-            merge_audit_findings,
-            merge_coding_work,
-            write_run_report,
-        )
-
-        succeeded = self.state.succeeded()
-        required = self.state.required_successes
-        passed = succeeded >= required
-        if passed:
-            await merge_coding_work(self.state, self.ctx.rundir, self.plan, self.emit_many)
-        # below min_success too: the findings that validated go into a partial report
-        findings = await merge_audit_findings(self.state, self.ctx.rundir, self.emit_many)
-        await write_run_report(self.state, self.ctx.rundir, findings, self.emit)
-        not_ok = [f"{a.id} {a.state}" for a in self.state.agents.values() if a.state != "succeeded"]
-        reason = f"{succeeded} of {len(self.state.agents)} agents succeeded; {required} required"
-        if not_ok:
-            reason += f" ({', '.join(not_ok)})"
-        await self.emit(
-            ev.RunFinished(
-                verdict="passed" if passed else "failed",
-                succeeded=succeeded,
-                required=required,
-                reason=reason,
-            )
-        )
+        runtime = self.runtimes[self.plan.run.runtime]
+        await finish_run(self.state, self.ctx.rundir, self.plan, runtime, self.emit, self.emit_many)
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -360,21 +300,18 @@ class Engine:
     async def _attempt(self, spec: AgentSpec, control: AttemptControl) -> None:
         started = time.monotonic()
         try:
-            if await self._declared_locks(spec, control):
-                result = await self.supervisor.run_attempt(spec, control)
-                if result.outcome == "succeeded" and spec.kind == "audit":
-                    result = await self._check_findings(spec, control, result)
-                elif result.outcome == "succeeded":
-                    result = await self._commit_work(spec, control, result)
-            elif control.stop_signal is not None:
-                result = self.supervisor.stopped(control)
-            else:
-                result = AttemptResult("killed", reason=control.kill_reason or "killed")
+            result = await self._run_attempt(spec, control)
         except LogFailed as exc:
             self.failure = exc
             result = AttemptResult("lost", reason="the event log failed", requeue=True)
+        except OSError as exc:  # E3: the run directory takes no more files; stop, not retry
+            self.failure = exc
+            result = AttemptResult("lost", reason=f"the run directory failed: {exc}", requeue=True)
         except Exception as exc:
-            result = AttemptResult("failed", reason=f"corral could not run the attempt: {exc!r}")
+            # not the agent's failure: a bug in corral or a runtime (or a tree that outlived
+            # SIGKILL, after which S2 forbids a retry). Stop the engine; a resume requeues it.
+            self.failure = EngineFault(f"{spec.id}#{control.attempt}", exc)
+            result = AttemptResult("lost", reason=str(self.failure), requeue=True)
         try:
             if self.failure is None:
                 await self.integrity.attempt_ended(self.state, spec.id, control.attempt)
@@ -400,24 +337,30 @@ class Engine:
             self.controls.pop(spec.id, None)
             self.wake.set()
 
-    async def _commit_work(
-        self, spec: AgentSpec, control: AttemptControl, result: AttemptResult
+    async def _run_attempt(self, spec: AgentSpec, control: AttemptControl) -> AttemptResult:
+        """Locks, the attempt through its runtime, then its output checked or its work collected;
+        the placement is released however it ended."""
+        if not await self._declared_locks(spec, control):
+            if control.stop_signal is not None:
+                return stopped(control)
+            return AttemptResult("killed", reason=control.kill_reason or "killed")
+        result, placement = await self.supervisor.run_attempt(spec, control)
+        try:
+            if result.outcome == "succeeded" and spec.kind == "audit":
+                result = await self._check_findings(spec, control, result)
+            elif result.outcome == "succeeded":
+                result = await self._collect(spec, placement, result)
+        finally:
+            await self.supervisor.runtime(spec).release(placement)
+        return result
+
+    async def _collect(
+        self, spec: AgentSpec, placement: Placement, result: AttemptResult
     ) -> AttemptResult:
         """Commit what a coding attempt left uncommitted on its branch, while others still run."""
-        from corral.worktrees.integrate import commit_leftovers
-
-        attempt = self.state.agents[spec.id].current
-        if attempt is None or not attempt.workspace:
-            return result
         try:
-            await asyncio.to_thread(
-                commit_leftovers,
-                Path(attempt.workspace),
-                spec.id,
-                control.attempt,
-                branch=attempt.branch,
-            )
-        except GitError as exc:
+            await self.supervisor.runtime(spec).collect(placement)
+        except CollectFailed as exc:
             return AttemptResult(
                 "failed",
                 exit_code=result.exit_code,
@@ -454,158 +397,7 @@ class Engine:
 
     async def _settle(self, agent_id: str) -> None:
         """Decide what follows an ended attempt: nothing, a retry, a dead letter or a cancel."""
-        agent = self.state.agents[agent_id]
-        attempt = agent.current
-        if attempt is None or agent.state in TERMINAL_STATES or attempt.state == "succeeded":
-            return
-        spec = self.plan.agent(agent_id)
-        if agent_id in self.cancelled_by:
-            by, reason = self.cancelled_by.pop(agent_id)
-            await self.emit(ev.AgentCancelled(agent=agent_id, by=by, reason=reason))
-        elif attempt.requeue:
-            await self.emit(ev.AgentQueued(agent=agent_id, attempt=attempt.number + 1))
-        elif agent.retries_used < spec.retries:
-            delay = backoff_delay(self.plan, agent.retries_used, self.rng)
-            await self.emit(
-                ev.AgentRetried(
-                    agent=agent_id,
-                    attempt=attempt.number + 1,
-                    delay=delay,
-                    reason=f"attempt {attempt.number} {attempt.state}: {attempt.reason}",
-                )
-            )
-        else:
-            heartbeat = agent.last_heartbeat
-            await self.emit(
-                ev.AgentDeadLettered(
-                    agent=agent_id,
-                    attempts=len(agent.attempts),
-                    reason=f"attempt {attempt.number} {attempt.state}: {attempt.reason}",
-                    last_heartbeat_ts=heartbeat.ts if heartbeat else None,
-                    last_message=heartbeat.message if heartbeat else None,
-                    log_path=attempt.log_path,
-                )
-            )
-
-    # -- requests from the control socket --------------------------------------------------
-
-    async def handle(self, request: Request) -> Response:
-        match request:
-            case PingRequest():
-                return Response(ok=True, data={"run_id": self.ctx.run_id, "pid": os.getpid()})
-            case StatusRequest():
-                return Response(ok=True, data=self.state.model_dump(mode="json"))
-            case HeartbeatRequest():
-                return await self._heartbeat(request)
-            case KillRequest():
-                return await self.kill(request.agent, request.by, request.reason)
-            case RetryRequest():
-                return await self.redrive(request.agent, request.by)
-            case LockListRequest() | LockBreakRequest():
-                return await self._lock_request(request)
-            case LockAcquireRequest() | LockRenewRequest() | LockReleaseRequest() | PutRequest():
-                if not self._is_running_attempt(request.agent, request.attempt, request.token):
-                    return self._not_running(request.agent, request.attempt)
-                return await self._lock_request(request)
-
-    async def refuse_agents(self, request: OperatorRequest, peer: int | None) -> Response | None:
-        """docs/reliability.md T1: an operator request sent from inside an attempt is refused and
-        logged as that attempt's; None lets a person's request through (control.serve)."""
-        run_id, live = self.ctx.run_id, authority.live_attempts(self.state)
-        tokens = {c.token: (run_id, c.agent, c.attempt) for c in self.controls.values()}
-        caller = await asyncio.to_thread(
-            authority.request_caller, request, peer, live, tokens, self.owner
-        )
-        if caller is None:
-            return None
-        action, target = authority.describe_request(request)
-        try:
-            await self.emit(authority.refusal_event(action, target, caller))
-        except LogFailed as exc:
-            self._log_failed(exc)
-        return Response(ok=False, code="denied", error=authority.refusal(action, caller))
-
-    async def _lock_request(self, request: LockRequest) -> Response:
-        if isinstance(request, LockAcquireRequest) and request.reason:
-            control = self.controls.get(request.agent)
-            if control is not None:  # the reason is logged with the grant: no secret goes with it
-                reason = control.redactor.redact(request.reason)
-                request = request.model_copy(update={"reason": reason})
-        try:
-            return await answer_lock_request(self.locks, request)
-        except LogFailed as exc:
-            self._log_failed(exc)  # E3: the engine stops; the agent hears why
-            return Response(ok=False, error=f"the engine can no longer record anything: {exc}")
-
-    def _is_running_attempt(self, agent: str, attempt: int, token: str) -> bool:
-        control = self.controls.get(agent)
-        return control is not None and control.attempt == attempt and control.token == token
-
-    @staticmethod
-    def _not_running(agent: str, attempt: int) -> Response:
-        return Response(
-            ok=False,
-            code="denied",
-            error=f"no running attempt {agent}#{attempt} with that token",
-        )
-
-    async def _heartbeat(self, request: HeartbeatRequest) -> Response:
-        control = self.controls.get(request.agent)
-        if control is None or not self._is_running_attempt(
-            request.agent, request.attempt, request.token
-        ):
-            return self._not_running(request.agent, request.attempt)
-        event = await self.supervisor.agent_beat(control, request.progress, request.message)
-        return Response(ok=True, data={"seq": event.seq})
-
-    async def kill(self, agent_id: str, by: str, reason: str) -> Response:
-        agent = self.state.agents.get(agent_id)
-        if agent is None:
-            return Response(ok=False, error=f"no agent {agent_id!r} in this run")
-        if agent.state in TERMINAL_STATES:
-            return Response(ok=False, error=f"agent {agent_id!r} has already ended ({agent.state})")
-        control = self.controls.get(agent_id)
-        self.cancelled_by[agent_id] = (by, reason)
-        if control is not None:
-            control.request_kill(f"killed by {by}" + (f": {reason}" if reason else ""))
-        else:
-            self.cancelled_by.pop(agent_id)
-            await self.emit(ev.AgentCancelled(agent=agent_id, by=by, reason=reason))
-            self.wake.set()
-        return Response(ok=True, data={"agent": agent_id, "was": agent.state})
-
-    async def redrive(self, agent_id: str, by: str) -> Response:
-        agent = self.state.agents.get(agent_id)
-        if agent is None:
-            return Response(ok=False, error=f"no agent {agent_id!r} in this run")
-        if agent.state == "succeeded":
-            return Response(ok=False, error=f"agent {agent_id!r} already succeeded")
-        if agent_id in self.tasks or agent.state in ACTIVE_STATES:
-            return Response(ok=False, error=f"agent {agent_id!r} is running; kill it first")
-        if agent.state == "skipped":
-            return Response(
-                ok=False,
-                error=f"agent {agent_id!r} was skipped ({agent.reason}); retry that dependency",
-            )
-        events: list[ev.EventBase] = [ev.AgentRedriven(agent=agent_id, by=by)]
-        events.append(ev.AgentQueued(agent=agent_id, attempt=len(agent.attempts) + 1))
-        for dependent in self._skipped_dependents(agent_id):
-            events.append(
-                ev.AgentQueued(
-                    agent=dependent, attempt=len(self.state.agents[dependent].attempts) + 1
-                )
-            )
-        await self.emit_many(events)
-        self.wake.set()
-        return Response(ok=True, data={"agent": agent_id, "attempt": len(agent.attempts) + 1})
-
-    def _skipped_dependents(self, agent_id: str) -> list[str]:
-        """Agents skipped because of `agent_id`, directly or through another skipped agent."""
-        found: list[str] = []
-        frontier = {agent_id}
-        for candidate in self.order:
-            spec = self.plan.agent(candidate)
-            if self.state.agents[candidate].state == "skipped" and frontier & set(spec.depends_on):
-                found.append(candidate)
-                frontier.add(candidate)
-        return found
+        cancelled = self.cancelled_by.pop(agent_id, None)
+        event = after_attempt(self.state, self.plan, agent_id, cancelled, self.rng)
+        if event is not None:
+            await self.emit(event)

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 LATER_MODULES = (
     "corral.worktrees.integrate",
     "corral.core.report.finalize",
+    "corral.core.engine.finish",
+    "corral.core.runtime.verification",
     "corral.core.cli.headless",
 )
 """What the engine imports inside functions, in the order it first needs them, then the

@@ -8,9 +8,9 @@ The union is discriminated by `type`, so a line parses straight into its model
 from __future__ import annotations
 
 import time
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, TypeAdapter
 
 GENESIS_HASH = "0" * 64
 HeartbeatSource = Literal["beat", "output", "cpu"]
@@ -124,13 +124,41 @@ class AgentStarting(EventBase):
     log_path: str
 
 
+class ExecutionIdentity(BaseModel):
+    """Which execution an attempt's agent is, as its runtime (core/runtime/base.py) knows it.
+
+    `runtime` names the runtime; the rest is the runtime's own (a container id, a host and its
+    boot id, a node and actor id), kept as extra fields. `pid` and `start_time` are set only for
+    a process on the engine's own host: the kernel's start time makes a reused pid impossible to
+    mistake, and they are what /proc-based checks (core/trust/authority.py) may use."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
+
+    runtime: str
+    pid: int | None = None
+    start_time: float | None = None
+
+
+def _identity_of_pid(data: dict[str, Any]) -> ExecutionIdentity:
+    """A log from before runtimes (or a caller that gives the local pid): a local process."""
+    return ExecutionIdentity(
+        runtime="local", pid=data.get("pid"), start_time=data.get("proc_start_time")
+    )
+
+
 class AgentStarted(EventBase):
     type: Literal["agent_started"] = "agent_started"
     agent: str
     attempt: int
-    pid: int
-    proc_start_time: float
+    pid: int | None = None
+    """The agent's process on the engine's host, when it is one (its identity's pid)."""
+    proc_start_time: float | None = None
     """The process's start time as the kernel reports it, so a reused pid is never mistaken."""
+    runtime: str = "local"
+    """The runtime that started it (`[run] runtime`, or the agent's own)."""
+    identity: SerializeAsAny[ExecutionIdentity] = Field(default_factory=_identity_of_pid)
+    """Enough for the runtime to find the execution again after an engine crash
+    (core/runtime/base.py `Runtime.reattach`); older logs have only `pid` and `proc_start_time`."""
 
 
 class AgentHeartbeat(EventBase):

@@ -51,6 +51,9 @@ Command = Annotated[list[Annotated[str, AfterValidator(_exec_argument)]], Field(
 LOCK_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
 """A lock names a shared resource: letters, digits and `._:-`, at most 100 characters."""
 LockName = Annotated[str, StringConstraints(pattern=LOCK_NAME_PATTERN)]
+RUNTIME_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
+RuntimeName = Annotated[str, StringConstraints(pattern=RUNTIME_NAME_PATTERN)]
+"""A runtime's name (core/runtime/registry.py): whether it is installed is checked at preflight."""
 
 
 class _Strict(BaseModel):
@@ -125,8 +128,6 @@ class AgentDefaults(_Strict):
     """Commands run in the new workspace, in order, before the agent starts."""
     copy_files: list[RelativePath] = Field(default_factory=list, alias="copy")
     """Untracked files (such as `.env`) copied from the repository into the workspace."""
-    workspace: Literal["worktree"] = "worktree"
-    """Where the agent runs: a git worktree of the snapshot commit."""
     locks: list[LockName] = Field(default_factory=list)
     """Shared resources (e.g. `["db", "port-8080"]`) the engine acquires before the agent starts
     and releases when the attempt ends. Every agent's set is taken in one global (sorted) order,
@@ -166,6 +167,8 @@ class AgentSpec(AgentDefaults):
     """The program and its arguments, e.g. `["ruff", "check", "."]`."""
     depends_on: list[AgentId] = Field(default_factory=list)
     """Agents that must succeed before this one starts."""
+    runtime: RuntimeName | None = None
+    """Where this agent runs, when not where the run's agents do (`[run] runtime`)."""
 
     @field_validator("command", mode="before")
     @classmethod
@@ -210,6 +213,9 @@ class RunSettings(_Strict):
     """Longest the `verify` command may run."""
     conflict_interval: PositiveDuration = 3.0
     """How often running coding agents' work is checked for conflicts with each other."""
+    runtime: RuntimeName = "local"
+    """Where and how agents run (an agent may name its own): `local` is a process tree in a git
+    worktree on this machine; other runtimes are installed as plugins (core/runtime/registry.py)."""
 
     @field_validator("min_success")
     @classmethod
@@ -255,7 +261,7 @@ class Plan(_Strict):
 
 def parse_plan(data: dict[str, Any], source: str = "plan") -> Plan:
     """Validate plan data (already read from TOML): schema first, then the agent graph."""
-    merged = _apply_defaults(data)
+    merged = _apply_defaults(_without_retired_fields(data))
     try:
         plan = Plan.model_validate(merged)
     except ValidationError as exc:
@@ -305,6 +311,24 @@ _DEEP_KEY = re.compile(rf"""(?<![\w"'-])(?:{_KEY_PART}){{{MAX_KEY_DEPTH}}}""")
 """A dotted key of more than MAX_KEY_DEPTH parts (`a.a.a...`): tomllib takes time and memory
 quadratic in its depth (1.5 GB for 20,000 parts). Possessive, and anchored at the start of a
 part, so that the search stays linear in the plan's length."""
+
+
+def _without_retired_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """`workspace = "worktree"`, the one value the retired field ever took, is dropped, so the
+    plans saved in older run directories still load (to resume them); any other value stays,
+    and is reported as the unknown field it is."""
+
+    def drop(table: Any) -> Any:
+        if isinstance(table, dict) and table.get("workspace") == "worktree":
+            return {key: value for key, value in table.items() if key != "workspace"}
+        return table
+
+    cleaned = {**data}
+    if "defaults" in cleaned:
+        cleaned["defaults"] = drop(cleaned["defaults"])
+    if isinstance(cleaned.get("agent"), list):
+        cleaned["agent"] = [drop(agent) for agent in cleaned["agent"]]
+    return cleaned
 
 
 def _apply_defaults(data: dict[str, Any]) -> dict[str, Any]:

@@ -89,7 +89,7 @@ def preflight(plan: Plan, plan_path: Path, cwd: Path) -> Preflight:
         raise PlanError(
             source, [PlanProblem(where="run", field="base", message=str(exc))]
         ) from None
-    problems: list[PlanProblem] = []
+    problems: list[PlanProblem] = list(_runtime_problems(plan))
     found: dict[tuple[str, str], bool] = {}
     for spec in plan.agents:
         problem = _program_problem(spec.command[0], spec, repo_top, "command", found)
@@ -128,6 +128,30 @@ def preflight(plan: Plan, plan_path: Path, cwd: Path) -> Preflight:
         snapshot=snapshot,
         warnings=tuple(_literal_secrets(plan)),
     )
+
+
+def _runtime_problems(plan: Plan) -> list[PlanProblem]:
+    """A runtime the plan names that is neither built in nor installed."""
+    from corral.core.runtime import registry
+
+    problems = []
+    if not registry.is_known(plan.run.runtime):
+        problems.append((("run", "runtime"), plan.run.runtime))
+    for spec in plan.agents:
+        if spec.runtime is not None and not registry.is_known(spec.runtime):
+            problems.append(((f"agent {spec.id!r}", "runtime"), spec.runtime))
+    if not problems:
+        return []
+    known = registry.known()
+    return [
+        PlanProblem(
+            where=where,
+            field=field,
+            message=f"{name!r} is not an installed runtime; known: {', '.join(known)} "
+            f"(a runtime is installed as a package registering under {registry.ENTRY_POINT_GROUP!r})",
+        )
+        for (where, field), name in problems
+    ]
 
 
 def _literal_secrets(plan: Plan) -> list[str]:

@@ -63,6 +63,13 @@ def describe_validation_error(exc: ValidationError, data: dict[str, Any]) -> lis
         message = _ERROR_HINTS.get(error["type"]) or error["msg"].removeprefix("Value error, ")
         if error["type"] == "string_pattern_mismatch" and field.startswith("locks"):
             message = "a lock name uses only letters, digits and '._:-' (at most 100 characters)"
+        if error["type"] == "string_pattern_mismatch" and field == "runtime":
+            message = "a runtime's name is lowercase letters, digits, '-' and '_', e.g. \"local\""
+        if error["type"] == "extra_forbidden" and field == "workspace":
+            message = (
+                "is no longer a setting: every attempt gets its own worktree; choose where "
+                'agents run with `runtime` (e.g. runtime = "local")'
+            )
         if where == "plan" and field == "agent":
             message = "has no [[agent]] table; add at least one agent"
         problems.append(PlanProblem(where=where, field=field, message=message))

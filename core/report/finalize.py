@@ -22,8 +22,8 @@ from corral.core.plan.model import Plan
 from corral.core.report.model import build_report
 from corral.core.report.render import write_report
 from corral.core.runs.rundir import RunDir
+from corral.core.runtime.base import Runtime
 from corral.worktrees.integrate import integrate
-from corral.worktrees.verify import run_verification
 
 Emit = Callable[[ev.EventBase], Awaitable[ev.Event]]
 EmitMany = Callable[[Sequence[ev.EventBase]], Awaitable[None]]
@@ -39,7 +39,7 @@ def validate_output(out_dir: Path, agent: str, attempt: int) -> str | None:
 
 
 async def merge_coding_work(
-    state: RunState, rundir: RunDir, plan: Plan, emit_many: EmitMany
+    state: RunState, rundir: RunDir, plan: Plan, emit_many: EmitMany, runtime: Runtime
 ) -> None:
     """Integrate the latest successful coding attempts, then run `verify` on the result."""
     # each attempt's leftovers were committed on its branch when it ended
@@ -63,8 +63,16 @@ async def merge_coding_work(
     verify = plan.run.verify
     if verify and result.merged and result.worktree is not None:
         log_path = rundir.path / "verify.log"
-        outcome = await asyncio.to_thread(
-            run_verification, result.worktree, list(verify), log_path, plan.run.verify_timeout
+        from corral.core.runtime.verification import run_verification
+
+        outcome = await run_verification(
+            runtime,
+            state.run_id,
+            result.worktree,
+            list(verify),
+            log_path,
+            plan.run.verify_timeout,
+            plan.run.kill_grace,
         )
         await emit_many([verification_event(outcome, list(verify), str(log_path), result.commit)])
 

@@ -103,6 +103,7 @@ def test_agent_ignoring_sigterm_is_sigkilled_with_its_grandchildren(
     pids = [int(pid) for pid in re.findall(r"(?:child|grandchild) (\d+)", output)]
     started = [e for e in events_of(rundir) if isinstance(e, ev.AgentStarted)]
     assert len(pids) == 2
+    assert started[0].pid is not None
     assert_all_dead([*pids, started[0].pid])
     assert state_of(rundir).agents["stubborn"].attempts[0].state == "killed"
 

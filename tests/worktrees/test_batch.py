@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from corral.core.engine.workspaces import WorkspaceFactory
+from corral.core.runtime.workspaces import WorkspaceFactory
 from corral.worktrees import batch, workspace
 from corral.worktrees.git import list_worktrees, run_git_result
 from corral.worktrees.workspace import (

@@ -1,0 +1,108 @@
+"""What the engine's parts share: the run's context, an attempt's control handle and its result."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from corral.core.log import events as ev
+from corral.core.plan.model import AgentSpec, Plan
+from corral.core.runs.environment import BaseEnvironment
+from corral.core.runs.rundir import RunDir
+from corral.core.runtime import registry
+from corral.core.runtime.base import Execution, Runtime, RuntimeSetup
+from corral.core.trust.redact import Redactor
+
+Emit = Callable[[ev.EventBase], Awaitable[ev.Event]]
+
+
+@dataclass
+class AttemptResult:
+    outcome: ev.AttemptOutcome
+    exit_code: int | None = None
+    signal: int | None = None
+    reason: str = ""
+    requeue: bool = False
+
+
+@dataclass
+class AttemptControl:
+    """The engine's handle on a running attempt: requests in, signs of life in."""
+
+    agent: str
+    attempt: int
+    token: str = field(default_factory=lambda: secrets.token_hex(16))
+    kill_reason: str | None = None
+    stop_signal: int | None = None
+    last_activity: float = field(default_factory=time.monotonic)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    redactor: Redactor = field(default_factory=lambda: Redactor({}))
+    """The known secrets of the attempt's environment, set when it is built."""
+    execution: Execution | None = None
+    """The agent's execution, once it is started."""
+
+    def request_kill(self, reason: str) -> None:
+        self.kill_reason = reason
+        self.changed.set()
+
+    def request_stop(self, signum: int) -> None:
+        self.stop_signal = signum
+        self.changed.set()
+
+    def note_activity(self) -> None:
+        self.last_activity = time.monotonic()
+
+    @property
+    def interrupted(self) -> bool:
+        """Stopped with the engine, or killed: the attempt ends without waiting any longer."""
+        return self.stop_signal is not None or self.kill_reason is not None
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every attempt of a run shares."""
+
+    run_id: str
+    rundir: RunDir
+    plan: Plan
+    repo_top: Path
+    snapshot: str
+    worktree_root: Path
+    environment: BaseEnvironment = field(default_factory=lambda: BaseEnvironment(os.environ.copy()))
+    """What every attempt's environment starts from: the one the run started with
+    (core/runs/environment.py), not the one of the shell that resumed the engine."""
+
+    def runtime_setup(self) -> RuntimeSetup:
+        return RuntimeSetup(
+            run_id=self.run_id,
+            repo_top=self.repo_top,
+            snapshot=self.snapshot,
+            worktree_root=self.worktree_root,
+            rundir=self.rundir.path,
+        )
+
+    def runtime_name(self, spec: AgentSpec) -> str:
+        """The agent's own `runtime`, else the run's."""
+        return spec.runtime or self.plan.run.runtime
+
+
+class EngineFault(Exception):
+    """An unexpected exception while the engine ran an attempt: a bug in corral (or in a
+    runtime), not the agent's failure. The engine stops; the attempt is not retried."""
+
+    def __init__(self, where: str, exc: BaseException) -> None:
+        super().__init__(f"engine fault in {where}: {exc!r}")
+        self.traceback = "".join(traceback.format_exception(exc)).rstrip()
+
+
+def make_runtimes(ctx: RunContext) -> dict[str, Runtime]:
+    """One instance of every runtime the plan names; raises registry.UnknownRuntime."""
+    names = {ctx.plan.run.runtime, *(ctx.runtime_name(spec) for spec in ctx.plan.agents)}
+    setup = ctx.runtime_setup()
+    return {name: registry.make(name, setup) for name in sorted(names)}

@@ -1,0 +1,184 @@
+"""The engine's answers to its control socket: status, heartbeats, kill, retry and locks.
+
+A mixin of the Engine (core/engine/scheduler.py), kept apart because it is the engine's other
+face: what agents and operators ask, each answered from the folded state the log holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+
+from corral.core.control.protocol import (
+    HeartbeatRequest,
+    KillRequest,
+    LockAcquireRequest,
+    LockBreakRequest,
+    LockListRequest,
+    LockReleaseRequest,
+    LockRenewRequest,
+    LockRequest,
+    OperatorRequest,
+    PingRequest,
+    PutRequest,
+    Request,
+    Response,
+    RetryRequest,
+    StatusRequest,
+)
+from corral.core.engine.context import AttemptControl, RunContext
+from corral.core.engine.supervisor import Supervisor
+from corral.core.locks.manager import LockManager
+from corral.core.locks.service import answer as answer_lock_request
+from corral.core.log import LogFailed
+from corral.core.log import events as ev
+from corral.core.log.state import ACTIVE_STATES, TERMINAL_STATES, RunState
+from corral.core.plan.model import Plan
+from corral.core.trust import authority
+
+
+class ControlRequests:
+    """What the Engine answers on its socket; the attributes are the Engine's."""
+
+    ctx: RunContext
+    plan: Plan
+    state: RunState
+    order: list[str]
+    owner: str | None
+    controls: dict[str, AttemptControl]
+    tasks: dict[str, asyncio.Task[None]]
+    cancelled_by: dict[str, tuple[str, str]]
+    wake: asyncio.Event
+    locks: LockManager
+    supervisor: Supervisor
+
+    async def emit(self, event: ev.EventBase) -> ev.Event:
+        raise NotImplementedError
+
+    async def emit_many(self, events: Sequence[ev.EventBase]) -> None:
+        raise NotImplementedError
+
+    def _log_failed(self, exc: BaseException) -> None:
+        raise NotImplementedError
+
+    async def handle(self, request: Request) -> Response:
+        match request:
+            case PingRequest():
+                return Response(ok=True, data={"run_id": self.ctx.run_id, "pid": os.getpid()})
+            case StatusRequest():
+                return Response(ok=True, data=self.state.model_dump(mode="json"))
+            case HeartbeatRequest():
+                return await self._heartbeat(request)
+            case KillRequest():
+                return await self.kill(request.agent, request.by, request.reason)
+            case RetryRequest():
+                return await self.redrive(request.agent, request.by)
+            case LockListRequest() | LockBreakRequest():
+                return await self._lock_request(request)
+            case LockAcquireRequest() | LockRenewRequest() | LockReleaseRequest() | PutRequest():
+                if not self._is_running_attempt(request.agent, request.attempt, request.token):
+                    return self._not_running(request.agent, request.attempt)
+                return await self._lock_request(request)
+
+    async def refuse_agents(self, request: OperatorRequest, peer: int | None) -> Response | None:
+        """docs/reliability.md T1: an operator request sent from inside an attempt is refused and
+        logged as that attempt's; None lets a person's request through (control.serve)."""
+        run_id, live = self.ctx.run_id, authority.live_attempts(self.state)
+        tokens = {c.token: (run_id, c.agent, c.attempt) for c in self.controls.values()}
+        caller = await asyncio.to_thread(
+            authority.request_caller, request, peer, live, tokens, self.owner
+        )
+        if caller is None:
+            return None
+        action, target = authority.describe_request(request)
+        try:
+            await self.emit(authority.refusal_event(action, target, caller))
+        except LogFailed as exc:
+            self._log_failed(exc)
+        return Response(ok=False, code="denied", error=authority.refusal(action, caller))
+
+    async def _lock_request(self, request: LockRequest) -> Response:
+        if isinstance(request, LockAcquireRequest) and request.reason:
+            control = self.controls.get(request.agent)
+            if control is not None:  # the reason is logged with the grant: no secret goes with it
+                reason = control.redactor.redact(request.reason)
+                request = request.model_copy(update={"reason": reason})
+        try:
+            return await answer_lock_request(self.locks, request)
+        except LogFailed as exc:
+            self._log_failed(exc)  # E3: the engine stops; the agent hears why
+            return Response(ok=False, error=f"the engine can no longer record anything: {exc}")
+
+    def _is_running_attempt(self, agent: str, attempt: int, token: str) -> bool:
+        control = self.controls.get(agent)
+        return control is not None and control.attempt == attempt and control.token == token
+
+    @staticmethod
+    def _not_running(agent: str, attempt: int) -> Response:
+        return Response(
+            ok=False,
+            code="denied",
+            error=f"no running attempt {agent}#{attempt} with that token",
+        )
+
+    async def _heartbeat(self, request: HeartbeatRequest) -> Response:
+        control = self.controls.get(request.agent)
+        if control is None or not self._is_running_attempt(
+            request.agent, request.attempt, request.token
+        ):
+            return self._not_running(request.agent, request.attempt)
+        event = await self.supervisor.agent_beat(control, request.progress, request.message)
+        return Response(ok=True, data={"seq": event.seq})
+
+    async def kill(self, agent_id: str, by: str, reason: str) -> Response:
+        agent = self.state.agents.get(agent_id)
+        if agent is None:
+            return Response(ok=False, error=f"no agent {agent_id!r} in this run")
+        if agent.state in TERMINAL_STATES:
+            return Response(ok=False, error=f"agent {agent_id!r} has already ended ({agent.state})")
+        control = self.controls.get(agent_id)
+        self.cancelled_by[agent_id] = (by, reason)
+        if control is not None:
+            control.request_kill(f"killed by {by}" + (f": {reason}" if reason else ""))
+        else:
+            self.cancelled_by.pop(agent_id)
+            await self.emit(ev.AgentCancelled(agent=agent_id, by=by, reason=reason))
+            self.wake.set()
+        return Response(ok=True, data={"agent": agent_id, "was": agent.state})
+
+    async def redrive(self, agent_id: str, by: str) -> Response:
+        agent = self.state.agents.get(agent_id)
+        if agent is None:
+            return Response(ok=False, error=f"no agent {agent_id!r} in this run")
+        if agent.state == "succeeded":
+            return Response(ok=False, error=f"agent {agent_id!r} already succeeded")
+        if agent_id in self.tasks or agent.state in ACTIVE_STATES:
+            return Response(ok=False, error=f"agent {agent_id!r} is running; kill it first")
+        if agent.state == "skipped":
+            return Response(
+                ok=False,
+                error=f"agent {agent_id!r} was skipped ({agent.reason}); retry that dependency",
+            )
+        events: list[ev.EventBase] = [ev.AgentRedriven(agent=agent_id, by=by)]
+        events.append(ev.AgentQueued(agent=agent_id, attempt=len(agent.attempts) + 1))
+        for dependent in self._skipped_dependents(agent_id):
+            events.append(
+                ev.AgentQueued(
+                    agent=dependent, attempt=len(self.state.agents[dependent].attempts) + 1
+                )
+            )
+        await self.emit_many(events)
+        self.wake.set()
+        return Response(ok=True, data={"agent": agent_id, "attempt": len(agent.attempts) + 1})
+
+    def _skipped_dependents(self, agent_id: str) -> list[str]:
+        """Agents skipped because of `agent_id`, directly or through another skipped agent."""
+        found: list[str] = []
+        frontier = {agent_id}
+        for candidate in self.order:
+            spec = self.plan.agent(candidate)
+            if self.state.agents[candidate].state == "skipped" and frontier & set(spec.depends_on):
+                found.append(candidate)
+                frontier.add(candidate)
+        return found

@@ -1,0 +1,215 @@
+"""The runtime seam: where and how an attempt runs, behind one protocol the engine drives.
+
+The engine decides *what* runs and *when* (scheduling, retries, timeouts, liveness, locks, the
+event log); a runtime decides *where* and *how*: it places an attempt (a workspace, its output, the
+socket and environment as the agent sees them), starts its commands as executions, stops them
+with the whole tree confirmed gone, finds them again after an engine crash, collects the work as
+a commit on the attempt's branch, and releases the placement. `local` (core/runtime/local.py) is
+a process tree in a git worktree on this host; later runtimes (a sandbox, a container, a remote
+host over SSH, a Ray actor) implement the same protocol and register under the `corral.runtimes`
+entry-point group (core/runtime/registry.py), so the engine does not change for them.
+
+A runtime never writes the event log and never decides policy: it answers the engine's calls.
+docs/architecture.md ("A runtime") says what each method must guarantee.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from corral.core.log.events import ExecutionIdentity
+
+Identity = ExecutionIdentity
+"""Which execution it is: `runtime` plus the runtime's own fields (logged in `agent_started`)."""
+
+
+class RuntimeFailure(Exception):
+    """An expected failure of a runtime, said so that a person can fix it: the attempt fails
+    (and may be retried). Anything else a runtime raises is a bug, an engine fault."""
+
+
+class PlacementFailed(RuntimeFailure):
+    """The workspace (or another part of the placement) could not be made."""
+
+
+class StartFailed(RuntimeFailure):
+    """The command could not be started (not found, not executable, ...)."""
+
+
+class CollectFailed(RuntimeFailure):
+    """The attempt's work could not be committed on its branch."""
+
+
+@dataclass(frozen=True)
+class RuntimeSetup:
+    """What every runtime of a run is made with (the entry point is called with this)."""
+
+    run_id: str
+    repo_top: Path
+    snapshot: str
+    """The commit every attempt starts from."""
+    worktree_root: Path
+    rundir: Path
+    """The run directory: a runtime may keep its own files under `rundir/runtime/<name>/`."""
+
+
+class AttemptRef(BaseModel):
+    """One attempt of one agent of one run: what its processes are marked with and found by."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    agent: str
+    attempt: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.agent}#{self.attempt}"
+
+
+class AttemptRequest(BaseModel):
+    """What the engine asks a runtime to place: host paths are corral's, the environment's parts
+    are the engine's; the runtime decides how the agent sees them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ref: AttemptRef
+    output_dir: Path
+    """The attempt's output directory on the engine's host (made by the engine)."""
+    log_path: Path
+    """Where the agent's stdout and stderr must end up on the engine's host."""
+    socket: Path
+    """The engine's control socket on its host."""
+    shared_dir: Path
+    """The run's shared-files directory on the engine's host (core/locks/shared_files.py)."""
+    copy_files: tuple[str, ...] = ()
+    """Untracked files copied from the repository into the workspace."""
+    base_env: dict[str, str] = {}
+    """The run's starting environment (no CORRAL_* in it): a runtime may pass on none of it."""
+    plan_env: dict[str, str] = {}
+    """The plan's `env` for the agent, secrets resolved."""
+    corral_env: dict[str, str] = {}
+    """The attempt's token, marks and trace context; the runtime adds the path variables."""
+
+
+class Placement(BaseModel):
+    """Where an attempt runs: host-side paths for corral, agent-side paths and environment."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ref: AttemptRef
+    runtime: str
+    branch: str
+    """The git branch the work is collected on."""
+    host_workspace: Path
+    """The workspace on the engine's host, for corral's own use (conflict watch, merge)."""
+    output_dir: Path
+    log_path: Path
+    workspace: str
+    """The workspace as the agent sees it: its working directory and CORRAL_WORKSPACE."""
+    agent_output_dir: str
+    agent_socket: str
+    """The control socket as the agent sees it (CORRAL_SOCKET)."""
+    env: dict[str, str]
+    """The whole environment of the agent and its setup commands."""
+
+
+@dataclass(frozen=True)
+class Ended:
+    """How an execution ended: it exited with `code`, was killed by `signal`, or was lost
+    (the runtime can no longer see it: a node or host gone, or it ended unwatched)."""
+
+    how: Literal["exited", "killed", "lost"]
+    code: int | None = None
+    signal: int | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """What stopping found: how many of its processes still ran and were stopped."""
+
+    stopped: int = 0
+    forced: int = 0
+    """Of those, how many outlived the grace period and were killed."""
+    details: list[str] = field(default_factory=list)
+
+
+class Execution(Protocol):
+    """One started command (an agent or a setup or verify command) of an attempt."""
+
+    @property
+    def identity(self) -> Identity: ...
+
+    async def wait(self, timeout: float | None) -> Ended | None:  # noqa: ASYNC109
+        """Its end, or None if it still runs after `timeout` seconds (None: no limit).
+
+        Safe to call from several tasks; once ended, returns the same end at once."""
+        ...
+
+    async def terminate(self, grace: float) -> Stopped:
+        """Stop its whole tree (polite, then forced after `grace`) and confirm it is gone.
+
+        Raises (TerminateError for local) if it cannot be confirmed: then no retry may start."""
+        ...
+
+    def cpu_seconds(self) -> float | None:
+        """CPU seconds its tree has used so far; None when nothing of it runs any more."""
+        ...
+
+    def output_size(self) -> int | None:
+        """Bytes of output that reached the host log so far; None if unknown."""
+        ...
+
+
+class Runtime(Protocol):
+    """Where and how attempts run. One instance per runtime name per engine."""
+
+    name: str
+
+    def place(self, request: AttemptRequest) -> Placement:
+        """Where the attempt will run; no side effects, so the engine can log it first."""
+        ...
+
+    async def prepare(self, request: AttemptRequest, placement: Placement) -> None:
+        """Make the placement (workspace from the snapshot, files copied); PlacementFailed."""
+        ...
+
+    async def start(self, placement: Placement, argv: list[str]) -> Execution:
+        """Start `argv` in the placement, its output appended to the host log; StartFailed."""
+        ...
+
+    def place_command(
+        self, ref: AttemptRef, directory: Path, log_path: Path, env: dict[str, str]
+    ) -> Placement:
+        """A placement for a command corral runs itself in `directory` (the plan's `verify`
+        on the integration worktree), with the same kill guarantees as an attempt."""
+        ...
+
+    async def reattach(self, ref: AttemptRef, identity: Identity) -> Execution | None:
+        """After an engine crash: the attempt's execution if it still runs, else None."""
+        ...
+
+    async def stop_attempt(
+        self, ref: AttemptRef, execution: Execution | None, grace: float
+    ) -> Stopped:
+        """Nothing of the attempt runs on (docs/reliability.md T2): its execution's tree and any
+        leftovers (setup commands' children, escaped processes, what a dead engine left), all
+        confirmed gone. Called at every end of an attempt and on recovery; cheap when none."""
+        ...
+
+    async def collect(self, placement: Placement) -> None:
+        """Commit what the attempt left uncommitted on its branch, in the repository; CollectFailed."""
+        ...
+
+    async def release(self, placement: Placement) -> None:
+        """The attempt is over: free what the placement holds (the branch is kept for the merge)."""
+        ...
+
+    def close(self) -> None:
+        """The engine is done: no more placements."""
+        ...
