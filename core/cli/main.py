@@ -153,9 +153,12 @@ def main(argv: list[str] | None = None, *, exit_hard: bool = False) -> int:
     command = args.command or "tui"
     handler = _COMMANDS[command]
     from corral.core.entry import quiet_when_output_closes
+    from corral.core.errors import CorralError
 
     try:
         code = quiet_when_output_closes(lambda: int(handler(args)))
+    except CorralError as exc:  # the one catch of corral's errors (core/errors.py)
+        code = _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
         code = 130
     if exit_hard and command not in CONSOLE_COMMANDS:
@@ -185,19 +188,12 @@ def _find(args: argparse.Namespace, name: str | None) -> Any:
 
 
 def _guard(handler: Any) -> Any:
-    """Turn the errors a user can cause into one clear line and an exit status."""
+    """Turn a planted or unusable runtime file into one clear line and an exit status
+    (corral's own errors are caught once, in `main`)."""
 
     def wrapped(args: argparse.Namespace) -> int:
-        from corral.core.agent.client import ControlError
-        from corral.core.log import LogCorrupted, LogPathError
-        from corral.core.runs.rundir import NotInRepository, RunNotFound
-
         try:
             result: int = handler(args)
-        except (RunNotFound, NotInRepository) as exc:
-            return _fail(str(exc), 2)
-        except (ControlError, LogCorrupted, LogPathError) as exc:
-            return _fail(str(exc))
         except OSError as exc:
             message = _runtime_file_problem(exc)
             if message is None:
@@ -237,12 +233,7 @@ def _load_checked(args: argparse.Namespace) -> Any:
 
 @_guard
 def cmd_validate(args: argparse.Namespace) -> int:
-    from corral.core.plan.model import PlanError
-
-    try:
-        pre = _load_checked(args)
-    except PlanError as exc:
-        return _fail(str(exc), 2)
+    pre = _load_checked(args)
     from corral.core.trust.inert import inert
 
     print(
@@ -260,13 +251,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     import corral.core.plan.preflight  # noqa: F401 - imported here, so the thread below imports nothing
-    from corral.core.plan.model import PlanError
 
     checking = None
     if args.plan is not None and not args.resume:
         # the plan's git checks wait on git processes: let them run while the engine loads
         checking = ThreadPoolExecutor(max_workers=1).submit(_load_checked, args)
-    from corral.core.engine.runner import EngineBusy, resume_run, start_run
+    from corral.core.engine.runner import resume_run, start_run
     from corral.core.runs.rundir import new_run_id
 
     if args.resume:
@@ -281,19 +271,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                 return _fail(refused)
         if args.detach:
             return _detach(args, rundir.path.parent.parent.parent, rundir.run_id, resume=True)
-        try:
-            outcome = asyncio.run(resume_run(rundir, _view(args), args.retry, _whoami()))
-        except EngineBusy as exc:
-            return _fail(str(exc))
+        outcome = asyncio.run(resume_run(rundir, _view(args), args.retry, _whoami()))
     else:
         if checking is None:
             return _fail("name a plan: corral run PLAN (or --resume RUN)", 2)
         if args.retry:
             return _fail("--retry goes with --resume RUN", 2)
-        try:
-            pre = checking.result()
-        except PlanError as exc:
-            return _fail(str(exc), 2)
+        pre = checking.result()
         run_id = args.run_id or new_run_id()
         if args.detach:
             return _detach(args, pre.common_dir, run_id, resume=False)
@@ -321,12 +305,7 @@ def _detach(args: argparse.Namespace, common_dir: Path, run_id: str, *, resume: 
     """Start the engine in its own session, wait until it answers, and return.
 
     A run whose engine lives is refused as `corral run --resume` refuses it."""
-    from corral.core.engine.runner import (
-        BackgroundStartFailed,
-        EngineBusy,
-        engine_is_live,
-        start_in_background,
-    )
+    from corral.core.engine.runner import EngineBusy, engine_is_live, start_in_background
     from corral.core.runs.rundir import RunDir, runs_root
 
     rundir = RunDir(runs_root(common_dir) / run_id)
@@ -336,10 +315,7 @@ def _detach(args: argparse.Namespace, common_dir: Path, run_id: str, *, resume: 
         command = ["run", "--resume", run_id, "--quiet", *[f"--retry={a}" for a in args.retry]]
     else:
         command = ["run", str(args.plan), "--run-id", run_id, "--quiet"]
-    try:
-        pid = start_in_background(rundir, command, repo=args.repo)
-    except BackgroundStartFailed as exc:
-        return _fail(str(exc))
+    pid = start_in_background(rundir, command, repo=args.repo)
     _print_background(run_id, pid)
     return 0
 
@@ -481,14 +457,10 @@ def cmd_kill(args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_retry(args: argparse.Namespace) -> int:
-    from corral.core.engine.runner import BackgroundStartFailed, retry_agent
-    from corral.core.trust.authority import OperatorRefused
+    from corral.core.engine.runner import retry_agent
 
     rundir = _find(args, args.run)
-    try:
-        retried = retry_agent(rundir, args.agent, _whoami())
-    except (BackgroundStartFailed, OperatorRefused) as exc:
-        return _fail(str(exc))
+    retried = retry_agent(rundir, args.agent, _whoami())
     if retried.resumed_pid is None:
         print(f"{args.agent}: queued as attempt {retried.attempt}")
         return 0

@@ -48,7 +48,6 @@ def cmd_review(args: argparse.Namespace, rundir: Any) -> int:
     from corral.core.log import read_log
     from corral.core.log.state import fold
     from corral.core.review.gate import (
-        ReviewRefused,
         approve,
         reject,
         report_sha256,
@@ -59,11 +58,7 @@ def cmd_review(args: argparse.Namespace, rundir: Any) -> int:
     state = fold(read_log(rundir.events).events)
     if args.review_action == "acknowledge":
         return _acknowledge(args, rundir, state)
-    try:
-        sha = report_sha256(rundir, state)
-    except ReviewRefused as exc:
-        print(f"corral: {inert(str(exc), lines=True)}", file=sys.stderr)
-        return 1
+    sha = report_sha256(rundir, state)  # ReviewRefused: caught in cli/main.py, exit 1
     if args.review_action == "show":
         _print_report(state.report.path if state.report else "", sha)
         _print_tampering(state)
@@ -96,14 +91,8 @@ def cmd_review(args: argparse.Namespace, rundir: Any) -> int:
             return 1
         shown = sha
     by = reviewer_identity()
-    try:
-        if args.review_action == "approve":
-            result = approve(rundir, by, shown)
-        else:
-            result = reject(rundir, by, args.reason, shown)
-    except ReviewRefused as exc:
-        print(f"corral: {inert(str(exc), lines=True)}", file=sys.stderr)
-        return 1
+    approving = args.review_action == "approve"
+    result = approve(rundir, by, shown) if approving else reject(rundir, by, args.reason, shown)
     print(inert(result.message, lines=True))
     return 0
 
@@ -150,7 +139,7 @@ def _print_tampering(state: Any) -> None:
 
 
 def _acknowledge(args: argparse.Namespace, rundir: Any, state: Any) -> int:
-    from corral.core.review.gate import ReviewRefused, acknowledge_tampering, reviewer_identity
+    from corral.core.review.gate import acknowledge_tampering, reviewer_identity
 
     pending = state.unacknowledged_tampering()
     if not pending:
@@ -174,9 +163,5 @@ def _acknowledge(args: argparse.Namespace, rundir: Any, state: Any) -> int:
             print("nothing done")
             return 1
         through = pending[-1].seq
-    try:
-        print(acknowledge_tampering(rundir, reviewer_identity(), through))
-    except ReviewRefused as exc:
-        print(f"corral: {exc}", file=sys.stderr)
-        return 1
+    print(acknowledge_tampering(rundir, reviewer_identity(), through))
     return 0

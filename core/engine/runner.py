@@ -26,6 +26,7 @@ from corral.core.atomic import write_atomic
 from corral.core.control.server import serve
 from corral.core.engine.scheduler import Engine, engine_info
 from corral.core.engine.supervisor import RunContext
+from corral.core.errors import CorralError
 from corral.core.log import EventWriter, LogFailed
 from corral.core.log import events as ev
 from corral.core.log.state import RunState, fold
@@ -48,7 +49,7 @@ EXIT_INVALID = 2
 EXIT_ENGINE_ERROR = 3
 
 
-class EngineBusy(Exception):
+class EngineBusy(CorralError):
     """Another engine already owns the run."""
 
     def __init__(self, run_id: str) -> None:
@@ -93,7 +94,7 @@ def engine_is_live(rundir: RunDir) -> bool:
     return False
 
 
-class BackgroundStartFailed(Exception):
+class BackgroundStartFailed(CorralError):
     """An engine started in the background exited at once or never answered; says where to look."""
 
 

@@ -17,6 +17,7 @@ from corral.core.log.follower import (
     follow_log_sync,
     iter_new_events,
 )
+from corral.core.log.log_format import LogFormatTooNew
 from corral.core.log.reader import (
     LogContents,
     LogCorrupted,
@@ -34,6 +35,7 @@ __all__ = [
     "LogContents",
     "LogCorrupted",
     "LogFailed",
+    "LogFormatTooNew",
     "LogPathError",
     "VerifyResult",
     "follow_log",

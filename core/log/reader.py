@@ -25,6 +25,7 @@ from typing import Literal
 
 from pydantic import ValidationError
 
+from corral.core.errors import CorralError
 from corral.core.log.events import GENESIS_HASH, Event, EventAdapter
 
 CHUNK_BYTES = 8 << 20
@@ -38,7 +39,7 @@ _VERIFY_HINT = (
 )
 
 
-class LogCorrupted(Exception):
+class LogCorrupted(CorralError):
     """A complete line does not parse, skips or repeats a seq, or breaks the hash chain (E4).
 
     `seq` is the first sequence number that cannot be trusted: the missing one for a lost line,
@@ -58,7 +59,7 @@ class LogCorrupted(Exception):
         return f"{name} is corrupted at seq {self.seq}: {self.reason}; {_VERIFY_HINT}"
 
 
-class LogPathError(Exception):
+class LogPathError(CorralError):
     """The log path is not a plain file we may use: a symbolic link, a directory, a device."""
 
 
@@ -164,6 +165,10 @@ def verify_lines(
         for line in lines:
             expected = seq + 1
             event: Event | None = None
+            if expected == 1:  # once a log: refuse a newer format before parsing it
+                from corral.core.log.log_format import check_format
+
+                check_format(line)
             match = _PREFIX.match(line) if expected <= parse_after else None
             if match is not None:
                 line_seq, prev = int(match[1]), match[2].decode()

@@ -24,6 +24,7 @@ from pydantic import (
     field_validator,
 )
 
+from corral.core.errors import InputError
 from corral.core.plan.durations import parse_duration, positive_duration
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -260,7 +261,7 @@ class PlanProblem(BaseModel):
         return f"{self.where}:{field} {self.message}"
 
 
-class PlanError(Exception):
+class PlanError(InputError):
     """A plan that cannot run; carries every problem found."""
 
     def __init__(self, source: str, problems: list[PlanProblem]) -> None:
