@@ -18,6 +18,7 @@ from textual.screen import Screen
 from textual.worker import get_current_worker
 
 from corral.core.log import events as ev
+from corral.core.operator.identity import Operator
 from corral.core.runs.rundir import NotInRepository, RunNotFound, find_run, git_common_dir
 from corral.tui.bridge import EngineLiveness, FollowFailed, RunEvents, RunLoaded, RunSession, follow
 from corral.tui.keymap import load_keymap
@@ -64,8 +65,11 @@ class CorralApp(App[int]):
         read_only: bool = False,
         clock: Callable[[], float] = time.time,
         poll: float = 0.05,
+        operator: Operator | None = None,
     ) -> None:
         super().__init__()
+        self.operator = operator or Operator.current()
+        """Who acts from this console, read once here: no screen reads the environment."""
         self.repo = repo
         self.initial_run = run
         self.read_only = read_only
@@ -96,7 +100,9 @@ class CorralApp(App[int]):
             self.notify(str(exc), severity="error")
             return
         self.detach()
-        self.session = RunSession(rundir, read_only=self.read_only, clock=self.clock)
+        self.session = RunSession(
+            rundir, operator=self.operator, read_only=self.read_only, clock=self.clock
+        )
         self.push_screen(DashboardScreen(self.session))
         self.call_after_refresh(self._follow, self.session)
 
@@ -144,12 +150,12 @@ class CorralApp(App[int]):
             self._toast(event)
 
     def _toast(self, event: ev.Event) -> None:
-        from corral.tui.look import describe
+        from corral.core.operator.describe import tail_line
 
         warn = isinstance(
             event, ev.AgentDeadLettered | ev.LockBroken | ev.ReportRejected | ev.RepoTampered
         )
-        text = inert(describe(event), limit=200)
+        text = inert(tail_line(event), limit=200)
         if isinstance(event, ev.RunFinished):
             text += " · v opens the review"
         self.notify(text, severity="warning" if warn else "information", timeout=6)
@@ -245,5 +251,5 @@ def run_console(repo: Path, run: str | None, *, read_only: bool = False) -> int:
         except (RunNotFound, NotInRepository) as exc:
             print(f"corral: {exc}", file=sys.stderr)
             return 2
-    result = CorralApp(repo, run, read_only=read_only).run()
+    result = CorralApp(repo, run, read_only=read_only, operator=Operator.current()).run()
     return int(result or 0)

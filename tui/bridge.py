@@ -1,5 +1,5 @@
 """The one bridge from the engine's log to the console: a thread that replays `events.jsonl`,
-then follows it incrementally (FollowState: one fstat per poll when idle), and posts batches of
+then follows it incrementally (LogFollower: the file kept open, one fstat per poll when idle), and posts batches of
 events as Textual messages. It never touches a widget; the app applies batches on its own loop
 and screens redraw at a bounded rate.
 """
@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import KW_ONLY, dataclass
 
 from textual.message import Message
 
-from corral.core.log import FollowState, LogCorrupted, iter_new_events, read_log
+from corral.core.log import LogCorrupted
 from corral.core.log import events as ev
+from corral.core.operator.identity import Operator
+from corral.core.operator.reading import follow as follow_events
 from corral.core.runs.rundir import RunDir
 from corral.core.runtime.procfs import is_same_process
 from corral.tui.feed import RunFeed
@@ -28,6 +29,9 @@ class RunSession:
     """One attached run: where it lives, what the console knows of it, and what it may do."""
 
     rundir: RunDir
+    _: KW_ONLY
+    operator: Operator
+    """Who acts from this console: recorded with every kill, retry, broken lock and decision."""
     read_only: bool = False
     clock: Callable[[], float] = time.time
     feed: RunFeed | None = None
@@ -100,23 +104,24 @@ def follow(
     poll: float = POLL_SECONDS,
 ) -> None:
     """Replay then follow the run's log until `cancelled()`; runs in a worker thread."""
-    path: Path = session.rundir.events
+    events = follow_events(session.rundir, cancelled, poll=poll)
     try:
-        contents = read_log(path)
+        replayed = next(events)
     except (LogCorrupted, OSError) as exc:
         post(FollowFailed(session, str(exc)))
         return
     feed = RunFeed(on_applied=None)
-    feed.apply(contents.events)
+    feed.apply(replayed)
     live = engine_alive(feed)
     post(RunLoaded(session, feed, live))
-    state = FollowState.after(contents)
     checked = time.monotonic()
-    while not cancelled():
+    while True:
         try:
-            batch = iter_new_events(path, state)
+            batch = next(events, None)
         except (LogCorrupted, OSError) as exc:
             post(FollowFailed(session, str(exc)))
+            return
+        if batch is None:
             return
         if batch:
             post(RunEvents(session, batch))
@@ -130,8 +135,6 @@ def follow(
             if now_live != live:
                 live = now_live
                 post(EngineLiveness(session, live))
-        if state.caught_up:
-            time.sleep(poll)
 
 
 def _engine_of(batch: list[ev.Event], feed: RunFeed) -> ev.EngineInfo | None:

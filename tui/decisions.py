@@ -1,5 +1,6 @@
 """Decisions a person takes from several screens: each one confirms, naming the target and the
-counts, then goes through the control socket in a thread and reports back with a toast."""
+counts, then goes through the operator API (core/operator/) in a thread and reports back with a
+toast. Which agents may be killed or retried is core's rule (core/operator/policy.py)."""
 
 from __future__ import annotations
 
@@ -9,38 +10,39 @@ from typing import Any
 from rich.text import Text
 from textual.screen import Screen
 
-from corral.core.agent.client import ControlError
-from corral.core.log.state import TERMINAL_STATES
-from corral.tui import ops
+from corral.core.operator import actions, policy
+from corral.core.operator.errors import OperatorError
 from corral.tui.bridge import RunSession
 from corral.tui.screens.dialogs import ConfirmScreen
 from corral.tui.text import inert
 
-RETRYABLE = frozenset({"failed", "timed_out", "killed", "lost", "dead_lettered", "cancelled"})
-
 
 def agent_state(session: RunSession, agent_id: str) -> str:
-    feed = session.feed
-    agent = feed.state.agents.get(agent_id) if feed else None
-    return agent.state if agent else ""
+    return policy.agent_state(session.feed.state if session.feed else None, agent_id)
+
+
+def _killable(session: RunSession, targets: list[str]) -> list[str]:
+    state = session.feed.state if session.feed else None
+    return [a for a in targets if policy.killable(state, a)]
+
+
+def _retryable(session: RunSession, targets: list[str]) -> list[str]:
+    state = session.feed.state if session.feed else None
+    return [a for a in targets if policy.retryable(state, a)]
 
 
 def can_kill(session: RunSession, targets: list[str]) -> bool:
-    return (
-        not session.read_only
-        and session.engine_live
-        and any(agent_state(session, a) not in TERMINAL_STATES for a in targets)
-    )
+    return not session.read_only and session.engine_live and bool(_killable(session, targets))
 
 
 def can_retry(session: RunSession, targets: list[str]) -> bool:
     """Also without a live engine: a retry then resumes it, as `corral retry` does."""
-    return not session.read_only and any(agent_state(session, a) in RETRYABLE for a in targets)
+    return not session.read_only and bool(_retryable(session, targets))
 
 
 async def kill(screen: Screen[Any], session: RunSession, targets: list[str]) -> bool:
     feed = session.feed
-    targets = [a for a in targets if agent_state(session, a) not in TERMINAL_STATES]
+    targets = _killable(session, targets)
     if feed is None or not targets:
         return False
     listed = ", ".join(
@@ -56,26 +58,28 @@ async def kill(screen: Screen[Any], session: RunSession, targets: list[str]) -> 
         return False
     for agent_id in targets:
         try:
-            data = await asyncio.to_thread(
-                ops.kill, session.rundir, agent_id, "killed from the console"
+            killed = await asyncio.to_thread(
+                actions.kill, session.rundir, agent_id, session.operator, "killed from the console"
             )
-        except ControlError as exc:
+        except OperatorError as exc:
             screen.notify(inert(str(exc)), title=f"kill {agent_id}", severity="error")
         else:
-            screen.notify(f"{agent_id}: stopping (was {data.get('was')})", title="kill")
+            screen.notify(f"{agent_id}: stopping (was {killed.was})", title="kill")
     return True
 
 
 async def retry(screen: Screen[Any], session: RunSession, targets: list[str]) -> None:
-    for agent_id in [a for a in targets if agent_state(session, a) in RETRYABLE]:
+    for agent_id in _retryable(session, targets):
         try:
-            data = await asyncio.to_thread(ops.retry, session.rundir, agent_id)
-        except ControlError as exc:
+            done = await asyncio.to_thread(
+                actions.retry, session.rundir, agent_id, session.operator
+            )
+        except OperatorError as exc:
             screen.notify(inert(str(exc)), title=f"retry {agent_id}", severity="error")
         else:
             said = (
-                f"queued as attempt {data.attempt}"
-                if data.resumed_pid is None
-                else f"resumed the run's engine (pid {data.resumed_pid}) to retry it"
+                f"queued as attempt {done.attempt}"
+                if done.resumed_pid is None
+                else f"resumed the run's engine (pid {done.resumed_pid}) to retry it"
             )
             screen.notify(f"{agent_id}: {said}", title="retry")

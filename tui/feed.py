@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from corral.core.log import events as ev
 from corral.core.log.state import RunState, apply
-from corral.tui.look import describe, describe_command
+from corral.core.operator.describe import command_line, tail_line
 from corral.tui.text import inert
 
 ACTIVITY_BUCKET = 5.0
@@ -112,7 +112,7 @@ class RunFeed:
             self.run_version = version  # the header's counts
         if isinstance(event, QUIET_EVENTS):
             return
-        text = describe(event)
+        text = tail_line(event)
         if text:
             line = TailLine(event.seq, event.ts, agent or "", inert(text, limit=300), event.type)
             self.tail.append(line)
@@ -121,7 +121,7 @@ class RunFeed:
         command = None
         if isinstance(event, ev.AgentStarting) and event.agent in self.state.agents:
             command = self.state.agents[event.agent].command
-        said = describe_command(event, command)
+        said = command_line(event, command)
         if said:
             self.commands.append(f"#{event.seq:<6} {inert(said, limit=400)}")
 

@@ -1,16 +1,15 @@
 """How run facts look on screen: glyph and colour together, so NO_COLOR loses nothing.
 
 The state glyphs and heartbeat-source glyphs are the ones `corral run` already prints
-(core.headless); this module adds what only the console shows: freshness, sparklines, lock
-leases and one line per event.
+(core.headless); this module adds what only the console shows: freshness, sparklines and lock
+leases. One line per event is core's (core/operator/describe.py), shared with `corral run`.
 """
 
 from __future__ import annotations
 
 from rich.text import Text
 
-from corral.core.cli.headless import SOURCE_GLYPH, STATE_STYLE, describe_event
-from corral.core.log import events as ev
+from corral.core.cli.headless import SOURCE_GLYPH, STATE_STYLE
 from corral.core.log.state import AgentState, LockState
 from corral.core.plan.durations import format_duration
 from corral.tui.text import inert
@@ -19,7 +18,6 @@ SPARK = " ▁▂▃▄▅▆▇█"
 FRESH = ("●", "green")
 LATE = ("◐", "yellow")
 SILENT = ("○", "red bold")
-SEVERITY_ORDER = ("critical", "high", "error", "medium", "warning", "low", "note", "info", "none")
 SEVERITY_STYLE = {
     "critical": "red bold reverse",
     "high": "red bold",
@@ -122,90 +120,3 @@ def conflict_kind_text(predicted: bool, actual: bool) -> Text:
     if predicted:
         return Text("◇ predicted", style="yellow")
     return Text("· cleared", style="dim")
-
-
-def describe(event: ev.Event) -> str:
-    """One inert line for the event tail; '' for events a person does not follow there."""
-    match event:
-        case ev.RunStarted():
-            return f"run {event.run_id} started on {event.base_ref} @ {event.snapshot[:10]}"
-        case ev.EngineResumed():
-            return f"engine resumed (pid {event.engine.pid})"
-        case ev.EngineStopped():
-            return f"engine stopped: {event.reason}"
-        case ev.AgentStarting():
-            return f"{event.agent}#{event.attempt} starting in {event.workspace}"
-        case ev.AgentWaiting():
-            return f"{event.agent} {event.reason}"
-        case ev.LockAcquired():
-            lease = f" for {format_duration(event.ttl)}" if event.ttl else ""
-            return f"lock {event.lock} → {event.agent}#{event.attempt} token {event.token}{lease}"
-        case ev.LockWaiting():
-            return f"lock {event.lock}: {event.agent} waits (held by {event.holder or '-'})"
-        case ev.LockReleased():
-            return f"lock {event.lock} released by {event.agent}"
-        case ev.LockExpired():
-            return f"lock {event.lock} expired ({event.agent}, token {event.token})"
-        case ev.LockBroken():
-            return f"lock {event.lock} broken by {event.by} (was {event.agent}): {event.reason}"
-        case ev.FencedWriteRefused():
-            return f"stale token {event.token} refused for {event.agent} on {event.lock}"
-        case ev.ConflictPredicted():
-            files = ", ".join(f.path for f in event.files[:3])
-            return f"conflict predicted: {' ⇄ '.join(event.agents)} on {files}"
-        case ev.ConflictCleared():
-            return f"conflict cleared: {event.key}"
-        case ev.BranchMerged():
-            return f"merged {event.branch} → {event.commit[:10]}"
-        case ev.BranchLeftOut():
-            return f"left out {event.branch}: {event.reason}"
-        case ev.VerificationFinished():
-            return (
-                f"verification {'passed' if event.passed else 'FAILED'}: {' '.join(event.command)}"
-            )
-        case ev.FindingsRejected():
-            return f"{event.agent} findings rejected: {event.reason}"
-        case ev.ReportWritten():
-            return f"report written: {event.findings} findings, sha256 {event.sha256[:12]}"
-        case ev.ReportApproved():
-            return f"report APPROVED by {event.by}"
-        case ev.ReportRejected():
-            return f"report REJECTED by {event.by}: {event.reason}"
-        case _:
-            return describe_event(event)
-
-
-def describe_command(event: ev.Event, command: list[str] | None) -> str:
-    """Lines of the `@` log: what the engine ran or did on someone's behalf."""
-    match event:
-        case ev.AgentStarting():
-            argv = " ".join(command or [])
-            return f"run   {event.agent}#{event.attempt}: {argv}  (in {event.workspace})"
-        case ev.AgentStarted():
-            return f"pid   {event.agent}#{event.attempt} is pid {event.pid}"
-        case ev.AgentFinished():
-            code = "" if event.exit_code is None else f" exit {event.exit_code}"
-            return f"exit  {event.agent}#{event.attempt} {event.outcome}{code}"
-        case ev.AgentCancelled():
-            return f"kill  {event.agent} by {event.by}" + (
-                f": {event.reason}" if event.reason else ""
-            )
-        case ev.AgentRedriven():
-            return f"retry {event.agent} by {event.by}"
-        case ev.LockBroken():
-            return f"break lock {event.lock} by {event.by}: {event.reason}"
-        case ev.BranchMerged():
-            return f"git   merge {event.branch} → {event.commit[:12]}"
-        case ev.VerificationFinished():
-            return f"run   verification: {' '.join(event.command)} → exit {event.exit_code}"
-        case ev.ReportApproved():
-            landed = f", landed {event.landed[:12]}" if event.landed else ""
-            return f"approve by {event.by} (report {event.report_sha256[:12]}{landed})"
-        case ev.ReportRejected():
-            return f"reject by {event.by} (report {event.report_sha256[:12]}): {event.reason}"
-        case ev.TamperingAcknowledged():
-            return f"acknowledge tampering up to #{event.through_seq} by {event.by}"
-        case ev.RunStarted() | ev.EngineResumed() | ev.EngineStopped() | ev.RunFinished():
-            return "run   " + describe(event)
-        case _:
-            return ""

@@ -1,23 +1,14 @@
-"""Blocking work the console hands to worker threads: control requests, starting a run, reading
-an agent's worktree diff, output and findings. Nothing here touches a widget."""
+"""Blocking reads the console hands to worker threads: an agent's worktree diff, a branch's diff
+and an agent's growing output. Nothing here touches a widget; what the console does to a run
+(kill, retry, break a lock, start a run, decide) goes through the operator API (core/operator/)."""
 
 from __future__ import annotations
 
-import getpass
 import os
-import re
-import subprocess
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from corral.core.agent.client import ControlError, request
-from corral.core.runs.rundir import RunDir
 from corral.tui.text import strip_escapes
 from corral.worktrees.git import GitError, GitResult, run_git_result
-
-if TYPE_CHECKING:
-    from corral.core.engine.runner import Retried
 
 DIFF_LIMIT = 2 << 20
 """Bytes of diff shown; more is cut with a note (a diff is for reading, not for paging 1 GB)."""
@@ -25,68 +16,6 @@ OUTPUT_CHUNK = 256 << 10
 GIT_TIMEOUT = 60.0
 DIFF_OPTIONS = ("diff", "--no-ext-diff", "--no-textconv", "--no-color")
 """`git diff` that starts no external diff or textconv program the repository names."""
-
-
-def whoami() -> str:
-    return getpass.getuser()
-
-
-def send(rundir: RunDir, payload: dict[str, Any]) -> dict[str, Any]:
-    """One control request; raises ControlError with the engine's own words."""
-    return request(str(rundir.socket), payload, timeout=10)
-
-
-def kill(rundir: RunDir, agent: str, reason: str) -> dict[str, Any]:
-    return send(rundir, {"op": "kill", "agent": agent, "by": whoami(), "reason": reason})
-
-
-def retry(rundir: RunDir, agent: str) -> Retried:
-    """What `corral retry` does (core/runner.retry_agent): ask the live engine, or resume the
-    run's engine in the background when it has none (a finished or stopped run)."""
-    from corral.core.engine.runner import BackgroundStartFailed, retry_agent
-    from corral.core.trust.authority import OperatorRefused
-
-    try:
-        return retry_agent(rundir, agent, whoami())
-    except (BackgroundStartFailed, OperatorRefused) as exc:
-        raise ControlError(str(exc)) from None
-
-
-def break_lock(rundir: RunDir, lock: str, reason: str, token: int | None) -> dict[str, Any]:
-    """Break only the lease the person was shown (`expect_token`): if it changed hands since,
-    the engine refuses rather than break someone else's lease."""
-    payload: dict[str, Any] = {"op": "lock_break", "lock": lock, "by": whoami(), "reason": reason}
-    if token is not None:
-        payload["expect_token"] = token
-    return send(rundir, payload)
-
-
-def start_run(repo: Path, plan: Path) -> str:
-    """`corral run PLAN --detach` as its own process; returns the new run's id."""
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "corral.core.cli.main",
-            "--repo",
-            str(repo),
-            "run",
-            str(plan),
-            "--detach",
-        ],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        check=False,
-    )
-    found = re.search(r"run (\S+) is running in the background", proc.stdout)
-    if proc.returncode != 0 or found is None:
-        said = (proc.stderr or proc.stdout).strip().replace("corral: ", "", 1)
-        raise ControlError(said or f"corral run exited {proc.returncode}")
-    return found.group(1)
 
 
 def _git(cwd: Path, *args: str) -> GitResult:

@@ -19,10 +19,7 @@ __all__ = ["inert", "inert_lines", "plain", "strip_escapes"]
 
 def inert(text: str | None, *, limit: int = 500) -> str:
     """One line of agent text, safe to draw: no escapes, no controls, at most `limit` chars."""
-    if not text:
-        return ""
-    clean = core.inert(text, lines=True).replace("\t", " ").replace("\n", " ⏎ ")
-    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
+    return core.one_line(text, limit)
 
 
 def inert_lines(text: str) -> list[str]:

@@ -192,31 +192,19 @@ def _lock_list(args: argparse.Namespace) -> int:
 
 
 def _lock_break(args: argparse.Namespace) -> int:
-    import getpass
-
-    from corral.core.agent.client import request
-    from corral.core.trust.authority import refuse_operator
+    from corral.core.operator.actions import break_lock
+    from corral.core.operator.identity import Operator
     from corral.core.trust.inert import inert
 
-    payload: dict[str, Any] = {
-        "op": "lock_break",
-        "lock": args.name,
-        "by": getpass.getuser(),
-        "reason": args.reason,
-    }
-    if args.token is not None:
-        payload["expect_token"] = args.token
     socket_path = _operator_socket(args, "lock break")
-    refused = refuse_operator(
-        "lock break", f"lock {args.name}", _named_run(args), request=payload, socket=socket_path
+    # an OperatorError (refused, unreachable): exit 1, from cli/main.py
+    broken = break_lock(
+        _named_run(args), args.name, Operator.current(), args.reason, args.token, socket=socket_path
     )
-    if refused is not None:
-        return _fail(refused)
-    data = request(socket_path, payload)
     print(
         inert(
-            f"{args.name}: broke the lease of {data.get('agent')}#{data.get('attempt')} "
-            f"(token {data.get('token')}); the next waiter, if any, has it now"
+            f"{args.name}: broke the lease of {broken.agent}#{broken.attempt} "
+            f"(token {broken.token}); the next waiter, if any, has it now"
         )
     )
     return 0

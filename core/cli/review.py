@@ -45,20 +45,15 @@ def add_review_parser(sub: Any) -> None:
 def cmd_review(args: argparse.Namespace, rundir: Any) -> int:
     """Everything printed goes through `inert` (T5): the report, names and reasons are text an
     agent, a plan or a planted git identity may have written."""
-    from corral.core.log import read_log
-    from corral.core.log.state import fold
-    from corral.core.review.gate import (
-        approve,
-        reject,
-        report_sha256,
-        reviewer_identity,
-    )
+    from corral.core.operator.decisions import approve, reject, report_sha256
+    from corral.core.operator.identity import Operator
+    from corral.core.operator.reading import status
     from corral.core.trust.inert import inert
 
-    state = fold(read_log(rundir.events).events)
+    state = status(rundir)
     if args.review_action == "acknowledge":
         return _acknowledge(args, rundir, state)
-    sha = report_sha256(rundir, state)  # ReviewRefused: caught in cli/main.py, exit 1
+    sha = report_sha256(rundir, state)  # an OperatorError: exit 1, from cli/main.py
     if args.review_action == "show":
         _print_report(state.report.path if state.report else "", sha)
         _print_tampering(state)
@@ -90,7 +85,7 @@ def cmd_review(args: argparse.Namespace, rundir: Any) -> int:
             print("nothing done")
             return 1
         shown = sha
-    by = reviewer_identity()
+    by = Operator.current()
     approving = args.review_action == "approve"
     result = approve(rundir, by, shown) if approving else reject(rundir, by, args.reason, shown)
     print(inert(result.message, lines=True))
@@ -139,7 +134,8 @@ def _print_tampering(state: Any) -> None:
 
 
 def _acknowledge(args: argparse.Namespace, rundir: Any, state: Any) -> int:
-    from corral.core.review.gate import acknowledge_tampering, reviewer_identity
+    from corral.core.operator.decisions import acknowledge_tampering
+    from corral.core.operator.identity import Operator
 
     pending = state.unacknowledged_tampering()
     if not pending:
@@ -163,5 +159,5 @@ def _acknowledge(args: argparse.Namespace, rundir: Any, state: Any) -> int:
             print("nothing done")
             return 1
         through = pending[-1].seq
-    print(acknowledge_tampering(rundir, reviewer_identity(), through))
+    print(acknowledge_tampering(rundir, Operator.current(), through))
     return 0

@@ -14,9 +14,9 @@ import contextlib
 import errno
 import hashlib
 import os
-import secrets
 from pathlib import Path, PurePosixPath
 
+from corral.core.atomic import replacing
 from corral.core.errors import CorralError
 from corral.core.runs.rundir import ensure_private_dir
 
@@ -86,34 +86,14 @@ def write_shared(root: Path, path: str, data: bytes) -> str:
     name = parts[-1]
     parent = _open_parent(root, parts)
     try:
-        tmp = f".corral-{secrets.token_hex(6)}.tmp"
-        fd = os.open(
-            tmp,
-            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-            0o600,
-            dir_fd=parent,
-        )
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp, dir_fd=parent)
-            raise
-        os.close(fd)
-        try:
-            # rename replaces a link at `name` with the file itself: it never writes through one
-            os.rename(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
+            # the rename replaces a link at `name` with the file itself: never writes through one
+            with replacing(name, 0o600, dir_fd=parent, temp_prefix=".corral-") as out:
+                out.write(data)
         except OSError as exc:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp, dir_fd=parent)
             if exc.errno in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):
                 raise FencedPathError(f"{path!r} is a directory; name a file") from None
             raise
-        os.fsync(parent)
     finally:
         os.close(parent)
     return hashlib.sha256(data).hexdigest()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from corral.core.log.follower import (
     FollowState,
+    LogFollower,
     follow_log,
     follow_log_sync,
     iter_new_events,
@@ -35,6 +36,7 @@ __all__ = [
     "LogContents",
     "LogCorrupted",
     "LogFailed",
+    "LogFollower",
     "LogFormatTooNew",
     "LogPathError",
     "VerifyResult",

@@ -25,6 +25,7 @@ from typing import Literal
 
 from pydantic import ValidationError
 
+from corral.core.atomic import fsync_dir
 from corral.core.errors import CorralError
 from corral.core.log.events import GENESIS_HASH, Event, EventAdapter
 
@@ -131,15 +132,6 @@ def open_log_fd(path: Path, flags: int = _READ_FLAGS, mode: int = 0o600) -> int:
             "and resume the run"
         )
     return fd
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a created, renamed or linked name durable (E5)."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _error_summary(exc: ValidationError) -> str:

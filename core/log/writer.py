@@ -25,11 +25,11 @@ from typing import cast
 
 from pydantic import ValidationError
 
+from corral.core.atomic import fsync_dir
 from corral.core.errors import EngineFault
 from corral.core.log.events import GENESIS_HASH, Event, EventAdapter, EventBase
 from corral.core.log.reader import (
     LogContents,
-    fsync_dir,
     open_log_fd,
     read_fd,
     repair_fd,

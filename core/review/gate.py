@@ -15,10 +15,7 @@ base moved but before the decision was logged, approving again as the same revie
 from __future__ import annotations
 
 import asyncio
-import base64
-import getpass
 import hashlib
-import os
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,6 +31,9 @@ from corral.core.log.state import RunState, fold
 from corral.core.plan.model import PlanError, load_plan
 from corral.core.runs.rundir import RunDir
 from corral.core.trust.authority import refuse_operator
+from corral.core.trust.identity import (  # who decides: its home, re-exported here
+    reviewer_identity as reviewer_identity,
+)
 from corral.core.trust.integrity import recheck_before_approve
 from corral.worktrees.errors import GitError
 from corral.worktrees.git import run_git_result
@@ -50,6 +50,10 @@ class ReviewRefused(CorralError):
     """The decision cannot be taken as asked; the message says why and what to do."""
 
 
+class AskedByAgent(ReviewRefused):
+    """The decision was asked from inside an agent (docs/reliability.md T1), and recorded."""
+
+
 @dataclass(frozen=True)
 class ReviewResult:
     decision: Literal["approved", "rejected"]
@@ -58,39 +62,6 @@ class ReviewResult:
     log_head: str
     landed: str | None
     message: str
-
-
-def _ssh_key_fingerprint() -> str | None:
-    """The public key the SSH session logged in with (OpenSSH `ExposeAuthInfo yes`)."""
-    info = os.environ.get("SSH_USER_AUTH")
-    if not info:
-        return None
-    try:
-        lines = Path(info).read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        parts = line.split()
-        if len(parts) >= 3 and parts[0] == "publickey":
-            try:
-                blob = base64.b64decode(parts[2])
-            except ValueError:
-                continue
-            digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
-            return f"SHA256:{digest}"
-    return None
-
-
-def reviewer_identity() -> str:
-    """The OS user, with the SSH key fingerprint (or the client address) when reached over SSH."""
-    user = getpass.getuser()
-    fingerprint = _ssh_key_fingerprint()
-    if fingerprint:
-        return f"{user} (ssh key {fingerprint})"
-    connection = os.environ.get("SSH_CONNECTION")
-    if connection:
-        return f"{user} (ssh from {connection.split()[0]})"
-    return user
 
 
 def report_sha256(rundir: RunDir, state: RunState) -> str:
@@ -272,7 +243,7 @@ def _people_only(rundir: RunDir, action: str) -> None:
     """docs/reliability.md T1: a decision asked from inside an agent is refused, and logged as its."""
     refused = refuse_operator(action, "the report", rundir)
     if refused is not None:
-        raise ReviewRefused(refused)
+        raise AskedByAgent(refused)
 
 
 def approve(rundir: RunDir, by: str, shown_sha256: str) -> ReviewResult:

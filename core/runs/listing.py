@@ -1,4 +1,8 @@
-"""`corral runs`: one line (or JSON object) per run, with whether its engine is alive."""
+"""`corral runs`: one line (or JSON object) per run, with whether its engine is alive.
+
+Each run's state comes from the runs index (core/runs/index.py): a run whose log did not change
+since the last listing is not replayed, a grown one is folded on from where it was.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from corral.core.log import LogCorrupted, read_log
-from corral.core.log.state import RunState, fold
+from corral.core.log import LogCorrupted
+from corral.core.log.state import RunState
+from corral.core.runs.index import run_state
 from corral.core.runs.rundir import RunDir, list_runs
 from corral.core.runtime.procfs import is_same_process
 
@@ -70,7 +75,7 @@ def summarize_runs(common_dir: Path) -> list[RunSummary]:
     summaries = []
     for rundir in list_runs(common_dir):
         try:
-            summaries.append(summarize(rundir, fold(read_log(rundir.events).events)))
+            summaries.append(summarize(rundir, run_state(rundir)))
         except LogCorrupted:
             summaries.append(summarize(rundir, RunState(), corrupted=True))
     return summaries

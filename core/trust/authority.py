@@ -1,8 +1,8 @@
 """Operator actions come from people, not from agents (docs/reliability.md T1).
 
 The operator's controls are approve, reject, kill, retry, lock break and gc. Every front end asks
-here first: the command line (core/cli/main.py, cli_locks.py), the decisions (core/review/gate.py, which
-the console calls too) and the engine's control socket (control.py -> Engine.refuse_agents).
+here first: the front ends through the operator API (core/operator/guard.py), the decisions
+(core/review/gate.py) and the engine's control socket (control.py -> Engine.refuse_agents).
 A caller is an agent's when
 
 - it carries the marks the engine gives each attempt (`MARKS`, set by

@@ -85,6 +85,15 @@ def inert(text: str | None, *, lines: bool = False) -> str:
     return strip_controls(text)
 
 
+def one_line(text: str | None, limit: int = 500) -> str:
+    """`text` as one safe line for a screen: line breaks shown as ` ⏎ `, tabs as spaces, at
+    most `limit` characters (an ellipsis marks the cut)."""
+    if not text:
+        return ""
+    clean = inert(text, lines=True).replace("\t", " ").replace("\n", " ⏎ ")
+    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
+
+
 def visible(text: str) -> str:
     """`text` with each control, newline and tab spelled out as its escape (`\\x1b`, `\\u202e`):
     for names (a file an agent wrote), which must stay readable and distinct, not just safe."""

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-from corral.core.atomic import fsync_dir
+from corral.core.atomic import replacing
 
 SECRET_WORDS = frozenset(
     {"KEY", "APIKEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASS", "CREDENTIAL", "CREDENTIALS"}
@@ -96,18 +95,8 @@ class Redactor:
             if not self._contains(source):
                 return False
             source.seek(0)
-            fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as target:
-                    self._copy_redacted(source, target)
-                    target.flush()
-                    os.fsync(target.fileno())
-                os.chmod(temp, path.stat().st_mode & 0o777)
-                os.replace(temp, path)
-            except BaseException:
-                Path(temp).unlink(missing_ok=True)
-                raise
-        fsync_dir(path.parent)
+            with replacing(path, os.fstat(source.fileno()).st_mode & 0o777) as target:
+                self._copy_redacted(source, target)
         return True
 
     def _contains(self, source: BinaryIO) -> bool:

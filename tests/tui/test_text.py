@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from corral.tui.findings import agent_findings, counts_by_severity, read_report
+from corral.core.findings.display import agent_findings, counts_by_severity, read_report
 from corral.tui.look import freshness, sparkline
 from corral.tui.text import inert, inert_lines
 

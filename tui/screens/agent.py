@@ -20,10 +20,10 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
 
+from corral.core.findings.display import Loaded, agent_findings, severity_rank
 from corral.tui import decisions, look, ops
 from corral.tui.bridge import RunSession
 from corral.tui.feed import RunFeed
-from corral.tui.findings import Loaded, agent_findings, severity_rank
 from corral.tui.screens.base import RunScreen
 from corral.tui.text import inert, inert_lines
 from corral.tui.widgets.event_tail import EventTail

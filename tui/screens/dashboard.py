@@ -14,8 +14,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Footer
 
-from corral.core.agent.client import ControlError
-from corral.tui import decisions, ops
+from corral.core.operator import actions
+from corral.core.operator.errors import OperatorError
+from corral.tui import decisions
 from corral.tui.bridge import RunSession
 from corral.tui.feed import RunFeed
 from corral.tui.screens.base import RunScreen
@@ -264,8 +265,10 @@ class DashboardScreen(RunScreen):
         ):
             return
         try:
-            await asyncio.to_thread(ops.break_lock, self.session.rundir, name, reason, token)
-        except ControlError as exc:
+            await asyncio.to_thread(
+                actions.break_lock, self.session.rundir, name, self.session.operator, reason, token
+            )
+        except OperatorError as exc:
             self.notify(inert(str(exc)), title=f"break {name}", severity="error")
         else:
             self.notify(f"lock {name} broken", title="break lock")

@@ -1,12 +1,11 @@
 """The review: the merged report's summary, findings (grouped, filterable), conflicts with both
 sides, merged and left-out branches with diffs, verification; `a` approve and `r` reject go
-through core.review, the same code path as `corral review`. When an agent tampered with the
+through the operator API, the same code path as `corral review` (review_decide.py). When an agent tampered with the
 shared repository, a tampering tab appears (and opens), approve stays dimmed, and `t`
 acknowledges it after a confirmation."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import ClassVar
 
@@ -19,19 +18,18 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
-from corral.core.log.state import ACTIVE_STATES, RunState
-from corral.tui import ops
-from corral.tui.bridge import RunSession
-from corral.tui.feed import RunFeed
-from corral.tui.findings import (
+from corral.core.findings.display import (
     Loaded,
     SeverityConflict,
-    counts_by_severity,
     read_report,
     severity_conflicts,
 )
-from corral.tui.screens.base import RunScreen
-from corral.tui.screens.dialogs import AskScreen, ConfirmScreen
+from corral.core.log.state import RunState
+from corral.tui import ops
+from corral.tui.bridge import RunSession
+from corral.tui.feed import RunFeed
+from corral.tui.screens.dialogs import AskScreen
+from corral.tui.screens.review_decide import ReviewDecisions
 from corral.tui.text import inert
 from corral.tui.widgets.review_parts import (
     BranchesTable,
@@ -45,7 +43,7 @@ from corral.tui.widgets.review_parts import (
 from corral.tui.widgets.tables import ConflictsTable, KeyTable
 
 
-class ReviewScreen(RunScreen):
+class ReviewScreen(ReviewDecisions):
     DEFAULT_CSS = """
     ReviewScreen #summary { height: 2; background: $panel; text-wrap: nowrap; text-overflow: ellipsis; }
     ReviewScreen TabbedContent { height: 1fr; }
@@ -159,10 +157,6 @@ class ReviewScreen(RunScreen):
         await self.tabs.add_pane(TabPane("6 tampering", view, id="tampering"))
         self.tabs.active = "tampering"
 
-    def pending_tampering(self) -> bool:
-        feed = self.session.feed
-        return feed is not None and bool(feed.state.unacknowledged_tampering())
-
     def severity_conflicts(self) -> list[SeverityConflict]:
         return severity_conflicts(self.loaded.raw if self.loaded else None)
 
@@ -215,156 +209,16 @@ class ReviewScreen(RunScreen):
             )
         self.refresh_bindings()
 
-    # -- the decision --------------------------------------------------------------------------
-
-    def decidable(self) -> str:
-        """Why a decision cannot be taken now ('' when it can)."""
-        feed = self.session.feed
-        if self.session.read_only:
-            return "read-only"
-        if feed is None or feed.state.report is None:
-            return "no report yet"
-        if self.loaded is None or self.loaded.sha256 != feed.state.report.sha256:
-            return "the report on disk is not the one the log recorded"
-        if feed.state.review is not None:
-            return f"already {feed.state.review.decision}"
-        if self._agents_run():
-            return "agents still run"
-        return ""
+    # -- which keys are offered (the decisions themselves: review_decide.py) -----------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "reject":
-            return None if self.decidable() else True
-        if action == "approve":
-            feed = self.session.feed
-            synthesized = (
-                feed is not None and feed.state.report is not None and feed.state.report.synthesized
-            )
-            blocked = self.decidable() or not synthesized or self.pending_tampering()
-            return None if blocked else True
-        if action == "acknowledge":
-            if not self.pending_tampering():
-                return False  # nothing to acknowledge in this run: the key has no place here
-            return None if self.session.read_only or self._agents_run() else True
+        if action in ("approve", "reject", "acknowledge"):
+            return self.decision_allowed(action)
         if action == "tab" and parameters == ("tampering",):
             return True if self.tampering_tab else None
         if action == "next_conflict":
             return True if self.conflicts.row_count else None
         return True
-
-    def _agents_run(self) -> bool:
-        feed = self.session.feed
-        return feed is not None and any(
-            a.state in ACTIVE_STATES | {"queued", "waiting"} for a in feed.state.agents.values()
-        )
-
-    def landing(self) -> Text:
-        feed = self.session.feed
-        assert feed is not None
-        assert self.loaded is not None
-        state = feed.state
-        merged = [m.agent for m in state.merge.merged]
-        left = [f"{b.agent} ({b.reason})" for b in state.merge.left_out]
-        text = Text()
-        target = state.merge.integration_commit
-        if target and target != state.snapshot:
-            text.append(
-                f"Lands on {inert(state.base_ref)}: moves it {state.snapshot[:12]} → a merge of "
-                f"{target[:12]} that names you as the approver\n",
-                style="bold",
-            )
-            text.append(
-                f"  checkouts of {inert(state.base_ref)} are updated (refused if they have "
-                "uncommitted changes to the files it changes)\n"
-            )
-            text.append(
-                f"  {len(merged)} merged branch(es): {inert(', '.join(merged), limit=300) or '-'}\n"
-            )
-        else:
-            text.append(
-                f"Publishes the report; nothing lands on {inert(state.base_ref)}.\n", style="bold"
-            )
-        text.append(f"  {len(left)} left out: {inert('; '.join(left), limit=300) or '-'}\n")
-        counts = counts_by_severity(self.loaded.findings)
-        text.append(
-            f"  {len(self.loaded.findings)} findings ({', '.join(f'{k} {v}' for k, v in counts.items()) or 'none'}), "
-            f"{len(state.conflicts)} conflicts\n"
-        )
-        text.append(f"  report sha256 {self.loaded.sha256[:16]}", style="dim")
-        return text
-
-    @work(group="decisions", exclusive=True)
-    async def action_approve(self) -> None:
-        if self.decidable() or self.loaded is None:
-            return
-        if self.pending_tampering():
-            self.notify("acknowledge the tampering first (t)", title="approve waits", timeout=6)
-            return
-        from corral.core.review import gate as review
-
-        shown = self.loaded.sha256
-        by = review.reviewer_identity()
-        title = f"Approve run {self.session.run_id} as {by}?"
-        if not await self.app.push_screen_wait(ConfirmScreen(title, self.landing(), yes="approve")):
-            return
-        try:
-            result = await asyncio.to_thread(review.approve, self.session.rundir, by, shown)
-        except review.ReviewRefused as exc:
-            self.notify(inert(str(exc)), title="approve refused", severity="error", timeout=10)
-        else:
-            self.notify(inert(result.message), title="approved")
-
-    @work(group="decisions", exclusive=True)
-    async def action_reject(self) -> None:
-        if self.decidable() or self.loaded is None:
-            return
-        from corral.core.review import gate as review
-
-        shown = self.loaded.sha256
-        by = review.reviewer_identity()
-        reason = await self.app.push_screen_wait(
-            AskScreen(
-                f"Reject run {self.session.run_id} as {by}?",
-                "Reason (required; nothing lands):",
-                required="a reason is required",
-            )
-        )
-        if not reason:
-            return
-        try:
-            result = await asyncio.to_thread(review.reject, self.session.rundir, by, reason, shown)
-        except review.ReviewRefused as exc:
-            self.notify(inert(str(exc)), title="reject refused", severity="error", timeout=10)
-        else:
-            self.notify(inert(result.message), title="rejected")
-
-    @work(group="decisions", exclusive=True)
-    async def action_acknowledge(self) -> None:
-        feed = self.session.feed
-        pending = feed.state.unacknowledged_tampering() if feed is not None else []
-        if not pending or self.session.read_only or self._agents_run():
-            return
-        from corral.core.review import gate as review
-
-        by = review.reviewer_identity()
-        body = tampering_text(pending, footnote=False)
-        body.append(
-            "\nAcknowledging records that you read these reports; approve then no longer "
-            "waits for them. Nothing in the repository changes.",
-            style="bold",
-        )
-        title = (
-            f"Acknowledge {len(pending)} tampering report(s) of run {self.session.run_id} as {by}?"
-        )
-        if not await self.app.push_screen_wait(ConfirmScreen(title, body, yes="acknowledge")):
-            return
-        rundir, through = self.session.rundir, pending[-1].seq
-        try:
-            message = await asyncio.to_thread(review.acknowledge_tampering, rundir, by, through)
-        except review.ReviewRefused as exc:
-            self.notify(inert(str(exc)), title="acknowledge refused", severity="error", timeout=10)
-        else:
-            self.notify(inert(message), title="acknowledged")
 
     # -- walking -------------------------------------------------------------------------------
 

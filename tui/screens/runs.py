@@ -16,11 +16,11 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from corral.core.agent.client import ControlError
+from corral.core.operator import actions
+from corral.core.operator.errors import OperatorError
 from corral.core.plan.durations import format_duration
 from corral.core.runs.listing import RunSummary
 from corral.core.runs.rundir import NotInRepository, UnsafeRunDir, git_common_dir
-from corral.tui import ops
 from corral.tui.runs_index import RunsIndex
 from corral.tui.screens.dialogs import AskScreen
 from corral.tui.text import inert
@@ -193,8 +193,8 @@ class RunsScreen(Screen[None]):
             return
         self.notify(f"starting {plan.name}…", title="corral run")
         try:
-            run_id = await asyncio.to_thread(ops.start_run, self.repo, plan)
-        except ControlError as exc:
+            started = await asyncio.to_thread(actions.start_run, self.repo, plan)
+        except OperatorError as exc:
             self.notify(
                 inert(str(exc), limit=600),
                 title="the run did not start",
@@ -202,5 +202,5 @@ class RunsScreen(Screen[None]):
                 timeout=15,
             )
             return
-        self.notify(f"run {run_id} started in the background", title="corral run")
-        self.app.attach(run_id)  # type: ignore[attr-defined]
+        self.notify(f"run {started.run_id} started in the background", title="corral run")
+        self.app.attach(started.run_id)  # type: ignore[attr-defined]

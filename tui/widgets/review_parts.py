@@ -7,10 +7,10 @@ from typing import ClassVar
 
 from rich.text import Text
 
+from corral.core.findings.display import Loaded, counts_by_severity, severity_rank
 from corral.core.log.state import RunState, TamperingState
 from corral.core.trust.integrity import describe_change, describe_when
 from corral.tui import look
-from corral.tui.findings import Loaded, counts_by_severity, severity_rank
 from corral.tui.text import inert
 from corral.tui.widgets.tables import KeyTable, Row
 

@@ -1,24 +1,40 @@
-"""Findings read defensively from untrusted files: an agent's CORRAL_OUTPUT dir (corral findings
-JSON or SARIF 2.1.0) and the run's report.json, whatever shape they turn out to have. Sizes are
-capped, paths are only ever shown (never opened), and text is made inert when drawn."""
+"""Findings read for a person to look at: an agent's CORRAL_OUTPUT dir (corral findings JSON or
+SARIF 2.1.0) and the run's report.json, whatever shape they turn out to have, best effort.
+
+The strict reader the engine merges with is schema.py (`load_output`); this one shows what is
+there even when it would be rejected, so a person can see why. It keeps that reader's limits and
+file rules: files read by `read_untrusted` (no links, devices or oversized files), at most
+MAX_FILES files and MAX_FINDINGS findings an agent, SARIF levels as sarif.py maps them. The report
+is corral's own file, merged from many agents: its size and count caps are options. Text is made
+inert (one line each) as it is read; paths are only ever shown, never opened."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from corral.tui.look import SEVERITY_ORDER
-from corral.tui.text import inert
+from corral.core.findings.sarif import LEVEL_SEVERITY
+from corral.core.findings.schema import (
+    MAX_FILE_BYTES,
+    MAX_FILES,
+    MAX_FINDINGS,
+    SARIF_SUFFIXES,
+    FindingsError,
+    read_untrusted,
+)
+from corral.core.trust.inert import one_line as inert
 
-MAX_FILE_BYTES = 32 << 20
-MAX_FILES = 50
-MAX_FINDINGS = 20_000
-SARIF_LEVEL = {"error": "high", "warning": "medium", "note": "low", "none": "info"}
+REPORT_MAX_BYTES = 32 << 20
+"""report.json merges every agent's findings (each up to MAX_FILE_BYTES), so it may be bigger."""
+REPORT_MAX_FINDINGS = 20_000
+"""Findings of a report shown at most."""
+SEVERITY_ORDER = ("critical", "high", "error", "medium", "warning", "low", "note", "info", "none")
+"""Most severe first: corral's severities with SARIF's levels among them, for documents that
+use those words."""
 
 
 @dataclass(frozen=True)
@@ -46,22 +62,13 @@ class Loaded:
     sha256: str = ""
 
 
-def read_bounded(path: Path) -> bytes | None:
-    """A regular file's bytes, refusing links, devices and anything too big."""
+def read_bounded(path: Path, limit: int = MAX_FILE_BYTES) -> bytes | None:
+    """A regular file's bytes by schema.py's rules (no links, devices or files over `limit`),
+    or None."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError:
+        return read_untrusted(path, limit)
+    except FindingsError:
         return None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
-            return None
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 def _text(value: Any) -> str:
@@ -78,7 +85,7 @@ def _text(value: Any) -> str:
 
 def _severity(value: Any) -> str:
     text = _text(value).lower()
-    return SARIF_LEVEL.get(text, text or "info")
+    return LEVEL_SEVERITY.get(text, text or "info")
 
 
 def _location(item: dict[str, Any]) -> str:
@@ -109,14 +116,15 @@ def _sarif_location(result: dict[str, Any]) -> str:
     return uri + (f":{line}" if isinstance(line, int) else "")
 
 
-def from_document(doc: Any, agent: str) -> list[Finding]:
-    """Findings from a corral findings document, a SARIF log or a report, best effort."""
+def from_document(doc: Any, agent: str, limit: int = MAX_FINDINGS) -> list[Finding]:
+    """Findings from a corral findings document, a SARIF log or a report, best effort; at most
+    `limit` of them."""
     found: list[Finding] = []
     if isinstance(doc, dict) and isinstance(doc.get("runs"), list):  # SARIF
         for run in doc["runs"]:
             results = run.get("results") if isinstance(run, dict) else None
             for result in results if isinstance(results, list) else []:
-                if isinstance(result, dict) and len(found) < MAX_FINDINGS:
+                if isinstance(result, dict) and len(found) < limit:
                     found.append(
                         Finding(
                             severity=_severity(result.get("level") or "warning"),
@@ -131,7 +139,7 @@ def from_document(doc: Any, agent: str) -> list[Finding]:
     if isinstance(items, dict):
         items = [f for group in items.values() if isinstance(group, list) for f in group]
     for item in items if isinstance(items, list) else []:
-        if not isinstance(item, dict) or len(found) >= MAX_FINDINGS:
+        if not isinstance(item, dict) or len(found) >= limit:
             continue
         who = item.get("agent") or item.get("agents") or item.get("source") or agent
         if isinstance(who, list):
@@ -196,7 +204,7 @@ def severity_conflicts(raw: dict[str, Any] | None) -> list[SeverityConflict]:
                 tuple(_text(i) for i in ids[:MAX_FILES]) if isinstance(ids, list) else (),
             )
         )
-    return found[:MAX_FINDINGS]
+    return found[:REPORT_MAX_FINDINGS]
 
 
 def agent_findings(output_dir: str, agent: str) -> Loaded:
@@ -212,7 +220,7 @@ def agent_findings(output_dir: str, agent: str) -> Loaded:
         loaded.problems.append(f"cannot list {root}: {exc.strerror}")
         return loaded
     for name in names:
-        if not name.endswith((".json", ".sarif")):
+        if not name.endswith((".json", *SARIF_SUFFIXES)):
             continue
         data = read_bounded(root / name)
         if data is None:
@@ -223,13 +231,14 @@ def agent_findings(output_dir: str, agent: str) -> Loaded:
         except ValueError:
             loaded.problems.append(f"{inert(name)}: not valid JSON")
             continue
-        loaded.findings.extend(from_document(doc, agent))
+        room = MAX_FINDINGS - len(loaded.findings)
+        loaded.findings.extend(from_document(doc, agent, room) if room > 0 else [])
     return loaded
 
 
 def read_report(path: str) -> Loaded:
     """report.json as plain JSON, with the sha256 of exactly the bytes shown."""
-    data = read_bounded(Path(path)) if path else None
+    data = read_bounded(Path(path), REPORT_MAX_BYTES) if path else None
     if data is None:
         return Loaded([], ["the report cannot be read"])
     digest = hashlib.sha256(data).hexdigest()
@@ -238,7 +247,7 @@ def read_report(path: str) -> Loaded:
     except ValueError:
         return Loaded([], ["report.json is not valid JSON"], None, digest)
     raw = doc if isinstance(doc, dict) else {"findings": doc}
-    return Loaded(from_document(raw, ""), [], raw, digest)
+    return Loaded(from_document(raw, "", REPORT_MAX_FINDINGS), [], raw, digest)
 
 
 def severity_rank(severity: str) -> int:

@@ -1,0 +1,116 @@
+"""The `corral` command line: every command, its arguments and help.
+
+Built on each start (argparse is fast; the lock verbs only when asked, cli/locks.py), so it
+imports nothing heavy: the commands themselves live in main.py, runs.py, agents.py, review.py
+and locks.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from corral.core.cli.common import path_arg
+from corral.core.cli.locks import add_lock_parsers
+from corral.core.cli.review import add_review_parser
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="corral",
+        description="Run many coding and audit agents in parallel on one repository, safely.",
+    )
+    parser.add_argument(
+        "--repo", type=path_arg, default=None, help="the repository (default: the current one)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="start a run from a plan (or resume one)")
+    run.add_argument("plan", nargs="?", type=path_arg, help="the plan file (TOML)")
+    run.add_argument(
+        "--resume", metavar="RUN", help="carry on a run whose engine died or was stopped"
+    )
+    run.add_argument(
+        "--retry",
+        metavar="AGENT",
+        action="append",
+        default=[],
+        help="with --resume: retry this agent",
+    )
+    run.add_argument(
+        "--detach", action="store_true", help="leave the engine running in the background"
+    )
+    run.add_argument("--quiet", action="store_true", help="no live progress, only the summary")
+    run.add_argument("--run-id", help=argparse.SUPPRESS)
+
+    validate = sub.add_parser("validate", help="check a plan without running it")
+    validate.add_argument("plan", type=path_arg)
+
+    status = sub.add_parser("status", help="the state of a run (default: the latest)")
+    status.add_argument("run", nargs="?")
+    status.add_argument("--json", action="store_true", help="print the published RunState JSON")
+
+    runs = sub.add_parser("runs", help="list the runs of the repository")
+    runs.add_argument("--json", action="store_true")
+
+    logs = sub.add_parser("logs", help="an agent's output")
+    logs.add_argument("run")
+    logs.add_argument("agent")
+    logs.add_argument(
+        "-f", "--follow", action="store_true", help="keep printing until the attempt ends"
+    )
+    logs.add_argument(
+        "--attempt", type=int, default=None, help="which attempt (default: the latest)"
+    )
+    logs.add_argument(
+        "--raw",
+        action="store_true",
+        help="the agent's bytes as written, escapes included (default: made safe to print)",
+    )
+
+    kill = sub.add_parser("kill", help="stop an agent (it ends cancelled, no retry)")
+    kill.add_argument("run")
+    kill.add_argument("agent")
+    kill.add_argument("--reason", default="")
+
+    retry = sub.add_parser("retry", help="give an ended agent another attempt")
+    retry.add_argument("run")
+    retry.add_argument("agent")
+
+    heartbeat = sub.add_parser("heartbeat", help="(inside an agent) say the agent is alive")
+    heartbeat.add_argument(
+        "--progress", help="how far along: 0.0 to 1.0, or a percentage such as 40%%"
+    )
+    heartbeat.add_argument("message", nargs="?", help="what the agent is doing now")
+
+    add_lock_parsers(sub, argv)
+
+    verify = sub.add_parser("verify", help="check a run's event log (sequence and hash chain)")
+    verify.add_argument("run", nargs="?")
+
+    gc = sub.add_parser("gc", help="remove worktrees and branches of finished runs")
+    gc.add_argument(
+        "--force", action="store_true", help="also dirty worktrees and unfinished (dead) runs"
+    )
+    gc.add_argument("--dry-run", action="store_true", help="say what would be removed")
+
+    demo = sub.add_parser(
+        "demo", help="run the example plan on a fresh copy of the sample repository"
+    )
+    demo.add_argument(
+        "--repo",
+        type=path_arg,
+        default=argparse.SUPPRESS,  # so `corral --repo PATH demo` keeps its value
+        help="run on this repository instead of a fresh copy of the sample",
+    )
+    demo.add_argument(
+        "--quiet", action="store_true", help="no console and no live progress, only the summary"
+    )
+
+    tui = sub.add_parser("tui", help="open the console")
+    tui.add_argument("run", nargs="?")
+    tui.add_argument(
+        "--read-only", action="store_true", help="watch only: no kill, retry or decision"
+    )
+
+    add_review_parser(sub)
+    return parser

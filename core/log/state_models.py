@@ -1,0 +1,246 @@
+"""The shape of a folded run: `RunState` and its parts, published as `corral status --json`.
+
+Plain models, no behaviour beyond small queries: `fold` (core/log/state.py) builds them, its
+per-event steps live in core/log/fold_handlers.py. Import them from `corral.core.log.state`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from corral.core.log import events as ev
+
+AgentStateName = Literal[
+    "queued",
+    "waiting",
+    "starting",
+    "running",
+    "stalled",
+    "succeeded",
+    "failed",
+    "timed_out",
+    "killed",
+    "lost",
+    "dead_lettered",
+    "skipped",
+    "cancelled",
+]
+"""The names docs/architecture.md lists; the same in events, on screen and in `--json` output."""
+
+TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "dead_lettered", "skipped", "cancelled"})
+"""An agent in one of these states gets no further attempt unless a person redrives it."""
+ACTIVE_STATES: frozenset[str] = frozenset({"starting", "running", "stalled"})
+RunStatus = Literal["running", "finished", "stopped"]
+
+
+class Heartbeat(BaseModel):
+    """The latest sign of life (`ts`, `source`: "last seen") and what the agent last said.
+
+    Any sign of life moves `ts` and `source`; `progress` and `message` are each the last value
+    the agent set with `corral heartbeat` in this attempt, kept while output and CPU use keep
+    it alive, and blank again when a new attempt starts.
+    """
+
+    ts: float
+    source: ev.HeartbeatSource
+    attempt: int = 0
+    progress: float | None = None
+    message: str | None = None
+
+
+class AttemptState(BaseModel):
+    """One attempt of an agent: its own workspace, branch and process."""
+
+    number: int
+    state: AgentStateName = "queued"
+    workspace: str = ""
+    branch: str = ""
+    output_dir: str = ""
+    log_path: str = ""
+    pid: int | None = None
+    proc_start_time: float | None = None
+    started_ts: float | None = None
+    ended_ts: float | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    reason: str = ""
+    requeue: bool = False
+
+
+class AgentState(BaseModel):
+    """An agent as the log tells it."""
+
+    id: str
+    kind: Literal["coding", "audit"]
+    command: list[str]
+    depends_on: list[str] = Field(default_factory=list)
+    retries: int = 0
+    state: AgentStateName = "queued"
+    attempt: int = 0
+    """Number of the current (or last) attempt; 0 before the first starts."""
+    attempts: list[AttemptState] = Field(default_factory=list)
+    last_heartbeat: Heartbeat | None = None
+    heartbeats: int = 0
+    retries_used: int = 0
+    """Retries spent since the start (or since a person last redrove the agent)."""
+    reason: str = ""
+    """Why it waits, was skipped, failed or was cancelled."""
+    waiting_on: list[str] = Field(default_factory=list)
+    not_before: float | None = None
+    """Earliest start of the next attempt while a retry backoff runs."""
+
+    @property
+    def current(self) -> AttemptState | None:
+        return self.attempts[-1] if self.attempts else None
+
+
+class LockWaiter(BaseModel):
+    """An attempt queued for a lock (first in line first)."""
+
+    agent: str
+    attempt: int
+    request_id: str
+    since: float
+    reason: str = ""
+    declared: bool = False
+    """The engine waits on the agent's behalf for a lock its plan declares."""
+
+
+class LockState(BaseModel):
+    """A lock as the log tells it: holder, lease, token and the queue behind it."""
+
+    name: str
+    holder: str | None = None
+    holder_attempt: int | None = None
+    holder_pid: int | None = None
+    """The process that asked for the lease, when its client said."""
+    token: int | None = None
+    """The holder's fencing token."""
+    newest_token: int = 0
+    """The highest token ever granted for this lock: fenced writes need exactly this one."""
+    ttl: float | None = None
+    expires_at: float | None = None
+    """Wall-clock end of the lease (None: held for the holder's whole attempt)."""
+    declared: bool = False
+    reason: str = ""
+    acquired_ts: float | None = None
+    waiters: list[LockWaiter] = Field(default_factory=list)
+    last_event: str = ""
+    """What happened last: acquired, renewed, released, expired or broken (with who)."""
+
+
+class ConflictState(BaseModel):
+    """Two agents whose work collides (or an agent and the moved base, `@base`)."""
+
+    key: str
+    agents: list[str]
+    files: list[ev.ConflictFile]
+    predicted: bool = False
+    """Seen while the agents ran; cleared when their snapshots stop colliding."""
+    actual: bool = False
+    """Found at merge time."""
+
+
+class MergeState(BaseModel):
+    merged: list[ev.BranchMerged] = Field(default_factory=list)
+    left_out: list[ev.BranchLeftOut] = Field(default_factory=list)
+    integration_commit: str | None = None
+    verification: ev.VerificationFinished | None = None
+
+
+class ReportState(BaseModel):
+    path: str
+    sha256: str
+    findings: int
+    conflicts: int
+    synthesized: bool
+    written_seq: int
+
+
+class ReviewState(BaseModel):
+    decision: Literal["approved", "rejected"]
+    by: str
+    reason: str = ""
+    report_sha256: str
+    log_head: str
+    landed: str | None = None
+
+
+class IntegrityBaseline(BaseModel):
+    """What agents must not touch, as last recorded (docs/reliability.md T3; core/trust/integrity.py)."""
+
+    refs: dict[str, str] = Field(default_factory=dict)
+    files: dict[str, str] = Field(default_factory=dict)
+    git_dir: str = ""
+    copies: str = ""
+
+
+class TamperingState(BaseModel):
+    """A `repo_tampered` event, and who acknowledged it (approve waits until someone did)."""
+
+    seq: int
+    ts: float
+    live: list[str]
+    seen: ev.TamperingSeen
+    changes: list[ev.RepoChange]
+    problem: str = ""
+    acknowledged_by: str | None = None
+
+
+class EngineState(BaseModel):
+    pid: int
+    start_time: float
+    host: str
+    user: str
+
+
+class RunState(BaseModel):
+    """The whole run: published as `corral status RUN --json`."""
+
+    run_id: str = ""
+    name: str = ""
+    repo: str = ""
+    base_ref: str = ""
+    snapshot: str = ""
+    worktree_root: str = ""
+    status: RunStatus = "running"
+    verdict: Literal["passed", "failed"] | None = None
+    verdict_reason: str = ""
+    required_successes: int = 0
+    max_parallel: int = 1
+    started_ts: float | None = None
+    finished_ts: float | None = None
+    engine: EngineState | None = None
+    agents: dict[str, AgentState] = Field(default_factory=dict)
+    locks: dict[str, LockState] = Field(default_factory=dict)
+    max_token: int = 0
+    """Highest fencing token ever granted in the run; a restarted engine continues above it."""
+    conflicts: dict[str, ConflictState] = Field(default_factory=dict)
+    merge: MergeState = Field(default_factory=MergeState)
+    rejected_findings: dict[str, str] = Field(default_factory=dict)
+    """Agents whose output failed validation, with the reason."""
+    rejected_attempts: dict[str, int] = Field(default_factory=dict)
+    """The attempt each of those rejections was of: a later attempt's output may validate."""
+    report: ReportState | None = None
+    review: ReviewState | None = None
+    integrity: IntegrityBaseline | None = Field(default=None, exclude=True)
+    """The recorded baseline; engine-internal (it lists every ref), so not in `--json`."""
+    tampering: list[TamperingState] = Field(default_factory=list)
+    """Changes to the shared repository no agent may make; approve waits for acknowledgement."""
+    last_seq: int = 0
+    last_ts: float | None = None
+
+    def counts(self) -> dict[str, int]:
+        """Agents by state, in the order of AgentStateName."""
+        found: dict[str, int] = {}
+        for agent in self.agents.values():
+            found[agent.state] = found.get(agent.state, 0) + 1
+        return found
+
+    def succeeded(self) -> int:
+        return sum(1 for agent in self.agents.values() if agent.state == "succeeded")
+
+    def unacknowledged_tampering(self) -> list[TamperingState]:
+        return [t for t in self.tampering if t.acknowledged_by is None]

@@ -1,0 +1,151 @@
+"""What a person does to a running (or ended) run: kill, retry, break a lock, start or resume
+a run in the background. Each checks who asks (guard.py), sends a typed request from
+core/control/protocol.py, and returns a typed result or raises an OperatorError."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from corral.core.control.protocol import KillRequest, LockBreakRequest, OperatorRequest
+from corral.core.operator.errors import AgentRefused, EngineRefused, OperatorError, StartFailed
+from corral.core.operator.guard import people_only
+from corral.core.operator.identity import Operator
+from corral.core.operator.results import Killed, LockBroken, Retried, Started
+from corral.core.runs.rundir import RunDir
+
+if TYPE_CHECKING:
+    from corral.core.plan.preflight import Preflight
+
+REQUEST_TIMEOUT = 10.0
+
+
+def send(
+    socket_path: str, request: OperatorRequest, timeout: float = REQUEST_TIMEOUT
+) -> dict[str, Any]:
+    """One typed request to a run's engine; EngineRefused with the engine's own words."""
+    from corral.core.agent.client import ControlError
+    from corral.core.agent.client import request as exchange
+
+    try:
+        return exchange(socket_path, request.model_dump(exclude_none=True), timeout=timeout)
+    except ControlError as exc:
+        raise EngineRefused(str(exc), exc.code) from None
+
+
+def _built(model: type[OperatorRequest], **fields: Any) -> Any:
+    """The request, or an OperatorError that says which field is wrong (as the engine would)."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "request"
+        raise OperatorError(f"bad request: {where}: {first['msg']}") from None
+
+
+def kill(rundir: RunDir, agent: str, by: Operator, reason: str = "") -> Killed:
+    """Stop `agent`: its process tree gets SIGTERM, then SIGKILL; it ends cancelled, no retry."""
+    request: KillRequest = _built(KillRequest, agent=agent, by=by.user, reason=reason)
+    people_only("kill", f"agent {agent}", rundir, request)
+    data = send(str(rundir.socket), request)
+    return Killed(agent, str(data.get("was")))
+
+
+def retry(rundir: RunDir, agent: str, by: Operator) -> Retried:
+    """Give an ended `agent` another attempt: asked of the live engine, or by resuming the run's
+    engine in the background when it has none (core/engine/runner.py retry_agent, which checks
+    who asks with the same rule as guard.py)."""
+    from corral.core.agent.client import ControlError
+    from corral.core.engine.runner import BackgroundStartFailed, retry_agent
+    from corral.core.trust.authority import OperatorRefused
+
+    try:
+        done = retry_agent(rundir, agent, by.user)
+    except OperatorRefused as exc:
+        raise AgentRefused(str(exc)) from None
+    except BackgroundStartFailed as exc:
+        raise StartFailed(str(exc)) from None
+    except ControlError as exc:
+        raise EngineRefused(str(exc), exc.code) from None
+    return Retried(done.agent, done.attempt, done.resumed_pid)
+
+
+def break_lock(
+    rundir: RunDir | None,
+    lock: str,
+    by: Operator,
+    reason: str,
+    token: int | None = None,
+    *,
+    socket: str | None = None,
+) -> LockBroken:
+    """Take a lease away from its holder. With `token`, only the lease the person was shown: if
+    it changed hands since, the engine refuses rather than break someone else's. `socket`
+    replaces the run's own (an agent's own run, from CORRAL_SOCKET)."""
+    path = socket or (str(rundir.socket) if rundir is not None else "")
+    if not path:
+        raise OperatorError("name the run whose lock to break")
+    request: LockBreakRequest = _built(
+        LockBreakRequest, lock=lock, by=by.user, reason=reason, expect_token=token
+    )
+    people_only("lock break", f"lock {lock}", rundir, request, socket=path)
+    data = send(path, request)
+    attempt, held = data.get("attempt"), data.get("token")
+    return LockBroken(
+        lock,
+        str(data.get("agent")),
+        attempt if isinstance(attempt, int) else None,
+        held if isinstance(held, int) else None,
+    )
+
+
+def start_run(
+    repo: Path, plan: Path, *, run_id: str | None = None, checked: Preflight | None = None
+) -> Started:
+    """Check `plan` (unless `checked` already is its preflight) and start a new run of it in the
+    background; the run id comes back typed."""
+    from corral.core.runs.rundir import new_run_id, runs_root
+
+    checked = checked or check_plan(repo, plan)
+    run_id = run_id or new_run_id()
+    rundir = RunDir(runs_root(checked.common_dir) / run_id)
+    command = ["run", str(plan), "--run-id", run_id, "--quiet"]
+    pid = _in_background(rundir, command, repo)
+    return Started(run_id, pid, tuple(checked.warnings))
+
+
+def check_plan(repo: Path, plan: Path) -> Preflight:
+    """The plan loaded and checked against the repository (core/plan/preflight.py)."""
+    from corral.core.plan.model import PlanError, load_plan
+    from corral.core.plan.preflight import preflight
+
+    try:
+        return preflight(load_plan(plan), plan.resolve(), repo.resolve())
+    except PlanError as exc:
+        raise StartFailed(str(exc), invalid_plan=True) from None
+
+
+def resume_in_background(rundir: RunDir, retry: list[str] | None = None) -> Started:
+    """Carry on a run whose engine died or was stopped, retrying `retry`, in the background;
+    refused while its engine lives."""
+    from corral.core.engine.runner import EngineBusy, engine_is_live
+
+    retry = retry or []
+    if retry:
+        people_only("retry", f"agent {', '.join(retry)}", rundir)
+    if engine_is_live(rundir.check()):
+        raise EngineRefused(str(EngineBusy(rundir.run_id)))
+    command = ["run", "--resume", rundir.run_id, "--quiet", *[f"--retry={a}" for a in retry]]
+    # the run's own common dir: the caller's working directory may be anywhere
+    return Started(rundir.run_id, _in_background(rundir, command, rundir.path.parents[2]))
+
+
+def _in_background(rundir: RunDir, command: list[str], repo: Path | None) -> int:
+    from corral.core.engine.runner import BackgroundStartFailed, start_in_background
+
+    try:
+        return start_in_background(rundir, command, repo=repo)
+    except BackgroundStartFailed as exc:
+        raise StartFailed(str(exc)) from None

@@ -1,0 +1,152 @@
+"""One line per event, in a person's words: the one home of event descriptions for every front
+end. `progress_line` is what `corral run` prints as a run goes, `tail_line` what the console's
+event tail shows, `command_line` what its `@` log shows (what the engine ran or did on someone's
+behalf). The lines are plain text: a front end makes them inert (T5) as it draws them."""
+
+from __future__ import annotations
+
+from corral.core.log import events as ev
+from corral.core.plan.durations import format_duration
+
+
+def progress_line(event: ev.Event) -> str:
+    """`corral run`'s line for the events a person follows as a run goes; '' for the rest."""
+    match event:
+        case ev.AgentStarted():
+            return f"{event.agent}#{event.attempt} started (pid {event.pid})"
+        case ev.AgentFinished():
+            text = f"{event.agent}#{event.attempt} {event.outcome} after {format_duration(event.duration)}"
+            return text + (f": {event.reason}" if event.reason else "")
+        case ev.AgentRetried():
+            return f"{event.agent} will retry as attempt {event.attempt} in {format_duration(event.delay)}"
+        case ev.AgentDeadLettered():
+            return f"{event.agent} dead-lettered after {event.attempts} attempt(s): {event.reason}"
+        case ev.AgentSkipped():
+            return f"{event.agent} skipped: {event.reason}"
+        case ev.AgentStalled():
+            return f"{event.agent}#{event.attempt} stalled: silent for {format_duration(event.silent_for)}"
+        case ev.AgentCancelled():
+            return f"{event.agent} cancelled by {event.by}" + (
+                f": {event.reason}" if event.reason else ""
+            )
+        case ev.AgentRedriven():
+            return f"{event.agent} retry requested by {event.by}"
+        case ev.LockWaiting():
+            holder = f" held by {event.holder} (token {event.holder_token})" if event.holder else ""
+            return f"{event.agent}#{event.attempt} waits for lock {event.lock}{holder}"
+        case ev.LockAcquired():
+            return f"{event.agent}#{event.attempt} holds lock {event.lock} (token {event.token})"
+        case ev.LockExpired() | ev.LockBroken():
+            return f"lock {event.lock} taken from {event.agent}: {event.type.removeprefix('lock_')}"
+        case ev.ConflictPredicted():
+            files = ", ".join(f.path for f in event.files)
+            return f"conflict predicted between {' and '.join(event.agents)} in {files}"
+        case ev.BranchMerged():
+            return f"merged {event.agent}#{event.attempt}"
+        case ev.BranchLeftOut():
+            return f"left out {event.agent}#{event.attempt}: {event.reason}"
+        case ev.VerificationFinished():
+            verdict = "passed" if event.passed else "FAILED"
+            return f"verification {verdict}: {' '.join(event.command)}"
+        case ev.RunFinished():
+            return f"run {event.verdict}: {event.reason}"
+        case ev.OperatorActionRefused():
+            who = f"agent {event.caller_agent or '?'}#{event.caller_attempt or '?'}"
+            who += f" of run {event.caller_run}" if event.caller_run else ""
+            return f"refused {event.action} of {event.target} asked from inside {who}"
+        case ev.RepoTampered():
+            from corral.core.trust.integrity import describe_tampering
+
+            return f"REPOSITORY TAMPERED {describe_tampering(event)}"
+        case ev.TamperingAcknowledged():
+            return f"tampering up to #{event.through_seq} acknowledged by {event.by}"
+        case _:
+            return ""
+
+
+def tail_line(event: ev.Event) -> str:
+    """The console's event-tail line: `progress_line` with more events, some in other words
+    (locks, merges, the report); '' for events a person does not follow there."""
+    match event:
+        case ev.RunStarted():
+            return f"run {event.run_id} started on {event.base_ref} @ {event.snapshot[:10]}"
+        case ev.EngineResumed():
+            return f"engine resumed (pid {event.engine.pid})"
+        case ev.EngineStopped():
+            return f"engine stopped: {event.reason}"
+        case ev.AgentStarting():
+            return f"{event.agent}#{event.attempt} starting in {event.workspace}"
+        case ev.AgentWaiting():
+            return f"{event.agent} {event.reason}"
+        case ev.LockAcquired():
+            lease = f" for {format_duration(event.ttl)}" if event.ttl else ""
+            return f"lock {event.lock} → {event.agent}#{event.attempt} token {event.token}{lease}"
+        case ev.LockWaiting():
+            return f"lock {event.lock}: {event.agent} waits (held by {event.holder or '-'})"
+        case ev.LockReleased():
+            return f"lock {event.lock} released by {event.agent}"
+        case ev.LockExpired():
+            return f"lock {event.lock} expired ({event.agent}, token {event.token})"
+        case ev.LockBroken():
+            return f"lock {event.lock} broken by {event.by} (was {event.agent}): {event.reason}"
+        case ev.FencedWriteRefused():
+            return f"stale token {event.token} refused for {event.agent} on {event.lock}"
+        case ev.ConflictPredicted():
+            files = ", ".join(f.path for f in event.files[:3])
+            return f"conflict predicted: {' ⇄ '.join(event.agents)} on {files}"
+        case ev.ConflictCleared():
+            return f"conflict cleared: {event.key}"
+        case ev.BranchMerged():
+            return f"merged {event.branch} → {event.commit[:10]}"
+        case ev.BranchLeftOut():
+            return f"left out {event.branch}: {event.reason}"
+        case ev.VerificationFinished():
+            return (
+                f"verification {'passed' if event.passed else 'FAILED'}: {' '.join(event.command)}"
+            )
+        case ev.FindingsRejected():
+            return f"{event.agent} findings rejected: {event.reason}"
+        case ev.ReportWritten():
+            return f"report written: {event.findings} findings, sha256 {event.sha256[:12]}"
+        case ev.ReportApproved():
+            return f"report APPROVED by {event.by}"
+        case ev.ReportRejected():
+            return f"report REJECTED by {event.by}: {event.reason}"
+        case _:
+            return progress_line(event)
+
+
+def command_line(event: ev.Event, command: list[str] | None) -> str:
+    """Lines of the `@` log: what the engine ran or did on someone's behalf."""
+    match event:
+        case ev.AgentStarting():
+            argv = " ".join(command or [])
+            return f"run   {event.agent}#{event.attempt}: {argv}  (in {event.workspace})"
+        case ev.AgentStarted():
+            return f"pid   {event.agent}#{event.attempt} is pid {event.pid}"
+        case ev.AgentFinished():
+            code = "" if event.exit_code is None else f" exit {event.exit_code}"
+            return f"exit  {event.agent}#{event.attempt} {event.outcome}{code}"
+        case ev.AgentCancelled():
+            return f"kill  {event.agent} by {event.by}" + (
+                f": {event.reason}" if event.reason else ""
+            )
+        case ev.AgentRedriven():
+            return f"retry {event.agent} by {event.by}"
+        case ev.LockBroken():
+            return f"break lock {event.lock} by {event.by}: {event.reason}"
+        case ev.BranchMerged():
+            return f"git   merge {event.branch} → {event.commit[:12]}"
+        case ev.VerificationFinished():
+            return f"run   verification: {' '.join(event.command)} → exit {event.exit_code}"
+        case ev.ReportApproved():
+            landed = f", landed {event.landed[:12]}" if event.landed else ""
+            return f"approve by {event.by} (report {event.report_sha256[:12]}{landed})"
+        case ev.ReportRejected():
+            return f"reject by {event.by} (report {event.report_sha256[:12]}): {event.reason}"
+        case ev.TamperingAcknowledged():
+            return f"acknowledge tampering up to #{event.through_seq} by {event.by}"
+        case ev.RunStarted() | ev.EngineResumed() | ev.EngineStopped() | ev.RunFinished():
+            return "run   " + tail_line(event)
+        case _:
+            return ""

@@ -1,0 +1,64 @@
+"""What a front end reads of a run: its folded state, the runs of a repository, where an
+agent's output is, and the run's events as they are appended."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from corral.core.log import events as ev
+from corral.core.log.state import RunState
+from corral.core.operator.errors import NoSuchAgent
+from corral.core.operator.results import OutputLog
+from corral.core.runs.listing import RunSummary
+from corral.core.runs.rundir import RunDir
+
+FOLLOW_POLL = 0.05
+
+
+def status(rundir: RunDir) -> RunState:
+    """The run's state, folded from its whole event log (what `corral status --json` prints)."""
+    from corral.core.log import read_log
+    from corral.core.log.state import fold
+
+    return fold(read_log(rundir.events).events)
+
+
+def list_runs(common_dir: Path) -> list[RunSummary]:
+    """Every run of the repository, newest first, as `corral runs` lists them."""
+    from corral.core.runs.listing import summarize_runs
+
+    return summarize_runs(common_dir)
+
+
+def output_log(
+    state: RunState, rundir: RunDir, agent: str, attempt: int | None = None
+) -> OutputLog:
+    """Where `agent`'s output is: of `attempt`, or of its latest attempt."""
+    found = state.agents.get(agent)
+    if found is None:
+        raise NoSuchAgent(
+            f"no agent {agent!r} in run {rundir.run_id}; agents: {', '.join(state.agents)}"
+        )
+    number = attempt or found.attempt
+    if number < 1:
+        raise NoSuchAgent(f"agent {agent!r} has not started yet")
+    return OutputLog(agent, number, rundir.output_log(agent, number))
+
+
+def follow(
+    rundir: RunDir, stopped: Callable[[], bool], *, poll: float = FOLLOW_POLL
+) -> Iterator[list[ev.Event]]:
+    """The run's events: first the whole log, then each batch appended since (verified against
+    the hash chain; an empty batch when nothing came within `poll`), until `stopped()`.
+    Raises LogCorrupted or OSError when the log cannot be trusted or read."""
+    from corral.core.log import LogFollower
+
+    follower, contents = LogFollower.replay(rundir.events)
+    with follower:  # one open file: an idle poll is one fstat
+        yield contents.events
+        while not stopped():
+            yield follower.poll()
+            if follower.caught_up:
+                time.sleep(poll)
