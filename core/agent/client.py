@@ -12,6 +12,8 @@ from __future__ import annotations
 import _socket
 import os
 
+from corral.core.errors import CorralError
+
 TYPE_CHECKING = False  # typing and dataclasses cost more than this whole client
 if TYPE_CHECKING:
     from typing import Any
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT = 10.0
 
 
-class ControlError(Exception):
+class ControlError(CorralError):
     """The engine could not be reached or refused the request.
 
     `code` is the engine's reason when it refused (`denied`, `busy`, `lost`, `refused`,

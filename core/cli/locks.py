@@ -193,22 +193,14 @@ def _lock_list(args: argparse.Namespace) -> int:
 
 def _lock_break(args: argparse.Namespace) -> int:
     from corral.core.operator.actions import break_lock
-    from corral.core.operator.errors import OperatorError
     from corral.core.operator.identity import Operator
     from corral.core.trust.inert import inert
 
     socket_path = _operator_socket(args, "lock break")
-    try:
-        broken = break_lock(
-            _named_run(args),
-            args.name,
-            Operator.current(),
-            args.reason,
-            args.token,
-            socket=socket_path,
-        )
-    except OperatorError as exc:
-        return _fail(str(exc))
+    # an OperatorError (refused, unreachable): exit 1, from cli/main.py
+    broken = break_lock(
+        _named_run(args), args.name, Operator.current(), args.reason, args.token, socket=socket_path
+    )
     print(
         inert(
             f"{args.name}: broke the lease of {broken.agent}#{broken.attempt} "
@@ -242,29 +234,18 @@ _LOCK_VERBS = {
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
-    from corral.core.agent.client import ControlError
-    from corral.core.runs.rundir import NotInRepository, RunNotFound
-
-    try:
-        return int(_LOCK_VERBS[args.lock_command](args))
-    except ControlError as exc:
-        return _fail(str(exc))
-    except (NotInRepository, RunNotFound) as exc:
-        return _fail(str(exc), 2)
+    """Errors (the engine's refusals, no such run) are CorralErrors, caught in cli/main.py."""
+    return int(_LOCK_VERBS[args.lock_command](args))
 
 
 def cmd_put(args: argparse.Namespace) -> int:
-    from corral.core.agent.client import ControlError
     from corral.core.agent.lock_client import MAX_PUT_BYTES, LockClient
 
-    try:
-        client = LockClient.from_env("put")
-        data = sys.stdin.buffer.read(MAX_PUT_BYTES + 1)
-        if len(data) > MAX_PUT_BYTES:
-            return _fail(f"put: more than {MAX_PUT_BYTES} bytes on stdin; write less", 2)
-        client.put(args.name, args.token, args.path, data)
-    except ControlError as exc:
-        return _fail(str(exc))
+    client = LockClient.from_env("put")
+    data = sys.stdin.buffer.read(MAX_PUT_BYTES + 1)
+    if len(data) > MAX_PUT_BYTES:
+        return _fail(f"put: more than {MAX_PUT_BYTES} bytes on stdin; write less", 2)
+    client.put(args.name, args.token, args.path, data)
     return 0
 
 

@@ -42,9 +42,12 @@ def main(argv: list[str] | None = None, *, exit_hard: bool = False) -> int:
     command = args.command or "tui"
     handler = _COMMANDS[command]
     from corral.core.cli.exits import quiet_when_output_closes
+    from corral.core.errors import CorralError
 
     try:
         code = quiet_when_output_closes(lambda: int(handler(args)))
+    except CorralError as exc:  # the one catch of corral's errors (core/errors.py)
+        code = _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
         code = 130
     if exit_hard and command not in CONSOLE_COMMANDS:
@@ -55,22 +58,12 @@ def main(argv: list[str] | None = None, *, exit_hard: bool = False) -> int:
 
 
 def _guard(handler: Any) -> Any:
-    """Turn the errors a user can cause into one clear line and an exit status."""
+    """Turn a planted or unusable runtime file into one clear line and an exit status
+    (corral's own errors are caught once, in `main`)."""
 
     def wrapped(args: argparse.Namespace) -> int:
-        from corral.core.agent.client import ControlError
-        from corral.core.log import LogCorrupted, LogPathError
-        from corral.core.operator.errors import OperatorError, StartFailed
-        from corral.core.runs.rundir import NotInRepository, RunNotFound
-
         try:
             result: int = handler(args)
-        except (RunNotFound, NotInRepository) as exc:
-            return _fail(str(exc), 2)
-        except StartFailed as exc:
-            return _fail(str(exc), 2 if exc.invalid_plan else 1)
-        except (ControlError, LogCorrupted, LogPathError, OperatorError) as exc:
-            return _fail(str(exc))
         except OSError as exc:
             message = _runtime_file_problem(exc)
             if message is None:

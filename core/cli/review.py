@@ -46,7 +46,6 @@ def cmd_review(args: argparse.Namespace, rundir: Any) -> int:
     """Everything printed goes through `inert` (T5): the report, names and reasons are text an
     agent, a plan or a planted git identity may have written."""
     from corral.core.operator.decisions import approve, reject, report_sha256
-    from corral.core.operator.errors import OperatorError
     from corral.core.operator.identity import Operator
     from corral.core.operator.reading import status
     from corral.core.trust.inert import inert
@@ -54,11 +53,7 @@ def cmd_review(args: argparse.Namespace, rundir: Any) -> int:
     state = status(rundir)
     if args.review_action == "acknowledge":
         return _acknowledge(args, rundir, state)
-    try:
-        sha = report_sha256(rundir, state)
-    except OperatorError as exc:
-        print(f"corral: {inert(str(exc), lines=True)}", file=sys.stderr)
-        return 1
+    sha = report_sha256(rundir, state)  # an OperatorError: exit 1, from cli/main.py
     if args.review_action == "show":
         _print_report(state.report.path if state.report else "", sha)
         _print_tampering(state)
@@ -91,14 +86,8 @@ def cmd_review(args: argparse.Namespace, rundir: Any) -> int:
             return 1
         shown = sha
     by = Operator.current()
-    try:
-        if args.review_action == "approve":
-            result = approve(rundir, by, shown)
-        else:
-            result = reject(rundir, by, args.reason, shown)
-    except OperatorError as exc:
-        print(f"corral: {inert(str(exc), lines=True)}", file=sys.stderr)
-        return 1
+    approving = args.review_action == "approve"
+    result = approve(rundir, by, shown) if approving else reject(rundir, by, args.reason, shown)
     print(inert(result.message, lines=True))
     return 0
 
@@ -146,7 +135,6 @@ def _print_tampering(state: Any) -> None:
 
 def _acknowledge(args: argparse.Namespace, rundir: Any, state: Any) -> int:
     from corral.core.operator.decisions import acknowledge_tampering
-    from corral.core.operator.errors import OperatorError
     from corral.core.operator.identity import Operator
 
     pending = state.unacknowledged_tampering()
@@ -171,9 +159,5 @@ def _acknowledge(args: argparse.Namespace, rundir: Any, state: Any) -> int:
             print("nothing done")
             return 1
         through = pending[-1].seq
-    try:
-        print(acknowledge_tampering(rundir, Operator.current(), through))
-    except OperatorError as exc:
-        print(f"corral: {exc}", file=sys.stderr)
-        return 1
+    print(acknowledge_tampering(rundir, Operator.current(), through))
     return 0

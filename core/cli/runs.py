@@ -28,12 +28,7 @@ def _load_checked(args: argparse.Namespace) -> Any:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from corral.core.operator.errors import StartFailed
-
-    try:
-        pre = _load_checked(args)
-    except StartFailed as exc:
-        return fail(str(exc), 2)
+    pre = _load_checked(args)  # StartFailed (an invalid plan): exit 2, from cli/main.py
     from corral.core.trust.inert import inert
 
     print(
@@ -51,13 +46,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     import corral.core.plan.preflight  # noqa: F401 - imported here, so the thread below imports nothing
     from corral.core.operator import actions
-    from corral.core.operator.errors import StartFailed
 
     checking = None
     if args.plan is not None and not args.resume:
         # the plan's git checks wait on git processes: let them run while the engine loads
         checking = ThreadPoolExecutor(max_workers=1).submit(_load_checked, args)
-    from corral.core.engine.runner import EngineBusy, resume_run, start_run
+    from corral.core.engine.runner import resume_run, start_run
     from corral.core.operator.guard import people_only
     from corral.core.runs.rundir import new_run_id
 
@@ -71,19 +65,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 0
         if args.retry:
             people_only("retry", f"agent {', '.join(args.retry)}", rundir)
-        try:
-            outcome = asyncio.run(resume_run(rundir, _view(args), args.retry, _whoami()))
-        except EngineBusy as exc:
-            return fail(str(exc))
+        outcome = asyncio.run(resume_run(rundir, _view(args), args.retry, _whoami()))
     else:
         if checking is None:
             return fail("name a plan: corral run PLAN (or --resume RUN)", 2)
         if args.retry:
             return fail("--retry goes with --resume RUN", 2)
-        try:
-            pre = checking.result()
-        except StartFailed as exc:
-            return fail(str(exc), 2)
+        pre = checking.result()
         run_id = args.run_id or new_run_id()
         if args.detach:
             repo = args.repo or cwd()

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from corral.core.errors import EngineFault
 from corral.core.log import events as ev
 from corral.core.plan.model import AgentSpec, Plan
 from corral.core.runs.environment import BaseEnvironment
@@ -92,7 +93,7 @@ class RunContext:
         return spec.runtime or self.plan.run.runtime
 
 
-class EngineFault(Exception):
+class AttemptFault(EngineFault):
     """An unexpected exception while the engine ran an attempt: a bug in corral (or in a
     runtime), not the agent's failure. The engine stops; the attempt is not retried."""
 

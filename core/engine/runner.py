@@ -24,9 +24,10 @@ import filelock
 
 from corral.core.atomic import write_atomic
 from corral.core.control.server import serve
-from corral.core.engine.context import EngineFault, RunContext
+from corral.core.engine.context import AttemptFault, RunContext
 from corral.core.engine.recovery import started_events
 from corral.core.engine.scheduler import Engine, engine_info
+from corral.core.errors import CorralError
 from corral.core.log import EventWriter, LogFailed
 from corral.core.log import events as ev
 from corral.core.log.state import RunState, fold
@@ -51,7 +52,7 @@ EXIT_INVALID = 2
 EXIT_ENGINE_ERROR = 3
 
 
-class EngineBusy(Exception):
+class EngineBusy(CorralError):
     """Another engine already owns the run."""
 
     def __init__(self, run_id: str) -> None:
@@ -85,7 +86,7 @@ def _lock(rundir: RunDir) -> filelock.BaseFileLock:
     return lock
 
 
-class BackgroundStartFailed(Exception):
+class BackgroundStartFailed(CorralError):
     """An engine started in the background exited at once or never answered; says where to look."""
 
 
@@ -329,7 +330,7 @@ async def drive(
         with contextlib.suppress(LogFailed):
             await engine.log.close()
     run_id = engine.ctx.run_id
-    if isinstance(engine.failure, EngineFault):
+    if isinstance(engine.failure, AttemptFault):
         return Outcome(
             run_id,
             state,

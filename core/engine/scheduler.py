@@ -21,8 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from corral.core.engine.conflict_watch import ConflictWatch
 from corral.core.engine.context import (
     AttemptControl,
+    AttemptFault,
     AttemptResult,
-    EngineFault,
     RunContext,
     make_runtimes,
 )
@@ -181,7 +181,7 @@ class Engine(ControlRequests):
             # log: full, read-only, immutable), stops the engine; it does not finish the run
             self.failure = exc
         except Exception as exc:  # a bug while finishing: the engine's fault, with its traceback
-            self.failure = EngineFault("the end of the run", exc)
+            self.failure = AttemptFault("the end of the run", exc)
         finally:
             if watch is not None and not watch.done():
                 watch.cancel()
@@ -208,7 +208,7 @@ class Engine(ControlRequests):
         if isinstance(self.failure, LogFailed):
             return  # nothing more can be recorded
         try:
-            if isinstance(self.failure, EngineFault):
+            if isinstance(self.failure, AttemptFault):
                 print(f"corral: {self.failure}\n{self.failure.traceback}", file=sys.stderr)
                 reason = f"failed: {self.failure}\n{self.failure.traceback}"
                 await self.emit(ev.EngineStopped(reason=reason))
@@ -310,7 +310,7 @@ class Engine(ControlRequests):
         except Exception as exc:
             # not the agent's failure: a bug in corral or a runtime (or a tree that outlived
             # SIGKILL, after which S2 forbids a retry). Stop the engine; a resume requeues it.
-            self.failure = EngineFault(f"{spec.id}#{control.attempt}", exc)
+            self.failure = AttemptFault(f"{spec.id}#{control.attempt}", exc)
             result = AttemptResult("lost", reason=str(self.failure), requeue=True)
         try:
             if self.failure is None:

@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from corral.core.errors import CorralError
 from corral.core.trust.inert import UNSAFE, visible
 
 Severity = Literal["critical", "high", "medium", "low", "info"]
@@ -172,7 +173,7 @@ class Problem:
         return visible(f"{where}: {self.problem}")
 
 
-class FindingsError(Exception):
+class FindingsError(CorralError):
     """An agent's output is invalid; nothing of it is merged."""
 
     def __init__(self, problems: list[Problem]) -> None:

@@ -17,13 +17,14 @@ import os
 from pathlib import Path, PurePosixPath
 
 from corral.core.atomic import replacing
+from corral.core.errors import CorralError
 from corral.core.runs.rundir import ensure_private_dir
 
 MAX_PATH_PARTS = 16
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-class FencedPathError(ValueError):
+class FencedPathError(CorralError, ValueError):
     """The path names no file inside the shared directory that corral may write."""
 
 

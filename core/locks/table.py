@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corral.core.control.protocol import ErrorCode
+from corral.core.errors import CorralError
 from corral.core.log import events as ev
 from corral.core.log.state import RunState
 
@@ -22,7 +23,7 @@ ENDINGS_KEPT = 4096
 """How many ended leases the table remembers, to tell a late client what happened."""
 
 
-class LockError(Exception):
+class LockError(CorralError):
     """A lock request that cannot be granted; `code` tells programs why."""
 
     def __init__(self, code: ErrorCode, message: str) -> None:

@@ -18,6 +18,7 @@ from corral.core.log.follower import (
     follow_log_sync,
     iter_new_events,
 )
+from corral.core.log.log_format import LogFormatTooNew
 from corral.core.log.reader import (
     LogContents,
     LogCorrupted,
@@ -36,6 +37,7 @@ __all__ = [
     "LogCorrupted",
     "LogFailed",
     "LogFollower",
+    "LogFormatTooNew",
     "LogPathError",
     "VerifyResult",
     "follow_log",

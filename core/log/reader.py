@@ -27,40 +27,15 @@ from pydantic import ValidationError
 
 from corral.core.atomic import fsync_dir
 from corral.core.log.events import GENESIS_HASH, Event, EventAdapter
+from corral.core.log.log_errors import LogCorrupted as LogCorrupted
+from corral.core.log.log_errors import LogPathError as LogPathError
+from corral.core.log.log_format import check_format
 
 CHUNK_BYTES = 8 << 20
 """Read size: big enough that a 1M-line replay makes few system calls, small enough for memory."""
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _PREFIX = re.compile(rb'\{"seq":(\d+),"prev":"([0-9a-f]{64})"')
 """The head of every line `model_dump_json` writes; lets a follower skip old lines unparsed."""
-_VERIFY_HINT = (
-    "`corral verify RUN` shows the first bad line; restore events.jsonl from a copy, or cut it "
-    "before that line (losing what follows) to resume the run"
-)
-
-
-class LogCorrupted(Exception):
-    """A complete line does not parse, skips or repeats a seq, or breaks the hash chain (E4).
-
-    `seq` is the first sequence number that cannot be trusted: the missing one for a lost line,
-    the edited one when the next line's `prev` exposes an edit. `detected_at` is the seq of the
-    line whose check failed (equal to `seq` except for edits).
-    """
-
-    def __init__(self, seq: int, reason: str, detected_at: int | None = None) -> None:
-        super().__init__(seq, reason)
-        self.seq = seq
-        self.reason = reason
-        self.detected_at = seq if detected_at is None else detected_at
-        self.path: Path | None = None
-
-    def __str__(self) -> str:
-        name = self.path.name if self.path is not None else "events.jsonl"
-        return f"{name} is corrupted at seq {self.seq}: {self.reason}; {_VERIFY_HINT}"
-
-
-class LogPathError(Exception):
-    """The log path is not a plain file we may use: a symbolic link, a directory, a device."""
 
 
 @dataclass
@@ -156,6 +131,8 @@ def verify_lines(
         for line in lines:
             expected = seq + 1
             event: Event | None = None
+            if expected == 1:  # once a log: refuse a newer format before parsing it
+                check_format(line)
             match = _PREFIX.match(line) if expected <= parse_after else None
             if match is not None:
                 line_seq, prev = int(match[1]), match[2].decode()

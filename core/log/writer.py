@@ -26,6 +26,7 @@ from typing import cast
 from pydantic import ValidationError
 
 from corral.core.atomic import fsync_dir
+from corral.core.errors import EngineFault
 from corral.core.log.events import GENESIS_HASH, Event, EventAdapter, EventBase
 from corral.core.log.reader import (
     LogContents,
@@ -40,7 +41,7 @@ _APPEND_FLAGS = os.O_RDWR | os.O_APPEND
 _EVENT_TYPES: tuple[type[EventBase], ...] = typing.get_args(typing.get_args(Event)[0])
 
 
-class LogFailed(Exception):
+class LogFailed(EngineFault):
     """A write or fsync of the log failed (E3): the log is read-only and the engine must stop.
 
     `durable_seq` is the last seq whose fsync returned; nothing after it was acknowledged.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from corral.core.errors import EXIT_FAILED, EXIT_INVALID, CorralError
 
-class OperatorError(Exception):
+
+class OperatorError(CorralError):
     """An operator action was not carried out; the message says why and what to do."""
 
 
@@ -29,6 +31,7 @@ class StartFailed(OperatorError):
     def __init__(self, message: str, *, invalid_plan: bool = False) -> None:
         super().__init__(message)
         self.invalid_plan = invalid_plan
+        self.exit_code = EXIT_INVALID if invalid_plan else EXIT_FAILED
 
 
 class NoSuchAgent(OperatorError):

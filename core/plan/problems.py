@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from corral.core.errors import InputError
+
 
 class PlanProblem(BaseModel):
     """One thing wrong with a plan, said so that a person can fix it."""
@@ -23,7 +25,7 @@ class PlanProblem(BaseModel):
         return f"{self.where}:{field} {self.message}"
 
 
-class PlanError(Exception):
+class PlanError(InputError):
     """A plan that cannot run; carries every problem found."""
 
     def __init__(self, source: str, problems: list[PlanProblem]) -> None:

@@ -24,6 +24,7 @@ from typing import Any, Literal, TypeVar
 
 import filelock
 
+from corral.core.errors import CorralError
 from corral.core.log import EventWriter
 from corral.core.log import events as ev
 from corral.core.log.state import RunState, fold
@@ -45,7 +46,7 @@ from corral.worktrees.land import (
 )
 
 
-class ReviewRefused(Exception):
+class ReviewRefused(CorralError):
     """The decision cannot be taken as asked; the message says why and what to do."""
 
 

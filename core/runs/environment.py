@@ -31,6 +31,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from corral.core.atomic import write_atomic
+from corral.core.errors import InputError
 from corral.core.plan.model import FromEnv, Plan
 from corral.core.trust.redact import is_secret
 
@@ -70,7 +71,7 @@ class RecordedEnvironment(BaseModel):
     """Names of the secrets the engine had: their values are read again on resume."""
 
 
-class EnvironmentRecordError(Exception):
+class EnvironmentRecordError(InputError):
     """`environment.json` of a run cannot be read or is not one corral wrote."""
 
 

@@ -19,15 +19,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from corral.core.errors import InputError
+
 SOCKET_PATH_LIMIT = 100
 """sun_path holds 108 bytes; deeper run dirs get their socket in a private /tmp directory."""
 
 
-class RunNotFound(Exception):
+class RunNotFound(InputError):
     """No run matches what the user named."""
 
 
-class NotInRepository(Exception):
+class NotInRepository(InputError):
     """The command needs a repository and none was found."""
 
 

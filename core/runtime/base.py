@@ -21,13 +21,14 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from corral.core.errors import CorralError
 from corral.core.log.events import ExecutionIdentity
 
 Identity = ExecutionIdentity
 """Which execution it is: `runtime` plus the runtime's own fields (logged in `agent_started`)."""
 
 
-class RuntimeFailure(Exception):
+class RuntimeFailure(CorralError):
     """An expected failure of a runtime, said so that a person can fix it: the attempt fails
     (and may be retried). Anything else a runtime raises is a bug, an engine fault."""
 

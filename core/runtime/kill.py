@@ -18,6 +18,7 @@ import time
 import weakref
 from dataclasses import dataclass, field
 
+from corral.core.errors import CorralError
 from corral.core.runtime.procfs import (
     MARKED,
     Marks,
@@ -93,7 +94,7 @@ async def fresh_scan() -> dict[int, ProcStat]:
     return await scans.get()
 
 
-class TerminateError(RuntimeError):
+class TerminateError(CorralError, RuntimeError):
     """Processes of an agent's tree survived SIGKILL: S2 forbids starting a retry."""
 
     def __init__(self, message: str, survivors: list[int]) -> None:

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from corral.core.errors import CorralError
 from corral.core.runtime.kill import (
     POLL_FIRST,
     POLL_MAX,
@@ -58,7 +59,7 @@ LOG_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXE
 LOG_MODE = 0o600
 
 
-class SpawnError(RuntimeError):
+class SpawnError(CorralError, RuntimeError):
     """The agent's program could not be started; the message names it and the fix."""
 
 

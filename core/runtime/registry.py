@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from importlib import metadata
 
+from corral.core.errors import InputError
 from corral.core.runtime.base import Runtime, RuntimeSetup
 
 ENTRY_POINT_GROUP = "corral.runtimes"
@@ -31,7 +32,7 @@ _BUILT_IN: dict[str, Factory] = {"local": _local}
 _registered: dict[str, Factory] = {}
 
 
-class UnknownRuntime(Exception):
+class UnknownRuntime(InputError):
     """A plan names a runtime that is neither built in nor installed."""
 
     def __init__(self, name: str, known: list[str]) -> None:

@@ -25,6 +25,7 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
+from corral.core.errors import CorralError
 from corral.worktrees.git import run_git, run_git_result
 
 _OBJECT_ID = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
@@ -39,7 +40,7 @@ _SCRATCH_CONFIG = (
 _CONFIG = "[core]\n\trepositoryformatversion = 0\n\tbare = false\n\tlogallrefupdates = true\n"
 
 
-class CollectError(Exception):
+class CollectError(CorralError):
     """The private branch could not be brought back (the message says why and what to do)."""
 
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from corral.core.errors import CorralError
 from corral.core.runtime.procfs import ProcStat, environ_of, in_tree, read_stat, scan
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ RECORD_WAIT = 2.0
 a live engine holds it for good and hears of the refusal on its socket instead)."""
 
 
-class OperatorRefused(Exception):
+class OperatorRefused(CorralError):
     """An operator action asked from inside an agent; the message says who and why (recorded)."""
 
 

@@ -1,0 +1,147 @@
+"""One agent's attempts: queued, started, alive, ended, retried, dead-lettered."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
+
+from corral.core.log.event_types.base import EventBase
+
+HeartbeatSource = Literal["beat", "output", "cpu"]
+"""How the engine knows an agent is alive: an explicit heartbeat, new output, or CPU use."""
+AttemptOutcome = Literal["succeeded", "failed", "timed_out", "killed", "lost"]
+"""How one attempt ended. `lost`: the engine died while it ran; `killed`: hung or stopped."""
+
+
+class AgentQueued(EventBase):
+    type: Literal["agent_queued"] = "agent_queued"
+    agent: str
+    attempt: int
+    not_before: float | None = None
+    """Earliest start (wall clock) when the attempt waits out a retry backoff."""
+
+
+class AgentWaiting(EventBase):
+    type: Literal["agent_waiting"] = "agent_waiting"
+    agent: str
+    attempt: int
+    reason: str
+    on: list[str] = Field(default_factory=list)
+    """What it waits for: the unfinished dependencies."""
+
+
+class AgentSkipped(EventBase):
+    type: Literal["agent_skipped"] = "agent_skipped"
+    agent: str
+    reason: str
+
+
+class AgentStarting(EventBase):
+    type: Literal["agent_starting"] = "agent_starting"
+    agent: str
+    attempt: int
+    workspace: str
+    branch: str
+    output_dir: str
+    log_path: str
+
+
+class ExecutionIdentity(BaseModel):
+    """Which execution an attempt's agent is, as its runtime (core/runtime/base.py) knows it.
+
+    `runtime` names the runtime; the rest is the runtime's own (a container id, a host and its
+    boot id, a node and actor id), kept as extra fields. `pid` and `start_time` are set only for
+    a process on the engine's own host: the kernel's start time makes a reused pid impossible to
+    mistake, and they are what /proc-based checks (core/trust/authority.py) may use."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
+
+    runtime: str
+    pid: int | None = None
+    start_time: float | None = None
+
+
+def _identity_of_pid(data: dict[str, Any]) -> ExecutionIdentity:
+    """A log from before runtimes (or a caller that gives the local pid): a local process."""
+    return ExecutionIdentity(
+        runtime="local", pid=data.get("pid"), start_time=data.get("proc_start_time")
+    )
+
+
+class AgentStarted(EventBase):
+    type: Literal["agent_started"] = "agent_started"
+    agent: str
+    attempt: int
+    pid: int | None = None
+    """The agent's process on the engine's host, when it is one (its identity's pid)."""
+    proc_start_time: float | None = None
+    """The process's start time as the kernel reports it, so a reused pid is never mistaken."""
+    runtime: str = "local"
+    """The runtime that started it (`[run] runtime`, or the agent's own)."""
+    identity: SerializeAsAny[ExecutionIdentity] = Field(default_factory=_identity_of_pid)
+    """Enough for the runtime to find the execution again after an engine crash
+    (core/runtime/base.py `Runtime.reattach`); older logs have only `pid` and `proc_start_time`."""
+
+
+class AgentHeartbeat(EventBase):
+    type: Literal["agent_heartbeat"] = "agent_heartbeat"
+    agent: str
+    attempt: int
+    source: HeartbeatSource
+    progress: float | None = None
+    message: str | None = None
+
+
+class AgentStalled(EventBase):
+    type: Literal["agent_stalled"] = "agent_stalled"
+    agent: str
+    attempt: int
+    silent_for: float
+
+
+class AgentFinished(EventBase):
+    type: Literal["agent_finished"] = "agent_finished"
+    agent: str
+    attempt: int
+    outcome: AttemptOutcome
+    exit_code: int | None = None
+    signal: int | None = None
+    reason: str = ""
+    duration: float = 0.0
+    requeue: bool = False
+    """The attempt ended through no fault of the agent (the engine stopped or died): the next
+    attempt does not use up a retry."""
+
+
+class AgentRetried(EventBase):
+    type: Literal["agent_retried"] = "agent_retried"
+    agent: str
+    attempt: int
+    """The attempt that will run next."""
+    delay: float
+    reason: str
+
+
+class AgentDeadLettered(EventBase):
+    type: Literal["agent_dead_lettered"] = "agent_dead_lettered"
+    agent: str
+    attempts: int
+    reason: str
+    last_heartbeat_ts: float | None = None
+    last_message: str | None = None
+    log_path: str = ""
+
+
+class AgentCancelled(EventBase):
+    type: Literal["agent_cancelled"] = "agent_cancelled"
+    agent: str
+    by: str
+    reason: str
+
+
+class AgentRedriven(EventBase):
+    type: Literal["agent_redriven"] = "agent_redriven"
+    agent: str
+    by: str
+    """Who asked for another attempt of an agent that had ended."""
