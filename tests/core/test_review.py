@@ -15,6 +15,7 @@ from corral.core.log.state import fold
 from corral.core.review.gate import ReviewRefused, approve, reject
 from corral.core.runs.rundir import RunDir
 from tests.conftest import git
+from tests.core.engine_helpers import corral
 
 
 def make_reviewable_run(
@@ -208,3 +209,17 @@ def test_distinct_reviewer_required(repo: Path) -> None:
     with pytest.raises(ReviewRefused, match="requires a different reviewer"):
         approve(rundir, "alice", sha)
     assert approve(rundir, "bob", sha).decision == "approved"
+
+
+def test_acknowledging_a_run_without_tampering_is_refused_with_one_line(repo: Path) -> None:
+    """The gate's refusal is what `corral review acknowledge` prints, with or without --through
+    and without a terminal; nothing is recorded."""
+    rundir, _, _ = make_reviewable_run(repo)
+    before = rundir.events.read_bytes()
+    for extra in ([], ["--through", "5"]):
+        refused = corral(repo, "review", "acknowledge", "r1", *extra)
+        assert refused.returncode == 1
+        assert refused.stderr == (
+            "corral: nothing to acknowledge: no unacknowledged tampering in this run\n"
+        )
+    assert rundir.events.read_bytes() == before
