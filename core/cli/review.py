@@ -138,14 +138,8 @@ def _acknowledge(args: argparse.Namespace, rundir: Any, state: Any) -> int:
     from corral.core.operator.identity import Operator
 
     pending = state.unacknowledged_tampering()
-    if not pending:
-        print(
-            "corral: nothing to acknowledge: no unacknowledged tampering in this run",
-            file=sys.stderr,
-        )
-        return 1
     through = args.through
-    if through is None:
+    if through is None and pending:
         if not sys.stdin.isatty():
             print(
                 "corral: without a terminal, pass --through SEQ (the last tampering report "
@@ -159,5 +153,6 @@ def _acknowledge(args: argparse.Namespace, rundir: Any, state: Any) -> int:
             print("nothing done")
             return 1
         through = pending[-1].seq
-    print(acknowledge_tampering(rundir, Operator.current(), through))
+    # With nothing to acknowledge the gate refuses and says so, whatever `through` is.
+    print(acknowledge_tampering(rundir, Operator.current(), through or 0))
     return 0

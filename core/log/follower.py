@@ -34,13 +34,12 @@ from types import TracebackType
 
 from corral.core.log.events import GENESIS_HASH, Event
 from corral.core.log.reader import (
-    CHUNK_BYTES,
     Cursor,
     LogContents,
     LogCorrupted,
     open_log_fd,
     read_fd,
-    verify_lines,
+    scan_fd,
 )
 
 POLL_SECONDS = 0.05
@@ -99,37 +98,18 @@ def poll_fd(
         return []
     events: list[Event] = []
     try:
-        pos = _scan(fd, state, events, size, max_bytes)
+        # A partial last line is read again next time the file changes (it is short, and a
+        # repair may have cut it meanwhile).
+        rest = scan_fd(
+            fd, state, events, end=size, parse_after=state.after_seq, max_bytes=max_bytes
+        )
     except LogCorrupted as exc:
         exc.path = path
         raise
-    state.caught_up = pos >= size
+    state.caught_up = state.offset + len(rest) >= size
     if state.caught_up:
         state.seen_size, state.seen_mtime_ns = size, info.st_mtime_ns
     return [event for event in events if event.seq > state.after_seq]
-
-
-def _scan(fd: int, state: FollowState, out: list[Event], end: int, max_bytes: int) -> int:
-    """Verify the complete lines from `state.offset` up to `end`, stopping between chunks once
-    `max_bytes` were verified; return how far it read. A partial last line is read again next
-    time the file changes (it is short, and a repair may have cut it meanwhile)."""
-    start = pos = state.offset
-    rest = b""
-    while pos < end:
-        chunk = os.pread(fd, min(CHUNK_BYTES, end - pos), pos)
-        if not chunk:
-            break
-        pos += len(chunk)
-        buf = rest + chunk if rest else chunk
-        cut = buf.rfind(b"\n")
-        if cut < 0:
-            rest = buf
-            continue
-        verify_lines(buf[:cut].split(b"\n"), state, out, state.after_seq)
-        rest = buf[cut + 1 :]
-        if state.offset - start >= max_bytes:
-            break
-    return pos
 
 
 def _replaced(path: Path, state: FollowState, what: str) -> LogCorrupted:

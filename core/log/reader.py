@@ -183,11 +183,13 @@ def scan_fd(
     parse_after: int = 0,
     max_bytes: int | None = None,
 ) -> bytes:
-    """Verify the complete lines between `cur.offset` and `end`; return the bytes after the last
-    newline (a torn tail when `end` is the end of the file). Stops early, between lines, once
-    `max_bytes` have been consumed, returning b"" then."""
-    start = cur.offset
-    pos = cur.offset
+    """Verify the complete lines between `cur.offset` and `end`, in CHUNK_BYTES reads; return
+    the bytes read past the last verified line (a torn tail when `end` is the end of the file).
+
+    Replay, `verify_log` and the follower all scan through here. With `max_bytes`, it stops
+    between chunks once that many bytes were verified; `cur.offset + len(returned)` is then how
+    far it read, so the follower can tell a stop from the end."""
+    start = pos = cur.offset
     rest = b""
     while pos < end:
         chunk = os.pread(fd, min(CHUNK_BYTES, end - pos), pos)
@@ -202,7 +204,7 @@ def scan_fd(
         verify_lines(buf[:cut].split(b"\n"), cur, out, parse_after)
         rest = buf[cut + 1 :]
         if max_bytes is not None and cur.offset - start >= max_bytes:
-            return b""
+            break
     return rest
 
 

@@ -396,10 +396,8 @@ def environ_of(pid: int, names: Iterable[str]) -> dict[str, str] | None:
     /proc/<pid>/environ keeps what the process was given at exec, whatever it changed since.
     None when it cannot be read: the process is gone, or belongs to another user.
     """
-    try:
-        with open(f"{PROC}/{pid}/environ", "rb") as handle:
-            data = handle.read()
-    except OSError:
+    data = _read_environ(pid)
+    if data is None:
         return None
     wanted = {os.fsencode(name): name for name in names}
     found: dict[str, str] = {}

@@ -22,24 +22,12 @@ from tests.core.engine_helpers import (
     wait_for_event,
     write_plan,
 )
-from tests.core.test_review import make_reviewable_run
+from tests.core.operator_helpers import FAKE_AGENT, make_reviewable_run, refusals
 
 PY = shlex.quote(sys.executable)
 CLI = f"{PY} -m corral.core.cli"
 SCRUBBED = 'env -i PATH="$PATH" PYTHONPATH="$PYTHONPATH"'
 """An agent that clears its environment before calling corral: no CORRAL_* variable is left."""
-
-FAKE_AGENT = {
-    "CORRAL_RUN_ID": "other-run",
-    "CORRAL_AGENT_ID": "intruder",
-    "CORRAL_ATTEMPT": "3",
-    "CORRAL_AGENT_TOKEN": "f00d" * 8,
-    "CORRAL_SOCKET": "/nonexistent/control.sock",
-}
-
-
-def refusals(rundir: RunDir) -> list[ev.OperatorActionRefused]:
-    return [e for e in events_of(rundir) if isinstance(e, ev.OperatorActionRefused)]
 
 
 def the_run(repo: Path, but: str | None = None) -> RunDir:

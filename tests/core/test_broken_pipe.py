@@ -16,7 +16,7 @@ from tests.core.engine_helpers import (
     wait_for_event,
     write_plan,
 )
-from tests.core.test_review import make_reviewable_run
+from tests.core.operator_helpers import make_reviewable_run
 
 PIPE_CLOSED = 141
 """128 + SIGPIPE: what a shell reports for `cat` or `yes` cut off by `head`."""

@@ -4,15 +4,12 @@ planted version kept), and approve waits until a person acknowledges it; refs ar
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import json
 import stat
 from pathlib import Path
 
 import pytest
 
-from corral.core.log import EventWriter
 from corral.core.log import events as ev
 from corral.core.log.state import RunState, apply, fold
 from corral.core.review.gate import ReviewRefused, acknowledge_tampering, approve
@@ -31,6 +28,7 @@ from tests.core.engine_helpers import (
     wait_for_run,
     write_plan,
 )
+from tests.core.operator_helpers import make_reviewable_run
 
 
 def tampered(rundir: RunDir) -> list[ev.RepoTampered]:
@@ -145,59 +143,10 @@ def test_refs_are_read_as_git_reads_them_packed_or_loose(repo: Path) -> None:
 # -- before approval -----------------------------------------------------------------------
 
 
-def finished_run_with_baseline(repo: Path) -> tuple[RunDir, str]:
-    """A finished coding run that recorded the repository at its start; (run, report sha)."""
-    snapshot = git(repo, "rev-parse", "main")
-    git(repo, "switch", "-q", "-c", "corral/r1/integration")
-    (repo / "src" / "app.py").write_text("print('merged work')\n")
-    git(repo, "commit", "-qam", "integration")
-    integration = git(repo, "rev-parse", "HEAD")
-    git(repo, "switch", "-q", "main")
-    rundir = RunDir(runs_root(repo / ".git") / "r1")
-    rundir.create()
-    rundir.plan.write_text("[[agent]]\nid='a'\ncommand=['true']\n")
-    report = rundir.path / "report.json"
-    report.write_text('{"findings": []}\n')
-    sha = hashlib.sha256(report.read_bytes()).hexdigest()
-    recorded = record(repo, repo / ".git", rundir)
-
-    async def write() -> None:
-        writer, _ = await EventWriter.open(rundir.events)
-        engine = ev.EngineInfo(pid=1, start_time=0.0, host="h", user="alice")
-        await writer.append_many(
-            [
-                ev.RunStarted(
-                    run_id="r1",
-                    name="r1",
-                    repo=str(repo),
-                    base_ref="main",
-                    snapshot=snapshot,
-                    plan_sha256="0" * 64,
-                    agents=[ev.AgentSummary(id="a", kind="coding", command=["true"])],
-                    max_parallel=1,
-                    required_successes=1,
-                    worktree_root=str(repo.parent / "worktrees"),
-                    engine=engine,
-                ),
-                recorded,
-                ev.AgentFinished(agent="a", attempt=1, outcome="succeeded"),
-                ev.BranchMerged(agent="a", attempt=1, branch="corral/r1/a/1", commit=integration),
-                ev.RunFinished(verdict="passed", succeeded=1, required=1, reason="ok"),
-                ev.ReportWritten(
-                    path=str(report), sha256=sha, findings=0, conflicts=0, synthesized=True
-                ),
-            ]
-        )
-        await writer.close()
-
-    asyncio.run(write())
-    return rundir, sha
-
-
 def test_tampering_found_before_approve_blocks_it_until_acknowledged(
     repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rundir, sha = finished_run_with_baseline(repo)
+    rundir, sha, _ = make_reviewable_run(repo, baseline=True)
     config = (repo / ".git" / "config").read_bytes()
     script, marker = marker_script(tmp_path)
     git(repo, "config", "core.fsmonitor", str(script))

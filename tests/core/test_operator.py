@@ -31,8 +31,7 @@ from tests.core.engine_helpers import (
     wait_for_event,
     write_plan,
 )
-from tests.core.test_authority import FAKE_AGENT, refusals
-from tests.core.test_review import make_reviewable_run
+from tests.core.operator_helpers import FAKE_AGENT, make_reviewable_run, refusals
 
 ALICE = Operator(user="alice", reviewer="alice (ssh key SHA256:abc)")
 

@@ -2,73 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from pathlib import Path
 
 import filelock
 import pytest
 
-from corral.core.log import EventWriter, read_log
 from corral.core.log import events as ev
+from corral.core.log import read_log
 from corral.core.log.state import fold
 from corral.core.review.gate import ReviewRefused, approve, reject
 from corral.core.runs.rundir import RunDir
 from tests.conftest import git
-
-
-def make_reviewable_run(
-    repo: Path, *, synthesized: bool = True, distinct: bool = False
-) -> tuple[RunDir, str, str]:
-    """A finished coding run whose integration branch holds one change; returns (run, sha, commit)."""
-    snapshot = git(repo, "rev-parse", "main")
-    git(repo, "switch", "-q", "-c", "corral/r1/integration")
-    (repo / "src" / "app.py").write_text("print('merged work')\n")
-    git(repo, "commit", "-qam", "integration")
-    integration = git(repo, "rev-parse", "HEAD")
-    git(repo, "switch", "-q", "main")
-    rundir = RunDir(repo / ".git" / "corral" / "runs" / "r1")
-    rundir.create()
-    rundir.plan.write_text(
-        f"[run]\nrequire_distinct_reviewer = {'true' if distinct else 'false'}\n[[agent]]\nid='a'\ncommand=['true']\n"
-        if distinct
-        else "[[agent]]\nid='a'\ncommand=['true']\n"
-    )
-    report = rundir.path / "report.json"
-    report.write_text('{"findings": []}\n')
-    sha = hashlib.sha256(report.read_bytes()).hexdigest()
-
-    async def write() -> None:
-        writer, _ = await EventWriter.open(rundir.events)
-        engine = ev.EngineInfo(pid=1, start_time=0.0, host="h", user="alice")
-        summary = ev.AgentSummary(id="a", kind="coding", command=["true"])
-        await writer.append_many(
-            [
-                ev.RunStarted(
-                    run_id="r1",
-                    name="r1",
-                    repo=str(repo),
-                    base_ref="main",
-                    snapshot=snapshot,
-                    plan_sha256="0" * 64,
-                    agents=[summary],
-                    max_parallel=1,
-                    required_successes=1,
-                    worktree_root=str(repo / ".git" / "corral" / "worktrees"),
-                    engine=engine,
-                ),
-                ev.AgentFinished(agent="a", attempt=1, outcome="succeeded"),
-                ev.BranchMerged(agent="a", attempt=1, branch="corral/r1/a/1", commit=integration),
-                ev.RunFinished(verdict="passed", succeeded=1, required=1, reason="ok"),
-                ev.ReportWritten(
-                    path=str(report), sha256=sha, findings=0, conflicts=0, synthesized=synthesized
-                ),
-            ]
-        )
-        await writer.close()
-
-    asyncio.run(write())
-    return rundir, sha, integration
+from tests.core.engine_helpers import corral
+from tests.core.operator_helpers import make_reviewable_run
 
 
 def trailer(repo: Path, key: str, rev: str = "main") -> str:
@@ -208,3 +155,17 @@ def test_distinct_reviewer_required(repo: Path) -> None:
     with pytest.raises(ReviewRefused, match="requires a different reviewer"):
         approve(rundir, "alice", sha)
     assert approve(rundir, "bob", sha).decision == "approved"
+
+
+def test_acknowledging_a_run_without_tampering_is_refused_with_one_line(repo: Path) -> None:
+    """The gate's refusal is what `corral review acknowledge` prints, with or without --through
+    and without a terminal; nothing is recorded."""
+    rundir, _, _ = make_reviewable_run(repo)
+    before = rundir.events.read_bytes()
+    for extra in ([], ["--through", "5"]):
+        refused = corral(repo, "review", "acknowledge", "r1", *extra)
+        assert refused.returncode == 1
+        assert refused.stderr == (
+            "corral: nothing to acknowledge: no unacknowledged tampering in this run\n"
+        )
+    assert rundir.events.read_bytes() == before
