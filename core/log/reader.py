@@ -4,8 +4,8 @@ Every complete line is parsed straight with `EventAdapter.validate_json` (the fa
 docs/performance.md) and checked against the sequence numbers and the hash chain: line N carries the
 sha256 of line N-1's bytes (without the newline) in `prev`. An unterminated last fragment is a
 torn tail (a write cut short by a crash) and is not an error; anything else is corruption, and
-the reader stops there and names the sequence number. The writer lives in `eventlog_writer`,
-incremental following in `eventlog_follow`; import all of them from `corral.core.log`.
+the reader stops there and names the sequence number. The writer lives in `writer`,
+incremental following in `follower`; import all of them from `corral.core.log`.
 """
 
 from __future__ import annotations
