@@ -8,7 +8,7 @@ reused pid is never signalled. When an attempt ends, every process carrying its 
 
 Linux only (/proc, pidfd). Awaiting an exit uses a pidfd registered with the event loop, so it
 needs neither asyncio's child watchers nor a thread per process. This module is the public face;
-reading /proc lives in `proc_scan`, killing trees in `proc_kill`.
+reading /proc lives in `procfs`, killing trees in `kill`.
 """
 
 from __future__ import annotations

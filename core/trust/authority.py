@@ -9,7 +9,7 @@ A caller is an agent's when
   supervisor.agent_environment) in its own environment, or a process it runs under does: an
   agent that clears its environment before calling corral still runs below its first process,
   whose start-up environment (/proc/<pid>/environ) keeps them;
-- it belongs to a live attempt's process tree (proc_scan.in_tree: the attempt's session or
+- it belongs to a live attempt's process tree (procfs.in_tree: the attempt's session or
   process group, or a descendant of one), which holds even when the agent's first process
   replaced itself with a cleared environment;
 - on the socket, where the client is not trusted, the engine asks both of the sending process
