@@ -11,7 +11,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -42,8 +41,11 @@ RUN_HEADER = {
     "backoff_max": "100ms",
     "kill_grace": "100ms",
 }
-FAST = {"kind": "audit", "command": ["true"], "heartbeat_timeout": "200ms", "timeout": "5s"}
-"""An audit agent (no merge at the end) whose hang is noticed after 200 ms."""
+FAST = {"kind": "audit", "command": ["true"], "heartbeat_timeout": "2s", "timeout": "5s"}
+"""An audit agent (no merge at the end); silence is a hang only after 2 s, so a loaded machine
+does not turn a test about something else into one about liveness."""
+QUICK_HANG = {**FAST, "heartbeat_timeout": "200ms"}
+"""For the liveness tests: a hang is noticed after 200 ms."""
 
 
 @dataclass
@@ -51,7 +53,6 @@ class Ran:
     outcome: Outcome
     fake: FakeRuntime
     events: list[ev.Event]
-    seconds: float
 
     @property
     def state(self) -> RunState:
@@ -92,11 +93,9 @@ def run_fake(repo: Path, tmp_path: Path) -> Iterator[Callable[..., Ran]]:
 
         registry.register("fake", factory)
         pre = preflight(load_plan(path), path, repo)
-        started = time.monotonic()
         outcome = asyncio.run(start_run(pre, path.read_bytes(), new_run_id(), None))
-        seconds = time.monotonic() - started
         rundir = RunDir(list_runs(pre.common_dir)[-1].path)
-        return Ran(outcome, made[-1], read_log(rundir.events).events, seconds)
+        return Ran(outcome, made[-1], read_log(rundir.events).events)
 
     yield run
     registry.unregister("fake")
@@ -119,7 +118,6 @@ def test_failed_attempts_are_retried_after_a_capped_jittered_backoff(
     for retry in retried:  # no attempt starts before its backoff is over
         assert starts[retry.attempt] >= retry.ts + retry.delay - 0.01
     assert ran.outcome.exit_code == 0
-    assert ran.seconds < 1.0
 
 
 def test_an_agent_out_of_retries_is_dead_lettered_and_its_dependents_skipped(
@@ -136,11 +134,10 @@ def test_an_agent_out_of_retries_is_dead_lettered_and_its_dependents_skipped(
     assert ran.state.agents["after"].state == "skipped"
     assert ("after", 1) not in ran.fake.executions  # a skipped agent never starts
     assert ran.outcome.exit_code == 1
-    assert ran.seconds < 1.0
 
 
 def test_a_silent_agent_is_stalled_then_killed_as_hung(run_fake: Callable[..., Ran]) -> None:
-    ran = run_fake([{**FAST, "id": "quiet"}], {"quiet": [SILENT]})
+    ran = run_fake([{**QUICK_HANG, "id": "quiet"}], {"quiet": [SILENT]})
     attempt = ran.state.agents["quiet"].attempts[0]
     assert attempt.state == "killed"
     assert attempt.reason.startswith("hung: no heartbeat, output or CPU use")
@@ -148,21 +145,20 @@ def test_a_silent_agent_is_stalled_then_killed_as_hung(run_fake: Callable[..., R
     [execution] = ran.fake.executions[("quiet", 1)]
     assert execution.signals == [signal.SIGTERM]  # it heeded the polite stop
     assert ran.state.agents["quiet"].state == "dead_lettered"
-    assert ran.seconds < 1.0
 
 
 def test_output_and_cpu_use_keep_a_silent_agent_alive(run_fake: Callable[..., Ran]) -> None:
     scripts = {
-        "writer": [Script(after=0.35, output_every=0.04)],
-        "busy": [Script(after=0.35, cpu_rate=1.0)],
+        "writer": [Script(after=0.6, output_every=0.04)],
+        "busy": [Script(after=0.6, cpu_rate=1.0)],
     }
-    ran = run_fake([{**FAST, "id": "writer"}, {**FAST, "id": "busy"}], scripts)
+    watched = {**FAST, "heartbeat_timeout": "300ms"}  # twice over within the script's 0.6 s
+    ran = run_fake([{**watched, "id": "writer"}, {**watched, "id": "busy"}], scripts)
     assert ran.state.agents["writer"].state == "succeeded"
     assert ran.state.agents["busy"].state == "succeeded"
     sources = {(e.agent, e.source) for e in ran.of(ev.AgentHeartbeat)}
     assert ("writer", "output") in sources
     assert ("busy", "cpu") in sources
-    assert ran.seconds < 1.0
 
 
 def test_an_agent_that_ignores_sigterm_is_killed_after_the_grace(
@@ -177,7 +173,6 @@ def test_an_agent_that_ignores_sigterm_is_killed_after_the_grace(
     [finished] = ran.of(ev.AgentFinished)
     [running] = ran.of(ev.AgentStarted)
     assert finished.ts - running.ts >= 0.2 + 0.1  # its timeout, then the whole kill grace
-    assert ran.seconds < 1.0
 
 
 def test_no_more_agents_run_at_once_than_max_parallel(run_fake: Callable[..., Ran]) -> None:
@@ -192,7 +187,6 @@ def test_no_more_agents_run_at_once_than_max_parallel(run_fake: Callable[..., Ra
             running -= 1
     assert most == 2
     assert all(agent.state == "succeeded" for agent in ran.state.agents.values())
-    assert ran.seconds < 1.0
 
 
 def test_a_runtime_that_cannot_start_the_agent_fails_the_attempt_not_the_engine(
@@ -230,7 +224,6 @@ def test_an_exception_inside_an_attempt_stops_the_engine_as_its_own_fault(
     assert other.ended.done()
     assert other.signals == [signal.SIGTERM]
     assert {ref.label for ref in ran.fake.stops} == {"buggy#1", "other#1"}
-    assert ran.seconds < 1.0
 
 
 def test_agent_started_records_the_runtime_and_its_identity(run_fake: Callable[..., Ran]) -> None:
