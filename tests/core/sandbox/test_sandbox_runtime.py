@@ -20,7 +20,9 @@ from tests.core.engine_helpers import (
     events_of,
     only_run,
     processes_with_env,
+    start_corral,
     state_of,
+    wait_for_run,
     write_plan,
 )
 from tests.core.test_review import make_reviewable_run
@@ -165,3 +167,85 @@ def test_a_refused_destination_is_an_event_naming_the_agent(repo: Path, tmp_path
     assert "refused 403" in rundir.output_log("fetcher", 1).read_text(), result.stdout
     refused = [e for e in events_of(rundir) if isinstance(e, ev.NetworkRefused)]
     assert [(e.agent, e.attempt, e.destination) for e in refused] == [("fetcher", 1, "127.0.0.1:9")]
+
+
+def test_validate_explains_a_sandboxed_agent_and_refuses_a_contradiction(
+    repo: Path, tmp_path: Path
+) -> None:
+    body = agent_block("quiet", ["true"])
+    body += agent_block("local-one", ["true"], runtime="local")
+    plan = sandboxed_plan(tmp_path, body)
+    shown = corral(repo, "validate", str(plan))
+    assert shown.returncode == 0, shown.stderr
+    assert "agent quiet runs sandboxed:" in shown.stdout
+    assert "network: none (a new network namespace with loopback only)" in shown.stdout
+    assert f"hidden: {Path.home() / '.ssh'}" in shown.stdout
+    assert "local-one runs sandboxed" not in shown.stdout
+
+    body = agent_block("leaky", ["true"])
+    body += '[agent.sandbox]\nnetwork = "none"\nallow = ["example.com:443"]\nwrite = ["~/.ssh"]\n'
+    (tmp_path / "bad").mkdir()
+    bad = sandboxed_plan(tmp_path / "bad", body)
+    refused = corral(repo, "validate", str(bad))
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "agent 'leaky'" in refused.stderr
+    assert 'set network = "allow" or remove allow' in refused.stderr
+    assert "is hidden" in refused.stderr
+    started = corral(repo, "run", str(bad), "--quiet")
+    assert started.returncode == 2
+    assert not list_runs(repo / ".git"), "nothing started"
+
+
+def test_a_sandbox_table_on_an_unsandboxed_agent_is_a_warning(repo: Path, tmp_path: Path) -> None:
+    body = agent_block("plain", ["true"]) + '[agent.sandbox]\nnetwork = "none"\n'
+    plan = write_plan(tmp_path, body)
+    shown = corral(repo, "validate", str(plan))
+    assert shown.returncode == 0, shown.stderr
+    assert "agent 'plain' has a sandbox policy but runs in runtime 'local'" in shown.stderr
+
+
+def test_preflight_refuses_when_bubblewrap_cannot_sandbox(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from corral.core.errors import CorralError
+    from corral.core.operator.actions import check_plan
+    from corral.core.sandbox import bwrap
+
+    def missing(name: str = "bwrap", timeout: float = 10.0) -> bwrap.ProbeResult:
+        return bwrap.ProbeResult(
+            ok=False, problem="bwrap (bubblewrap) is not installed", hint=bwrap.INSTALL_HINT
+        )
+
+    monkeypatch.setattr(bwrap, "probe", missing)
+    plan = sandboxed_plan(tmp_path, agent_block("boxed", ["true"]))
+    with pytest.raises(CorralError) as refused:
+        check_plan(repo, plan)
+    assert refused.value.exit_code == 2
+    assert "apt-get install bubblewrap" in str(refused.value)
+    assert not list_runs(repo / ".git")
+
+
+def test_setup_runs_sandboxed_and_a_timed_out_agent_leaves_nothing(
+    repo: Path, tmp_path: Path
+) -> None:
+    linger = f"import os, time\nif os.fork() == 0:\n    os.setsid()\ntime.sleep(300)  # {tmp_path}"
+    body = agent_block(
+        "slow",
+        [sys.executable, "-c", linger],
+        setup=[["sh", "-c", 'hostname > "$CORRAL_OUTPUT/setup.txt"']],
+        timeout="2s",
+        retries=0,
+    )
+    plan = sandboxed_plan(tmp_path, body, header="min_success = 0\n")
+    engine = start_corral(repo, "run", str(plan), "--quiet")
+    rundir = wait_for_run(repo)
+    # seen from the host while it runs: the sweep's marks reach into the sandbox
+    wait_until(
+        lambda: len(processes_with_env("CORRAL_AGENT_ID", "slow")) >= 3,
+        what="bubblewrap, the sandbox's init, the agent and its child",
+    )
+    assert engine.wait(timeout=60) == 0
+    attempt = state_of(rundir).agents["slow"].attempts[-1]
+    assert attempt.state == "timed_out", attempt.reason
+    assert (rundir.output_dir("slow", 1) / "setup.txt").read_text() == "corral-sandbox\n"
+    assert not processes_with_env("CORRAL_RUN_ID", rundir.run_id)
