@@ -13,7 +13,7 @@ it), then, as for `local`, every process that still carries the attempt's marks 
 Collecting brings the private branch back (`collect_branch`), then commits the leftovers as
 `local` does. With `network = "allow"` each attempt has its own allowlist proxy on a Unix socket;
 each refusal is reported to the engine as a `network_refused` event. The plan's `verify` is not
-an attempt: it runs unsandboxed, as `local` runs it (`place_command` is inherited).
+an attempt: it runs unsandboxed, as `local` runs it (`place_command`).
 """
 
 from __future__ import annotations
@@ -176,6 +176,7 @@ class SandboxRuntime(LocalRuntime):
 
         await super().prepare(request, placement)
         ref = request.ref
+        common_dir = await asyncio.to_thread(self._common_dir)  # git, once per process
         record = admin_dir(placement.host_workspace)
         if record is None:
             raise PlacementFailed(f"{placement.host_workspace} has no git record to sandbox")
@@ -186,7 +187,7 @@ class SandboxRuntime(LocalRuntime):
             await asyncio.to_thread(
                 prepare_private_gitdir,
                 gitdir,
-                common_dir=self._common_dir(),
+                common_dir=common_dir,
                 admin_dir=record,
                 branch=placement.branch,
                 commit=self.setup.snapshot,
@@ -198,10 +199,10 @@ class SandboxRuntime(LocalRuntime):
         )
 
     def _common_dir(self) -> Path:
-        from corral.worktrees.git import run_git
+        """The shared git directory (asked of git once per process: `git_common_dir` keeps it)."""
+        from corral.worktrees.git import git_common_dir
 
-        common = Path(run_git(self.setup.repo_top, "rev-parse", "--git-common-dir"))
-        return common if common.is_absolute() else (self.setup.repo_top / common).resolve()
+        return git_common_dir(self.setup.repo_top)
 
     async def _proxy_socket(self, ref: AttemptRef, held: _Attempt) -> Path | None:
         """The attempt's allowlist proxy (started at its first command), or None (no network)."""
@@ -223,7 +224,17 @@ class SandboxRuntime(LocalRuntime):
             await held.proxy.start_unix(held.proxy_dir / "proxy.sock")
         return held.proxy_dir / "proxy.sock"
 
-    async def start(self, placement: Placement, argv: list[str]) -> SandboxExecution:
+    def place_command(
+        self, ref: AttemptRef, directory: Path, log_path: Path, env: dict[str, str]
+    ) -> Placement:
+        """The plan's `verify` is corral's own command on the integration worktree, not an
+        agent's: it runs as `local` runs it (named so, for `start`)."""
+        placement = super().place_command(ref, directory, log_path, env)
+        return placement.model_copy(update={"runtime": LocalRuntime.name})
+
+    async def start(self, placement: Placement, argv: list[str]) -> LocalExecution:
+        if placement.runtime != self.name:  # `place_command`'s: unsandboxed
+            return await super().start(placement, argv)
         ref = placement.ref
         held = self.attempts.get(ref)
         if held is None:

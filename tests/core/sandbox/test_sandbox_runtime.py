@@ -53,12 +53,16 @@ def test_a_sandboxed_edit_is_committed_and_merged_and_heartbeat_and_lock_work(
         f"{CLI} lock run notes -- sh -c 'echo from the sandbox > NOTES.md' && "
         "echo changed > README.md && echo done"
     )
-    plan = sandboxed_plan(tmp_path, agent_block("writer", ["sh", "-c", script]))
+    # verify is corral's own command, unsandboxed: it sees the engine's /tmp and environment
+    verify = f'verify = ["sh", "-c", "test -d {tmp_path} && grep -q changed README.md"]\n'
+    plan = sandboxed_plan(tmp_path, agent_block("writer", ["sh", "-c", script]), header=verify)
     result = corral(repo, "run", str(plan), "--quiet")
     assert result.returncode == 0, result.stdout + result.stderr
     rundir = only_run(repo)
     state = state_of(rundir)
     assert [m.agent for m in state.merge.merged] == ["writer"]
+    assert state.merge.verification is not None
+    assert state.merge.verification.passed
     events = events_of(rundir)
     started = next(e for e in events if isinstance(e, ev.AgentStarted))
     assert started.runtime == "sandbox"
