@@ -18,6 +18,7 @@ from tests.core.engine_helpers import (
     agent_block,
     corral,
     events_of,
+    kill9,
     only_run,
     processes_with_env,
     start_corral,
@@ -253,3 +254,24 @@ def test_setup_runs_sandboxed_and_a_timed_out_agent_leaves_nothing(
     assert attempt.state == "timed_out", attempt.reason
     assert (rundir.output_dir("slow", 1) / "setup.txt").read_text() == "corral-sandbox\n"
     assert not processes_with_env("CORRAL_RUN_ID", rundir.run_id)
+
+
+def test_a_sandboxed_agent_does_not_outlive_a_killed_engine(repo: Path, tmp_path: Path) -> None:
+    """bubblewrap runs with --die-with-parent: the engine gone, its sandboxes end (a resumed
+    engine finds the attempt lost, not running on unwatched)."""
+    linger = f"import os, time\nif os.fork() == 0:\n    os.setsid()\ntime.sleep(300)  # {tmp_path}"
+    plan = sandboxed_plan(tmp_path, agent_block("sleeper", [sys.executable, "-c", linger]))
+    engine = start_corral(repo, "run", str(plan), "--quiet")
+    rundir = wait_for_run(repo)
+    try:
+        wait_until(
+            lambda: len(processes_with_env("CORRAL_AGENT_ID", "sleeper")) >= 3,
+            what="the sandboxed agent and its child",
+        )
+    finally:
+        kill9(engine)
+    wait_until(
+        lambda: not processes_with_env("CORRAL_RUN_ID", rundir.run_id),
+        timeout=10,
+        what="nothing of the run left",
+    )
