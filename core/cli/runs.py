@@ -37,6 +37,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
             f"({pre.snapshot[:12]}) in {pre.repo_top}"
         )
     )
+    from corral.core.plan.sandbox_checks import explanations
+
+    for agent, lines in explanations(pre.plan, pre.common_dir):
+        print(inert(f"agent {agent} runs sandboxed:"))
+        for line in lines:
+            print(inert(f"  {line}"))
     return 0
 
 

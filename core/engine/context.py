@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import secrets
 import time
@@ -102,8 +103,33 @@ class AttemptFault(EngineFault):
         self.traceback = "".join(traceback.format_exception(exc)).rstrip()
 
 
-def make_runtimes(ctx: RunContext) -> dict[str, Runtime]:
+def reporter(
+    emit: Emit, on_failure: Callable[[BaseException], None]
+) -> Callable[[ev.EventBase], None]:
+    """What a runtime calls, in the engine's loop, to have a fact logged (`RuntimeSetup.report`):
+    the event is appended by a task of its own; a failure to append stops the engine."""
+    pending: set[asyncio.Task[ev.Event]] = set()
+
+    def done(task: asyncio.Task[ev.Event]) -> None:
+        pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            on_failure(task.exception() or RuntimeError("report failed"))
+
+    async def append(event: ev.EventBase) -> ev.Event:
+        return await emit(event)
+
+    def report(event: ev.EventBase) -> None:
+        task = asyncio.get_running_loop().create_task(append(event), name="runtime-report")
+        pending.add(task)
+        task.add_done_callback(done)
+
+    return report
+
+
+def make_runtimes(
+    ctx: RunContext, report: Callable[[ev.EventBase], None] | None = None
+) -> dict[str, Runtime]:
     """One instance of every runtime the plan names; raises registry.UnknownRuntime."""
     names = {ctx.plan.run.runtime, *(ctx.runtime_name(spec) for spec in ctx.plan.agents)}
-    setup = ctx.runtime_setup()
+    setup = dataclasses.replace(ctx.runtime_setup(), report=report)
     return {name: registry.make(name, setup) for name in sorted(names)}

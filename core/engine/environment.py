@@ -59,6 +59,7 @@ def attempt_request(ctx: RunContext, spec: AgentSpec, control: AttemptControl) -
         base_env={k: v for k, v in ctx.environment.values.items() if not k.startswith("CORRAL_")},
         plan_env=own,
         corral_env=corral_env,
+        sandbox=spec.sandbox,
     )
 
 

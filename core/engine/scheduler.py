@@ -25,6 +25,7 @@ from corral.core.engine.context import (
     AttemptResult,
     RunContext,
     make_runtimes,
+    reporter,
 )
 from corral.core.engine.liveness import stopped
 from corral.core.engine.policy import after_attempt
@@ -72,7 +73,11 @@ class Engine(ControlRequests):
         self.log = log
         self.state = state
         self.order = topological_order(self.plan)
-        self.runtimes = dict(runtimes) if runtimes is not None else make_runtimes(ctx)
+        self.runtimes = (
+            dict(runtimes)
+            if runtimes is not None
+            else make_runtimes(ctx, reporter(self.emit, self._log_failed))
+        )
         """By name: where the agents run (core/runtime/base.py); the run's own for `verify`."""
         self.supervisor = Supervisor(
             ctx, self.emit, self.runtimes, on_all_started=self._preload_once

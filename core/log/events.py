@@ -29,6 +29,7 @@ from corral.core.log.event_types.agent import (
     AttemptOutcome,
     ExecutionIdentity,
     HeartbeatSource,
+    NetworkRefused,
 )
 from corral.core.log.event_types.base import (
     GENESIS_HASH,
@@ -121,6 +122,7 @@ __all__ = [
     "LockWaitAbandoned",
     "LockWaiting",
     "MergeStarted",
+    "NetworkRefused",
     "OperatorActionRefused",
     "RepoChange",
     "RepoChangeKind",
@@ -152,6 +154,7 @@ Event = Annotated[
     | AgentDeadLettered
     | AgentCancelled
     | AgentRedriven
+    | NetworkRefused
     | LockWaiting
     | LockAcquired
     | LockRenewed

@@ -73,6 +73,8 @@ def progress_line(event: ev.Event) -> str:
             who = f"agent {event.caller_agent or '?'}#{event.caller_attempt or '?'}"
             who += f" of run {event.caller_run}" if event.caller_run else ""
             return f"refused {event.action} of {event.target} asked from inside {who}"
+        case ev.NetworkRefused():
+            return f"{event.agent}#{event.attempt} refused network access to {event.destination}"
         case ev.RepoTampered():
             from corral.core.trust.tampering_text import describe_tampering
 

@@ -32,6 +32,7 @@ from corral.core.plan.graph import topological_order as topological_order
 from corral.core.plan.problems import PlanError as PlanError
 from corral.core.plan.problems import PlanProblem as PlanProblem
 from corral.core.plan.problems import describe_validation_error
+from corral.core.sandbox.policy import SandboxPolicy
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 """Finite seconds, 0 to durations.MAX_DURATION."""
@@ -132,6 +133,9 @@ class AgentDefaults(_Strict):
     """Shared resources (e.g. `["db", "port-8080"]`) the engine acquires before the agent starts
     and releases when the attempt ends. Every agent's set is taken in one global (sorted) order,
     so two agents can never deadlock on them."""
+    sandbox: SandboxPolicy | None = None
+    """What the agent may reach when it runs in the `sandbox` runtime (`[agent.sandbox]`, or
+    `[defaults.sandbox]` for all): core/sandbox/policy.py, docs/reliability.md T6."""
 
     @field_validator("env")
     @classmethod

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corral.core.plan.model import AgentSpec, Plan, PlanError, PlanProblem, resolve_env
+from corral.core.plan.sandbox_checks import sandbox_problems, sandbox_warnings
 from corral.core.trust.redact import MIN_LENGTH, is_secret_name
 from corral.worktrees.git import (
     GitError,
@@ -90,6 +91,7 @@ def preflight(plan: Plan, plan_path: Path, cwd: Path) -> Preflight:
             source, [PlanProblem(where="run", field="base", message=str(exc))]
         ) from None
     problems: list[PlanProblem] = list(_runtime_problems(plan))
+    problems += sandbox_problems(plan, common_dir)
     found: dict[tuple[str, str], bool] = {}
     for spec in plan.agents:
         problem = _program_problem(spec.command[0], spec, repo_top, "command", found)
@@ -126,7 +128,7 @@ def preflight(plan: Plan, plan_path: Path, cwd: Path) -> Preflight:
         common_dir=common_dir,
         base_ref=base_ref,
         snapshot=snapshot,
-        warnings=tuple(_literal_secrets(plan)),
+        warnings=(*_literal_secrets(plan), *sandbox_warnings(plan)),
     )
 
 

@@ -9,12 +9,14 @@ a process tree in a git worktree on this host; later runtimes (a sandbox, a cont
 host over SSH, a Ray actor) implement the same protocol and register under the `corral.runtimes`
 entry-point group (core/runtime/registry.py), so the engine does not change for them.
 
-A runtime never writes the event log and never decides policy: it answers the engine's calls.
+A runtime never writes the event log and never decides policy: it answers the engine's calls
+(and hands the engine the few facts no call returns, `RuntimeSetup.report`).
 docs/architecture.md ("A runtime") says what each method must guarantee.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -22,7 +24,8 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from corral.core.errors import CorralError
-from corral.core.log.events import ExecutionIdentity
+from corral.core.log.events import EventBase, ExecutionIdentity
+from corral.core.sandbox.policy import SandboxPolicy
 
 Identity = ExecutionIdentity
 """Which execution it is: `runtime` plus the runtime's own fields (logged in `agent_started`)."""
@@ -56,6 +59,10 @@ class RuntimeSetup:
     worktree_root: Path
     rundir: Path
     """The run directory: a runtime may keep its own files under `rundir/runtime/<name>/`."""
+    report: Callable[[EventBase], None] | None = None
+    """How a runtime tells the engine a fact worth logging that no call returns (a sandboxed
+    agent's refused network request): the engine appends the event; the runtime never writes
+    the log itself."""
 
 
 class AttemptRef(BaseModel):
@@ -95,6 +102,9 @@ class AttemptRequest(BaseModel):
     """The plan's `env` for the agent, secrets resolved."""
     corral_env: dict[str, str] = {}
     """The attempt's token, marks and trace context; the runtime adds the path variables."""
+    sandbox: SandboxPolicy | None = None
+    """The agent's `[agent.sandbox]` (or `[defaults.sandbox]`) policy, for the `sandbox`
+    runtime (core/runtime/sandbox.py); others ignore it."""
 
 
 class Placement(BaseModel):

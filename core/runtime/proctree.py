@@ -117,12 +117,20 @@ def _spawn_error(program: str, cwd: Path, exc: OSError) -> SpawnError:
     return SpawnError(f"cannot start {program!r}: {exc.strerror or exc}")
 
 
-def spawn(argv: list[str], *, cwd: Path, env: dict[str, str], log_path: Path) -> Spawned:
+def spawn(
+    argv: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    log_path: Path,
+    pass_fds: tuple[int, ...] = (),
+) -> Spawned:
     """Start an agent in its own session with its output appended straight to `log_path`.
 
     The agent writes to the file itself, so its output survives and it keeps running if the
     engine dies. Its own session makes pid == process group id == session id, which is what
-    `tree_members` and `terminate_tree` find it by. `env` is the agent's whole environment.
+    `tree_members` and `terminate_tree` find it by. `env` is the agent's whole environment;
+    `pass_fds` are inherited besides (the sandbox's `--info-fd`).
     """
     if not argv:
         raise SpawnError("cannot start an agent with an empty command; give the program to run")
@@ -141,6 +149,7 @@ def spawn(argv: list[str], *, cwd: Path, env: dict[str, str], log_path: Path) ->
             stdout=log_fd,
             stderr=log_fd,
             close_fds=True,
+            pass_fds=pass_fds,
             start_new_session=True,
         )
     except OSError as exc:

@@ -1,4 +1,4 @@
-"""Runtimes by name: the built-in `local`, and whatever is registered under `corral.runtimes`.
+"""Runtimes by name: the built-in `local` and `sandbox`, and whatever is registered under `corral.runtimes`.
 
 A package adds a runtime without touching corral by declaring an entry point, e.g.
 
@@ -6,7 +6,7 @@ A package adds a runtime without touching corral by declaring an entry point, e.
     sandbox = "corral_sandbox:SandboxRuntime"
 
 whose target is called with a `RuntimeSetup` and returns a `Runtime` (core/runtime/base.py).
-`local` is known without the entry point too, so an install whose metadata predates it (an
+The built-in ones are known without their entry points too, so an install whose metadata predates it (an
 editable install not reinstalled) still runs; tests may `register` their own (a FakeRuntime).
 """
 
@@ -28,7 +28,13 @@ def _local(setup: RuntimeSetup) -> Runtime:
     return LocalRuntime(setup)
 
 
-_BUILT_IN: dict[str, Factory] = {"local": _local}
+def _sandbox(setup: RuntimeSetup) -> Runtime:
+    from corral.core.runtime.sandbox import SandboxRuntime
+
+    return SandboxRuntime(setup)
+
+
+_BUILT_IN: dict[str, Factory] = {"local": _local, "sandbox": _sandbox}
 _registered: dict[str, Factory] = {}
 
 

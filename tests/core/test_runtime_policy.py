@@ -289,8 +289,8 @@ def test_runtimes_come_from_the_entry_point_group_too(monkeypatch: pytest.Monkey
         name="elsewhere", value="corral.core.runtime.fake:FakeRuntime", group="corral.runtimes"
     )
     monkeypatch.setattr(registry, "_entry_points", lambda: {"elsewhere": point})
-    assert registry.known() == ["elsewhere", "local"]
+    assert registry.known() == ["elsewhere", "local", "sandbox"]
     assert registry.is_known("elsewhere")
     assert registry.factory("elsewhere") is FakeRuntime
-    with pytest.raises(registry.UnknownRuntime, match="known runtimes: elsewhere, local"):
+    with pytest.raises(registry.UnknownRuntime, match="known runtimes: elsewhere, local, sandbox"):
         registry.factory("cloud")

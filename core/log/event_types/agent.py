@@ -145,3 +145,15 @@ class AgentRedriven(EventBase):
     agent: str
     by: str
     """Who asked for another attempt of an agent that had ended."""
+
+
+class NetworkRefused(EventBase):
+    """A sandboxed agent (`network = "allow"`) asked corral's proxy for a destination its
+    allowlist does not hold, and was refused (docs/reliability.md T6). A fact to see; it
+    changes no state."""
+
+    type: Literal["network_refused"] = "network_refused"
+    agent: str
+    attempt: int
+    destination: str
+    """`host:port` as the agent asked for it."""
