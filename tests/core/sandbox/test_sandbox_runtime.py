@@ -26,7 +26,7 @@ from tests.core.engine_helpers import (
     wait_for_run,
     write_plan,
 )
-from tests.core.test_review import make_reviewable_run
+from tests.core.operator_helpers import make_reviewable_run
 
 PY = shlex.quote(sys.executable)
 CLI = f"{PY} -m corral.core.cli"
