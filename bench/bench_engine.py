@@ -62,11 +62,11 @@ def phases(events_path: Path, began: float, ended: float, sleep: float) -> Run:
     )
 
 
-def run_once(scratch: Path, agents: int, sleep: float, files: int) -> Run:
+def run_once(scratch: Path, agents: int, sleep: float, files: int, runtime: str) -> Run:
     repo = scratch / "repo"
     make_repo(repo, sources(files))
     plan = scratch / "plan.toml"
-    body = f'[run]\nname = "bench"\nmax_parallel = {agents}\n\n'
+    body = f'[run]\nname = "bench"\nmax_parallel = {agents}\nruntime = "{runtime}"\n\n'
     for i in range(agents):
         body += f'[[agent]]\nid = "s{i}"\ncommand = ["sleep", "{sleep}"]\n\n'
     plan.write_text(body)
@@ -92,6 +92,7 @@ def main() -> None:
     parser.add_argument("--sleep", type=float, default=2.0)
     parser.add_argument("--runs", type=int, default=3, help="runs per agent count")
     parser.add_argument("--files", type=int, default=100, help="files in the bench repository")
+    parser.add_argument("--runtime", default="local", help='where agents run: "local", "sandbox"')
     args = parser.parse_args()
     compile_sources()
     scratch = Path(tempfile.mkdtemp(prefix="corral-bench-engine-"))
@@ -102,7 +103,9 @@ def main() -> None:
         for agents in args.agents:
             ratios = []
             for number in range(1, args.runs + 1):
-                run = run_once(scratch / f"{agents}-{number}", agents, args.sleep, args.files)
+                run = run_once(
+                    scratch / f"{agents}-{number}", agents, args.sleep, args.files, args.runtime
+                )
                 ratios.append(run.wall / args.sleep)
                 print(
                     f"{agents:>6} {number:>4} {run.wall:>6.2f}s {ratios[-1]:>10.2f}  "
