@@ -128,6 +128,25 @@ class Placement(BaseModel):
     env: dict[str, str]
     """The whole environment of the agent and its setup commands."""
 
+    @classmethod
+    def for_command(
+        cls, ref: AttemptRef, runtime: str, directory: Path, log_path: Path, env: dict[str, str]
+    ) -> Placement:
+        """A command corral runs itself (`place_command`): in `directory` on this host, seen
+        there by the command too, its output beside `log_path`, no branch and no socket."""
+        return cls(
+            ref=ref,
+            runtime=runtime,
+            branch="",
+            host_workspace=directory,
+            output_dir=log_path.parent,
+            log_path=log_path,
+            workspace=str(directory),
+            agent_output_dir=str(log_path.parent),
+            agent_socket="",
+            env=env,
+        )
+
 
 @dataclass(frozen=True)
 class Ended:

@@ -202,18 +202,7 @@ class FakeRuntime:
     def place_command(
         self, ref: AttemptRef, directory: Path, log_path: Path, env: dict[str, str]
     ) -> Placement:
-        return Placement(
-            ref=ref,
-            runtime=self.name,
-            branch="",
-            host_workspace=directory,
-            output_dir=log_path.parent,
-            log_path=log_path,
-            workspace=str(directory),
-            agent_output_dir=str(log_path.parent),
-            agent_socket="",
-            env=env,
-        )
+        return Placement.for_command(ref, self.name, directory, log_path, env)
 
     async def reattach(self, ref: AttemptRef, identity: Identity) -> Execution | None:
         return None  # a fake execution does not outlive its engine
