@@ -178,3 +178,16 @@ def test_corruption_appended_after_the_cached_point_is_reported(
         f.write(b'{"seq":999,"prev":"' + b"0" * 64 + b'"}\n')
     (run,) = summarize_runs(common)
     assert run.status == "corrupted"
+
+
+def test_the_cache_key_covers_every_module_that_defines_an_event() -> None:
+    """An edited event model must invalidate old caches, wherever the model lives."""
+    import sys
+    import typing
+
+    union = typing.get_args(typing.get_args(ev.Event)[0])
+    defining = {sys.modules[kind.__module__] for kind in union}
+    defining |= {sys.modules[base.__module__] for kind in union for base in kind.__mro__[1:-1]}
+    defining = {module for module in defining if module.__name__.startswith("corral.")}
+    assert len(union) > 30
+    assert defining <= set(index._FOLD_MODULES)
