@@ -121,10 +121,6 @@ def tail_line(event: ev.Event) -> str:
             return f"merged {event.branch} → {event.commit[:10]}"
         case ev.BranchLeftOut():
             return f"left out {event.branch}: {event.reason}"
-        case ev.VerificationFinished():
-            return (
-                f"verification {'passed' if event.passed else 'FAILED'}: {' '.join(event.command)}"
-            )
         case ev.FindingsRejected():
             return f"{event.agent} findings rejected: {event.reason}"
         case ev.ReportWritten():
