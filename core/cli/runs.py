@@ -39,7 +39,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     )
     from corral.core.plan.sandbox_checks import explanations
 
-    for agent, lines in explanations(pre.plan, pre.common_dir):
+    for agent, lines in explanations(pre.plan, pre.common_dir, pre.repo_top):
         print(inert(f"agent {agent} runs sandboxed:"))
         for line in lines:
             print(inert(f"  {line}"))

@@ -87,7 +87,15 @@ class RunContext:
             snapshot=self.snapshot,
             worktree_root=self.worktree_root,
             rundir=self.rundir.path,
+            image=self.image(self.plan.defaults.image),
+            sandbox=self.plan.defaults.sandbox,
         )
+
+    def image(self, text: str | None) -> Path | None:
+        """The plan's `image` (an agent's or `[defaults]`) as the directory it names."""
+        from corral.core.sandbox.image import resolve_image
+
+        return None if text is None else resolve_image(text, self.repo_top, Path.home())
 
     def runtime_name(self, spec: AgentSpec) -> str:
         """The agent's own `runtime`, else the run's."""

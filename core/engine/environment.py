@@ -60,6 +60,7 @@ def attempt_request(ctx: RunContext, spec: AgentSpec, control: AttemptControl) -
         plan_env=own,
         corral_env=corral_env,
         sandbox=spec.sandbox,
+        image=ctx.image(spec.image),
     )
 
 

@@ -136,6 +136,9 @@ class AgentDefaults(_Strict):
     sandbox: SandboxPolicy | None = None
     """What the agent may reach when it runs in the `sandbox` runtime (`[agent.sandbox]`, or
     `[defaults.sandbox]` for all): core/sandbox/policy.py, docs/reliability.md T6."""
+    image: str | None = None
+    """The root filesystem directory the agent runs in with `runtime = "container"`: absolute,
+    `~/...`, or relative to the repository's top (docs/containers.md says how to build one)."""
 
     @field_validator("env")
     @classmethod

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corral.core.plan.model import AgentSpec, Plan, PlanError, PlanProblem, resolve_env
-from corral.core.plan.sandbox_checks import sandbox_problems, sandbox_warnings
+from corral.core.plan.sandbox_checks import (
+    container_warnings,
+    image_of,
+    image_program_problem,
+    sandbox_problems,
+    sandbox_warnings,
+)
 from corral.core.trust.redact import MIN_LENGTH, is_secret_name
 from corral.worktrees.git import (
     GitError,
@@ -91,14 +97,18 @@ def preflight(plan: Plan, plan_path: Path, cwd: Path) -> Preflight:
             source, [PlanProblem(where="run", field="base", message=str(exc))]
         ) from None
     problems: list[PlanProblem] = list(_runtime_problems(plan))
-    problems += sandbox_problems(plan, common_dir)
+    problems += sandbox_problems(plan, common_dir, repo_top)
     found: dict[tuple[str, str], bool] = {}
     for spec in plan.agents:
-        problem = _program_problem(spec.command[0], spec, repo_top, "command", found)
-        if problem:
-            problems.append(problem)
-        for index, command in enumerate(spec.setup):
-            problem = _program_problem(command[0], spec, repo_top, f"setup[{index}]", found)
+        image = image_of(spec, plan, repo_top)
+        programs = [("command", spec.command[0])]
+        programs += [(f"setup[{i}]", command[0]) for i, command in enumerate(spec.setup)]
+        for field, program in programs:
+            in_image = program.startswith("/") or "/" not in program  # not a repository file
+            if image is not None and image.is_dir() and in_image:
+                problem = image_program_problem(program, spec, image, field)
+            else:
+                problem = _program_problem(program, spec, repo_top, field, found)
             if problem:
                 problems.append(problem)
         _, missing = resolve_env(spec.env, os.environ)
@@ -128,7 +138,11 @@ def preflight(plan: Plan, plan_path: Path, cwd: Path) -> Preflight:
         common_dir=common_dir,
         base_ref=base_ref,
         snapshot=snapshot,
-        warnings=(*_literal_secrets(plan), *sandbox_warnings(plan)),
+        warnings=(
+            *_literal_secrets(plan),
+            *sandbox_warnings(plan),
+            *container_warnings(plan, repo_top),
+        ),
     )
 
 

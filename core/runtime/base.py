@@ -63,6 +63,12 @@ class RuntimeSetup:
     """How a runtime tells the engine a fact worth logging that no call returns (a sandboxed
     agent's refused network request): the engine appends the event; the runtime never writes
     the log itself."""
+    image: Path | None = None
+    """The run's default root filesystem (`[defaults] image`, resolved): where the `container`
+    runtime runs the plan's `verify`, so it sees the agents' toolchain."""
+    sandbox: SandboxPolicy | None = None
+    """The run's default sandbox policy (`[defaults.sandbox]`): the files that `verify` in the
+    image may read and write (never the network)."""
 
 
 class AttemptRef(BaseModel):
@@ -105,6 +111,9 @@ class AttemptRequest(BaseModel):
     sandbox: SandboxPolicy | None = None
     """The agent's `[agent.sandbox]` (or `[defaults.sandbox]`) policy, for the `sandbox`
     runtime (core/runtime/sandbox.py); others ignore it."""
+    image: Path | None = None
+    """The agent's root filesystem (`image`, resolved), for the `container` runtime
+    (core/runtime/container.py); others ignore it."""
 
 
 class Placement(BaseModel):

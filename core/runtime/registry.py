@@ -1,4 +1,4 @@
-"""Runtimes by name: the built-in `local` and `sandbox`, and whatever is registered under `corral.runtimes`.
+"""Runtimes by name: the built-in `local`, `sandbox` and `container`, and whatever is registered under `corral.runtimes`.
 
 A package adds a runtime without touching corral by declaring an entry point, e.g.
 
@@ -34,7 +34,13 @@ def _sandbox(setup: RuntimeSetup) -> Runtime:
     return SandboxRuntime(setup)
 
 
-_BUILT_IN: dict[str, Factory] = {"local": _local, "sandbox": _sandbox}
+def _container(setup: RuntimeSetup) -> Runtime:
+    from corral.core.runtime.container import ContainerRuntime
+
+    return ContainerRuntime(setup)
+
+
+_BUILT_IN: dict[str, Factory] = {"local": _local, "sandbox": _sandbox, "container": _container}
 _registered: dict[str, Factory] = {}
 
 

@@ -54,10 +54,10 @@ from corral.core.runtime.proctree import (
     spawn,
     terminate_tree,
 )
-from corral.core.sandbox.bwrap import sandbox_command, sandbox_init_pid
+from corral.core.sandbox.bwrap import SandboxCommand, sandbox_command, sandbox_init_pid
 from corral.core.sandbox.gitdir import CollectError, collect_branch, prepare_private_gitdir
 from corral.core.sandbox.paths import INSIDE_SOCKET, AttemptPaths
-from corral.core.sandbox.policy import SandboxPolicy
+from corral.core.sandbox.policy import ResolvedPolicy, SandboxPolicy
 from corral.core.sandbox.proxy import AllowlistProxy
 
 PASSED_ON = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TZ")
@@ -86,6 +86,8 @@ class _Attempt:
     policy: SandboxPolicy
     proxy: AllowlistProxy | None = None
     proxy_dir: Path | None = None
+    image: Path | None = None
+    """The root filesystem (the container runtime's), or None: the host's, read-only."""
 
 
 async def _kill_init(pid: int | None, start_time: float | None) -> bool:
@@ -238,27 +240,40 @@ class SandboxRuntime(LocalRuntime):
         ref = placement.ref
         held = self.attempts.get(ref)
         if held is None:
-            raise StartFailed(f"{ref.label} was not prepared by the sandbox runtime")
-        home = Path(placement.env.get("HOME") or Path.home())
-        paths = AttemptPaths(
+            raise StartFailed(f"{ref.label} was not prepared by the {self.name} runtime")
+        paths = await self._attempt_paths(placement, held)
+        resolved = held.policy.resolve(paths.home)
+        shared = placement.env.get("CORRAL_SHARED")
+        if shared:  # the run's shared files (core/locks/shared_files.py), as `local` has them
+            resolved = dataclasses.replace(resolved, write=(*resolved.write, Path(shared)))
+        return await self._spawn(placement, resolved, paths, argv)
+
+    async def _attempt_paths(self, placement: Placement, held: _Attempt) -> AttemptPaths:
+        """Where the attempt's files are, on the host and inside."""
+        return AttemptPaths(
             worktree=placement.host_workspace,
             output_dir=placement.output_dir,
             socket=held.socket,
             common_dir=self._common_dir(),
             admin_dir=held.admin_dir,
             private_gitdir=held.gitdir,
-            home=home,
-            proxy_socket=await self._proxy_socket(ref, held),
+            home=Path(placement.env.get("HOME") or Path.home()),
+            proxy_socket=await self._proxy_socket(placement.ref, held),
         )
-        resolved = held.policy.resolve(home)
-        shared = placement.env.get("CORRAL_SHARED")
-        if shared:  # the run's shared files (core/locks/shared_files.py), as `local` has them
-            resolved = dataclasses.replace(resolved, write=(*resolved.write, Path(shared)))
+
+    def _command(
+        self, policy: ResolvedPolicy, paths: AttemptPaths, argv: list[str], env: dict[str, str], info_fd: int
+    ) -> SandboxCommand:
+        """The bubblewrap command line (the container runtime adds its image's parts)."""
+        return sandbox_command(policy, paths, argv, env, bwrap=self.bwrap, info_fd=info_fd)
+
+    async def _spawn(
+        self, placement: Placement, policy: ResolvedPolicy, paths: AttemptPaths, argv: list[str]
+    ) -> SandboxExecution:
+        """Start `argv` in a sandbox built from `policy` and `paths`; learn its pid 1."""
         read_end, write_end = os.pipe()
         try:
-            command = sandbox_command(
-                resolved, paths, argv, placement.env, bwrap=self.bwrap, info_fd=write_end
-            )
+            command = self._command(policy, paths, argv, placement.env, write_end)
             spawned = spawn(
                 command.argv,
                 cwd=placement.host_workspace,
@@ -283,7 +298,7 @@ class SandboxRuntime(LocalRuntime):
             init_pid=init,
             init_start_time=process_start_time(init) if init is not None else None,
         )
-        return SandboxExecution(identity, placement.log_path, self.cpu, _marks(ref), spawned)
+        return SandboxExecution(identity, placement.log_path, self.cpu, _marks(placement.ref), spawned)
 
     async def reattach(self, ref: AttemptRef, identity: Identity) -> LocalExecution | None:
         found = await super().reattach(ref, identity)

@@ -157,13 +157,14 @@ def sandbox_command(
     args += ["--bind", str(paths.private_gitdir), str(paths.admin_dir)]
     args += ["--dir", str(INSIDE_RUN)]
     args += ["--bind", str(paths.output_dir), str(paths.output_inside)]
-    args += ["--ro-bind", str(paths.socket), str(paths.socket_inside)]
     overlay = {
         "CORRAL_WORKSPACE": str(paths.worktree_inside),
         "CORRAL_OUTPUT": str(paths.output_inside),
-        "CORRAL_SOCKET": str(paths.socket_inside),
         "TMPDIR": "/tmp",
     }
+    if paths.socket is not None:
+        args += ["--ro-bind", str(paths.socket), str(paths.socket_inside)]
+        overlay["CORRAL_SOCKET"] = str(paths.socket_inside)
     if container:
         args += _package_mounts()
         if shim_dir is not None:

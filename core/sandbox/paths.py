@@ -37,7 +37,8 @@ class AttemptPaths:
 
     worktree: Path
     output_dir: Path
-    socket: Path
+    socket: Path | None
+    """The run's control socket, or None for a command corral runs itself (the `verify`)."""
     common_dir: Path
     admin_dir: Path
     private_gitdir: Path

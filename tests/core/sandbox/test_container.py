@@ -2,7 +2,7 @@
 files under /run/corral, the `corral` shim on PATH; nothing of the host but what is bound in.
 
 The test image is the smallest honest one: an empty root with the usual top-level links and the
-host's /usr bound in read-only (`read = ["/usr"]`); docs/architecture.md says how to build a
+host's /usr bound in read-only (`read = ["/usr"]`); docs/containers.md says how to build a
 real one with mmdebstrap.
 """
 
