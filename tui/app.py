@@ -4,6 +4,9 @@ attaches to a run (replay, then follow). Quitting never touches the engine."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -18,6 +21,7 @@ from textual.screen import Screen
 from textual.worker import get_current_worker
 
 from corral.core.log import events as ev
+from corral.core.log.notices import Notice
 from corral.core.operator.identity import Operator
 from corral.core.runs.rundir import NotInRepository, RunNotFound, find_run, git_common_dir
 from corral.tui.bridge import EngineLiveness, FollowFailed, RunEvents, RunLoaded, RunSession, follow
@@ -78,6 +82,9 @@ class CorralApp(App[int]):
         self.session: RunSession | None = None
         self.batch_hook: Callable[[list[ev.Event]], None] | None = None
         """The benchmark's hook: called with each batch right after it is applied."""
+        self.desktop = shutil.which("notify-send")
+        """Desktop notifications go through this program when the machine has it."""
+        self.bells = 0
 
     # -- routing -------------------------------------------------------------------------------
 
@@ -148,6 +155,30 @@ class CorralApp(App[int]):
         news = [event for event in message.events if isinstance(event, NEWS)]
         for event in news[-3:]:
             self._toast(event)
+        for notice in session.feed.take_notices():
+            self._announce(session, notice)
+
+    def _announce(self, session: RunSession, notice: Notice) -> None:
+        """A notice (core/log/notices.py): the bell, the lasting status line, the desktop."""
+        when = time.strftime("%H:%M:%S", time.localtime(notice.ts))
+        session.notice = inert(f"{when}  {notice.text}", limit=300)
+        session.notice_version += 1
+        self.bells += 1
+        self.bell()
+        if self.desktop is not None:
+            self._desktop(self.desktop, f"corral: {session.run_id}", inert(notice.text, limit=300))
+
+    @work(thread=True, group="desktop", exit_on_error=False)
+    def _desktop(self, program: str, title: str, text: str) -> None:
+        """`notify-send`, when the machine has it: a desktop notification, never a wait."""
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(
+                [program, "--app-name=corral", title, text],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=10,
+                check=False,
+            )
 
     def _toast(self, event: ev.Event) -> None:
         from corral.core.operator.describe import tail_line

@@ -40,6 +40,9 @@ class RunSession:
     loaded_at: float | None = None
     on_drawn: Callable[[object, int], None] | None = None
     """Hook for the benchmark: a screen drew the feed up to this version."""
+    notice: str = ""
+    """The latest notice (core/log/notices.py), shown on every run screen until the next."""
+    notice_version: int = 0
 
     @property
     def run_id(self) -> str:
@@ -112,6 +115,7 @@ def follow(
         return
     feed = RunFeed(on_applied=None)
     feed.apply(replayed)
+    feed.live_notices = True  # from here on, an agent's end is news (the console's notices)
     live = engine_alive(feed)
     post(RunLoaded(session, feed, live))
     checked = time.monotonic()

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from corral.core.log import events as ev
+from corral.core.log.notices import Notice, NoticeWatch
 from corral.core.log.state import RunState, apply
 from corral.core.operator.describe import command_line, tail_line
 from corral.tui.text import inert
@@ -50,6 +51,12 @@ class RunFeed:
     agent_events: dict[str, deque[TailLine]] = field(default_factory=dict)
     on_applied: Callable[[list[ev.Event]], None] | None = None
     """Hook for the benchmark: called after each batch is applied."""
+    notices: NoticeWatch = field(default_factory=NoticeWatch)
+    live_notices: bool = False
+    """False while the log is replayed (what already happened is remembered, not news); the
+    bridge sets it once the replay is applied."""
+    pending_notices: list[Notice] = field(default_factory=list)
+    """Notices since the console last took them (`take_notices`)."""
 
     def apply(self, events: Iterable[ev.Event]) -> None:
         batch = events if isinstance(events, list) else list(events)
@@ -58,11 +65,21 @@ class RunFeed:
         self.version += 1
         version = self.version
         state = self.state
+        notices = self.notices
+        quiet = not self.live_notices
         for event in batch:
             apply(state, event)
             self._derive(event, version)
+            if type(event) is not ev.AgentHeartbeat:  # never news: skip the rule
+                notice = notices.observe(state, event, quiet=quiet)
+                if notice is not None:
+                    self.pending_notices.append(notice)
         if self.on_applied is not None:
             self.on_applied(batch)
+
+    def take_notices(self) -> list[Notice]:
+        taken, self.pending_notices = self.pending_notices, []
+        return taken
 
     def _derive(self, event: ev.Event, version: int) -> None:
         if type(event) is ev.AgentHeartbeat:  # nine events in ten: the fast path

@@ -28,6 +28,7 @@ from corral.core.engine.context import (
     reporter,
 )
 from corral.core.engine.liveness import stopped
+from corral.core.engine.notify import NotifyHook
 from corral.core.engine.policy import after_attempt
 from corral.core.engine.recovery import stop_leftovers
 from corral.core.engine.requests import ControlRequests
@@ -112,6 +113,10 @@ class Engine(ControlRequests):
         )
         self.integrity = IntegrityWatch(ctx.repo_top, ctx.rundir, self.emit_many, state)
         self.listeners.append(self.integrity.observe)
+        self.notifier: NotifyHook | None = None
+        if self.plan.run.notify:
+            self.notifier = NotifyHook(self.plan.run.notify, state, ctx.rundir.path / "notify.log")
+            self.listeners.append(self.notifier.observe)
 
     def _preload_once(self) -> None:
         """The first start burst is over: load the modules the end of the run needs (warmup)."""
@@ -192,6 +197,8 @@ class Engine(ControlRequests):
                 watch.cancel()
                 await asyncio.gather(watch, return_exceptions=True)
             await self._shutdown()
+            if self.notifier is not None:
+                await self.notifier.close()  # after `engine_stopped`: its notice is sent too
         return self.state
 
     def stop(self, signum: int) -> None:

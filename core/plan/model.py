@@ -217,6 +217,10 @@ class RunSettings(_Strict):
     verify: list[str] | None = None
     """A command (the project's tests) run on the integration result, e.g. `["pytest", "-q"]`."""
     verify_timeout: PositiveDuration = 1800.0
+    notify: Command | None = None
+    """A command that hears of each agent that succeeds, fails, is given up on, waits for
+    input or exceeds a budget, and of the run's end: the notice as JSON on its stdin, one per
+    agent per state change (core/engine/notify.py), e.g. `["ntfy", "publish", "corral"]`."""
     """Longest the `verify` command may run."""
     conflict_interval: PositiveDuration = 3.0
     """How often running coding agents' work is checked for conflicts with each other."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from textual.css.query import NoMatches
 from textual.screen import Screen
+from textual.widgets import Static
 
 from corral.tui.bridge import RunSession
 from corral.tui.feed import RunFeed
@@ -22,6 +24,15 @@ class RunScreen(Screen[None]):
     """A screen that draws one run's feed."""
 
     AUTO_FOCUS: ClassVar[str | None] = None
+    DEFAULT_CSS = """
+    RunScreen #notice {
+        dock: bottom;
+        height: 1;
+        margin-bottom: 1;
+        background: $warning 25%;
+        color: $text;
+    }
+    """
 
     def __init__(
         self, session: RunSession, *, name: str | None = None, id: str | None = None
@@ -32,6 +43,7 @@ class RunScreen(Screen[None]):
         self.ages_drawn = 0.0
         self.draws = 0
         self.bindings_signature: tuple[bool | None, ...] = ()
+        self.notice_drawn = 0
 
     def on_mount(self) -> None:
         self.set_interval(1 / REDRAW_HZ, self.tick)
@@ -41,6 +53,9 @@ class RunScreen(Screen[None]):
         feed = self.session.feed
         if feed is None or not self.is_current:
             return
+        if self.session.notice_version != self.notice_drawn:
+            self.notice_drawn = self.session.notice_version
+            self.show_notice(self.session.notice)
         now = self.session.clock()
         ages_due = now - self.ages_drawn >= AGE_SECONDS or now < self.ages_drawn
         if feed.version == self.drawn_version and not ages_due:
@@ -55,6 +70,16 @@ class RunScreen(Screen[None]):
         hook = self.session.on_drawn
         if hook is not None:
             hook(self, feed.version)
+
+    def show_notice(self, text: str) -> None:
+        """The lasting status line: mounted with the first notice, so a screen without one
+        looks as it always did."""
+        try:
+            line = self.query_one("#notice", Static)
+        except NoMatches:
+            line = Static(id="notice", markup=False)
+            self.mount(line)
+        line.update(text)
 
     def update_bindings(self) -> None:
         """Refresh the footer only when an action became available or unavailable: a footer
