@@ -13,7 +13,7 @@ from textual.screen import Screen
 from corral.core.operator import actions, policy
 from corral.core.operator.errors import OperatorError
 from corral.tui.bridge import RunSession
-from corral.tui.screens.dialogs import ConfirmScreen
+from corral.tui.screens.dialogs import AskScreen, ConfirmScreen
 from corral.tui.text import inert
 
 
@@ -83,3 +83,32 @@ async def retry(screen: Screen[Any], session: RunSession, targets: list[str]) ->
                 else f"resumed the run's engine (pid {done.resumed_pid}) to retry it"
             )
             screen.notify(f"{agent_id}: {said}", title="retry")
+
+
+def can_send(session: RunSession, agent_id: str) -> bool:
+    """A running agent that reads a person's messages, and a live engine to hand them over."""
+    state = session.feed.state if session.feed else None
+    return not session.read_only and session.engine_live and policy.takes_input(state, agent_id)
+
+
+async def send_input(screen: Screen[Any], session: RunSession, agent_id: str) -> None:
+    """Ask for a message, then hand it to the agent's stdin through the engine (logged)."""
+    if not can_send(session, agent_id):
+        return
+    text = await screen.app.push_screen_wait(
+        AskScreen(
+            f"Message to {agent_id}",
+            "It goes to the agent's input; the agent reads it on its next turn.",
+            required="type a message, or esc to send nothing",
+        )
+    )
+    if not text:
+        return
+    try:
+        sent = await asyncio.to_thread(
+            actions.send_input, session.rundir, agent_id, text, session.operator
+        )
+    except OperatorError as exc:
+        screen.notify(inert(str(exc)), title=f"message to {agent_id}", severity="error")
+    else:
+        screen.notify(f"{agent_id}#{sent.attempt}: message sent", title="message")

@@ -1,4 +1,5 @@
-"""`corral kill` and `corral retry`: what a person does to one agent, through the operator API."""
+"""`corral kill`, `corral retry` and `corral send`: what a person does to one agent, through the
+operator API."""
 
 from __future__ import annotations
 
@@ -25,4 +26,12 @@ def cmd_retry(args: argparse.Namespace) -> int:
         return 0
     print(f"the engine of run {rundir.run_id} was not running; resumed it to retry {args.agent}")
     print_background(rundir.run_id, retried.resumed_pid)
+    return 0
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from corral.core.operator.actions import send_input
+
+    sent = send_input(find(args, args.run), args.agent, " ".join(args.message), operator())
+    print(f"{args.agent}#{sent.attempt}: message sent")
     return 0

@@ -96,6 +96,7 @@ cmd_verify = _guard(runs.cmd_verify)
 cmd_gc = _guard(runs.cmd_gc)
 cmd_kill = _guard(agents.cmd_kill)
 cmd_retry = _guard(agents.cmd_retry)
+cmd_send = _guard(agents.cmd_send)
 
 
 @_guard
@@ -211,6 +212,7 @@ _COMMANDS = {
     "logs": cmd_logs,
     "kill": cmd_kill,
     "retry": cmd_retry,
+    "send": cmd_send,
     "lock": cmd_lock,
     "put": cmd_put,
     "verify": cmd_verify,

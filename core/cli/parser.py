@@ -76,6 +76,13 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     retry.add_argument("run")
     retry.add_argument("agent")
 
+    send = sub.add_parser(
+        "send", help="send a message to a running agent that takes input (its input_format)"
+    )
+    send.add_argument("run")
+    send.add_argument("agent")
+    send.add_argument("message", nargs="+", help="the message (words are joined by spaces)")
+
     heartbeat = sub.add_parser("heartbeat", help="(inside an agent) say the agent is alive")
     heartbeat.add_argument(
         "--progress", help="how far along: 0.0 to 1.0, or a percentage such as 40%%"

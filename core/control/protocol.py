@@ -19,6 +19,8 @@ MAX_MESSAGE_BYTES = 2 * 1024 * 1024
 """A request line longer than this is refused: agents are untrusted. Room for a fenced write's
 data in base64 (4/3 of MAX_PUT_BYTES) and the rest of its request."""
 MAX_TTL = 86400.0
+MAX_INPUT_CHARS = 16000
+"""Longest message a person may send to a running agent in one go."""
 MAX_WAIT = 86400.0
 
 LockName = Annotated[str, StringConstraints(pattern=LOCK_NAME_PATTERN)]
@@ -64,6 +66,15 @@ class KillRequest(_OperatorRequest):
     agent: str
     by: str
     reason: str = Field(default="", max_length=500)
+
+
+class InputRequest(_OperatorRequest):
+    """A person sends a message to a running agent that takes input (`input_format`)."""
+
+    op: Literal["input"] = "input"
+    agent: str
+    by: str
+    text: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
 
 
 class RetryRequest(_OperatorRequest):
@@ -149,7 +160,7 @@ LockRequest = (
     | PutRequest
 )
 
-OperatorRequest = KillRequest | RetryRequest | LockBreakRequest
+OperatorRequest = KillRequest | RetryRequest | LockBreakRequest | InputRequest
 """What the engine answers only when a person asks (core/trust/authority.py decides who asks)."""
 
 Request = Annotated[
@@ -158,6 +169,7 @@ Request = Annotated[
     | StatusRequest
     | KillRequest
     | RetryRequest
+    | InputRequest
     | LockAcquireRequest
     | LockRenewRequest
     | LockReleaseRequest

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from corral.core.control.protocol import (
     HeartbeatRequest,
+    InputRequest,
     KillRequest,
     LockAcquireRequest,
     LockBreakRequest,
@@ -35,6 +36,7 @@ from corral.core.log import LogFailed
 from corral.core.log import events as ev
 from corral.core.log.state import ACTIVE_STATES, TERMINAL_STATES, RunState
 from corral.core.plan.model import Plan
+from corral.core.runtime.agent_input import InputRefused, encode_input
 from corral.core.trust import authority
 
 
@@ -74,6 +76,8 @@ class ControlRequests:
                 return await self.kill(request.agent, request.by, request.reason)
             case RetryRequest():
                 return await self.redrive(request.agent, request.by)
+            case InputRequest():
+                return await self.send_input(request.agent, request.by, request.text)
             case LockListRequest() | LockBreakRequest():
                 return await self._lock_request(request)
             case LockAcquireRequest() | LockRenewRequest() | LockReleaseRequest() | PutRequest():
@@ -146,6 +150,37 @@ class ControlRequests:
             await self.emit(ev.AgentCancelled(agent=agent_id, by=by, reason=reason))
             self.wake.set()
         return Response(ok=True, data={"agent": agent_id, "was": agent.state})
+
+    async def send_input(self, agent_id: str, by: str, text: str) -> Response:
+        """A person's message to a running agent's stdin, in its `input_format`, then logged."""
+        spec = next((s for s in self.plan.agents if s.id == agent_id), None)
+        agent = self.state.agents.get(agent_id)
+        if spec is None or agent is None:
+            return Response(ok=False, error=f"no agent {agent_id!r} in this run")
+        if spec.input_format is None:
+            return Response(
+                ok=False,
+                error=f"agent {agent_id!r} takes no input while it runs (its plan sets no "
+                "input_format)",
+            )
+        control = self.controls.get(agent_id)
+        execution = control.execution if control is not None else None
+        if agent.state not in ACTIVE_STATES or control is None or execution is None:
+            return Response(ok=False, error=f"agent {agent_id!r} is not running ({agent.state})")
+        channel = execution.input
+        if channel is None:
+            return Response(
+                ok=False,
+                error=f"agent {agent_id!r}'s input was lost when the engine restarted; "
+                "kill and retry it to talk to it again",
+            )
+        try:
+            channel.send(encode_input(spec.input_format, text))
+        except InputRefused as exc:
+            return Response(ok=False, code="refused", error=f"agent {agent_id!r}: {exc}")
+        control.note_activity()
+        await self.emit(ev.AgentInputSent(agent=agent_id, attempt=control.attempt, by=by, text=text))
+        return Response(ok=True, data={"agent": agent_id, "attempt": control.attempt})
 
     async def redrive(self, agent_id: str, by: str) -> Response:
         agent = self.state.agents.get(agent_id)

@@ -190,6 +190,7 @@ def _summaries(pre: Preflight) -> list[ev.AgentSummary]:
             retries=spec.retries,
             timeout=spec.timeout,
             heartbeat_timeout=spec.heartbeat_timeout,
+            input_format=spec.input_format,
         )
         for spec in pre.plan.agents
     ]

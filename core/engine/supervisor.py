@@ -189,7 +189,9 @@ class Supervisor:
         if control.interrupted:
             return interrupted(control)
         try:
-            return await runtime.start(placement, list(spec.command))
+            return await runtime.start(
+                placement, list(spec.command), interactive=spec.input_format is not None
+            )
         except RuntimeFailure as exc:
             return AttemptResult("failed", reason=str(exc))
 

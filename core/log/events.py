@@ -18,6 +18,7 @@ from corral.core.log.event_types.agent import (
     AgentDeadLettered,
     AgentFinished,
     AgentHeartbeat,
+    AgentInputSent,
     AgentQueued,
     AgentRedriven,
     AgentRetried,
@@ -123,6 +124,7 @@ __all__ = [
     "LockWaiting",
     "MergeStarted",
     "NetworkRefused",
+    "AgentInputSent",
     "OperatorActionRefused",
     "RepoChange",
     "RepoChangeKind",
@@ -155,6 +157,7 @@ Event = Annotated[
     | AgentCancelled
     | AgentRedriven
     | NetworkRefused
+    | AgentInputSent
     | LockWaiting
     | LockAcquired
     | LockRenewed

@@ -52,6 +52,7 @@ def run_started(state: RunState, event: ev.RunStarted) -> None:
             command=list(summary.command),
             depends_on=list(summary.depends_on),
             retries=summary.retries,
+            input_format=summary.input_format,
         )
         for summary in event.agents
     }

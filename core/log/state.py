@@ -140,5 +140,5 @@ def apply(state: RunState, event: ev.Event) -> None:
             on.repo_tampered(state, event)
         case ev.TamperingAcknowledged():
             on.tampering_acknowledged(state, event)
-        case ev.NetworkRefused():
+        case ev.NetworkRefused() | ev.AgentInputSent():
             pass  # a fact for people (the tail, the report's log), no state of its own

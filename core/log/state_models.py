@@ -77,6 +77,8 @@ class AgentState(BaseModel):
     command: list[str]
     depends_on: list[str] = Field(default_factory=list)
     retries: int = 0
+    input_format: str | None = None
+    """How it takes a person's messages while it runs; None: it does not (no `i`)."""
     state: AgentStateName = "queued"
     attempt: int = 0
     """Number of the current (or last) attempt; 0 before the first starts."""

@@ -1,4 +1,4 @@
-"""What a person does to a running (or ended) run: kill, retry, break a lock, start or resume
+"""What a person does to a running (or ended) run: kill, retry, send input, break a lock, start or resume
 a run in the background. Each checks who asks (guard.py), sends a typed request from
 core/control/protocol.py, and returns a typed result or raises an OperatorError."""
 
@@ -9,11 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from corral.core.control.protocol import KillRequest, LockBreakRequest, OperatorRequest
+from corral.core.control.protocol import (
+    InputRequest,
+    KillRequest,
+    LockBreakRequest,
+    OperatorRequest,
+)
 from corral.core.operator.errors import AgentRefused, EngineRefused, OperatorError, StartFailed
 from corral.core.operator.guard import people_only
 from corral.core.operator.identity import Operator
-from corral.core.operator.results import Killed, LockBroken, Retried, Started
+from corral.core.operator.results import InputSent, Killed, LockBroken, Retried, Started
 from corral.core.runs.rundir import RunDir
 
 if TYPE_CHECKING:
@@ -51,6 +56,15 @@ def kill(rundir: RunDir, agent: str, by: Operator, reason: str = "") -> Killed:
     people_only("kill", f"agent {agent}", rundir, request)
     data = send(str(rundir.socket), request)
     return Killed(agent, str(data.get("was")))
+
+
+def send_input(rundir: RunDir, agent: str, text: str, by: Operator) -> InputSent:
+    """A message to a running agent that takes input (`input_format`): written to its stdin
+    and logged with who sent it (`agent_input_sent`)."""
+    request: InputRequest = _built(InputRequest, agent=agent, by=by.user, text=text)
+    people_only("input", f"agent {agent}", rundir, request)
+    data = send(str(rundir.socket), request)
+    return InputSent(agent, int(data.get("attempt") or 0))
 
 
 def retry(rundir: RunDir, agent: str, by: Operator) -> Retried:

@@ -123,6 +123,8 @@ def tail_line(event: ev.Event) -> str:
             return f"left out {event.branch}: {event.reason}"
         case ev.FindingsRejected():
             return f"{event.agent} findings rejected: {event.reason}"
+        case ev.AgentInputSent():
+            return f"{event.agent}#{event.attempt} ← {event.by}: {event.text}"
         case ev.ReportWritten():
             return f"report written: {event.findings} findings, sha256 {event.sha256[:12]}"
         case ev.ReportApproved():
@@ -150,6 +152,8 @@ def command_line(event: ev.Event, command: list[str] | None) -> str:
             )
         case ev.AgentRedriven():
             return f"retry {event.agent} by {event.by}"
+        case ev.AgentInputSent():
+            return f"input {event.agent}#{event.attempt} by {event.by}: {event.text}"
         case ev.LockBroken():
             return f"break lock {event.lock} by {event.by}: {event.reason}"
         case ev.BranchMerged():

@@ -25,6 +25,12 @@ def killable(state: RunState | None, agent: str) -> bool:
     return agent_state(state, agent) not in TERMINAL_STATES
 
 
+def takes_input(state: RunState | None, agent: str) -> bool:
+    """A running agent whose plan says it reads a person's messages (`input_format`)."""
+    found = state.agents.get(agent) if state is not None else None
+    return found is not None and found.input_format is not None and found.state in ACTIVE_STATES
+
+
 def retryable(state: RunState | None, agent: str) -> bool:
     """An agent that ended without success, or was stopped, can have another attempt."""
     return agent_state(state, agent) in RETRYABLE

@@ -16,6 +16,14 @@ class Killed:
 
 
 @dataclass(frozen=True)
+class InputSent:
+    """The message reached `agent`'s attempt `attempt` (its stdin)."""
+
+    agent: str
+    attempt: int
+
+
+@dataclass(frozen=True)
 class LockBroken:
     """The lease taken away: whose it was and its token, now stale."""
 

@@ -176,6 +176,10 @@ class AgentSpec(AgentDefaults):
     """Agents that must succeed before this one starts."""
     runtime: RuntimeName | None = None
     """Where this agent runs, when not where the run's agents do (`[run] runtime`)."""
+    input_format: Literal["lines", "stream-json"] | None = None
+    """The agent takes a person's messages while it runs, on its stdin: `lines` (each message
+    one line of text) or `stream-json` (Claude Code's `--input-format stream-json` user
+    messages). Unset: its stdin is /dev/null (core/runtime/agent_input.py)."""
 
     @field_validator("command", mode="before")
     @classmethod

@@ -204,6 +204,26 @@ class Execution(Protocol):
         """Bytes of output that reached the host log so far; None if unknown."""
         ...
 
+    @property
+    def input(self) -> AgentInput | None:
+        """Its stdin, when started `interactive` and this engine still holds it; else None."""
+        ...
+
+
+class AgentInput(Protocol):
+    """A running agent's stdin (core/runtime/agent_input.py `PipeInput` for local processes)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def send(self, data: bytes) -> None:
+        """Queue `data` whole for the agent without blocking; InputRefused if it cannot."""
+        ...
+
+    def close(self) -> None:
+        """End-of-file for the agent once what is queued is written."""
+        ...
+
 
 class Runtime(Protocol):
     """Where and how attempts run. One instance per runtime name per engine."""
@@ -218,8 +238,13 @@ class Runtime(Protocol):
         """Make the placement (workspace from the snapshot, files copied); PlacementFailed."""
         ...
 
-    async def start(self, placement: Placement, argv: list[str]) -> Execution:
-        """Start `argv` in the placement, its output appended to the host log; StartFailed."""
+    async def start(
+        self, placement: Placement, argv: list[str], *, interactive: bool = False
+    ) -> Execution:
+        """Start `argv` in the placement, its output appended to the host log; StartFailed.
+
+        `interactive`: its stdin is a pipe the engine holds (`Execution.input`), for an agent
+        that takes a person's messages while it runs; otherwise it reads end-of-file."""
         ...
 
     def place_command(

@@ -128,10 +128,12 @@ class ContainerRuntime(SandboxRuntime):
             }
         )
 
-    async def start(self, placement: Placement, argv: list[str]) -> LocalExecution:
+    async def start(
+        self, placement: Placement, argv: list[str], *, interactive: bool = False
+    ) -> LocalExecution:
         if placement.runtime == self.name and placement.ref not in self.attempts:
             return await self._start_command(placement, argv)
-        return await super().start(placement, argv)
+        return await super().start(placement, argv, interactive=interactive)
 
     async def _start_command(self, placement: Placement, argv: list[str]) -> LocalExecution:
         """A command of corral's own (the `verify`) in the run's image, on `host_workspace`."""

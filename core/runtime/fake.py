@@ -89,6 +89,11 @@ class FakeExecution:
             self._timers.append(loop.call_later(script.output_every, self._write))
 
     @property
+    def input(self) -> None:
+        """A scripted execution takes no input."""
+        return None
+
+    @property
     def identity(self) -> Identity:
         return self._identity
 
@@ -188,7 +193,9 @@ class FakeRuntime:
         if problem is not None:
             raise PlacementFailed(problem)
 
-    async def start(self, placement: Placement, argv: list[str]) -> Execution:
+    async def start(
+        self, placement: Placement, argv: list[str], *, interactive: bool = False
+    ) -> Execution:
         script = self.script(placement.ref)
         if script.fails_to_start is not None:
             raise StartFailed(script.fails_to_start)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from corral.core.runs.rundir import RunDir
+from corral.core.runtime.agent_input import PipeInput
 from corral.core.runtime.base import (
     AttemptRef,
     AttemptRequest,
@@ -84,10 +85,19 @@ class LocalExecution:
         self.cpu = cpu
         self.spawned = spawned
         self._ended: Ended | None = None
+        self._input = (
+            PipeInput(spawned.stdin_fd)
+            if spawned is not None and spawned.stdin_fd is not None
+            else None
+        )
 
     @property
     def identity(self) -> LocalIdentity:
         return self._identity
+
+    @property
+    def input(self) -> PipeInput | None:
+        return self._input
 
     async def wait(self, timeout: float | None) -> Ended | None:  # noqa: ASYNC109
         if self._ended is not None:
@@ -97,6 +107,8 @@ class LocalExecution:
         code = await wait_exit(self.spawned, timeout)
         if code is None:
             return None
+        if self._input is not None:
+            self._input.abandon()
         self._ended = (
             Ended("killed", signal=-code, code=code) if code < 0 else Ended("exited", code=code)
         )
@@ -189,13 +201,16 @@ class LocalRuntime:
         except (OSError, GitError, ValueError) as exc:
             raise PlacementFailed(str(exc)) from exc
 
-    async def start(self, placement: Placement, argv: list[str]) -> LocalExecution:
+    async def start(
+        self, placement: Placement, argv: list[str], *, interactive: bool = False
+    ) -> LocalExecution:
         try:
             spawned = spawn(
                 list(argv),
                 cwd=Path(placement.workspace),
                 env=placement.env,
                 log_path=placement.log_path,
+                interactive=interactive,
             )
         except SpawnError as exc:
             raise StartFailed(str(exc)) from exc

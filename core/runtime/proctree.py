@@ -70,6 +70,8 @@ class Spawned:
     pid: int
     start_time: float
     popen: subprocess.Popen[bytes]
+    stdin_fd: int | None = None
+    """The write end of its stdin pipe when started `interactive` (the engine's to hold)."""
 
 
 # --- spawn -------------------------------------------------------------------------------------
@@ -124,13 +126,16 @@ def spawn(
     env: dict[str, str],
     log_path: Path,
     pass_fds: tuple[int, ...] = (),
+    interactive: bool = False,
 ) -> Spawned:
     """Start an agent in its own session with its output appended straight to `log_path`.
 
     The agent writes to the file itself, so its output survives and it keeps running if the
     engine dies. Its own session makes pid == process group id == session id, which is what
     `tree_members` and `terminate_tree` find it by. `env` is the agent's whole environment;
-    `pass_fds` are inherited besides (the sandbox's `--info-fd`).
+    `pass_fds` are inherited besides (the sandbox's `--info-fd`). `interactive` gives it a pipe
+    as stdin, whose write end is `Spawned.stdin_fd` (core/runtime/agent_input.py); otherwise its
+    stdin is /dev/null.
     """
     if not argv:
         raise SpawnError("cannot start an agent with an empty command; give the program to run")
@@ -140,12 +145,13 @@ def spawn(
             "directory; create the agent's workspace first"
         )
     log_fd = _open_log(log_path)
+    read_end, write_end = os.pipe2(os.O_CLOEXEC) if interactive else (None, None)
     try:
         popen = subprocess.Popen(
             argv,
             cwd=cwd,
             env=env,
-            stdin=subprocess.DEVNULL,
+            stdin=read_end if read_end is not None else subprocess.DEVNULL,
             stdout=log_fd,
             stderr=log_fd,
             close_fds=True,
@@ -153,14 +159,18 @@ def spawn(
             start_new_session=True,
         )
     except OSError as exc:
+        if write_end is not None:
+            os.close(write_end)
         raise _spawn_error(argv[0], cwd, exc) from exc
     finally:
         os.close(log_fd)
+        if read_end is not None:
+            os.close(read_end)
     # Unreaped, the child cannot vanish from /proc, so its start time is always readable here.
     start_time = process_start_time(popen.pid)
     if start_time is None:  # pragma: no cover - only if someone else reaped our child
         raise SpawnError(f"{argv[0]!r} (pid {popen.pid}) vanished before it could be identified")
-    return Spawned(pid=popen.pid, start_time=start_time, popen=popen)
+    return Spawned(pid=popen.pid, start_time=start_time, popen=popen, stdin_fd=write_end)
 
 
 # --- wait_exit ---------------------------------------------------------------------------------

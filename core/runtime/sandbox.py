@@ -234,9 +234,11 @@ class SandboxRuntime(LocalRuntime):
         placement = super().place_command(ref, directory, log_path, env)
         return placement.model_copy(update={"runtime": LocalRuntime.name})
 
-    async def start(self, placement: Placement, argv: list[str]) -> LocalExecution:
+    async def start(
+        self, placement: Placement, argv: list[str], *, interactive: bool = False
+    ) -> LocalExecution:
         if placement.runtime != self.name:  # `place_command`'s: unsandboxed
-            return await super().start(placement, argv)
+            return await super().start(placement, argv, interactive=interactive)
         ref = placement.ref
         held = self.attempts.get(ref)
         if held is None:
@@ -246,7 +248,7 @@ class SandboxRuntime(LocalRuntime):
         shared = placement.env.get("CORRAL_SHARED")
         if shared:  # the run's shared files (core/locks/shared_files.py), as `local` has them
             resolved = dataclasses.replace(resolved, write=(*resolved.write, Path(shared)))
-        return await self._spawn(placement, resolved, paths, argv)
+        return await self._spawn(placement, resolved, paths, argv, interactive=interactive)
 
     async def _attempt_paths(self, placement: Placement, held: _Attempt) -> AttemptPaths:
         """Where the attempt's files are, on the host and inside."""
@@ -268,7 +270,13 @@ class SandboxRuntime(LocalRuntime):
         return sandbox_command(policy, paths, argv, env, bwrap=self.bwrap, info_fd=info_fd)
 
     async def _spawn(
-        self, placement: Placement, policy: ResolvedPolicy, paths: AttemptPaths, argv: list[str]
+        self,
+        placement: Placement,
+        policy: ResolvedPolicy,
+        paths: AttemptPaths,
+        argv: list[str],
+        *,
+        interactive: bool = False,
     ) -> SandboxExecution:
         """Start `argv` in a sandbox built from `policy` and `paths`; learn its pid 1."""
         read_end, write_end = os.pipe()
@@ -280,6 +288,7 @@ class SandboxRuntime(LocalRuntime):
                 env=command.env,
                 log_path=placement.log_path,
                 pass_fds=(write_end,),
+                interactive=interactive,
             )
         except (SpawnError, ValueError) as exc:
             os.close(read_end)

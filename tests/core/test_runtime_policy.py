@@ -246,7 +246,7 @@ def test_an_unknown_runtime_is_refused_before_the_run_naming_the_known_ones(
         preflight(load_plan(path), path, repo)
     [problem] = raised.value.problems
     assert (problem.where, problem.field) == ("agent 'a'", "runtime")
-    assert "'cloud' is not an installed runtime; known: local" in problem.message
+    assert "'cloud' is not an installed runtime; known: container, local" in problem.message
     result = corral(repo, "validate", str(path))
     assert result.returncode == 2
     assert "'cloud' is not an installed runtime" in result.stderr
@@ -289,8 +289,8 @@ def test_runtimes_come_from_the_entry_point_group_too(monkeypatch: pytest.Monkey
         name="elsewhere", value="corral.core.runtime.fake:FakeRuntime", group="corral.runtimes"
     )
     monkeypatch.setattr(registry, "_entry_points", lambda: {"elsewhere": point})
-    assert registry.known() == ["elsewhere", "local", "sandbox"]
+    assert registry.known() == ["container", "elsewhere", "local", "sandbox"]
     assert registry.is_known("elsewhere")
     assert registry.factory("elsewhere") is FakeRuntime
-    with pytest.raises(registry.UnknownRuntime, match="known runtimes: elsewhere, local, sandbox"):
+    with pytest.raises(registry.UnknownRuntime, match="known runtimes: container, elsewhere, local, sandbox"):
         registry.factory("cloud")

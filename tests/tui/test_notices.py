@@ -1,23 +1,36 @@
-"""The console's notices (issue 13): an agent's end that happens while the console watches
+"""The console's notices and messages to agents (issue 13): an agent's end that happens while the console watches
 rings the bell once, stays on a status line on every run screen, and goes to the desktop
 through `notify-send` when the machine has it; what the replay showed, and heartbeats, do not."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import socket
 import stat
+import threading
 from pathlib import Path
 
 import pytest
 
 from corral.core.log import EventWriter
 from corral.core.log import events as ev
-from corral.core.runs.rundir import RunDir
+from corral.core.runs.rundir import RunDir, runs_root
 from corral.tui.app import CorralApp
 from corral.tui.screens.dashboard import DashboardScreen
+from corral.tui.screens.dialogs import AskScreen
 from tests.tui.conftest import screen_text, until
-from tests.tui.synthetic import NOW, at, frozen_clock, make_live_run
+from tests.tui.synthetic import (
+    NOW,
+    at,
+    frozen_clock,
+    launch,
+    make_live_run,
+    started,
+    this_engine,
+    write_events,
+)
 
 
 @pytest.fixture
@@ -76,3 +89,73 @@ def test_an_agent_ending_while_watched_is_one_bell_a_status_line_and_a_desktop_n
     assert desktop.read_text().splitlines() == [
         f"--app-name=corral|corral: {live.run_id}|api-auth: succeeded|"
     ]
+
+
+class RecordingEngine:
+    """A real Unix socket at the run's control socket that answers like the engine."""
+
+    def __init__(self, path: Path) -> None:
+        self.requests: list[dict[str, object]] = []
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen()
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                self.requests.append(json.loads(conn.makefile().readline()))
+                conn.sendall(json.dumps({"ok": True, "data": {"attempt": 1}}).encode() + b"\n")
+
+
+def test_i_sends_a_message_to_an_agent_that_reads_them_and_only_to_it(repo: Path) -> None:
+    rundir = RunDir(runs_root(repo / ".git") / "20231114-221320-abcdef")
+    agents = [
+        ev.AgentSummary(id="claude", kind="coding", command=["claude"], input_format="stream-json"),
+        ev.AgentSummary(id="plain", kind="coding", command=["sh"]),
+    ]
+    events: list[ev.EventBase] = [
+        started(rundir.run_id, repo, agents, this_engine(), "a" * 40),
+        *launch("claude", 1, 1, 101),
+        *launch("plain", 1, 2, 102),
+    ]
+    write_events(rundir, events)
+    engine = RecordingEngine(rundir.socket)
+
+    async def scenario() -> None:
+        app = CorralApp(repo, rundir.run_id, clock=frozen_clock)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(
+                pilot,
+                lambda: isinstance(app.screen, DashboardScreen) and app.screen.draws > 0,
+                what="the dashboard",
+            )
+            screen = app.screen
+            assert isinstance(screen, DashboardScreen)
+            assert screen.agents.current_key == "claude"
+            await until(pilot, lambda: "Message" in screen_text(pilot), what="the i key shown")
+            await pilot.press("j")  # plain: takes no input, so no key
+            await until(pilot, lambda: "Message" not in screen_text(pilot), what="i hidden")
+            await pilot.press("i")
+            await pilot.pause(0.1)
+            assert not isinstance(app.screen, AskScreen)
+            await pilot.press("k", "i")
+            await until(pilot, lambda: isinstance(app.screen, AskScreen), what="the message box")
+            await pilot.press(*"add a test", "enter")
+            await until(pilot, lambda: engine.requests, what="the input request")
+            await until(
+                pilot,
+                lambda: any(n.message == "claude#1: message sent" for n in app._notifications),
+                what="the toast",
+            )
+
+    asyncio.run(scenario())
+    assert [(r["op"], r["agent"], r["text"]) for r in engine.requests] == [
+        ("input", "claude", "add a test")
+    ]
+    assert engine.requests[0]["by"]

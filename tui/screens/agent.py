@@ -72,6 +72,7 @@ class AgentScreen(RunScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("x", "kill", "Kill", id="agent.kill"),
         Binding("r", "retry", "Retry", id="agent.retry"),
+        Binding("i", "send_input", "Message", id="agent.send_input"),
         Binding("o", "shell", "Shell in worktree", id="agent.shell"),
         Binding("c", "copy_path", "Copy path", id="agent.copy_path"),
         Binding("d", "diff", "Diff", id="agent.diff"),
@@ -263,6 +264,8 @@ class AgentScreen(RunScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "kill":
             return True if decisions.can_kill(self.session, [self.agent_id]) else None
+        if action == "send_input":  # shown only for an agent that reads messages
+            return decisions.can_send(self.session, self.agent_id)
         if action == "retry":
             return True if decisions.can_retry(self.session, [self.agent_id]) else None
         if action in ("shell", "copy_path"):
@@ -336,3 +339,7 @@ class AgentScreen(RunScreen):
     @work(group="decisions")
     async def action_retry(self) -> None:
         await decisions.retry(self, self.session, [self.agent_id])
+
+    @work(group="decisions")
+    async def action_send_input(self) -> None:
+        await decisions.send_input(self, self.session, self.agent_id)

@@ -50,6 +50,7 @@ class DashboardScreen(RunScreen):
         Binding("enter", "open_agent", "Detail", priority=True, id="dashboard.open"),
         Binding("x", "kill", "Kill", id="dashboard.kill"),
         Binding("r", "retry", "Retry", id="dashboard.retry"),
+        Binding("i", "send_input", "Message", id="dashboard.send_input"),
         Binding("b", "break_lock", "Break lock", id="dashboard.break_lock"),
         Binding("space", "mark", "Mark", id="dashboard.mark"),
         Binding("v", "review", "Review", id="dashboard.review"),
@@ -133,6 +134,9 @@ class DashboardScreen(RunScreen):
             return None
         if action == "kill":
             return True if decisions.can_kill(self.session, self.targets()) else None
+        if action == "send_input":  # shown only for an agent that reads messages
+            key = self.agents.current_key
+            return key is not None and decisions.can_send(self.session, key)
         if action == "retry":
             return True if decisions.can_retry(self.session, self.targets()) else None
         if action == "break_lock":
@@ -220,6 +224,12 @@ class DashboardScreen(RunScreen):
     @work(group="decisions")
     async def action_retry(self) -> None:
         await decisions.retry(self, self.session, self.targets())
+
+    @work(group="decisions")
+    async def action_send_input(self) -> None:
+        key = self.agents.current_key
+        if key:
+            await decisions.send_input(self, self.session, key)
         self.agents.marked.clear()
         self.drawn_version = -1
 

@@ -157,3 +157,14 @@ class NetworkRefused(EventBase):
     attempt: int
     destination: str
     """`host:port` as the agent asked for it."""
+
+
+class AgentInputSent(EventBase):
+    """A person's message was written to a running agent's stdin (`input_format`): who sent
+    what, as the agent received it. A fact to see; a sign of life of the person, not the agent."""
+
+    type: Literal["agent_input_sent"] = "agent_input_sent"
+    agent: str
+    attempt: int
+    by: str
+    text: str

@@ -31,6 +31,8 @@ class AgentSummary(BaseModel):
     retries: int = 0
     timeout: float = 0.0
     heartbeat_timeout: float = 0.0
+    input_format: str | None = None
+    """How it takes a person's messages while it runs (`input_format`), or None: it does not."""
 
 
 class RunStarted(EventBase):
