@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from corral.core.cli.common import find, operator, print_background
+from corral.core.cli.common import find_to_operate, operator, print_background
 
 
 def cmd_kill(args: argparse.Namespace) -> int:
     from corral.core.operator.actions import kill
 
-    killed = kill(find(args, args.run), args.agent, operator(), args.reason)
+    rundir = find_to_operate(args, args.run, "kill", f"agent {args.agent}")
+    killed = kill(rundir, args.agent, operator(), args.reason)
     print(f"{args.agent}: stopping (was {killed.was})")
     return 0
 
@@ -18,7 +19,7 @@ def cmd_kill(args: argparse.Namespace) -> int:
 def cmd_retry(args: argparse.Namespace) -> int:
     from corral.core.operator.actions import retry
 
-    rundir = find(args, args.run)
+    rundir = find_to_operate(args, args.run, "retry", f"agent {args.agent}")
     retried = retry(rundir, args.agent, operator())
     if retried.resumed_pid is None:
         print(f"{args.agent}: queued as attempt {retried.attempt}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from corral.core.cli.common import common_dir, cwd, fail, find, print_background
+from corral.core.cli.common import common_dir, cwd, fail, find, find_to_operate, print_background
 
 TYPE_CHECKING = False  # not typing's: importing typing (and pathlib) would slow `corral heartbeat`
 if TYPE_CHECKING:
@@ -64,7 +64,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.plan is not None:
             return fail("give either a plan or --resume RUN, not both", 2)
-        rundir = find(args, args.resume)
+        rundir = (
+            find_to_operate(args, args.resume, "retry", f"agent {', '.join(args.retry)}")
+            if args.retry
+            else find(args, args.resume)
+        )
         if args.detach:
             started = actions.resume_in_background(rundir, args.retry)
             print_background(started.run_id, started.pid)

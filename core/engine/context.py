@@ -48,6 +48,8 @@ class AttemptControl:
     """The known secrets of the attempt's environment, set when it is built."""
     execution: Execution | None = None
     """The agent's execution, once it is started."""
+    refusals_reported: int = 0
+    """Refused operator actions the attempt reported itself (`RefusalReport`), to cap them."""
 
     def request_kill(self, reason: str) -> None:
         self.kill_reason = reason

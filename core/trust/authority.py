@@ -311,6 +311,30 @@ def refuse_operator(
     return refusal(action, caller)
 
 
+def refuse_unseen(action: str, target: str) -> str | None:
+    """None when a person asks for `action` on a run this process cannot find; else the
+    refusal, in words, reported to the engine of the agent's own run.
+
+    A sandboxed agent sees no run directory (docs/reliability.md T6), so a refusal cannot be
+    recorded in the target run: the agent's own engine, on its own socket (CORRAL_SOCKET),
+    logs it as the attempt's instead (`RefusalReport`, checked by its token)."""
+    caller = calling_attempt()
+    if caller is None:
+        return None
+    path = os.environ.get("CORRAL_SOCKET")
+    if path and caller.token and caller.attempt is not None:
+        report = {
+            "op": "operator_refused",
+            "agent": caller.agent,
+            "attempt": caller.attempt,
+            "token": caller.token,
+            "action": action,
+            "target": target[:200],
+        }
+        _tell_engine(path, report)
+    return refusal(action, caller)
+
+
 def refuse_everywhere(action: str, runs: Sequence[RunDir], common_dir: Path) -> str | None:
     """`refuse_operator` for an action on every run of a repository (gc): None when a person
     asks, or an agent whose own runs they all are. Not recorded: it targets no one run."""
