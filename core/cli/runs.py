@@ -117,15 +117,23 @@ def _whoami() -> str:
 def cmd_status(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from corral.core.cli.headless import print_summary
-    from corral.core.operator.reading import status
+    from corral.core.cli.headless import print_runtimes, print_summary
+    from corral.core.operator.reading import agent_runtimes, status
     from corral.core.trust.inert import inert_json
 
-    state = status(find(args, args.run))
+    rundir = find(args, args.run)
+    state = status(rundir)
+    runtimes = agent_runtimes(rundir)
     if args.json:
-        print(inert_json(state.model_dump_json(indent=2)))
+        import json
+
+        published = state.model_dump(mode="json")
+        published["runtimes"] = {a: r.model_dump(mode="json") for a, r in runtimes.items()}
+        print(inert_json(json.dumps(published, indent=2)))
         return 0
-    print_summary(Console(), state, state.verdict_reason)
+    console = Console()
+    print_summary(console, state, state.verdict_reason)
+    print_runtimes(console, runtimes)
     return 0
 
 

@@ -93,7 +93,7 @@ class RunContext:
 
     def runtime_name(self, spec: AgentSpec) -> str:
         """The agent's own `runtime`, else the run's."""
-        return spec.runtime or self.plan.run.runtime
+        return self.plan.runtime_of(spec)
 
 
 class AttemptFault(EngineFault):

@@ -20,7 +20,7 @@ SANDBOX_RUNTIME = "sandbox"
 
 def sandboxed(plan: Plan) -> list[AgentSpec]:
     """The agents that run in the sandbox runtime."""
-    return [s for s in plan.agents if (s.runtime or plan.run.runtime) == SANDBOX_RUNTIME]
+    return [s for s in plan.agents if plan.runtime_of(s) == SANDBOX_RUNTIME]
 
 
 def policy_of(spec: AgentSpec) -> SandboxPolicy:
