@@ -5,9 +5,13 @@ behalf), `runtime_line` where an agent runs (its detail, `corral status`). The l
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from corral.core.log import events as ev
-from corral.core.operator.results import AgentRuntime
 from corral.core.plan.durations import format_duration
+
+if TYPE_CHECKING:
+    from corral.core.operator.results import AgentRuntime
 
 #: A glyph and a style per agent state, and a glyph per heartbeat source: `corral run` and the
 #: console show the same ones.

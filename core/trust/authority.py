@@ -75,6 +75,8 @@ class Caller:
     """How it is known, in words: the attempt's token, its process tree, its variables."""
     token: str = field(default="", repr=False)
     """The attempt's secret when its variables were found: forwarded, never shown or logged."""
+    socket: str = field(default="", repr=False)
+    """The attempt's own control socket (CORRAL_SOCKET) when its variables were found."""
 
     @property
     def key(self) -> str:
@@ -112,6 +114,7 @@ def marks_in(environ: Mapping[str, str], evidence: str) -> Caller | None:
         attempt=int(number) if number.isdigit() and len(number) < 10 else None,
         evidence=evidence,
         token=environ.get("CORRAL_AGENT_TOKEN", ""),
+        socket=environ.get("CORRAL_SOCKET", ""),
     )
 
 
@@ -152,7 +155,7 @@ def process_caller(
     if by_tree is None:
         return by_marks
     if by_marks is not None and by_marks.key == by_tree.key:
-        return replace(by_tree, token=by_marks.token)
+        return replace(by_tree, token=by_marks.token, socket=by_marks.socket)
     return by_tree
 
 
@@ -321,7 +324,7 @@ def refuse_unseen(action: str, target: str) -> str | None:
     caller = calling_attempt()
     if caller is None:
         return None
-    path = os.environ.get("CORRAL_SOCKET")
+    path = caller.socket  # its own: found with its token, in its environment or an ancestor's
     if path and caller.token and caller.attempt is not None:
         report = {
             "op": "operator_refused",

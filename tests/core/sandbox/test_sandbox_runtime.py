@@ -112,7 +112,8 @@ def test_a_sandboxed_agent_cannot_approve_a_report(repo: Path, tmp_path: Path) -
     before = git(repo, "rev-parse", "main")
     script = (
         f"{CLI} review approve {target.run_id} --sha {sha}; echo approve=$?; "
-        f"{CLI} kill {target.run_id} a; echo kill=$?"
+        f"{CLI} kill {target.run_id} a; echo kill=$?; "
+        f'env -i PATH="$PATH" PYTHONPATH="$PYTHONPATH" {CLI} retry {target.run_id} a; echo retry=$?'
     )
     plan = sandboxed_plan(
         tmp_path, agent_block("approver", ["sh", "-c", script]), header="min_success = 0\n"
@@ -123,6 +124,7 @@ def test_a_sandboxed_agent_cannot_approve_a_report(repo: Path, tmp_path: Path) -
     output = run.output_log("approver", 1).read_text()
     assert "approve=1" in output, output
     assert "kill=1" in output, output
+    assert "retry=1" in output, output  # its environment cleared: its shell's marks tell
     assert "`approve` is an operator action" in output, output
     assert f"agent approver#1 of run {run.run_id}" in output, output
     assert "no corral runs" not in output, output
@@ -130,6 +132,7 @@ def test_a_sandboxed_agent_cannot_approve_a_report(repo: Path, tmp_path: Path) -
     assert [(e.action, e.target) for e in refused] == [
         ("approve", f"the report of run {target.run_id}"),
         ("kill", f"agent a of run {target.run_id}"),
+        ("retry", f"agent a of run {target.run_id}"),
     ]
     assert {(e.caller_run, e.caller_agent, e.caller_attempt) for e in refused} == {
         (run.run_id, "approver", 1)
@@ -205,6 +208,30 @@ def test_a_refusal_report_cannot_name_another_agent_or_do_anything_else(
     assert '"code":"denied"' in lines[1], output
     assert "bad request: operator_refused.action" in lines[2], output
     assert not [e for e in events_of(run) if isinstance(e, ev.OperatorActionRefused)]
+
+
+FLOOD = """
+import json, os, socket
+for _ in range(25):
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(os.environ["CORRAL_SOCKET"])
+    line = {"op": "operator_refused", "agent": os.environ["CORRAL_AGENT_ID"], "attempt": 1,
+            "token": os.environ["CORRAL_AGENT_TOKEN"], "action": "kill", "target": "agent x"}
+    sock.sendall(json.dumps(line).encode() + b"\\n")
+    print(sock.makefile().readline().strip())
+"""
+
+
+def test_an_attempt_cannot_flood_the_log_with_refusal_reports(repo: Path, tmp_path: Path) -> None:
+    plan = sandboxed_plan(tmp_path, agent_block("flood", [sys.executable, "-c", FLOOD]))
+    result = corral(repo, "run", str(plan), "--quiet")
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = only_run(repo)
+    output = run.output_log("flood", 1).read_text()
+    assert output.count('"recorded":true') == 20, output
+    assert output.count('"recorded":false') == 5, output
+    refused = [e for e in events_of(run) if isinstance(e, ev.OperatorActionRefused)]
+    assert len(refused) == 20
 
 
 DOUBLE_FORK = """
