@@ -129,6 +129,8 @@ class RunFeed:
             self.run_version = version  # the header's counts
         if isinstance(event, QUIET_EVENTS):
             return
+        if isinstance(event, ev.OperatorActionRefused) and event.caller_run == self.state.run_id:
+            agent = event.caller_agent  # one of this run's agents asked: its events show it too
         text = tail_line(event)
         if text:
             line = TailLine(event.seq, event.ts, agent or "", inert(text, limit=300), event.type)

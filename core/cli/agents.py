@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import argparse
 
-from corral.core.cli.common import find, operator, print_background
+from corral.core.cli.common import find_to_operate, operator, print_background
 
 
 def cmd_kill(args: argparse.Namespace) -> int:
     from corral.core.operator.actions import kill
 
-    killed = kill(find(args, args.run), args.agent, operator(), args.reason)
+    rundir = find_to_operate(args, args.run, "kill", f"agent {args.agent}")
+    killed = kill(rundir, args.agent, operator(), args.reason)
     print(f"{args.agent}: stopping (was {killed.was})")
     return 0
 
@@ -19,7 +20,7 @@ def cmd_kill(args: argparse.Namespace) -> int:
 def cmd_retry(args: argparse.Namespace) -> int:
     from corral.core.operator.actions import retry
 
-    rundir = find(args, args.run)
+    rundir = find_to_operate(args, args.run, "retry", f"agent {args.agent}")
     retried = retry(rundir, args.agent, operator())
     if retried.resumed_pid is None:
         print(f"{args.agent}: queued as attempt {retried.attempt}")
@@ -32,6 +33,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
 def cmd_send(args: argparse.Namespace) -> int:
     from corral.core.operator.actions import send_input
 
-    sent = send_input(find(args, args.run), args.agent, " ".join(args.message), operator())
+    rundir = find_to_operate(args, args.run, "input", f"agent {args.agent}")
+    sent = send_input(rundir, args.agent, " ".join(args.message), operator())
     print(f"{args.agent}#{sent.attempt}: message sent")
     return 0

@@ -46,6 +46,22 @@ def find(args: argparse.Namespace, name: str | None) -> Any:
     return find_run(common_dir(args), name)
 
 
+def find_to_operate(args: argparse.Namespace, name: str | None, action: str, target: str) -> Any:
+    """`find` for an operator action (docs/reliability.md T1): when no such run can be seen
+    from inside an agent (a sandboxed one sees none), the agent is refused as T1 refuses it and
+    its own engine logs the refusal, rather than told the run does not exist."""
+    from corral.core.runs.rundir import RunNotFound
+
+    try:
+        return find(args, name)
+    except RunNotFound:
+        from corral.core.operator.guard import people_only_unseen
+
+        run = f" of run {name}" if name else ""
+        people_only_unseen(action, f"{target}{run}")
+        raise
+
+
 def operator() -> Any:
     """The person at this terminal (core/operator/identity.py), read once per command."""
     from corral.core.operator.identity import Operator

@@ -16,12 +16,15 @@ from rich.text import Text
 
 from corral.core.log import events as ev
 from corral.core.log.state import AgentState, RunState
-from corral.core.operator.describe import SOURCE_GLYPH, STATE_STYLE, progress_line
+from corral.core.operator.describe import SOURCE_GLYPH, STATE_STYLE, progress_line, runtime_line
 from corral.core.plan.durations import format_duration
 from corral.core.trust.inert import inert
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from corral.core.engine.scheduler import Engine
+    from corral.core.operator.results import AgentRuntime
 
 
 def heartbeat_cell(agent: AgentState, now: float) -> Text:
@@ -191,6 +194,23 @@ def print_summary(console: Console, state: RunState, message: str) -> None:
                 f"review it: corral review show {state.run_id}", markup=False, highlight=False
             )
     print_tampering(console, state)
+
+
+def print_runtimes(console: Console, runtimes: Mapping[str, AgentRuntime]) -> None:
+    """Where the agents run: one line when they all run alike unsandboxed, else one an agent."""
+    if not runtimes:
+        return
+    kinds = {r.runtime for r in runtimes.values()}
+    if len(kinds) == 1 and not any(r.sandboxed for r in runtimes.values()):
+        console.print(f"runtime: {inert(kinds.pop())} (every agent)", markup=False, highlight=False)
+        return
+    for agent, runtime in runtimes.items():
+        console.print(
+            inert(f"runtime of {agent}: {runtime_line(runtime)}"),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def print_tampering(console: Console, state: RunState) -> None:

@@ -169,9 +169,9 @@ def _named_run(args: argparse.Namespace) -> Any:
     """The run named with --run, None without (an agent's own run, by CORRAL_SOCKET)."""
     if not args.run:
         return None
-    from corral.core.runs.rundir import find_run, git_common_dir
+    from corral.core.cli.common import find_to_operate
 
-    return find_run(git_common_dir(args.repo or _cwd()), args.run)
+    return find_to_operate(args, args.run, "lock break", f"lock {args.name}")
 
 
 def _lock_list(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from corral.core.cli import agents, runs
 from corral.core.cli.common import cwd as _cwd
 from corral.core.cli.common import fail as _fail
 from corral.core.cli.common import find as _find
+from corral.core.cli.common import find_to_operate
 from corral.core.cli.locks import cmd_lock, cmd_put, parse_with_command
 from corral.core.cli.parser import build_parser
 
@@ -201,7 +202,14 @@ def cmd_tui(args: argparse.Namespace) -> int:
 def cmd_review(args: argparse.Namespace) -> int:
     from corral.core.cli.review import cmd_review as review
 
-    return review(args, _find(args, args.run))
+    action = REVIEW_ACTIONS.get(args.review_action)
+    if action is None:  # `show` reads
+        return review(args, _find(args, args.run))
+    return review(args, find_to_operate(args, args.run, action, "the report"))
+
+
+REVIEW_ACTIONS = {"approve": "approve", "reject": "reject", "acknowledge": "acknowledge tampering"}
+"""`corral review` verbs that are operator actions, by the name a refusal gives them."""
 
 
 _COMMANDS = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from corral.core.cli.common import common_dir, cwd, fail, find, print_background
+from corral.core.cli.common import common_dir, cwd, fail, find, find_to_operate, print_background
 
 TYPE_CHECKING = False  # not typing's: importing typing (and pathlib) would slow `corral heartbeat`
 if TYPE_CHECKING:
@@ -64,7 +64,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.plan is not None:
             return fail("give either a plan or --resume RUN, not both", 2)
-        rundir = find(args, args.resume)
+        rundir = (
+            find_to_operate(args, args.resume, "retry", f"agent {', '.join(args.retry)}")
+            if args.retry
+            else find(args, args.resume)
+        )
         if args.detach:
             started = actions.resume_in_background(rundir, args.retry)
             print_background(started.run_id, started.pid)
@@ -113,15 +117,23 @@ def _whoami() -> str:
 def cmd_status(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from corral.core.cli.headless import print_summary
-    from corral.core.operator.reading import status
+    from corral.core.cli.headless import print_runtimes, print_summary
+    from corral.core.operator.reading import agent_runtimes, status
     from corral.core.trust.inert import inert_json
 
-    state = status(find(args, args.run))
+    rundir = find(args, args.run)
+    state = status(rundir)
+    runtimes = agent_runtimes(rundir)
     if args.json:
-        print(inert_json(state.model_dump_json(indent=2)))
+        import json
+
+        published = state.model_dump(mode="json")
+        published["runtimes"] = {a: r.model_dump(mode="json") for a, r in runtimes.items()}
+        print(inert_json(json.dumps(published, indent=2)))
         return 0
-    print_summary(Console(), state, state.verdict_reason)
+    console = Console()
+    print_summary(console, state, state.verdict_reason)
+    print_runtimes(console, runtimes)
     return 0
 
 

@@ -151,6 +151,24 @@ class PutRequest(_AgentRequest):
     """The file's bytes, base64."""
 
 
+OperatorAction = Literal[
+    "approve", "reject", "acknowledge tampering", "kill", "retry", "input", "lock break", "gc"
+]
+"""The operator actions (docs/reliability.md T1), as refusals name them."""
+
+
+class RefusalReport(_AgentRequest):
+    """A running attempt's report of an operator action it was refused, when the run it named
+    is hidden from it (a sandboxed agent sees no run directory, so nothing reaches the target
+    run's engine or log): the engine logs `operator_action_refused` as that attempt's, which it
+    knows by the token, and does nothing else."""
+
+    op: Literal["operator_refused"] = "operator_refused"
+    action: OperatorAction
+    target: str = Field(min_length=1, max_length=200)
+    """What it was aimed at, in the caller's words (`the report of run r1`): logged inert."""
+
+
 LockRequest = (
     LockAcquireRequest
     | LockRenewRequest
@@ -175,7 +193,8 @@ Request = Annotated[
     | LockReleaseRequest
     | LockListRequest
     | LockBreakRequest
-    | PutRequest,
+    | PutRequest
+    | RefusalReport,
     Field(discriminator="op"),
 ]
 RequestAdapter: TypeAdapter[Request] = TypeAdapter(Request)

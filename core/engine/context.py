@@ -48,6 +48,8 @@ class AttemptControl:
     """The known secrets of the attempt's environment, set when it is built."""
     execution: Execution | None = None
     """The agent's execution, once it is started."""
+    refusals_reported: int = 0
+    """Refused operator actions the attempt reported itself (`RefusalReport`), to cap them."""
 
     def request_kill(self, reason: str) -> None:
         self.kill_reason = reason
@@ -99,7 +101,7 @@ class RunContext:
 
     def runtime_name(self, spec: AgentSpec) -> str:
         """The agent's own `runtime`, else the run's."""
-        return spec.runtime or self.plan.run.runtime
+        return self.plan.runtime_of(spec)
 
 
 class AttemptFault(EngineFault):

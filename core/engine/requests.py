@@ -23,6 +23,7 @@ from corral.core.control.protocol import (
     OperatorRequest,
     PingRequest,
     PutRequest,
+    RefusalReport,
     Request,
     Response,
     RetryRequest,
@@ -38,6 +39,10 @@ from corral.core.log.state import ACTIVE_STATES, TERMINAL_STATES, RunState
 from corral.core.plan.model import Plan
 from corral.core.runtime.agent_input import InputRefused, encode_input
 from corral.core.trust import authority
+
+MAX_REPORTED_REFUSALS = 20
+"""Refusals an attempt may report itself (`RefusalReport`) before the engine stops logging
+them: enough to see what it tried, too few to flood the log."""
 
 
 class ControlRequests:
@@ -80,6 +85,8 @@ class ControlRequests:
                 return await self.send_input(request.agent, request.by, request.text)
             case LockListRequest() | LockBreakRequest():
                 return await self._lock_request(request)
+            case RefusalReport():
+                return await self._refusal_report(request)
             case LockAcquireRequest() | LockRenewRequest() | LockReleaseRequest() | PutRequest():
                 if not self._is_running_attempt(request.agent, request.attempt, request.token):
                     return self._not_running(request.agent, request.attempt)
@@ -101,6 +108,27 @@ class ControlRequests:
         except LogFailed as exc:
             self._log_failed(exc)
         return Response(ok=False, code="denied", error=authority.refusal(action, caller))
+
+    async def _refusal_report(self, request: RefusalReport) -> Response:
+        """docs/reliability.md T1 for a target the attempt cannot see: its own report of the
+        refusal, logged as the attempt's. The token says which attempt sent it, so no agent can
+        report in another's name; nothing but the event comes of it."""
+        control = self.controls.get(request.agent)
+        if control is None or not self._is_running_attempt(
+            request.agent, request.attempt, request.token
+        ):
+            return self._not_running(request.agent, request.attempt)
+        if control.refusals_reported >= MAX_REPORTED_REFUSALS:
+            return Response(ok=True, data={"recorded": False})
+        control.refusals_reported += 1
+        evidence = "it carries that attempt's token (reported by the attempt, which cannot see the run)"
+        caller = authority.Caller(self.ctx.run_id, request.agent, request.attempt, evidence)
+        try:
+            event = await self.emit(authority.refusal_event(request.action, request.target, caller))
+        except LogFailed as exc:
+            self._log_failed(exc)
+            return Response(ok=False, error=f"the engine can no longer record anything: {exc}")
+        return Response(ok=True, data={"recorded": True, "seq": event.seq})
 
     async def _lock_request(self, request: LockRequest) -> Response:
         if isinstance(request, LockAcquireRequest) and request.reason:

@@ -1,12 +1,17 @@
 """One line per event, in a person's words, and one glyph per state: the one home of both for
 every front end. `progress_line` is what `corral run` prints as a run goes, `tail_line` what the console's
 event tail shows, `command_line` what its `@` log shows (what the engine ran or did on someone's
-behalf). The lines are plain text: a front end makes them inert (T5) as it draws them."""
+behalf), `runtime_line` where an agent runs (its detail, `corral status`). The lines are plain text: a front end makes them inert (T5) as it draws them."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from corral.core.log import events as ev
 from corral.core.plan.durations import format_duration
+
+if TYPE_CHECKING:
+    from corral.core.operator.results import AgentRuntime
 
 #: A glyph and a style per agent state, and a glyph per heartbeat source: `corral run` and the
 #: console show the same ones.
@@ -171,3 +176,8 @@ def command_line(event: ev.Event, command: list[str] | None) -> str:
             return "run   " + tail_line(event)
         case _:
             return ""
+
+
+def runtime_line(runtime: AgentRuntime) -> str:
+    """Where an agent runs, and when sandboxed what it may reach, on one line."""
+    return " · ".join([runtime.runtime, *runtime.summary])

@@ -32,6 +32,17 @@ def people_only(
         raise AgentRefused(refused)
 
 
+def people_only_unseen(action: str, target: str) -> None:
+    """`people_only` for an action on a run that cannot be found: an agent (a sandboxed one
+    sees no run) is refused all the same, and its own engine logs the refusal; a person's
+    command goes on to say the run is not found."""
+    from corral.core.trust.authority import refuse_unseen
+
+    refused = refuse_unseen(action, target)
+    if refused is not None:
+        raise AgentRefused(refused)
+
+
 def people_only_everywhere(action: str, runs: Sequence[RunDir], common_dir: Path) -> None:
     """`people_only` for an action on every run of a repository (gc)."""
     from corral.core.trust.authority import refuse_everywhere

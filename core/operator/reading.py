@@ -10,7 +10,7 @@ from pathlib import Path
 from corral.core.log import events as ev
 from corral.core.log.state import RunState
 from corral.core.operator.errors import NoSuchAgent
-from corral.core.operator.results import OutputLog
+from corral.core.operator.results import AgentRuntime, OutputLog
 from corral.core.runs.listing import RunSummary
 from corral.core.runs.rundir import RunDir
 
@@ -30,6 +30,33 @@ def list_runs(common_dir: Path) -> list[RunSummary]:
     from corral.core.runs.listing import summarize_runs
 
     return summarize_runs(common_dir)
+
+
+def agent_runtimes(rundir: RunDir) -> dict[str, AgentRuntime]:
+    """Where each agent of the run runs and, sandboxed, its policy, from the plan the run
+    keeps (the log holds neither); {} when that plan cannot be read."""
+    from corral.core.plan.model import PlanError, load_plan
+    from corral.core.plan.sandbox_checks import CONTAINER_RUNTIME, SANDBOXED_RUNTIMES, policy_of
+    from corral.core.sandbox.policy import summary
+
+    try:
+        plan = load_plan(rundir.plan)
+    except (PlanError, OSError):
+        return {}
+    found: dict[str, AgentRuntime] = {}
+    for spec in plan.agents:
+        runtime = plan.runtime_of(spec)
+        sandboxed = runtime in SANDBOXED_RUNTIMES
+        policy = policy_of(spec) if sandboxed else None
+        image = (spec.image or plan.defaults.image) if runtime == CONTAINER_RUNTIME else None
+        found[spec.id] = AgentRuntime(
+            agent=spec.id,
+            runtime=runtime,
+            sandboxed=sandboxed,
+            policy=policy,
+            summary=summary(policy, image) if policy is not None else [],
+        )
+    return found
 
 
 def output_log(

@@ -6,6 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import BaseModel, Field
+
+from corral.core.sandbox.policy import SandboxPolicy
+
 
 @dataclass(frozen=True)
 class Killed:
@@ -60,3 +64,18 @@ class Retried:
     agent: str
     attempt: int | None = None
     resumed_pid: int | None = None
+
+
+class AgentRuntime(BaseModel):
+    """Where an agent runs and, when sandboxed, what it may reach (docs/reliability.md T6): the
+    console's agent detail and `corral status` (`runtimes` in `--json`) show it."""
+
+    agent: str
+    runtime: str
+    """The agent's `runtime` in the plan, else the run's (`local`, `sandbox`, a plugin's)."""
+    sandboxed: bool
+    policy: SandboxPolicy | None = None
+    """The agent's sandbox policy as the plan wrote it (the default when it wrote none); None
+    when it is not sandboxed."""
+    summary: list[str] = Field(default_factory=list)
+    """The policy in a few short facts (core/sandbox/policy.py `summary`)."""

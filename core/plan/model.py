@@ -266,6 +266,10 @@ class Plan(_Strict):
                 return spec
         raise KeyError(agent_id)
 
+    def runtime_of(self, spec: AgentSpec) -> str:
+        """Where `spec` runs: its own `runtime`, else the run's."""
+        return spec.runtime or self.run.runtime
+
     def required_successes(self) -> int:
         """`min_success` as a number of agents."""
         value = self.run.min_success

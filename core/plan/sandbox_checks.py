@@ -32,18 +32,14 @@ SANDBOXED_RUNTIMES = (SANDBOX_RUNTIME, CONTAINER_RUNTIME)
 """The runtimes that run agents inside bubblewrap, with a policy."""
 
 
-def runtime_of(spec: AgentSpec, plan: Plan) -> str:
-    return spec.runtime or plan.run.runtime
-
-
 def sandboxed(plan: Plan) -> list[AgentSpec]:
     """The agents that run in the sandbox or container runtime."""
-    return [s for s in plan.agents if runtime_of(s, plan) in SANDBOXED_RUNTIMES]
+    return [s for s in plan.agents if plan.runtime_of(s) in SANDBOXED_RUNTIMES]
 
 
 def image_of(spec: AgentSpec, plan: Plan, repo_top: Path) -> Path | None:
     """A container agent's image directory (its own `image`, else `[defaults]`), or None."""
-    if runtime_of(spec, plan) != CONTAINER_RUNTIME:
+    if plan.runtime_of(spec) != CONTAINER_RUNTIME:
         return None
     text = spec.image or plan.defaults.image
     return None if text is None else resolve_image(text, repo_top, Path.home())
@@ -89,7 +85,7 @@ def sandbox_problems(plan: Plan, common_dir: Path, repo_top: Path) -> list[PlanP
     for spec in agents:
         where = f"agent {spec.id!r}"
         image = image_of(spec, plan, repo_top)
-        if runtime_of(spec, plan) == CONTAINER_RUNTIME:
+        if plan.runtime_of(spec) == CONTAINER_RUNTIME:
             problem = (
                 'runs in the container runtime but names no image; set image = "DIR" on the '
                 f"agent or in [defaults] ({BUILD_HINT})"

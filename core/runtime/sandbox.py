@@ -55,7 +55,12 @@ from corral.core.runtime.proctree import (
     terminate_tree,
 )
 from corral.core.sandbox.bwrap import SandboxCommand, sandbox_command, sandbox_init_pid
-from corral.core.sandbox.gitdir import CollectError, collect_branch, prepare_private_gitdir
+from corral.core.sandbox.gitdir import (
+    CollectError,
+    collect_branch,
+    discard_when_collected,
+    prepare_private_gitdir,
+)
 from corral.core.sandbox.paths import INSIDE_SOCKET, AttemptPaths
 from corral.core.sandbox.policy import ResolvedPolicy, SandboxPolicy
 from corral.core.sandbox.proxy import AllowlistProxy
@@ -364,4 +369,12 @@ class SandboxRuntime(LocalRuntime):
                 await held.proxy.close()
             if held.proxy_dir is not None:
                 shutil.rmtree(held.proxy_dir, ignore_errors=True)
+            await asyncio.to_thread(
+                discard_when_collected,
+                self._own_dir(placement.ref),
+                repo=self.setup.repo_top,
+                gitdir=held.gitdir,
+                branch=placement.branch,
+                start=self.setup.snapshot,
+            )
         await super().release(placement)

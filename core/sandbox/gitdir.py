@@ -177,3 +177,20 @@ def collect_branch(
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return tip
+
+
+def discard_when_collected(
+    own_dir: Path, *, repo: Path, gitdir: Path, branch: str, start: str
+) -> bool:
+    """Remove an attempt's sandbox directory (its private git directory and scratch) once
+    nothing in it is needed: its branch never moved from `start`, or its tip is on the shared
+    `branch` (collected). True when removed; it is kept when the tip did not come back (a failed
+    attempt, which is not collected, or a failed collection), so no commit is lost before
+    `corral gc`. A resumed run never needs it: it starts new attempts, each with its own."""
+    tip = private_tip(gitdir, branch)
+    if tip is not None and tip != start:
+        on_branch = run_git_result(repo, "merge-base", "--is-ancestor", tip, f"refs/heads/{branch}")
+        if on_branch.status != 0:
+            return False
+    shutil.rmtree(own_dir, ignore_errors=True)
+    return True

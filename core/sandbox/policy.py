@@ -2,8 +2,9 @@
 
 The model keeps what the person wrote (`~` and all); `resolve` expands it against the home the
 agent will have, `contradictions` names every policy that cannot mean what it says (with the
-fix), and `explain` is what `corral validate` prints: what is writable, read-only, hidden and
-reachable (docs/reliability.md T6).
+fix), `explain` is what `corral validate` prints: what is writable, read-only, hidden and
+reachable (docs/reliability.md T6), and `summary` its short form, for the console's agent
+detail and `corral status`.
 """
 
 from __future__ import annotations
@@ -223,3 +224,26 @@ def explain(policy: SandboxPolicy, paths: AttemptPaths) -> list[str]:
         ]
         lines.append("network: everything else refused, each refusal an event")
     return lines
+
+
+def summary(policy: SandboxPolicy, image: str | None = None) -> list[str]:
+    """The policy in a few short facts as the plan wrote it (`explain` is the long form, with
+    the paths resolved): the image (a container's root), the network, the paths added to
+    `read` and `write`, and what is hidden."""
+    facts = [f"image: {image}"] if image is not None else []
+    if policy.network == "none":
+        facts.append("network: none")
+    elif policy.allow:
+        facts.append(f"network: only {', '.join(policy.allow)} (through corral's proxy)")
+    else:
+        facts.append("network: through corral's proxy, no destination allowed")
+    if policy.read:
+        facts.append(f"read: {', '.join(policy.read)}")
+    if policy.write:
+        facts.append(f"write: {', '.join(policy.write)}")
+    if image is not None:
+        facts.append("none of the host's files but these")
+        return facts
+    hidden = f"{len(DEFAULT_HIDE)} credential stores hidden"
+    facts.append(hidden + (f", and {', '.join(policy.hide)}" if policy.hide else ""))
+    return facts

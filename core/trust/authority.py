@@ -75,6 +75,8 @@ class Caller:
     """How it is known, in words: the attempt's token, its process tree, its variables."""
     token: str = field(default="", repr=False)
     """The attempt's secret when its variables were found: forwarded, never shown or logged."""
+    socket: str = field(default="", repr=False)
+    """The attempt's own control socket (CORRAL_SOCKET) when its variables were found."""
 
     @property
     def key(self) -> str:
@@ -112,6 +114,7 @@ def marks_in(environ: Mapping[str, str], evidence: str) -> Caller | None:
         attempt=int(number) if number.isdigit() and len(number) < 10 else None,
         evidence=evidence,
         token=environ.get("CORRAL_AGENT_TOKEN", ""),
+        socket=environ.get("CORRAL_SOCKET", ""),
     )
 
 
@@ -152,7 +155,7 @@ def process_caller(
     if by_tree is None:
         return by_marks
     if by_marks is not None and by_marks.key == by_tree.key:
-        return replace(by_tree, token=by_marks.token)
+        return replace(by_tree, token=by_marks.token, socket=by_marks.socket)
     return by_tree
 
 
@@ -308,6 +311,30 @@ def refuse_operator(
     )
     if not told and rundir is not None:
         record_refusal(rundir, refusal_event(action, target, caller))
+    return refusal(action, caller)
+
+
+def refuse_unseen(action: str, target: str) -> str | None:
+    """None when a person asks for `action` on a run this process cannot find; else the
+    refusal, in words, reported to the engine of the agent's own run.
+
+    A sandboxed agent sees no run directory (docs/reliability.md T6), so a refusal cannot be
+    recorded in the target run: the agent's own engine, on its own socket (CORRAL_SOCKET),
+    logs it as the attempt's instead (`RefusalReport`, checked by its token)."""
+    caller = calling_attempt()
+    if caller is None:
+        return None
+    path = caller.socket  # its own: found with its token, in its environment or an ancestor's
+    if path and caller.token and caller.attempt is not None:
+        report = {
+            "op": "operator_refused",
+            "agent": caller.agent,
+            "attempt": caller.attempt,
+            "token": caller.token,
+            "action": action,
+            "target": target[:200],
+        }
+        _tell_engine(path, report)
     return refusal(action, caller)
 
 

@@ -1,5 +1,6 @@
-"""One agent: its live output (escapes made inert), its worktree diff against the snapshot, its
-findings and its events; kill, retry, and the worktree path (shell or clipboard)."""
+"""One agent: where it runs (its runtime and, sandboxed, its policy), its live output (escapes
+made inert), its worktree diff against the snapshot, its findings and its events; kill, retry,
+and the worktree path (shell or clipboard)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ from textual.widget import Widget
 from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
 
 from corral.core.findings.display import Loaded, agent_findings, severity_rank
+from corral.core.operator.describe import runtime_line
+from corral.core.operator.reading import agent_runtimes
+from corral.core.operator.results import AgentRuntime
 from corral.tui import decisions, look, ops
 from corral.tui.bridge import RunSession
 from corral.tui.feed import RunFeed
@@ -64,7 +68,7 @@ def finding_rows(loaded: Loaded) -> list[tuple[str, Row]]:
 
 class AgentScreen(RunScreen):
     DEFAULT_CSS = """
-    AgentScreen #agent-header { height: 2; background: $panel; text-wrap: nowrap; text-overflow: ellipsis; }
+    AgentScreen #agent-header { height: 3; background: $panel; text-wrap: nowrap; text-overflow: ellipsis; }
     AgentScreen TabbedContent { height: 1fr; }
     AgentScreen TabPane { padding: 0; }
     AgentScreen Log, AgentScreen #diff-scroll, AgentScreen FindingsTable, AgentScreen EventTail { height: 1fr; }
@@ -103,6 +107,11 @@ class AgentScreen(RunScreen):
             super().__init__()
             self.loaded = loaded
 
+    class RuntimeLoaded(Message):
+        def __init__(self, runtime: AgentRuntime | None) -> None:
+            super().__init__()
+            self.runtime = runtime
+
     header = getters.query_one("#agent-header", Static)
     output = getters.query_one("#output-log", Log)
     diff = getters.query_one("#diff-view", Static)
@@ -115,6 +124,8 @@ class AgentScreen(RunScreen):
         self.agent_id = agent_id
         self.output_lines = 0
         self.diff_text = ""
+        self.runtime: AgentRuntime | None = None
+        """Where the agent runs, from the run's plan (None until loaded, or if unreadable)."""
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f" {self.agent_id}"), id="agent-header")
@@ -137,6 +148,7 @@ class AgentScreen(RunScreen):
         self.output.focus()
         self.follow_output()
         self.load_findings()
+        self.load_runtime()
 
     @property
     def agent(self):  # type: ignore[no-untyped-def]
@@ -167,6 +179,8 @@ class AgentScreen(RunScreen):
             if progress.plain:
                 text.append("  ")
                 text.append_text(progress)
+            text.append("\n ")
+            text.append_text(self.runtime_text())
             self.header.update(text)
         self.agent_events.add(feed.agent_events.get(self.agent_id, ()))
 
@@ -249,6 +263,25 @@ class AgentScreen(RunScreen):
         attempt = agent.current if agent is not None else None
         loaded = agent_findings(attempt.output_dir if attempt else "", self.agent_id)
         self.post_message(self.FindingsLoaded(loaded))
+
+    def runtime_text(self) -> Text:
+        """The header's last line: the runtime, and a sandboxed agent's policy in short."""
+        runtime = self.runtime
+        if runtime is None:
+            return Text("runtime: …", style="dim")
+        text = Text("⚙ ", style="dim")
+        text.append(inert(runtime_line(runtime), limit=300), style="cyan" if runtime.sandboxed else "")
+        return text
+
+    @work(group="runtime", exclusive=True, thread=True)
+    def load_runtime(self) -> None:
+        self.post_message(self.RuntimeLoaded(agent_runtimes(self.session.rundir).get(self.agent_id)))
+
+    def on_agent_screen_runtime_loaded(self, message: RuntimeLoaded) -> None:
+        self.runtime = message.runtime
+        feed = self.session.feed
+        if feed is not None:
+            self.redraw(feed, self.session.clock(), since=-1, ages=True)
 
     def on_agent_screen_findings_loaded(self, message: FindingsLoaded) -> None:
         self.findings.sync(finding_rows(message.loaded), complete=True)

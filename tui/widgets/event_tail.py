@@ -22,6 +22,8 @@ KIND_STYLE = {
     "report_approved": "green bold",
     "report_rejected": "red bold",
     "run_finished": "bold",
+    "network_refused": "yellow",
+    "operator_action_refused": "red bold",
 }
 
 

@@ -116,6 +116,8 @@ def test_an_image_agent_heartbeats_locks_and_its_edit_is_merged_and_verified_ins
     assert integration is not None
     assert git(repo, "show", f"{integration}:README.md") == "changed"
     assert git(repo, "show", f"{integration}:NOTES.md") == "from the image"
+    status = corral(repo, "status", rundir.run_id)
+    assert f"runtime of boxed: container · image: {image.path} · network: none" in status.stdout
 
 
 def test_a_missing_image_or_program_is_exit_2_and_nothing_starts(

@@ -105,24 +105,133 @@ def test_a_sandboxed_commit_comes_back_and_the_shared_git_config_cannot_be_writt
 
 
 def test_a_sandboxed_agent_cannot_approve_a_report(repo: Path, tmp_path: Path) -> None:
-    """Unsandboxed, the authority refuses it (tests/core/test_authority.py); sandboxed, the
-    runs it could approve are hidden (their directory is not mounted), so nothing lands."""
+    """The runs it could approve are hidden (their directory is not mounted), so nothing lands;
+    it is refused as T1 refuses an agent (tests/core/test_authority.py), and since the target
+    run cannot be told, its own engine logs the refusal, named by its token."""
     target, sha, _ = make_reviewable_run(repo)
     before = git(repo, "rev-parse", "main")
-    approve = f"{CLI} review approve {target.run_id} --sha {sha}"
+    script = (
+        f"{CLI} review approve {target.run_id} --sha {sha}; echo approve=$?; "
+        f"{CLI} kill {target.run_id} a; echo kill=$?; "
+        f'env -i PATH="$PATH" PYTHONPATH="$PYTHONPATH" {CLI} retry {target.run_id} a; echo retry=$?'
+    )
     plan = sandboxed_plan(
+        tmp_path, agent_block("approver", ["sh", "-c", script]), header="min_success = 0\n"
+    )
+    result = corral(repo, "run", str(plan), "--quiet")
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = next(r for r in list_runs(repo / ".git") if r.run_id != target.run_id)
+    output = run.output_log("approver", 1).read_text()
+    assert "approve=1" in output, output
+    assert "kill=1" in output, output
+    assert "retry=1" in output, output  # its environment cleared: its shell's marks tell
+    assert "`approve` is an operator action" in output, output
+    assert f"agent approver#1 of run {run.run_id}" in output, output
+    assert "no corral runs" not in output, output
+    refused = [e for e in events_of(run) if isinstance(e, ev.OperatorActionRefused)]
+    assert [(e.action, e.target) for e in refused] == [
+        ("approve", f"the report of run {target.run_id}"),
+        ("kill", f"agent a of run {target.run_id}"),
+        ("retry", f"agent a of run {target.run_id}"),
+    ]
+    assert {(e.caller_run, e.caller_agent, e.caller_attempt) for e in refused} == {
+        (run.run_id, "approver", 1)
+    }
+    assert state_of(target).review is None
+    assert git(repo, "rev-parse", "main") == before
+
+
+def test_the_same_agent_unsandboxed_is_refused_and_logged_in_the_target_run(
+    repo: Path, tmp_path: Path
+) -> None:
+    """`local`, as before: the target run is seen, so T1 refuses and logs it there."""
+    target, sha, _ = make_reviewable_run(repo)
+    approve = f"{CLI} review approve {target.run_id} --sha {sha}"
+    plan = write_plan(
         tmp_path, agent_block("approver", ["sh", "-c", approve]), header="min_success = 0\n"
     )
     result = corral(repo, "run", str(plan), "--quiet")
     assert result.returncode == 0, result.stdout + result.stderr
     run = next(r for r in list_runs(repo / ".git") if r.run_id != target.run_id)
-    attempt = state_of(run).agents["approver"].attempts[-1]
-    # refused before any authority check: inside, no run of the repository can even be seen
-    assert attempt.exit_code == 2, attempt.reason
-    output = run.output_log("approver", 1).read_text()
-    assert "no corral runs" in output, output
+    assert state_of(run).agents["approver"].attempts[-1].exit_code == 1
+    assert "`approve` is an operator action" in run.output_log("approver", 1).read_text()
+    refused = [e for e in events_of(target) if isinstance(e, ev.OperatorActionRefused)]
+    assert [(e.action, e.caller_run, e.caller_agent) for e in refused] == [
+        ("approve", run.run_id, "approver")
+    ]
+    assert not [e for e in events_of(run) if isinstance(e, ev.OperatorActionRefused)]
     assert state_of(target).review is None
-    assert git(repo, "rev-parse", "main") == before
+
+
+FORGE = """
+import json, os, socket
+def send(**fields):
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(os.environ["CORRAL_SOCKET"])
+    line = {"op": "operator_refused", "attempt": 1, "target": "the report", **fields}
+    sock.sendall(json.dumps(line).encode() + b"\\n")
+    print(sock.makefile().readline().strip())
+own, token = os.environ["CORRAL_AGENT_ID"], os.environ["CORRAL_AGENT_TOKEN"]
+send(agent="victim", token=token, action="approve")  # another agent's name, its own token
+send(agent=own, token="0" * 32, action="approve")  # its own name, a made-up token
+send(agent=own, token=token, action="merge everything")  # not an operator action
+"""
+
+
+def test_a_refusal_report_cannot_name_another_agent_or_do_anything_else(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A report is checked by its token and logged only as the attempt that holds it."""
+    body = agent_block("forger", [sys.executable, "-c", FORGE]) + agent_block(
+        "victim", ["sleep", "60"]
+    )
+    plan = sandboxed_plan(tmp_path, body, header="min_success = 0\n")
+    started = start_corral(repo, "run", str(plan), "--quiet")
+    try:
+        run = wait_for_run(repo)
+        wait_until(
+            lambda: (
+                "forger" in (agents := state_of(run).agents)
+                and agents["forger"].state == "succeeded"
+            ),
+            timeout=60,
+            what="the forger to finish",
+        )
+    finally:
+        corral(repo, "kill", wait_for_run(repo).run_id, "victim")
+        started.wait(timeout=60)
+    output = run.output_log("forger", 1).read_text()
+    lines = [line for line in output.splitlines() if line.startswith("{")]
+    assert len(lines) == 3, output
+    assert all('"ok":false' in line for line in lines), output
+    assert '"code":"denied"' in lines[0], output
+    assert '"code":"denied"' in lines[1], output
+    assert "bad request: operator_refused.action" in lines[2], output
+    assert not [e for e in events_of(run) if isinstance(e, ev.OperatorActionRefused)]
+
+
+FLOOD = """
+import json, os, socket
+for _ in range(25):
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(os.environ["CORRAL_SOCKET"])
+    line = {"op": "operator_refused", "agent": os.environ["CORRAL_AGENT_ID"], "attempt": 1,
+            "token": os.environ["CORRAL_AGENT_TOKEN"], "action": "kill", "target": "agent x"}
+    sock.sendall(json.dumps(line).encode() + b"\\n")
+    print(sock.makefile().readline().strip())
+"""
+
+
+def test_an_attempt_cannot_flood_the_log_with_refusal_reports(repo: Path, tmp_path: Path) -> None:
+    plan = sandboxed_plan(tmp_path, agent_block("flood", [sys.executable, "-c", FLOOD]))
+    result = corral(repo, "run", str(plan), "--quiet")
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = only_run(repo)
+    output = run.output_log("flood", 1).read_text()
+    assert output.count('"recorded":true') == 20, output
+    assert output.count('"recorded":false') == 5, output
+    refused = [e for e in events_of(run) if isinstance(e, ev.OperatorActionRefused)]
+    assert len(refused) == 20
 
 
 DOUBLE_FORK = """
