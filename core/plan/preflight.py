@@ -14,6 +14,9 @@ from pathlib import Path
 
 from corral.core.plan.model import AgentSpec, Plan, PlanError, PlanProblem, resolve_env
 from corral.core.plan.sandbox_checks import sandbox_problems, sandbox_warnings
+from corral.core.presets.catalog import PresetError, load_catalog
+from corral.core.presets.expand import expand_plan, read_prompt, used_presets
+from corral.core.presets.schema import Preset
 from corral.core.trust.redact import MIN_LENGTH, is_secret_name
 from corral.worktrees.git import (
     GitError,
@@ -36,6 +39,8 @@ class Preflight:
     snapshot: str
     warnings: tuple[str, ...] = ()
     """What is allowed but unwise (a secret written into the plan), for the user to read."""
+    presets: tuple[Preset, ...] = ()
+    """The presets the plan's agents name; `plan` holds those agents expanded."""
 
 
 def agent_path(spec: AgentSpec) -> str:
@@ -46,7 +51,12 @@ def agent_path(spec: AgentSpec) -> str:
 
 
 def _program_problem(
-    program: str, spec: AgentSpec, repo_top: Path, field: str, found: dict[tuple[str, str], bool]
+    program: str,
+    spec: AgentSpec,
+    repo_top: Path,
+    field: str,
+    found: dict[tuple[str, str], bool],
+    install: str = "",
 ) -> PlanProblem | None:
     """What is wrong with `program` for this agent; `found` remembers PATH lookups in one check
     (fifty agents running the same program search PATH once)."""
@@ -63,10 +73,11 @@ def _program_problem(
     if key not in found:
         found[key] = shutil.which(program, path=key[1]) is not None
     if not found[key]:
+        fix = f"install it: {install}" if install else "install it or give its full path"
         return PlanProblem(
             where=f"agent {spec.id!r}",
             field=field,
-            message=f"program {program!r} is not on PATH; install it or give its full path",
+            message=f"program {program!r} is not on PATH; {fix}",
         )
     return None
 
@@ -92,9 +103,20 @@ def preflight(plan: Plan, plan_path: Path, cwd: Path) -> Preflight:
         ) from None
     problems: list[PlanProblem] = list(_runtime_problems(plan))
     problems += sandbox_problems(plan, common_dir)
+    try:
+        catalog = load_catalog(repo_top)
+    except PresetError as exc:
+        raise PlanError(source, [PlanProblem(where="presets", message=str(exc))]) from None
+    plan, preset_problems = expand_plan(plan, catalog, read_prompt(plan_path.parent), os.environ)
+    problems += preset_problems
     found: dict[tuple[str, str], bool] = {}
     for spec in plan.agents:
-        problem = _program_problem(spec.command[0], spec, repo_top, "command", found)
+        if spec.command is None:  # a preset that is not known: reported above
+            continue
+        preset = catalog.get(spec.preset) if spec.preset else None
+        field = "preset" if preset else "command"
+        install = f"{preset.install} (preset {preset.name!r})" if preset else ""
+        problem = _program_problem(spec.command[0], spec, repo_top, field, found, install)
         if problem:
             problems.append(problem)
         for index, command in enumerate(spec.setup):
@@ -129,6 +151,7 @@ def preflight(plan: Plan, plan_path: Path, cwd: Path) -> Preflight:
         base_ref=base_ref,
         snapshot=snapshot,
         warnings=(*_literal_secrets(plan), *sandbox_warnings(plan)),
+        presets=tuple(used_presets(plan, catalog)),
     )
 
 
