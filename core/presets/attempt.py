@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from corral.core.plan.model import AgentSpec
+from corral.core.plan.model import AgentSpec, resolve_env
 from corral.core.presets.schema import PLACEHOLDER, Preset
 
 OVERLAY_DIR = "overlay"
@@ -72,6 +72,17 @@ def render(
         if o.when == "always" or endpoint
     }
     return Launch(argv=argv, env=rendered, files=files)
+
+
+def preview(spec: AgentSpec, preset: Preset) -> list[str]:
+    """The command an attempt would start, as `corral validate` shows it: the endpoint as
+    corral's environment and the plan say now, the prompt and the attempt's paths by name."""
+    env, _ = resolve_env(spec.env, os.environ)
+    shown = spec.model_copy(update={"prompt": "{prompt}"})
+    launch = render(
+        shown, preset, env={**os.environ, **env}, workspace="<worktree>", overlay="<overlay>"
+    )
+    return launch.argv
 
 
 def write_overlays(directory: Path, files: Mapping[str, str]) -> None:

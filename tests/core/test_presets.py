@@ -398,3 +398,24 @@ def test_a_repository_preset_runs_through_the_engine_with_its_overlay_and_resume
     integration = "corral/echo-run/integration"
     assert git(repo, "show", f"{integration}:task.txt") == "say {overlay} as written"
     assert json.loads(git(repo, "show", f"{integration}:settings.copy")) == {"model": "m1"}
+
+
+def test_validate_shows_the_command_a_preset_agent_runs(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)  # else the endpoint's arguments show
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "codex"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    body = (
+        '[[agent]]\nid = "c"\npreset = "codex"\nprompt = "fix it"\nmodel = "gpt-5.5"\n'
+        f"env = {{ PATH = {json.dumps(str(bin_dir))} }}\n"
+    )
+    result = corral(repo, "validate", str(write_plan(tmp_path, body)))
+    assert result.returncode == 0, result.stderr
+    assert (
+        "agent c runs preset codex: codex exec --json --skip-git-repo-check "
+        "-s workspace-write -m gpt-5.5 {prompt}"
+    ) in result.stdout
