@@ -14,7 +14,7 @@ from pathlib import Path
 
 from corral.core.plan.model import AgentSpec, Plan, PlanError, PlanProblem, resolve_env
 from corral.core.plan.sandbox_checks import sandbox_problems, sandbox_warnings
-from corral.core.presets.catalog import PresetError, load_catalog
+from corral.core.presets.catalog import Catalog, PresetError, load_catalog
 from corral.core.presets.expand import expand_plan, read_prompt, used_presets
 from corral.core.presets.schema import Preset
 from corral.core.trust.redact import MIN_LENGTH, is_secret_name
@@ -103,12 +103,16 @@ def preflight(plan: Plan, plan_path: Path, cwd: Path) -> Preflight:
         ) from None
     problems: list[PlanProblem] = list(_runtime_problems(plan))
     problems += sandbox_problems(plan, common_dir)
-    try:
-        catalog = load_catalog(repo_top)
-    except PresetError as exc:
-        raise PlanError(source, [PlanProblem(where="presets", message=str(exc))]) from None
-    plan, preset_problems = expand_plan(plan, catalog, read_prompt(plan_path.parent), os.environ)
-    problems += preset_problems
+    catalog = Catalog()
+    if any(spec.preset for spec in plan.agents):  # a plan of plain commands reads no preset
+        try:
+            catalog = load_catalog(repo_top)
+        except PresetError as exc:
+            raise PlanError(source, [PlanProblem(where="presets", message=str(exc))]) from None
+        plan, preset_problems = expand_plan(
+            plan, catalog, read_prompt(plan_path.parent), os.environ
+        )
+        problems += preset_problems
     found: dict[tuple[str, str], bool] = {}
     for spec in plan.agents:
         if spec.command is None:  # a preset that is not known: reported above

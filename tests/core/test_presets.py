@@ -419,3 +419,28 @@ def test_validate_shows_the_command_a_preset_agent_runs(
         "agent c runs preset codex: codex exec --json --skip-git-repo-check "
         "-s workspace-write -m gpt-5.5 {prompt}"
     ) in result.stdout
+
+
+def test_a_sandboxed_preset_agent_sees_its_overlay(repo: Path, tmp_path: Path) -> None:
+    """The overlay lives in the attempt's output directory, which the sandbox mounts."""
+    from corral.core.sandbox.bwrap import probe
+
+    found = probe()
+    if not found.ok:
+        pytest.skip(f"bubblewrap cannot run here: {found.problem}")
+    own = repo / ".corral" / "presets"
+    own.mkdir(parents=True)
+    (own / "echoer.toml").write_text(ECHOER)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "an echoer preset")
+    body = (
+        '[run]\nruntime = "sandbox"\n\n[[agent]]\nid = "echo"\npreset = "echoer"\n'
+        'prompt = "inside"\nmodel = "m2"\nenv = { ECHO_FAIL = "/nonexistent" }\n'
+    )
+    plan = tmp_path / "plan.toml"
+    plan.write_text(body)
+    done = corral(repo, "run", str(plan), "--run-id", "sandboxed", "--quiet")
+    assert done.returncode == 0, done.stdout + done.stderr
+    integration = "corral/sandboxed/integration"
+    assert git(repo, "show", f"{integration}:task.txt") == "inside"
+    assert json.loads(git(repo, "show", f"{integration}:settings.copy")) == {"model": "m2"}
