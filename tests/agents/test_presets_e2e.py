@@ -135,7 +135,8 @@ def _plan(path: Path, case: Case, env: dict[str, str]) -> Path:
         ]
     )
     path.write_text(body + "\n")
-    (path.parent / "task.md").write_text("Create hello.txt containing a greeting.\n")
+    # a Markdown list: a prompt starting with `-` must not be taken for an option
+    (path.parent / "task.md").write_text("- Create hello.txt containing a greeting.\n")
     return path
 
 

@@ -210,8 +210,8 @@ def test_each_packaged_preset_renders_its_headless_command_line() -> None:
         own, _ = resolve_env(spec.env, {})
         lines[name] = render(spec, preset, env={**own, **env}, workspace="/w", overlay="/o")
     assert lines["claude-code"].argv == [
-        "claude", "-p", "P", "--output-format", "stream-json", "--verbose", "--model", "sonnet",
-        "--permission-mode", "bypassPermissions",
+        "claude", "-p", "--output-format", "stream-json", "--verbose", "--model", "sonnet",
+        "--permission-mode", "bypassPermissions", "--", "P",
     ]  # fmt: skip
     assert lines["codex"].argv[:8] == [
         "codex", "exec", "--json", "--skip-git-repo-check", "-s", "workspace-write", "-m", "gpt-5.5",
@@ -417,7 +417,7 @@ def test_validate_shows_the_command_a_preset_agent_runs(
     assert result.returncode == 0, result.stderr
     assert (
         "agent c runs preset codex: codex exec --json --skip-git-repo-check "
-        "-s workspace-write -m gpt-5.5 {prompt}"
+        "-s workspace-write -m gpt-5.5 -- {prompt}"
     ) in result.stdout
 
 
