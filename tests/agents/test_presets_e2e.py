@@ -196,6 +196,8 @@ def test_a_preset_agent_writes_a_file_that_corral_merges(
     assert git(repo, "show", f"{integration}:hello.txt") == checks.CONTENT.strip()
     changed = git(repo, "diff", "--name-only", base, integration).split()
     assert changed == ["hello.txt"], f"only the agent's file is merged: {changed}"
+    prompts = [json.dumps(call.body) for call in server.model_calls(case.api)]
+    assert any("- Create hello.txt" in body for body in prompts), "the prompt file's task"
     if case.tool:
         checks.assert_round_trip(server, case.api, case.tool)
     else:
