@@ -224,7 +224,9 @@ class AgentSpec(AgentDefaults):
             )
         if self.preset is None:
             given = [
-                name for name in ("prompt", "prompt_file", "model") if getattr(self, name) is not None
+                name
+                for name in ("prompt", "prompt_file", "model")
+                if getattr(self, name) is not None
             ] + (["preset_args"] if self.preset_args else [])
             if given:
                 raise ValueError(
@@ -234,7 +236,7 @@ class AgentSpec(AgentDefaults):
             return self
         if (self.prompt is None) == (self.prompt_file is None):
             raise ValueError(
-                f"preset {self.preset!r} needs its task: give prompt = \"...\" or "
+                f'preset {self.preset!r} needs its task: give prompt = "..." or '
                 'prompt_file = "task.md" (one of them)'
             )
         return self

@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from corral.core.plan.model import EnvValue, FromEnv, Plan, PlanProblem
-from corral.core.plan.model import AgentSpec as AgentSpec
+from corral.core.plan.model import AgentSpec, EnvValue, FromEnv, Plan, PlanProblem
 from corral.core.presets.catalog import Catalog
 from corral.core.presets.schema import Preset
 
@@ -35,9 +34,7 @@ def uses_model(preset: Preset) -> bool:
     return any("{model}" in t or "{model_name}" in t for t in templates)
 
 
-def expand(
-    spec: AgentSpec, preset: Preset, prompt: str, environ: Mapping[str, str]
-) -> AgentSpec:
+def expand(spec: AgentSpec, preset: Preset, prompt: str, environ: Mapping[str, str]) -> AgentSpec:
     """The agent the engine runs for this preset agent; `prompt` is its task (from `prompt` or
     `prompt_file`), `environ` corral's environment (which `pass_env` variables are set)."""
     model = preset_model(spec, preset)
@@ -49,8 +46,6 @@ def expand(
             command += spec.preset_args
         else:
             command.append(item)  # {endpoint_args} is the attempt's to fill
-    if "{preset_args}" not in preset.command:
-        command += spec.preset_args
     env: dict[str, EnvValue] = dict(preset.env)
     for name in preset.pass_env:
         if name in environ and name not in env:
@@ -78,7 +73,9 @@ def read_prompt(plan_dir: Path) -> Callable[[str], str]:
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise ValueError(f"{path} does not exist; write the task there or fix the path") from None
+            raise ValueError(
+                f"{path} does not exist; write the task there or fix the path"
+            ) from None
         except UnicodeDecodeError:
             raise ValueError(f"{path} is not UTF-8 text; save it as UTF-8") from None
         except OSError as exc:
@@ -122,7 +119,16 @@ def expand_plan(
                 PlanProblem(
                     where=where,
                     field="model",
-                    message=f"preset {preset.name!r} needs a model; add model = \"...\"",
+                    message=f'preset {preset.name!r} needs a model; add model = "..."',
+                )
+            )
+        if spec.preset_args and "{preset_args}" not in preset.command:
+            problems.append(
+                PlanProblem(
+                    where=where,
+                    field="preset_args",
+                    message=f"preset {preset.name!r} takes no preset_args (its command has no "
+                    "{preset_args} item); remove them or add the item to the preset",
                 )
             )
         prompt = spec.prompt

@@ -27,9 +27,7 @@ class Frozen(BaseModel):
 
 def freeze(path: Path, plan: Plan, presets: list[Preset]) -> None:
     """Write the expanded preset agents of `plan` (nothing when it has none)."""
-    agents = [
-        spec.model_dump(mode="json", by_alias=True) for spec in plan.agents if spec.preset
-    ]
+    agents = [spec.model_dump(mode="json", by_alias=True) for spec in plan.agents if spec.preset]
     if not agents:
         return
     frozen = Frozen(presets=presets, agents=agents)
@@ -46,8 +44,7 @@ def thaw(path: Path, plan: Plan) -> tuple[Plan, Catalog]:
         specs = {
             spec.id: spec
             for spec in (
-                AgentSpec.model_validate(data, context={EXPANDED: True})
-                for data in frozen.agents
+                AgentSpec.model_validate(data, context={EXPANDED: True}) for data in frozen.agents
             )
         }
     except (OSError, ValidationError) as exc:
@@ -57,9 +54,7 @@ def thaw(path: Path, plan: Plan) -> tuple[Plan, Catalog]:
         raise PlanError(source, [problem]) from None
     missing = [spec.id for spec in plan.agents if spec.preset and spec.id not in specs]
     if missing:
-        problem = PlanProblem(
-            where=source, message=f"holds no expanded agent {', '.join(missing)}"
-        )
+        problem = PlanProblem(where=source, message=f"holds no expanded agent {', '.join(missing)}")
         raise PlanError(source, [problem])
     agents = [specs[spec.id] if spec.preset else spec for spec in plan.agents]
     return plan.model_copy(update={"agents": agents}), Catalog.of(frozen.presets)

@@ -51,7 +51,9 @@ def _check_templates(values: list[str], *, splices: bool) -> list[str]:
         unknown = unknown_placeholders(value)
         if unknown:
             known = ", ".join("{" + name + "}" for name in PLACEHOLDERS)
-            raise ValueError(f"{value!r} uses {{{unknown[0]}}}, which is not a placeholder; known: {known}")
+            raise ValueError(
+                f"{value!r} uses {{{unknown[0]}}}, which is not a placeholder; known: {known}"
+            )
     return values
 
 
@@ -169,6 +171,20 @@ class Preset(_Strict):
                 f"command starts with {self.command[0]!r}, not the program {self.program!r}; "
                 "the program is what preflight looks for on PATH"
             )
+        splices_endpoint = "{endpoint_args}" in self.command
+        if self.endpoint is None and (
+            splices_endpoint or any(o.when == "endpoint" for o in self.overlays)
+        ):
+            raise ValueError(
+                '{endpoint_args} or an overlay `when = "endpoint"` needs an [endpoint] table '
+                "naming its variable"
+            )
+        if self.endpoint is not None and self.endpoint.args and not splices_endpoint:
+            raise ValueError(
+                "endpoint.args are given but command has no {endpoint_args} item to put them at"
+            )
+        if self.model_args and "{model_args}" not in self.command:
+            raise ValueError("model_args are given but command has no {model_args} item")
         paths = [overlay.path for overlay in self.overlays]
         doubled = sorted({path for path in paths if paths.count(path) > 1})
         if doubled:

@@ -5,6 +5,7 @@ its overlay; a bad preset or a missing CLI is a clear exit 2 that starts nothing
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ name = "mine"
 description = "my agent"
 program = "my-agent"
 install = "pip install my-agent"
-command = ["my-agent", "--task", "{prompt}", "{model_args}", "{endpoint_args}"]
+command = ["my-agent", "--task", "{prompt}", "{model_args}", "{endpoint_args}", "{preset_args}"]
 model_args = ["--model", "{model}"]
 pass_env = ["MY_KEY"]
 kind = "audit"
@@ -444,3 +445,32 @@ def test_a_sandboxed_preset_agent_sees_its_overlay(repo: Path, tmp_path: Path) -
     integration = "corral/sandboxed/integration"
     assert git(repo, "show", f"{integration}:task.txt") == "inside"
     assert json.loads(git(repo, "show", f"{integration}:settings.copy")) == {"model": "m2"}
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("[endpoint]", "[unused]"), "needs an [endpoint] table"),
+        ((', "{endpoint_args}"', ""), "no {endpoint_args} item"),
+        ((', "{model_args}"', ""), "no {model_args} item"),
+    ],
+    ids=["endpoint-args-without-endpoint", "endpoint-args-nowhere", "model-args-nowhere"],
+)
+def test_a_preset_whose_parts_do_not_fit_together_is_refused(
+    change: tuple[str, str], expected: str
+) -> None:
+    text = MINIMAL.replace(*change, 1)
+    if change[1] == "[unused]":  # drop the whole [endpoint] table
+        text = text.replace(
+            '[unused]\nvariable = "MY_BASE_URL"\nargs = ["--base-url", "{endpoint}"]\n', ""
+        )
+    with pytest.raises(PresetError, match=re.escape(expected)):
+        parse_preset(text, "mine.toml")
+
+
+def test_preset_args_for_a_preset_that_takes_none_are_a_problem(tmp_path: Path) -> None:
+    preset = parse_preset(MINIMAL.replace(', "{preset_args}"', "", 1), "mine.toml")
+    plan = parse_plan({"agent": [agent(preset_args=["--x"], model="m")]})
+    _, problems = expand_plan(plan, Catalog.of([preset]), read_prompt(tmp_path), {})
+    assert [problem.field for problem in problems] == ["preset_args"]
+    assert "takes no preset_args" in problems[0].message
