@@ -349,10 +349,13 @@ program = "sh"
 install = "it is part of every system"
 command = [
     "sh", "-c",
-    'cp "$ECHO_SETTINGS" settings.copy && printf %s "$1" > task.txt && test ! -e "$ECHO_FAIL"',
+    '''set -e
+cp "$ECHO_SETTINGS" settings.copy && printf %s "$1" > task.txt
+printf %s "${ECHO_PASSED-unset}" > passed.txt && test ! -e "$ECHO_FAIL"''',
     "sh", "{prompt}",
 ]
 stream = "aider"
+pass_env = ["ECHO_PASSED"]
 
 [env]
 ECHO_SETTINGS = "{overlay}/settings.json"
@@ -422,8 +425,12 @@ def test_validate_shows_the_command_a_preset_agent_runs(
     ) in result.stdout
 
 
-def test_a_sandboxed_preset_agent_sees_its_overlay(repo: Path, tmp_path: Path) -> None:
-    """The overlay lives in the attempt's output directory, which the sandbox mounts."""
+def test_a_sandboxed_preset_agent_sees_its_overlay_and_what_the_preset_passes_on(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The overlay lives in the attempt's output directory, which the sandbox mounts; a
+    `pass_env` variable set in corral's environment reaches the agent, though a sandbox passes
+    on nothing of the engine's environment but a few basics."""
     from corral.core.sandbox.bwrap import probe
 
     found = probe()
@@ -440,11 +447,13 @@ def test_a_sandboxed_preset_agent_sees_its_overlay(repo: Path, tmp_path: Path) -
     )
     plan = tmp_path / "plan.toml"
     plan.write_text(body)
+    monkeypatch.setenv("ECHO_PASSED", "from corral's environment")
     done = corral(repo, "run", str(plan), "--run-id", "sandboxed", "--quiet")
     assert done.returncode == 0, done.stdout + done.stderr
     integration = "corral/sandboxed/integration"
     assert git(repo, "show", f"{integration}:task.txt") == "inside"
     assert json.loads(git(repo, "show", f"{integration}:settings.copy")) == {"model": "m2"}
+    assert git(repo, "show", f"{integration}:passed.txt") == "from corral's environment"
 
 
 @pytest.mark.parametrize(
