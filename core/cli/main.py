@@ -19,6 +19,7 @@ from corral.core.cli.common import fail as _fail
 from corral.core.cli.common import find as _find
 from corral.core.cli.common import find_to_operate
 from corral.core.cli.locks import cmd_lock, cmd_put, parse_with_command
+from corral.core.cli.presets import cmd_presets
 from corral.core.cli.parser import build_parser
 
 TYPE_CHECKING = False  # not typing's: importing typing (and pathlib) would slow `corral heartbeat`
@@ -217,6 +218,7 @@ _COMMANDS = {
     "validate": cmd_validate,
     "status": cmd_status,
     "runs": cmd_runs,
+    "presets": cmd_presets,
     "logs": cmd_logs,
     "kill": cmd_kill,
     "retry": cmd_retry,

@@ -11,6 +11,7 @@ import argparse
 
 from corral.core.cli.common import path_arg
 from corral.core.cli.locks import add_lock_parsers
+from corral.core.cli.presets import add_presets_parser
 from corral.core.cli.review import add_review_parser
 
 
@@ -51,6 +52,8 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
     runs = sub.add_parser("runs", help="list the runs of the repository")
     runs.add_argument("--json", action="store_true")
+
+    add_presets_parser(sub)
 
     logs = sub.add_parser("logs", help="an agent's output")
     logs.add_argument("run")

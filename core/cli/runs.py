@@ -37,6 +37,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
             f"({pre.snapshot[:12]}) in {pre.repo_top}"
         )
     )
+    from corral.core.presets.attempt import preview
+
+    for spec in pre.plan.agents:
+        if spec.preset:
+            argv = preview(spec, {preset.name: preset for preset in pre.presets}[spec.preset])
+            print(inert(f"agent {spec.id} runs preset {spec.preset}: {' '.join(argv)}"))
     from corral.core.plan.sandbox_checks import explanations
 
     for agent, lines in explanations(pre.plan, pre.common_dir, pre.repo_top):

@@ -15,6 +15,7 @@ from pathlib import Path
 from corral.core.errors import EngineFault
 from corral.core.log import events as ev
 from corral.core.plan.model import AgentSpec, Plan
+from corral.core.presets.schema import Preset
 from corral.core.runs.environment import BaseEnvironment
 from corral.core.runs.rundir import RunDir
 from corral.core.runtime import registry
@@ -81,6 +82,8 @@ class RunContext:
     environment: BaseEnvironment = field(default_factory=lambda: BaseEnvironment(os.environ.copy()))
     """What every attempt's environment starts from: the one the run started with
     (core/runs/environment.py), not the one of the shell that resumed the engine."""
+    presets: dict[str, Preset] = field(default_factory=dict)
+    """The presets the plan's agents name (their agents are expanded in `plan`)."""
 
     def runtime_setup(self) -> RuntimeSetup:
         return RuntimeSetup(

@@ -33,6 +33,7 @@ from corral.core.log import events as ev
 from corral.core.log.state import RunState, fold
 from corral.core.plan.model import PlanError, load_plan
 from corral.core.plan.preflight import Preflight
+from corral.core.presets.frozen import freeze, thaw
 from corral.core.runs.engine_lock import engine_is_live
 from corral.core.runs.environment import (
     EnvironmentRecordError,
@@ -185,7 +186,7 @@ def _summaries(pre: Preflight) -> list[ev.AgentSummary]:
         ev.AgentSummary(
             id=spec.id,
             kind=spec.kind,
-            command=list(spec.command),
+            command=spec.argv,
             depends_on=list(spec.depends_on),
             retries=spec.retries,
             timeout=spec.timeout,
@@ -203,6 +204,7 @@ async def start_run(pre: Preflight, plan_bytes: bytes, run_id: str, view: View |
     lock = _lock(rundir)
     try:
         write_atomic(rundir.plan, plan_bytes)
+        freeze(rundir.presets, pre.plan, list(pre.presets))
         recorded = record(os.environ, pre.plan)
         write_record(rundir.environment, recorded)
         writer, _ = await EventWriter.open(rundir.events)
@@ -230,6 +232,7 @@ async def start_run(pre: Preflight, plan_bytes: bytes, run_id: str, view: View |
             snapshot=pre.snapshot,
             worktree_root=worktree_root,
             environment=base_environment(recorded, os.environ),
+            presets={preset.name: preset for preset in pre.presets},
         )
         engine = Engine(ctx, writer, state)
         # before any agent starts: what they must not touch, as it was (docs/reliability.md T3)
@@ -263,7 +266,7 @@ async def resume_run(
                 f"run {state.run_id} had already finished ({state.verdict})",
             )
         try:
-            plan = load_plan(rundir.plan)
+            plan, catalog = thaw(rundir.presets, load_plan(rundir.plan))
             # a run from before the record: its agents get the resuming environment, as then
             recorded = read_record(rundir.environment) or record(os.environ, plan)
         except (PlanError, EnvironmentRecordError) as exc:
@@ -283,6 +286,7 @@ async def resume_run(
             snapshot=state.snapshot,
             worktree_root=Path(state.worktree_root),
             environment=base_environment(recorded, os.environ),
+            presets={name: entry.preset for name, entry in catalog.entries.items()},
         )
         try:
             engine = Engine(ctx, writer, state)

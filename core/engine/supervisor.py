@@ -26,6 +26,7 @@ from corral.core.engine.environment import (
 from corral.core.engine.liveness import describe_end, interrupted, watch
 from corral.core.log import events as ev
 from corral.core.plan.model import AgentSpec
+from corral.core.presets.attempt import OVERLAY_DIR, render, write_overlays
 from corral.core.runs.rundir import ensure_private_dir
 from corral.core.runtime.base import (
     AttemptRequest,
@@ -176,6 +177,7 @@ class Supervisor:
                     _make_attempt_files, placement.output_dir, placement.log_path
                 )
                 await runtime.prepare(request, placement)
+                placement, argv = await asyncio.to_thread(self._launch, spec, placement)
                 for command in spec.setup:
                     result = await self._setup(runtime, placement, control, command, grace)
                     if result is not None:
@@ -190,10 +192,25 @@ class Supervisor:
             return interrupted(control)
         try:
             return await runtime.start(
-                placement, list(spec.command), interactive=spec.input_format is not None
+                placement, argv, interactive=spec.input_format is not None
             )
         except RuntimeFailure as exc:
             return AttemptResult("failed", reason=str(exc))
+
+    def _launch(self, spec: AgentSpec, placement: Placement) -> tuple[Placement, list[str]]:
+        """The agent's argv, and for a preset agent the placement with its environment filled
+        in and its overlay files written into the attempt's own directory (core/presets/)."""
+        if spec.preset is None:
+            return placement, spec.argv
+        launch = render(
+            spec,
+            self.ctx.presets[spec.preset],
+            env=placement.env,
+            workspace=placement.workspace,
+            overlay=f"{placement.agent_output_dir}/{OVERLAY_DIR}",
+        )
+        write_overlays(placement.output_dir / OVERLAY_DIR, launch.files)
+        return placement.model_copy(update={"env": launch.env}), launch.argv
 
     async def _setup(
         self,

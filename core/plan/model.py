@@ -21,7 +21,9 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from corral.core.plan.durations import parse_duration, positive_duration
@@ -48,7 +50,14 @@ def _exec_argument(value: str) -> str:
     return value
 
 
-Command = Annotated[list[Annotated[str, AfterValidator(_exec_argument)]], Field(min_length=1)]
+ExecArgument = Annotated[str, AfterValidator(_exec_argument)]
+Command = Annotated[list[ExecArgument], Field(min_length=1)]
+PRESET_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
+PresetName = Annotated[str, StringConstraints(pattern=PRESET_NAME_PATTERN)]
+"""A preset's name (core/presets/): whether one of that name exists is checked at preflight."""
+EXPANDED = "expanded"
+"""Validation context key: the agent is a preset agent already expanded (core/presets/expand.py),
+so it carries both its preset and the command the preset made."""
 LOCK_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
 """A lock names a shared resource: letters, digits and `._:-`, at most 100 characters."""
 LockName = Annotated[str, StringConstraints(pattern=LOCK_NAME_PATTERN)]
@@ -170,8 +179,22 @@ class AgentSpec(AgentDefaults):
 
     id: AgentId
     """Unique name: letters, digits, `-` and `_`; used in branch names and on screen."""
-    command: Command
-    """The program and its arguments, e.g. `["ruff", "check", "."]`."""
+    command: Command | None = None
+    """The program and its arguments, e.g. `["ruff", "check", "."]`; or give a `preset`."""
+    preset: PresetName | None = None
+    """An agent CLI by name (`claude-code`, `codex`, `gemini`, `opencode`, `aider`, or one of
+    the repository's `.corral/presets/`): it makes the command, the environment, the kind and
+    the stream adapter (core/presets/)."""
+    prompt: str | None = Field(default=None, min_length=1)
+    """The task given to the preset's CLI."""
+    prompt_file: str | None = Field(default=None, min_length=1)
+    """A file holding the prompt, relative to the plan (read when the run starts)."""
+    model: str | None = Field(default=None, min_length=1)
+    """The model the preset's CLI uses (default: the preset's, else the CLI's own)."""
+    preset_args: list[ExecArgument] = Field(default_factory=list)
+    """Extra arguments for the preset's CLI, where its command template puts them."""
+    stream: str | None = None
+    """The event-stream adapter that reads this agent's output (claude, codex, gemini, opencode, aider): core/streams."""
     depends_on: list[AgentId] = Field(default_factory=list)
     """Agents that must succeed before this one starts."""
     runtime: RuntimeName | None = None
@@ -190,6 +213,47 @@ class AgentSpec(AgentDefaults):
                 f'for a shell line write ["sh", "-c", {value!r}]'
             )
         return value
+
+    @model_validator(mode="after")
+    def _command_or_preset(self, info: ValidationInfo) -> AgentSpec:
+        """Either a command or a preset (with its prompt); the preset's fields only with one."""
+        if isinstance(info.context, dict) and info.context.get(EXPANDED):
+            return self
+        if self.command is None and self.preset is None:
+            raise ValueError(
+                'give a command (e.g. command = ["make", "lint"]) or a preset '
+                '(e.g. preset = "claude-code" with a prompt)'
+            )
+        if self.command is not None and self.preset is not None:
+            raise ValueError(
+                "give either a command or a preset, not both; "
+                "pass extra arguments to a preset's CLI with preset_args"
+            )
+        if self.preset is None:
+            given = [
+                name
+                for name in ("prompt", "prompt_file", "model")
+                if getattr(self, name) is not None
+            ] + (["preset_args"] if self.preset_args else [])
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)}: only for an agent with a preset; add one (e.g. preset "
+                    '= "claude-code") or remove them and put everything in command'
+                )
+            return self
+        if (self.prompt is None) == (self.prompt_file is None):
+            raise ValueError(
+                f'preset {self.preset!r} needs its task: give prompt = "..." or '
+                'prompt_file = "task.md" (one of them)'
+            )
+        return self
+
+    @property
+    def argv(self) -> list[str]:
+        """The command as started: a preset agent's is made by core/presets/expand.py."""
+        if self.command is None:
+            raise ValueError(f"agent {self.id!r}: preset {self.preset!r} was not expanded")
+        return list(self.command)
 
 
 class RunSettings(_Strict):

@@ -20,6 +20,9 @@ from corral.core.plan.sandbox_checks import (
     sandbox_problems,
     sandbox_warnings,
 )
+from corral.core.presets.catalog import Catalog, PresetError, load_catalog
+from corral.core.presets.expand import expand_plan, read_prompt, used_presets
+from corral.core.presets.schema import Preset
 from corral.core.trust.redact import MIN_LENGTH, is_secret_name
 from corral.worktrees.git import (
     GitError,
@@ -42,6 +45,8 @@ class Preflight:
     snapshot: str
     warnings: tuple[str, ...] = ()
     """What is allowed but unwise (a secret written into the plan), for the user to read."""
+    presets: tuple[Preset, ...] = ()
+    """The presets the plan's agents name; `plan` holds those agents expanded."""
 
 
 def agent_path(spec: AgentSpec) -> str:
@@ -52,7 +57,12 @@ def agent_path(spec: AgentSpec) -> str:
 
 
 def _program_problem(
-    program: str, spec: AgentSpec, repo_top: Path, field: str, found: dict[tuple[str, str], bool]
+    program: str,
+    spec: AgentSpec,
+    repo_top: Path,
+    field: str,
+    found: dict[tuple[str, str], bool],
+    install: str = "",
 ) -> PlanProblem | None:
     """What is wrong with `program` for this agent; `found` remembers PATH lookups in one check
     (fifty agents running the same program search PATH once)."""
@@ -69,10 +79,11 @@ def _program_problem(
     if key not in found:
         found[key] = shutil.which(program, path=key[1]) is not None
     if not found[key]:
+        fix = f"install it: {install}" if install else "install it or give its full path"
         return PlanProblem(
             where=f"agent {spec.id!r}",
             field=field,
-            message=f"program {program!r} is not on PATH; install it or give its full path",
+            message=f"program {program!r} is not on PATH; {fix}",
         )
     return None
 
@@ -98,17 +109,31 @@ def preflight(plan: Plan, plan_path: Path, cwd: Path) -> Preflight:
         ) from None
     problems: list[PlanProblem] = list(_runtime_problems(plan))
     problems += sandbox_problems(plan, common_dir, repo_top)
+    catalog = Catalog()
+    if any(spec.preset for spec in plan.agents):  # a plan of plain commands reads no preset
+        try:
+            catalog = load_catalog(repo_top)
+        except PresetError as exc:
+            raise PlanError(source, [PlanProblem(where="presets", message=str(exc))]) from None
+        plan, preset_problems = expand_plan(
+            plan, catalog, read_prompt(plan_path.parent), os.environ
+        )
+        problems += preset_problems
     found: dict[tuple[str, str], bool] = {}
     for spec in plan.agents:
+        if spec.command is None:  # a preset that is not known: reported above
+            continue
+        preset = catalog.get(spec.preset) if spec.preset else None
+        install = f"{preset.install} (preset {preset.name!r})" if preset else ""
         image = image_of(spec, plan, repo_top)
-        programs = [("command", spec.command[0])]
-        programs += [(f"setup[{i}]", command[0]) for i, command in enumerate(spec.setup)]
-        for field, program in programs:
+        programs = [("preset" if preset else "command", spec.command[0], install)]
+        programs += [(f"setup[{i}]", command[0], "") for i, command in enumerate(spec.setup)]
+        for field, program, hint in programs:
             in_image = program.startswith("/") or "/" not in program  # not a repository file
             if image is not None and image.is_dir() and in_image:
                 problem = image_program_problem(program, spec, image, field)
             else:
-                problem = _program_problem(program, spec, repo_top, field, found)
+                problem = _program_problem(program, spec, repo_top, field, found, hint)
             if problem:
                 problems.append(problem)
         _, missing = resolve_env(spec.env, os.environ)
@@ -143,6 +168,7 @@ def preflight(plan: Plan, plan_path: Path, cwd: Path) -> Preflight:
             *sandbox_warnings(plan),
             *container_warnings(plan, repo_top),
         ),
+        presets=tuple(used_presets(plan, catalog)),
     )
 
 

@@ -120,6 +120,11 @@ class RunDir:
         return self.path / "plan.toml"
 
     @property
+    def presets(self) -> Path:
+        """The preset agents as the run started them, expanded (core/presets/frozen.py)."""
+        return self.path / "presets.json"
+
+    @property
     def environment(self) -> Path:
         """The agents' environment as the run started, secrets by name (core/runs/environment.py)."""
         return self.path / "environment.json"
