@@ -24,7 +24,10 @@ from corral.core.engine.environment import (
     redact_outputs,
 )
 from corral.core.engine.liveness import describe_end, interrupted, watch
+from corral.core.engine.stream_watch import StreamWatch
+from corral.core.errors import InputError
 from corral.core.log import events as ev
+from corral.core.log.state import Usage
 from corral.core.plan.model import AgentSpec
 from corral.core.runs.rundir import ensure_private_dir
 from corral.core.runtime.base import (
@@ -34,6 +37,8 @@ from corral.core.runtime.base import (
     Runtime,
     RuntimeFailure,
 )
+from corral.core.streams import PriceTable, load_prices
+from corral.core.streams.prices import packaged_prices
 
 SETUP_POLL = 0.25
 """How often a running setup command is checked for a stop or kill request."""
@@ -76,13 +81,42 @@ class Supervisor:
         runtimes: Mapping[str, Runtime],
         *,
         on_all_started: Callable[[], None] | None = None,
+        run_usage: Callable[[], Usage] = Usage,
     ) -> None:
         self.ctx = ctx
         self.emit = emit
         self.runtimes = runtimes
         self.on_all_started = on_all_started
         """Called whenever no attempt is between its start and its spawn any more."""
+        self.run_usage = run_usage
+        """The run's tokens, cost and turns as the log holds them (for the run's budgets)."""
         self.starting = 0
+        self._prices: PriceTable | None = None
+
+    def prices(self) -> PriceTable:
+        """The price table, read once (preflight checked the user's; if it broke since, the
+        packaged one: a run is not stopped for a price)."""
+        if self._prices is None:
+            try:
+                self._prices = load_prices(self.ctx.repo_top)
+            except InputError:
+                self._prices = packaged_prices()
+        return self._prices
+
+    def stream_watch(
+        self, spec: AgentSpec, control: AttemptControl, placement: Placement
+    ) -> StreamWatch | None:
+        if spec.stream is None:
+            return None
+        return StreamWatch(
+            spec,
+            control.attempt,
+            placement.log_path,
+            prices=self.prices(),
+            redactor=control.redactor,
+            run=self.ctx.plan.run,
+            run_usage=self.run_usage,
+        )
 
     def runtime(self, spec: AgentSpec) -> Runtime:
         return self.runtimes[self.ctx.runtime_name(spec)]
@@ -148,7 +182,12 @@ class Supervisor:
             )
         )
         remaining = spec.timeout - (time.monotonic() - started)
-        return await watch(spec, control, execution, remaining, self.emit)
+        stream = self.stream_watch(spec, control, placement)
+        try:
+            return await watch(spec, control, execution, remaining, self.emit, stream)
+        finally:
+            if stream is not None:
+                stream.close()
 
     @contextlib.contextmanager
     def _starting(self) -> Iterator[None]:

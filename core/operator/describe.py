@@ -24,8 +24,9 @@ STATE_STYLE = {
     "dead_lettered": ("✘", "red bold"),
     "skipped": ("↷", "dim"),
     "cancelled": ("■", "dim"),
+    "budget_exceeded": ("$", "red bold"),
 }
-SOURCE_GLYPH = {"beat": "♥", "output": "≡", "cpu": "⚙"}
+SOURCE_GLYPH = {"beat": "♥", "output": "≡", "cpu": "⚙", "stream": "»"}
 
 
 def progress_line(event: ev.Event) -> str:

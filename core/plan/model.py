@@ -136,6 +136,13 @@ class AgentDefaults(_Strict):
     sandbox: SandboxPolicy | None = None
     """What the agent may reach when it runs in the `sandbox` runtime (`[agent.sandbox]`, or
     `[defaults.sandbox]` for all): core/sandbox/policy.py, docs/reliability.md T6."""
+    max_cost_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    """Stop an attempt whose stream reports (or prices) more than this many USD: its outcome
+    is `budget_exceeded`, not retried. Needs a `stream`; a retry starts afresh."""
+    max_tokens: int | None = Field(default=None, ge=1)
+    """Stop an attempt whose stream counts more input and output tokens than this."""
+    max_turns: int | None = Field(default=None, ge=1)
+    """Stop an attempt whose stream counts more model turns than this."""
 
     @field_validator("env")
     @classmethod
@@ -173,6 +180,8 @@ class AgentSpec(AgentDefaults):
     """Agents that must succeed before this one starts."""
     runtime: RuntimeName | None = None
     """Where this agent runs, when not where the run's agents do (`[run] runtime`)."""
+    stream: str | None = None
+    """The event-stream adapter that reads this agent's output (claude, codex, gemini, opencode, aider): core/streams."""  # noqa: E501
 
     @field_validator("command", mode="before")
     @classmethod
@@ -220,6 +229,13 @@ class RunSettings(_Strict):
     runtime: RuntimeName = "local"
     """Where and how agents run (an agent may name its own): `local` is a process tree in a git
     worktree on this machine; other runtimes are installed as plugins (core/runtime/registry.py)."""
+    max_cost_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    """The run's budget over every attempt of every agent: crossing it stops the agents that
+    report a stream (`budget_exceeded`) and starts no more."""
+    max_tokens: int | None = Field(default=None, ge=1)
+    """The run's budget of input and output tokens, as `max_cost_usd`."""
+    max_turns: int | None = Field(default=None, ge=1)
+    """The run's budget of model turns, as `max_cost_usd`."""
 
     @field_validator("min_success")
     @classmethod
