@@ -58,9 +58,9 @@ class OpencodeAdapter(JsonLinesAdapter):
         if kind == "error":
             error = obj.get("error") or {}
             data = error.get("data") if isinstance(error, dict) else None
-            message = (data or {}).get("message") if isinstance(data, dict) else None
+            words = data.get("message") if isinstance(data, dict) else None
             name = error.get("name") if isinstance(error, dict) else None
-            return [StreamError(message=clip(str(message or name or error), TEXT_CHARS))]
+            return [StreamError(message=clip(str(words or name or error), TEXT_CHARS))]
         return []
 
     def _step_finish(self, part: dict[str, Any]) -> list[Activity]:
