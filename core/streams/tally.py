@@ -11,11 +11,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from corral.core.streams import activity as act
+from corral.core.streams.activity import (
+    Activity,
+    AssistantMessage,
+    Cost,
+    FinalResult,
+    ModelNamed,
+    Retry,
+    StreamError,
+    ToolCall,
+    Turn,
+    Usage,
+    WaitingForInput,
+)
 from corral.core.streams.prices import PriceTable
 
 MAX_TOOLS_PER_EVENT = 8
-"""Tool calls kept per event (the latest ones); the total count is always exact."""
+"""Tool calls kept per event (the latest ones); the total count is always ex"""
 CostSource = Literal["cli", "prices"]
 
 
@@ -23,9 +35,9 @@ CostSource = Literal["cli", "prices"]
 class Pending:
     """What happened since the last recorded event."""
 
-    tools: list[act.ToolCall]
+    tools: list[ToolCall]
     message: str | None
-    result: act.FinalResult | None
+    result: FinalResult | None
     error: str | None
     retry: str | None
     waiting: str | None
@@ -46,47 +58,47 @@ class StreamTally:
     """Something arrived since the last `take`."""
     urgent: bool = False
     """What arrived should be recorded now: a result, an error, a wait for input."""
-    _tools: list[act.ToolCall] = field(default_factory=list)
+    _tools: list[ToolCall] = field(default_factory=list)
     _message: str | None = None
-    _result: act.FinalResult | None = None
+    _result: FinalResult | None = None
     _error: str | None = None
     _retry: str | None = None
     _waiting: str | None = None
 
-    def add(self, activities: list[act.Activity]) -> None:
+    def add(self, activities: list[Activity]) -> None:
         for item in activities:
             self._add(item)
         if activities:
             self.changed = True
 
-    def _add(self, item: act.Activity) -> None:
+    def _add(self, item: Activity) -> None:
         match item:
-            case act.ToolCall():
+            case ToolCall():
                 self.tool_calls += 1
                 self._tools.append(item)
                 if len(self._tools) > MAX_TOOLS_PER_EVENT:
                     del self._tools[0]
-            case act.AssistantMessage():
+            case AssistantMessage():
                 self._message = item.text
-            case act.Usage():
+            case Usage():
                 self.tokens_in = max(self.tokens_in, item.input_tokens)
                 self.tokens_out = max(self.tokens_out, item.output_tokens)
                 self.tokens_cached = max(self.tokens_cached, item.cached_tokens)
-            case act.Cost():
+            case Cost():
                 self.cli_cost = item.usd
-            case act.Turn():
+            case Turn():
                 self.turns = max(self.turns, item.number)
-            case act.ModelNamed():
+            case ModelNamed():
                 self.model = item.model
-            case act.FinalResult():
+            case FinalResult():
                 self._result = item
                 self.urgent = True
-            case act.StreamError():
+            case StreamError():
                 self._error = item.message
                 self.urgent = True
-            case act.Retry():
+            case Retry():
                 self._retry = item.message
-            case act.WaitingForInput():
+            case WaitingForInput():
                 self._waiting = item.prompt
                 self.urgent = True
 
