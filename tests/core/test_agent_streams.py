@@ -79,6 +79,10 @@ def test_a_claude_stream_becomes_activity_events_that_verify_and_fold(
     shown = json.loads(corral(repo, "status", rundir.run_id, "--json", check=True).stdout)
     assert shown["usage"]["tokens_in"] == 63542
     assert shown["agents"]["coder"]["stream"]["last_tool"]["name"] == "Write"
+    report = json.loads((rundir.path / "report.json").read_text())
+    assert report["usage"]["tokens_in"] == 63542 and report["usage"]["cost_usd"] == 0.192936
+    assert report["agents"][0]["usage"]["model"] == "claude-sonnet-4-5"
+    assert "agent usage: 63581 tokens" in (rundir.path / "report.md").read_text()
     text = corral(repo, "status", rundir.run_id, check=True).stdout
     assert "63.6k tok $0.19 2t" in text and "result: Created hello.txt." in text, text
 
