@@ -60,7 +60,8 @@ def test_a_claude_stream_becomes_activity_events_that_verify_and_fold(
     rundir = only_run(repo)
     assert corral(repo, "verify", rundir.run_id).returncode == 0
     activity = [e for e in events_of(rundir) if isinstance(e, ev.AgentActivity)]
-    assert activity and all(e.agent == "coder" and e.attempt == 1 for e in activity)
+    assert activity
+    assert all(e.agent == "coder" and e.attempt == 1 for e in activity)
     assert len(activity) <= 4, "activity is coalesced, not one event a line"
     state = state_of(rundir)
     agent = state.agents["coder"]
@@ -68,23 +69,29 @@ def test_a_claude_stream_becomes_activity_events_that_verify_and_fold(
     stream = agent.stream
     assert stream is not None
     assert (stream.tokens_in, stream.tokens_out, stream.turns) == (63542, 39, 2)
-    assert stream.cost_usd == 0.192936 and stream.cost_source == "cli"
+    assert stream.cost_usd == 0.192936
+    assert stream.cost_source == "cli"
     assert stream.model == "claude-sonnet-4-5"
-    assert stream.last_tool is not None and stream.last_tool.name == "Write"
+    assert stream.last_tool is not None
+    assert stream.last_tool.name == "Write"
     assert stream.last_tool.summary.endswith("hello.txt")
     assert stream.result == "Created hello.txt."
     assert stream.malformed == 1
-    assert state.usage.tokens == 63542 + 39 and state.usage.cost_usd == 0.192936
-    assert agent.last_heartbeat is not None and agent.last_heartbeat.source == "stream"
+    assert state.usage.tokens == 63542 + 39
+    assert state.usage.cost_usd == 0.192936
+    assert agent.last_heartbeat is not None
+    assert agent.last_heartbeat.source == "stream"
     shown = json.loads(corral(repo, "status", rundir.run_id, "--json", check=True).stdout)
     assert shown["usage"]["tokens_in"] == 63542
     assert shown["agents"]["coder"]["stream"]["last_tool"]["name"] == "Write"
     report = json.loads((rundir.path / "report.json").read_text())
-    assert report["usage"]["tokens_in"] == 63542 and report["usage"]["cost_usd"] == 0.192936
+    assert report["usage"]["tokens_in"] == 63542
+    assert report["usage"]["cost_usd"] == 0.192936
     assert report["agents"][0]["usage"]["model"] == "claude-sonnet-4-5"
     assert "agent usage: 63581 tokens" in (rundir.path / "report.md").read_text()
     text = corral(repo, "status", rundir.run_id, check=True).stdout
-    assert "63.6k tok $0.19 2t" in text and "result: Created hello.txt." in text, text
+    assert "63.6k tok $0.19 2t" in text, text
+    assert "result: Created hello.txt." in text, text
 
 
 def test_a_token_budget_stops_the_agent_with_budget_exceeded_not_retried(
@@ -104,7 +111,8 @@ def test_a_token_budget_stops_the_agent_with_budget_exceeded_not_retried(
     assert not [e for e in events if isinstance(e, ev.AgentRetried)]
     state = state_of(rundir)
     spent = state.agents["spender"]
-    assert spent.state == "dead_lettered" and len(spent.attempts) == 1
+    assert spent.state == "dead_lettered"
+    assert len(spent.attempts) == 1
     assert spent.usage.tokens > 5000
     assert spent.usage.tokens < 5000 + 10 * 1010, "stopped within a few ticks of crossing"
     assert processes_with_env("CORRAL_RUN_ID", rundir.run_id) == []

@@ -91,7 +91,9 @@ def test_a_sample_reads_to_its_tool_calls_tokens_cost_turns_and_result(
     assert tally.turns == expected.turns
     assert tally.model == expected.model
     results = [a for a in seen if isinstance(a, act.FinalResult)]
-    assert results and results[-1].text == expected.result and not results[-1].is_error
+    assert results
+    assert results[-1].text == expected.result
+    assert not results[-1].is_error
 
 
 def test_a_tool_call_says_what_it_acts_on() -> None:

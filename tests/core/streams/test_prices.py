@@ -25,7 +25,9 @@ def test_cached_input_is_priced_as_cached(tmp_path: Path) -> None:
     table = load_prices(None)
     fresh = table.cost("claude-sonnet-4-5", 1_000_000, 0, 0)
     cached = table.cost("claude-sonnet-4-5", 1_000_000, 0, 1_000_000)
-    assert fresh is not None and cached is not None and cached < fresh
+    assert fresh is not None
+    assert cached is not None
+    assert cached < fresh
 
 
 def test_the_repository_s_prices_add_and_override(tmp_path: Path) -> None:
