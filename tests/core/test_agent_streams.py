@@ -132,3 +132,13 @@ def test_a_run_budget_stops_the_agents_and_starts_no_more(repo: Path, tmp_path: 
     assert "the run used" in state.agents["spender"].attempts[0].reason
     assert state.agents["later"].state == "skipped"
     assert processes_with_env("CORRAL_RUN_ID", state.run_id) == []
+
+
+def test_an_unknown_stream_or_a_budget_without_one_is_refused_before_the_run(
+    repo: Path, tmp_path: Path
+) -> None:
+    body = agent_block("a", ["true"], stream="cursor") + agent_block("b", ["true"], max_turns=3)
+    result = corral(repo, "run", str(write_plan(tmp_path, body)), "--quiet")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "'cursor' is not a stream adapter; use one of aider, claude" in result.stderr
+    assert "a budget needs the agent's stream" in result.stderr
