@@ -48,6 +48,9 @@ class AttemptControl:
     """The known secrets of the attempt's environment, set when it is built."""
     execution: Execution | None = None
     """The agent's execution, once it is started."""
+    output_offset: int = 0
+    """Bytes in output.log before the agent started (its setup commands' output): the agent's
+    own stream begins there (core/engine/stream_watch.py)."""
 
     def request_kill(self, reason: str) -> None:
         self.kill_reason = reason

@@ -36,6 +36,7 @@ class StreamWatch:
         attempt: int,
         log_path: Path,
         *,
+        offset: int = 0,
         prices: PriceTable,
         redactor: Redactor,
         run: RunSettings,
@@ -50,7 +51,8 @@ class StreamWatch:
         self.redactor = redactor
         self.run = run
         self.run_usage = run_usage
-        self.offset = 0
+        self.offset = offset
+        """Where the next read starts: the agent's output begins after its setup commands'."""
         self.behind = False
         """The last read stopped at READ_CHUNK: read again even if the size did not change."""
         self.recorded = Usage()

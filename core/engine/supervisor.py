@@ -112,6 +112,7 @@ class Supervisor:
             spec,
             control.attempt,
             placement.log_path,
+            offset=control.output_offset,
             prices=self.prices(),
             redactor=control.redactor,
             run=self.ctx.plan.run,
@@ -227,6 +228,10 @@ class Supervisor:
             return AttemptResult("failed", reason=f"could not prepare the workspace: {exc}")
         if control.interrupted:
             return interrupted(control)
+        try:
+            control.output_offset = placement.log_path.stat().st_size
+        except OSError:
+            control.output_offset = 0
         try:
             return await runtime.start(placement, list(spec.command))
         except RuntimeFailure as exc:

@@ -142,3 +142,15 @@ def test_an_unknown_stream_or_a_budget_without_one_is_refused_before_the_run(
     assert result.returncode == 2, result.stdout + result.stderr
     assert "'cursor' is not a stream adapter; use one of aider, claude" in result.stderr
     assert "a budget needs the agent's stream" in result.stderr
+
+
+def test_what_setup_commands_print_is_not_read_as_the_agent_s_stream(
+    repo: Path, tmp_path: Path
+) -> None:
+    line = json.dumps({"type": "result", "usage": {"input_tokens": 999}, "num_turns": 9})
+    body = agent_block("a", ["true"], stream="claude", setup=[["echo", line]])
+    result = corral(repo, "run", str(write_plan(tmp_path, body)), "--quiet")
+    assert result.returncode == 0, result.stdout + result.stderr
+    rundir = only_run(repo)
+    assert line in (Path(state_of(rundir).agents["a"].attempts[0].log_path)).read_text()
+    assert state_of(rundir).usage.tokens == 0
