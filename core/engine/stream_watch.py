@@ -41,13 +41,15 @@ class StreamWatch:
         redactor: Redactor,
         run: RunSettings,
         run_usage: Callable[[], Usage],
+        model: str | None = None,
     ) -> None:
         assert spec.stream is not None
         self.spec = spec
         self.attempt = attempt
         self.path = log_path
         self.adapter = adapter_for(spec.stream)
-        self.tally = StreamTally(prices=prices)
+        self.tally = StreamTally(prices=prices, model=model)
+        """`model`: the plan's, until the stream names its own."""
         self.redactor = redactor
         self.run = run
         self.run_usage = run_usage

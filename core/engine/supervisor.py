@@ -71,6 +71,13 @@ async def run_step(
     )
 
 
+def _model_of(spec: AgentSpec) -> str | None:
+    """The model the plan names for the agent (a preset's `model`), for pricing a stream that
+    never names its own (Codex, opencode); None for an agent without one."""
+    model = getattr(spec, "model", None)
+    return model if isinstance(model, str) and model else None
+
+
 class Supervisor:
     """Runs attempts; the scheduler decides which and when, the runtime where and how."""
 
@@ -117,6 +124,7 @@ class Supervisor:
             redactor=control.redactor,
             run=self.ctx.plan.run,
             run_usage=self.run_usage,
+            model=_model_of(spec),
         )
 
     def runtime(self, spec: AgentSpec) -> Runtime:
