@@ -9,6 +9,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 from corral.core.log import events as ev
 from tests.core.engine_helpers import (
     agent_block,
@@ -92,6 +94,32 @@ def test_a_claude_stream_becomes_activity_events_that_verify_and_fold(
     text = corral(repo, "status", rundir.run_id, check=True).stdout
     assert "63.6k tok $0.19 2t" in text, text
     assert "result: Created hello.txt." in text, text
+
+
+@pytest.mark.parametrize(
+    ("sample", "stream", "tool", "tokens"),
+    [
+        ("codex.jsonl", "codex", "file_change", 20074 + 10),
+        ("gemini.jsonl", "gemini", "write_file", 24864 + 40),
+        ("opencode.jsonl", "opencode", "write", 15710 + 40),
+        ("aider.txt", "aider", "edit", 930 + 18),
+    ],
+)
+def test_every_cli_s_stream_reaches_the_state(
+    repo: Path, tmp_path: Path, sample: str, stream: str, tool: str, tokens: int
+) -> None:
+    replay = _script(tmp_path, "replay.py", REPLAY)
+    body = agent_block("agent", [PY, replay, str(SAMPLES / sample)], stream=stream)
+    result = corral(repo, "run", str(write_plan(tmp_path, body)), "--quiet")
+    assert result.returncode == 0, result.stdout + result.stderr
+    rundir = only_run(repo)
+    assert corral(repo, "verify", rundir.run_id).returncode == 0
+    agent = state_of(rundir).agents["agent"]
+    assert agent.stream is not None
+    assert agent.stream.last_tool is not None
+    assert agent.stream.last_tool.name == tool
+    assert (agent.usage.tokens, agent.usage.tool_calls) == (tokens, 1)
+    assert agent.stream.result
 
 
 def test_a_token_budget_stops_the_agent_with_budget_exceeded_not_retried(
