@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from corral.core.errors import InputError
 from corral.core.streams.aider import AiderAdapter
 from corral.core.streams.base import StreamAdapter
 from corral.core.streams.claude import ClaudeAdapter
@@ -15,12 +16,12 @@ ADAPTERS: dict[str, type[StreamAdapter]] = {
 }
 
 
-class UnknownStream(KeyError):
-    """An agent names a stream adapter corral does not have."""
+class UnknownStream(InputError):
+    """An agent names a stream adapter corral does not have (preflight refuses the plan first)."""
 
-    def __str__(self) -> str:
-        return (
-            f"no event-stream adapter {self.args[0]!r}; "
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"no event-stream adapter {name!r}; "
             f"use one of {', '.join(sorted(ADAPTERS))} (or leave `stream` out)"
         )
 
