@@ -10,7 +10,7 @@ from __future__ import annotations
 from rich.text import Text
 
 from corral.core.log.state import AgentState, LockState
-from corral.core.operator.describe import SOURCE_GLYPH, STATE_STYLE
+from corral.core.operator.describe import SOURCE_GLYPH, STATE_STYLE, stream_detail, usage_cell
 from corral.core.plan.durations import format_duration
 from corral.tui.text import inert
 
@@ -70,6 +70,10 @@ def progress_text(agent: AgentState) -> Text:
         return Text(percent + inert(beat.message, limit=120))
     if agent.reason and agent.state not in ("running", "succeeded"):
         return Text(inert(agent.reason, limit=120), style="dim")
+    said = stream_detail(agent)
+    if said:  # an agent CLI's stream: its tokens, cost, turns and last tool call
+        usage = usage_cell(agent.usage)
+        return Text((f"{usage} " if usage else "") + inert(said, limit=120))
     return Text("")
 
 

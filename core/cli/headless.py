@@ -16,7 +16,15 @@ from rich.text import Text
 
 from corral.core.log import events as ev
 from corral.core.log.state import AgentState, RunState
-from corral.core.operator.describe import SOURCE_GLYPH, STATE_STYLE, progress_line, runtime_line
+from corral.core.operator.describe import (
+    SOURCE_GLYPH,
+    STATE_STYLE,
+    progress_line,
+    runtime_line,
+    stream_detail,
+    usage_cell,
+    usage_line,
+)
 from corral.core.plan.durations import format_duration
 from corral.core.trust.inert import inert
 
@@ -45,11 +53,28 @@ def heartbeat_cell(agent: AgentState, now: float) -> Text:
     )
 
 
-COLUMNS = ("agent", "kind", "state", "try", "alive", "progress / message", "elapsed")
+BASE_COLUMNS = ("agent", "kind", "state", "try", "alive", "progress / message", "elapsed")
+STREAM_COLUMNS = (
+    "agent",
+    "kind",
+    "state",
+    "try",
+    "alive",
+    "usage",
+    "progress / message",
+    "elapsed",
+)
+"""With an agent that reports a stream: its tokens, cost and turns; its last tool in the message."""
+
+
+def columns(state: RunState) -> tuple[str, ...]:
+    streams = any(agent.usage.tokens or agent.stream for agent in state.agents.values())
+    return STREAM_COLUMNS if streams else BASE_COLUMNS
 
 
 def agent_rows(state: RunState, now: float) -> list[list[Text]]:
     """One row per agent, cells styled; the same cells make the live table and the summary."""
+    with_usage = columns(state) is STREAM_COLUMNS
     rows = []
     for agent in state.agents.values():
         glyph, style = STATE_STYLE[agent.state]
@@ -64,23 +89,26 @@ def agent_rows(state: RunState, now: float) -> list[list[Text]]:
             detail = percent + (beat.message or "")
         elif agent.reason and agent.state not in ("running", "succeeded"):
             detail = agent.reason
-        rows.append(
-            [
-                Text(agent.id),
-                Text(agent.kind),
-                Text(f"{glyph} {agent.state}", style=style),
-                Text(str(agent.attempt or "")),
-                heartbeat_cell(agent, now),
-                Text(inert(detail)),
-                Text(elapsed),
-            ]
-        )
+        elif stream_detail(agent):
+            detail = stream_detail(agent)
+        row = [
+            Text(agent.id),
+            Text(agent.kind),
+            Text(f"{glyph} {agent.state}", style=style),
+            Text(str(agent.attempt or "")),
+            heartbeat_cell(agent, now),
+            Text(inert(detail)),
+            Text(elapsed),
+        ]
+        if with_usage:
+            row.insert(5, Text(inert(usage_cell(agent.usage))))
+        rows.append(row)
     return rows
 
 
 def agent_table(state: RunState, now: float) -> Table:
     table = Table(expand=False, box=None, pad_edge=False, header_style="bold")
-    for column in COLUMNS:
+    for column in columns(state):
         table.add_column(column, no_wrap=column != "progress / message", overflow="ellipsis")
     for row in agent_rows(state, now):
         table.add_row(*row)
@@ -93,8 +121,9 @@ def plain_table(state: RunState, now: float) -> str:
     Rich lays a table out in ~1 ms a row, which made the closing summary of a 200-agent run
     cost a fifth of a second; a file or a pipe needs neither colour nor wrapping.
     """
-    rows = [list(COLUMNS), *([cell.plain for cell in row] for row in agent_rows(state, now))]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS) - 1)]
+    names = columns(state)
+    rows = [list(names), *([cell.plain for cell in row] for row in agent_rows(state, now))]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(names) - 1)]
     return "\n".join(
         "  ".join(
             [*(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)), row[-1]]
@@ -105,9 +134,9 @@ def plain_table(state: RunState, now: float) -> str:
 
 def counts_line(state: RunState) -> Text:
     parts = [f"{count} {name}" for name, count in sorted(state.counts().items())]
-    return Text(
-        inert(f"run {state.run_id} · {state.snapshot[:10]} · " + ", ".join(parts)), style="bold"
-    )
+    usage = usage_line(state.usage)
+    line = f"run {state.run_id} · {state.snapshot[:10]} · " + ", ".join(parts)
+    return Text(inert(line + (f" · {usage}" if usage else "")), style="bold")
 
 
 class HeadlessView:

@@ -51,6 +51,9 @@ class AttemptControl:
     """The agent's execution, once it is started."""
     refusals_reported: int = 0
     """Refused operator actions the attempt reported itself (`RefusalReport`), to cap them."""
+    output_offset: int = 0
+    """Bytes in output.log before the agent started (its setup commands' output): the agent's
+    own stream begins there (core/engine/stream_watch.py)."""
 
     def request_kill(self, reason: str) -> None:
         self.kill_reason = reason

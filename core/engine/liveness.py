@@ -3,6 +3,9 @@
 An agent is alive while it beats (over the socket), writes output or uses CPU; each sign is
 logged with the signal it came from, at most every LIVENESS_LOG_INTERVAL. It is asked of the
 execution (core/runtime/base.py `Execution`), never of /proc, so any runtime is watched alike.
+An agent with a `stream` adapter has its new output read on the same tick that saw it grow
+(core/engine/stream_watch.py): its `agent_activity` events are its signs of life then, and
+its budgets are checked on every tick.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import signal
 import time
 
 from corral.core.engine.context import AttemptControl, AttemptResult, Emit
+from corral.core.engine.stream_watch import StreamWatch
 from corral.core.log import events as ev
 from corral.core.plan.model import AgentSpec
 from corral.core.runtime.base import Ended, Execution
@@ -58,11 +62,33 @@ def interrupted(control: AttemptControl) -> AttemptResult:
 
 
 async def watch(
-    spec: AgentSpec, control: AttemptControl, execution: Execution, time_left: float, emit: Emit
+    spec: AgentSpec,
+    control: AttemptControl,
+    execution: Execution,
+    time_left: float,
+    emit: Emit,
+    stream: StreamWatch | None = None,
 ) -> AttemptResult:
     """Wait for the agent to end, watching liveness and the limits; say why the attempt ends.
 
     Stopping what runs is left to the supervisor, which does it however the attempt ended."""
+    result = await _watch(spec, control, execution, time_left, emit, stream)
+    if stream is not None:
+        stream.finish()  # what it wrote last: its result, its final totals
+        event = stream.due(time.monotonic(), force=True)
+        if event is not None:
+            await emit(event)
+    return result
+
+
+async def _watch(
+    spec: AgentSpec,
+    control: AttemptControl,
+    execution: Execution,
+    time_left: float,
+    emit: Emit,
+    stream: StreamWatch | None,
+) -> AttemptResult:
     n = control.attempt
     deadline = time.monotonic() + max(time_left, 0.0)
     tick = max(0.05, min(0.5, spec.heartbeat_timeout / 4, spec.timeout / 4))
@@ -96,6 +122,21 @@ async def watch(
             if size is not None and size != output_size:
                 output_size = size
                 source = "output"
+            if stream is not None:
+                if source == "output" or stream.behind:
+                    stream.read()
+                activity = stream.due(now)
+                if activity is not None:
+                    last_logged = now  # the activity is the sign of life of this tick
+                    stalled = False
+                    control.note_activity()
+                    await emit(activity)
+                    if activity.result is not None and execution.input is not None:
+                        # its turn is over: end-of-file, so a CLI that reads messages exits
+                        execution.input.close()
+                over = stream.over_budget()
+                if over is not None:
+                    return AttemptResult("budget_exceeded", reason=over)
             silent = now - control.last_activity
             if source is None and silent > spec.heartbeat_timeout / 3:
                 cpu = execution.cpu_seconds()

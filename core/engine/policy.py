@@ -36,7 +36,9 @@ def after_attempt(
     if attempt.requeue:
         return ev.AgentQueued(agent=agent_id, attempt=attempt.number + 1)
     why = f"attempt {attempt.number} {attempt.state}: {attempt.reason}"
-    if agent.retries_used < plan.agent(agent_id).retries:
+    # a budget is spent, not failed: another attempt would spend it again (a person may redrive)
+    retry = attempt.state != "budget_exceeded"
+    if retry and agent.retries_used < plan.agent(agent_id).retries:
         delay = backoff_delay(plan, agent.retries_used, rng)
         return ev.AgentRetried(agent=agent_id, attempt=attempt.number + 1, delay=delay, reason=why)
     heartbeat = agent.last_heartbeat

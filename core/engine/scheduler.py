@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 
+from corral.core.engine.budget import run_budget_spent
 from corral.core.engine.conflict_watch import ConflictWatch
 from corral.core.engine.context import (
     AttemptControl,
@@ -81,7 +82,11 @@ class Engine(ControlRequests):
         )
         """By name: where the agents run (core/runtime/base.py); the run's own for `verify`."""
         self.supervisor = Supervisor(
-            ctx, self.emit, self.runtimes, on_all_started=self._preload_once
+            ctx,
+            self.emit,
+            self.runtimes,
+            on_all_started=self._preload_once,
+            run_usage=lambda: self.state.usage,
         )
         self.controls: dict[str, AttemptControl] = {}
         self.owner = authority.enclosing_attempt()
@@ -275,6 +280,10 @@ class Engine(ControlRequests):
                 batch.append(
                     ev.AgentSkipped(agent=agent_id, reason=f"dependency failed: {reasons}")
                 )
+                continue
+            spent = run_budget_spent(self.plan.run, self.state.usage)
+            if spent is not None:
+                batch.append(ev.AgentSkipped(agent=agent_id, reason=f"budget spent: {spent}"))
                 continue
             unmet = [dep.id for dep in deps if dep.state != "succeeded"]
             next_attempt = len(agent.attempts) + 1

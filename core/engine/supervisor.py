@@ -24,10 +24,14 @@ from corral.core.engine.environment import (
     redact_outputs,
 )
 from corral.core.engine.liveness import describe_end, interrupted, watch
+from corral.core.engine.stream_watch import StreamWatch
+from corral.core.errors import InputError
 from corral.core.log import events as ev
+from corral.core.log.state import Usage
 from corral.core.plan.model import AgentSpec
 from corral.core.presets.attempt import OVERLAY_DIR, render, write_overlays
 from corral.core.runs.rundir import ensure_private_dir
+from corral.core.runtime.agent_input import InputRefused, encode_input
 from corral.core.runtime.base import (
     AttemptRequest,
     Execution,
@@ -35,6 +39,8 @@ from corral.core.runtime.base import (
     Runtime,
     RuntimeFailure,
 )
+from corral.core.streams import PriceTable, load_prices
+from corral.core.streams.prices import packaged_prices
 
 SETUP_POLL = 0.25
 """How often a running setup command is checked for a stop or kill request."""
@@ -67,6 +73,13 @@ async def run_step(
     )
 
 
+def _model_of(spec: AgentSpec) -> str | None:
+    """The model the plan names for the agent (a preset's `model`), for pricing a stream that
+    never names its own (Codex, opencode); None for an agent without one."""
+    model = getattr(spec, "model", None)
+    return model if isinstance(model, str) and model else None
+
+
 class Supervisor:
     """Runs attempts; the scheduler decides which and when, the runtime where and how."""
 
@@ -77,13 +90,44 @@ class Supervisor:
         runtimes: Mapping[str, Runtime],
         *,
         on_all_started: Callable[[], None] | None = None,
+        run_usage: Callable[[], Usage] = Usage,
     ) -> None:
         self.ctx = ctx
         self.emit = emit
         self.runtimes = runtimes
         self.on_all_started = on_all_started
         """Called whenever no attempt is between its start and its spawn any more."""
+        self.run_usage = run_usage
+        """The run's tokens, cost and turns as the log holds them (for the run's budgets)."""
         self.starting = 0
+        self._prices: PriceTable | None = None
+
+    def prices(self) -> PriceTable:
+        """The price table, read once (preflight checked the user's; if it broke since, the
+        packaged one: a run is not stopped for a price)."""
+        if self._prices is None:
+            try:
+                self._prices = load_prices(self.ctx.repo_top)
+            except InputError:
+                self._prices = packaged_prices()
+        return self._prices
+
+    def stream_watch(
+        self, spec: AgentSpec, control: AttemptControl, placement: Placement
+    ) -> StreamWatch | None:
+        if spec.stream is None:
+            return None
+        return StreamWatch(
+            spec,
+            control.attempt,
+            placement.log_path,
+            offset=control.output_offset,
+            prices=self.prices(),
+            redactor=control.redactor,
+            run=self.ctx.plan.run,
+            run_usage=self.run_usage,
+            model=_model_of(spec),
+        )
 
     def runtime(self, spec: AgentSpec) -> Runtime:
         return self.runtimes[self.ctx.runtime_name(spec)]
@@ -149,7 +193,12 @@ class Supervisor:
             )
         )
         remaining = spec.timeout - (time.monotonic() - started)
-        return await watch(spec, control, execution, remaining, self.emit)
+        stream = self.stream_watch(spec, control, placement)
+        try:
+            return await watch(spec, control, execution, remaining, self.emit, stream)
+        finally:
+            if stream is not None:
+                stream.close()
 
     @contextlib.contextmanager
     def _starting(self) -> Iterator[None]:
@@ -177,7 +226,9 @@ class Supervisor:
                     _make_attempt_files, placement.output_dir, placement.log_path
                 )
                 await runtime.prepare(request, placement)
-                placement, argv = await asyncio.to_thread(self._launch, spec, placement)
+                placement, argv, first_input = await asyncio.to_thread(
+                    self._launch, spec, placement
+                )
                 for command in spec.setup:
                     result = await self._setup(runtime, placement, control, command, grace)
                     if result is not None:
@@ -191,17 +242,29 @@ class Supervisor:
         if control.interrupted:
             return interrupted(control)
         try:
-            return await runtime.start(
+            control.output_offset = placement.log_path.stat().st_size
+        except OSError:
+            control.output_offset = 0
+        try:
+            execution = await runtime.start(
                 placement, argv, interactive=spec.input_format is not None
             )
         except RuntimeFailure as exc:
             return AttemptResult("failed", reason=str(exc))
+        channel = execution.input
+        if first_input is not None and spec.input_format is not None and channel is not None:
+            with contextlib.suppress(InputRefused):  # a fresh pipe takes a prompt at once
+                channel.send(encode_input(spec.input_format, first_input))
+        return execution
 
-    def _launch(self, spec: AgentSpec, placement: Placement) -> tuple[Placement, list[str]]:
-        """The agent's argv, and for a preset agent the placement with its environment filled
-        in and its overlay files written into the attempt's own directory (core/presets/)."""
+    def _launch(
+        self, spec: AgentSpec, placement: Placement
+    ) -> tuple[Placement, list[str], str | None]:
+        """The agent's argv and first message, and for a preset agent the placement with its
+        environment filled in and its overlay files written into the attempt's own directory
+        (core/presets/)."""
         if spec.preset is None:
-            return placement, spec.argv
+            return placement, spec.argv, spec.first_input
         launch = render(
             spec,
             self.ctx.presets[spec.preset],
@@ -210,7 +273,7 @@ class Supervisor:
             overlay=f"{placement.agent_output_dir}/{OVERLAY_DIR}",
         )
         write_overlays(placement.output_dir / OVERLAY_DIR, launch.files)
-        return placement.model_copy(update={"env": launch.env}), launch.argv
+        return placement.model_copy(update={"env": launch.env}), launch.argv, launch.first_input
 
     async def _setup(
         self,

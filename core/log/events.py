@@ -3,7 +3,7 @@
 The union is discriminated by `type`, so a line parses straight into its model
 (`EventAdapter.validate_json`), which is the fastest way pydantic has to replay a log.
 `seq` and `prev` are set by the log writer, never by the code that emits the event.
-The types live by family in `event_types/` (run, agent, lock, merge, integrity); this module
+The types live by family in `event_types/` (run, agent, stream, lock, merge, integrity); this module
 keeps the union and every public name (`from corral.core.log import events as ev; ev.AgentStarted`).
 """
 
@@ -79,10 +79,12 @@ from corral.core.log.event_types.run import (
     RunFinished,
     RunStarted,
 )
+from corral.core.log.event_types.stream import AgentActivity, CostSource, ToolUse
 
 __all__ = [
     "GENESIS_HASH",
     "LOG_FORMAT",
+    "AgentActivity",
     "AgentCancelled",
     "AgentDeadLettered",
     "AgentFinished",
@@ -103,6 +105,7 @@ __all__ = [
     "ConflictFile",
     "ConflictKind",
     "ConflictPredicted",
+    "CostSource",
     "EngineInfo",
     "EngineResumed",
     "EngineStopped",
@@ -136,6 +139,7 @@ __all__ = [
     "RunStarted",
     "TamperingAcknowledged",
     "TamperingSeen",
+    "ToolUse",
     "VerificationFinished",
 ]
 
@@ -151,6 +155,7 @@ Event = Annotated[
     | AgentStarted
     | AgentHeartbeat
     | AgentStalled
+    | AgentActivity
     | AgentFinished
     | AgentRetried
     | AgentDeadLettered

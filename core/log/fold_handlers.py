@@ -19,6 +19,7 @@ from corral.core.log.state_models import (
     ReportState,
     ReviewState,
     RunState,
+    StreamState,
     TamperingState,
 )
 
@@ -125,6 +126,46 @@ def agent_heartbeat(state: RunState, event: ev.AgentHeartbeat) -> None:
         message = said.message if message is None else message
     agent.last_heartbeat = Heartbeat(
         ts=event.ts, source=event.source, attempt=event.attempt, progress=progress, message=message
+    )
+    agent.heartbeats += 1
+    if attempt.state == "stalled":
+        agent.state = attempt.state = "running"
+
+
+def agent_activity(state: RunState, event: ev.AgentActivity) -> None:
+    """New totals replace the attempt's; the news (tool, message, result) is kept until newer."""
+    agent, attempt = _attempt(state, event.agent, event.attempt)
+    old = attempt.stream
+    new = StreamState(
+        tokens_in=event.tokens_in,
+        tokens_out=event.tokens_out,
+        tokens_cached=event.tokens_cached,
+        cost_usd=event.cost_usd,
+        turns=event.turns,
+        tool_calls=event.tool_calls,
+        model=event.model or (old.model if old else None),
+        cost_source=event.cost_source,
+        last_tool=event.tools[-1] if event.tools else (old.last_tool if old else None),
+        last_message=event.message or (old.last_message if old else None),
+        result=event.result if event.result is not None else (old.result if old else None),
+        is_error=event.is_error if event.result is not None else bool(old and old.is_error),
+        error=event.error or (old.error if old else None),
+        retry=event.retry or (old.retry if old else None),
+        waiting=event.waiting,
+        malformed=event.malformed,
+    )
+    attempt.stream = new
+    was = old.totals() if old else None
+    agent.usage.add(new.totals(), was)
+    state.usage.add(new.totals(), was)
+    said = agent.last_heartbeat
+    keep = said is not None and said.attempt == event.attempt
+    agent.last_heartbeat = Heartbeat(
+        ts=event.ts,
+        source="stream",
+        attempt=event.attempt,
+        progress=said.progress if keep and said else None,
+        message=said.message if keep and said else None,
     )
     agent.heartbeats += 1
     if attempt.state == "stalled":

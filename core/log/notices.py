@@ -16,12 +16,11 @@ from corral.core.log import events as ev
 from corral.core.log.state import RunState
 
 NOTIFY_STATES: frozenset[str] = frozenset(
-    {"succeeded", "failed", "timed_out", "lost", "dead_lettered", "cancelled"}
+    {"succeeded", "failed", "timed_out", "lost", "dead_lettered", "cancelled", "budget_exceeded"}
 )
 """Agent states a person hears about when an agent enters them."""
 WAITING_FOR_INPUT = "waiting_for_input"
 """A notice's `state` when the agent's CLI says it waits for a person (its stream adapter)."""
-BUDGET_EXCEEDED = "budget_exceeded"
 
 
 class Notice(BaseModel):
@@ -85,7 +84,13 @@ class NoticeWatch:
         if isinstance(event, ev.AgentStarted):
             self.noticed.pop(agent_id, None)  # a new attempt: how it ends is news again
             return agent_id, None, ""
-        special = getattr(event, "notice", None)  # a stream event that asks for a person
+        if isinstance(event, ev.AgentActivity):
+            if event.waiting:  # its CLI asks a person
+                return agent_id, WAITING_FOR_INPUT, event.waiting
+            if self.noticed.get(agent_id) == WAITING_FOR_INPUT:
+                self.noticed.pop(agent_id)  # it goes on: its next wait is news again
+            return agent_id, None, ""
+        special = getattr(event, "notice", None)  # an event that asks for a person
         if isinstance(special, str) and special:
             return agent_id, special, str(getattr(event, "reason", "") or "")
         agent = state.agents[agent_id]

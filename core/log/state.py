@@ -29,7 +29,9 @@ from corral.core.log.state_models import (
     ReviewState,
     RunState,
     RunStatus,
+    StreamState,
     TamperingState,
+    Usage,
 )
 
 __all__ = [
@@ -49,7 +51,9 @@ __all__ = [
     "ReviewState",
     "RunState",
     "RunStatus",
+    "StreamState",
     "TamperingState",
+    "Usage",
     "apply",
     "fold",
 ]
@@ -90,6 +94,8 @@ def apply(state: RunState, event: ev.Event) -> None:
             on.agent_heartbeat(state, event)
         case ev.AgentStalled():
             on.agent_stalled(state, event)
+        case ev.AgentActivity():
+            on.agent_activity(state, event)
         case ev.AgentFinished():
             on.agent_finished(state, event)
         case ev.AgentRetried():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from corral.core.log import events as ev
 
@@ -26,6 +26,7 @@ AgentStateName = Literal[
     "dead_lettered",
     "skipped",
     "cancelled",
+    "budget_exceeded",
 ]
 """The names docs/architecture.md lists; the same in events, on screen and in `--json` output."""
 
@@ -50,6 +51,61 @@ class Heartbeat(BaseModel):
     message: str | None = None
 
 
+class Usage(BaseModel):
+    """Tokens, cost and turns added up (an agent's over its attempts, the run's over its agents)."""
+
+    tokens_in: int = 0
+    tokens_out: int = 0
+    tokens_cached: int = 0
+    cost_usd: float | None = None
+    """None while no stream counted gave a cost (unknown, not free)."""
+    turns: int = 0
+    tool_calls: int = 0
+
+    @property
+    def tokens(self) -> int:
+        """Input and output tokens: what `max_tokens` counts."""
+        return self.tokens_in + self.tokens_out
+
+    def add(self, new: Usage, old: Usage | None = None) -> None:
+        """Count `new` in place of `old` (the same attempt's earlier totals)."""
+        was = old or Usage()
+        self.tokens_in += new.tokens_in - was.tokens_in
+        self.tokens_out += new.tokens_out - was.tokens_out
+        self.tokens_cached += new.tokens_cached - was.tokens_cached
+        self.turns += new.turns - was.turns
+        self.tool_calls += new.tool_calls - was.tool_calls
+        if new.cost_usd is not None or was.cost_usd is not None:
+            cost = (self.cost_usd or 0.0) + (new.cost_usd or 0.0) - (was.cost_usd or 0.0)
+            self.cost_usd = round(cost, 6)
+
+
+class StreamState(Usage):
+    """What an attempt's event stream said (`agent_activity`): its totals and its latest news."""
+
+    model: str | None = None
+    cost_source: ev.CostSource | None = None
+    last_tool: ev.ToolUse | None = None
+    last_message: str | None = None
+    result: str | None = None
+    is_error: bool = False
+    error: str | None = None
+    retry: str | None = None
+    waiting: str | None = None
+    """What the CLI asked while it waited for input (cleared by the next activity)."""
+    malformed: int = 0
+
+    def totals(self) -> Usage:
+        return Usage(
+            tokens_in=self.tokens_in,
+            tokens_out=self.tokens_out,
+            tokens_cached=self.tokens_cached,
+            cost_usd=self.cost_usd,
+            turns=self.turns,
+            tool_calls=self.tool_calls,
+        )
+
+
 class AttemptState(BaseModel):
     """One attempt of an agent: its own workspace, branch and process."""
 
@@ -67,6 +123,8 @@ class AttemptState(BaseModel):
     signal: int | None = None
     reason: str = ""
     requeue: bool = False
+    stream: StreamState | None = None
+    """What the agent's CLI reported, for an agent with a `stream` adapter."""
 
 
 class AgentState(BaseModel):
@@ -92,6 +150,17 @@ class AgentState(BaseModel):
     waiting_on: list[str] = Field(default_factory=list)
     not_before: float | None = None
     """Earliest start of the next attempt while a retry backoff runs."""
+    usage: Usage = Field(default_factory=Usage)
+    """Tokens, cost and turns of all its attempts (each attempt's own: `attempts[].stream`)."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def stream(self) -> StreamState | None:
+        """What the latest attempt's stream said (model, last tool call, result)."""
+        for attempt in reversed(self.attempts):
+            if attempt.stream is not None:
+                return attempt.stream
+        return None
 
     @property
     def current(self) -> AttemptState | None:
@@ -231,6 +300,8 @@ class RunState(BaseModel):
     """The recorded baseline; engine-internal (it lists every ref), so not in `--json`."""
     tampering: list[TamperingState] = Field(default_factory=list)
     """Changes to the shared repository no agent may make; approve waits for acknowledgement."""
+    usage: Usage = Field(default_factory=Usage)
+    """Tokens, cost and turns of every agent's attempts: the run's totals."""
     last_seq: int = 0
     last_ts: float | None = None
 

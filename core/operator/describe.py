@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from corral.core.log import events as ev
+from corral.core.log.state import AgentState, Usage
 from corral.core.plan.durations import format_duration
 
 if TYPE_CHECKING:
@@ -29,8 +30,62 @@ STATE_STYLE = {
     "dead_lettered": ("✘", "red bold"),
     "skipped": ("↷", "dim"),
     "cancelled": ("■", "dim"),
+    "budget_exceeded": ("$", "red bold"),
 }
-SOURCE_GLYPH = {"beat": "♥", "output": "≡", "cpu": "⚙"}
+SOURCE_GLYPH = {"beat": "♥", "output": "≡", "cpu": "⚙", "stream": "»"}
+
+
+def format_tokens(count: int) -> str:
+    """`950`, `63.5k`, `1.2M`: a token count at a glance."""
+    if count < 1000:
+        return str(count)
+    if count < 1_000_000:
+        return f"{count / 1000:.1f}k"
+    return f"{count / 1_000_000:.1f}M"
+
+
+def format_cost(usd: float | None) -> str:
+    """`$0.19`, `$0.0042`; `-` when unknown (no cost reported and no price for the model)."""
+    if usd is None:
+        return "-"
+    return f"${usd:.2f}" if usd >= 0.1 else f"${usd:.4f}"
+
+
+def usage_cell(usage: Usage) -> str:
+    """An agent's or a run's tokens, cost and turns in one short cell; '' when none counted."""
+    if not (usage.tokens or usage.turns or usage.cost_usd):
+        return ""
+    return f"{format_tokens(usage.tokens)} tok {format_cost(usage.cost_usd)} {usage.turns}t"
+
+
+def usage_line(usage: Usage) -> str:
+    """The run's totals in words, for the header and the report; '' when nothing was counted."""
+    if not (usage.tokens or usage.turns or usage.cost_usd):
+        return ""
+    return (
+        f"{format_tokens(usage.tokens)} tokens ({format_tokens(usage.tokens_in)} in, "
+        f"{format_tokens(usage.tokens_out)} out) · cost {format_cost(usage.cost_usd)} · "
+        f"{usage.turns} turns · {usage.tool_calls} tool calls"
+    )
+
+
+def stream_detail(agent: AgentState) -> str:
+    """What an agent's stream said last, in a few words: waiting, an error, the last tool call,
+    or its result; '' for an agent without a stream."""
+    stream = agent.stream
+    if stream is None:
+        return ""
+    model = f"[{stream.model}] " if stream.model else ""
+    if stream.waiting:
+        return f"{model}waiting for input: {stream.waiting}"
+    if stream.result is not None and agent.state not in ("running", "stalled"):
+        return f"{model}result: {stream.result}"
+    if stream.last_tool is not None:
+        tool = stream.last_tool
+        return f"{model}» {tool.name} {tool.summary}".rstrip()
+    if stream.error:
+        return f"{model}error: {stream.error}"
+    return model.rstrip()
 
 
 def progress_line(event: ev.Event) -> str:
@@ -80,6 +135,8 @@ def progress_line(event: ev.Event) -> str:
             return f"refused {event.action} of {event.target} asked from inside {who}"
         case ev.NetworkRefused():
             return f"{event.agent}#{event.attempt} refused network access to {event.destination}"
+        case ev.AgentActivity() if event.waiting or event.error or event.result is not None:
+            return activity_line(event)
         case ev.RepoTampered():
             from corral.core.trust.tampering_text import describe_tampering
 
@@ -88,6 +145,26 @@ def progress_line(event: ev.Event) -> str:
             return f"tampering up to #{event.through_seq} acknowledged by {event.by}"
         case _:
             return ""
+
+
+def activity_line(event: ev.AgentActivity) -> str:
+    """What an `agent_activity` event says in a line: the news, then the running totals."""
+    who = f"{event.agent}#{event.attempt}"
+    totals = (
+        f"{format_tokens(event.tokens_in + event.tokens_out)} tok {format_cost(event.cost_usd)}"
+    )
+    if event.waiting:
+        return f"{who} waits for input: {event.waiting}"
+    if event.error:
+        return f"{who} error: {event.error} ({totals})"
+    if event.result is not None:
+        return f"{who} result: {event.result} ({totals}, {event.turns} turns)"
+    if event.tools:
+        calls = ", ".join(f"{t.name} {t.summary}".rstrip() for t in event.tools[-3:])
+        return f"{who} » {calls} ({totals})"
+    if event.message:
+        return f"{who} says: {event.message} ({totals})"
+    return f"{who} {totals}, {event.turns} turns"
 
 
 def tail_line(event: ev.Event) -> str:
@@ -136,6 +213,8 @@ def tail_line(event: ev.Event) -> str:
             return f"report APPROVED by {event.by}"
         case ev.ReportRejected():
             return f"report REJECTED by {event.by}: {event.reason}"
+        case ev.AgentActivity():
+            return activity_line(event)
         case _:
             return progress_line(event)
 

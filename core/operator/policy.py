@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from corral.core.log.state import ACTIVE_STATES, TERMINAL_STATES, RunState
 
-RETRYABLE = frozenset({"failed", "timed_out", "killed", "lost", "dead_lettered", "cancelled"})
+RETRYABLE = frozenset(
+    {"failed", "timed_out", "killed", "lost", "budget_exceeded", "dead_lettered", "cancelled"}
+)
 """Ended states from which a person may give an agent another attempt."""
 WORKING = ACTIVE_STATES | {"queued", "waiting"}
 """States of an agent that still has work ahead: a decision waits until none is in them."""

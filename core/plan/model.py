@@ -148,6 +148,13 @@ class AgentDefaults(_Strict):
     image: str | None = None
     """The root filesystem directory the agent runs in with `runtime = "container"`: absolute,
     `~/...`, or relative to the repository's top (docs/containers.md says how to build one)."""
+    max_cost_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    """Stop an attempt whose stream reports (or prices) more than this many USD: its outcome
+    is `budget_exceeded`, not retried. Needs a `stream`; a retry starts afresh."""
+    max_tokens: int | None = Field(default=None, ge=1)
+    """Stop an attempt whose stream counts more input and output tokens than this."""
+    max_turns: int | None = Field(default=None, ge=1)
+    """Stop an attempt whose stream counts more model turns than this."""
 
     @field_validator("env")
     @classmethod
@@ -194,7 +201,8 @@ class AgentSpec(AgentDefaults):
     preset_args: list[ExecArgument] = Field(default_factory=list)
     """Extra arguments for the preset's CLI, where its command template puts them."""
     stream: str | None = None
-    """The event-stream adapter that reads this agent's output (claude, codex, gemini, opencode, aider): core/streams."""
+    """The event-stream adapter that reads this agent's output (claude, codex, gemini,
+    opencode, aider): core/streams."""
     depends_on: list[AgentId] = Field(default_factory=list)
     """Agents that must succeed before this one starts."""
     runtime: RuntimeName | None = None
@@ -202,7 +210,11 @@ class AgentSpec(AgentDefaults):
     input_format: Literal["lines", "stream-json"] | None = None
     """The agent takes a person's messages while it runs, on its stdin: `lines` (each message
     one line of text) or `stream-json` (Claude Code's `--input-format stream-json` user
-    messages). Unset: its stdin is /dev/null (core/runtime/agent_input.py)."""
+    messages). Unset: its stdin is /dev/null (core/runtime/agent_input.py). A preset agent may
+    set it when its preset has an `[input]` table (claude-code)."""
+    first_input: str | None = None
+    """A message written to its stdin as it starts (with `input_format`); a preset that takes
+    its prompt that way sets it."""
 
     @field_validator("command", mode="before")
     @classmethod
@@ -295,6 +307,13 @@ class RunSettings(_Strict):
     runtime: RuntimeName = "local"
     """Where and how agents run (an agent may name its own): `local` is a process tree in a git
     worktree on this machine; other runtimes are installed as plugins (core/runtime/registry.py)."""
+    max_cost_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    """The run's budget over every attempt of every agent: crossing it stops the agents that
+    report a stream (`budget_exceeded`) and starts no more."""
+    max_tokens: int | None = Field(default=None, ge=1)
+    """The run's budget of input and output tokens, as `max_cost_usd`."""
+    max_turns: int | None = Field(default=None, ge=1)
+    """The run's budget of model turns, as `max_cost_usd`."""
 
     @field_validator("min_success")
     @classmethod

@@ -119,6 +119,7 @@ def preflight(plan: Plan, plan_path: Path, cwd: Path) -> Preflight:
             plan, catalog, read_prompt(plan_path.parent), os.environ
         )
         problems += preset_problems
+    problems += _stream_problems(plan, repo_top)
     found: dict[tuple[str, str], bool] = {}
     for spec in plan.agents:
         if spec.command is None:  # a preset that is not known: reported above
@@ -194,6 +195,45 @@ def _runtime_problems(plan: Plan) -> list[PlanProblem]:
         )
         for (where, field), name in problems
     ]
+
+
+def _stream_problems(plan: Plan, repo_top: Path) -> list[PlanProblem]:
+    """An unknown stream adapter, a budget nothing can count, a price table that cannot be read."""
+    from corral.core.errors import InputError
+    from corral.core.streams import load_prices, stream_names
+
+    problems = []
+    for spec in plan.agents:
+        where = f"agent {spec.id!r}"
+        if spec.stream is not None and spec.stream not in stream_names():
+            problems.append(
+                PlanProblem(
+                    where=where,
+                    field="stream",
+                    message=f"{spec.stream!r} is not a stream adapter; use one of "
+                    f"{', '.join(stream_names())}, or leave it out",
+                )
+            )
+        budgets = [
+            name
+            for name in ("max_cost_usd", "max_tokens", "max_turns")
+            if getattr(spec, name) is not None
+        ]
+        if budgets and spec.stream is None:
+            problems.append(
+                PlanProblem(
+                    where=where,
+                    field=budgets[0],
+                    message="a budget needs the agent's stream to count against; set "
+                    '`stream` (e.g. "claude") or remove the budget',
+                )
+            )
+    if any(spec.stream for spec in plan.agents):
+        try:
+            load_prices(repo_top)
+        except InputError as exc:
+            problems.append(PlanProblem(where="prices", message=str(exc)))
+    return problems
 
 
 def _literal_secrets(plan: Plan) -> list[str]:

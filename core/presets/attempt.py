@@ -29,6 +29,8 @@ class Launch:
     """The attempt's whole environment, the preset's templates filled in."""
     files: dict[str, str]
     """Overlay files to write (name in the overlay directory: content)."""
+    first_input: str | None = None
+    """The message to write to its stdin as it starts (`[input] first_message`, filled in)."""
 
 
 def substitute(template: str, values: Mapping[str, str]) -> str:
@@ -71,7 +73,8 @@ def render(
         for o in preset.overlays
         if o.when == "always" or endpoint
     }
-    return Launch(argv=argv, env=rendered, files=files)
+    first = substitute(spec.first_input, values) if spec.first_input is not None else None
+    return Launch(argv=argv, env=rendered, files=files, first_input=first)
 
 
 def preview(spec: AgentSpec, preset: Preset) -> list[str]:

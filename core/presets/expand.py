@@ -38,8 +38,9 @@ def expand(spec: AgentSpec, preset: Preset, prompt: str, environ: Mapping[str, s
     """The agent the engine runs for this preset agent; `prompt` is its task (from `prompt` or
     `prompt_file`), `environ` corral's environment (which `pass_env` variables are set)."""
     model = preset_model(spec, preset)
+    template = preset.input.command if spec.input_format and preset.input else preset.command
     command: list[str] = []
-    for item in preset.command:
+    for item in template:
         if item == "{model_args}":
             command += preset.model_args if model else []
         elif item == "{preset_args}":
@@ -58,6 +59,8 @@ def expand(spec: AgentSpec, preset: Preset, prompt: str, environ: Mapping[str, s
         "model": model,
         "stream": spec.stream or preset.stream,
     }
+    if spec.input_format and preset.input:
+        update["first_input"] = preset.input.first_message  # its placeholders: per attempt
     for name in OVERRIDABLE:
         value = getattr(preset, name)
         if name not in spec.model_fields_set and value is not None:
@@ -120,6 +123,22 @@ def expand_plan(
                     where=where,
                     field="model",
                     message=f'preset {preset.name!r} needs a model; add model = "..."',
+                )
+            )
+        if spec.input_format and (
+            preset.input is None or preset.input.format != spec.input_format
+        ):
+            takes = f"takes input as {preset.input.format!r}" if preset.input else "takes no input"
+            problems.append(
+                PlanProblem(
+                    where=where,
+                    field="input_format",
+                    message=f"preset {preset.name!r} {takes} while it runs; "
+                    + (
+                        f'set input_format = "{preset.input.format}"'
+                        if preset.input
+                        else "remove input_format"
+                    ),
                 )
             )
         if spec.preset_args and "{preset_args}" not in preset.command:

@@ -113,6 +113,22 @@ class McpTemplate(_Strict):
     note: str = ""
 
 
+class InputMode(_Strict):
+    """How the CLI takes a person's messages while it runs, for an agent with `input_format`:
+    its `command` then (the prompt is not an argument: it is the first message)."""
+
+    format: Literal["stream-json", "lines"]
+    command: list[ExecArgument] = Field(min_length=1)
+    """The command template when the agent takes input (the same placeholders as `command`)."""
+    first_message: str = "{prompt}"
+    """Written to its stdin as it starts."""
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, value: list[str]) -> list[str]:
+        return _check_templates(value, splices=True)
+
+
 class Preset(_Strict):
     """One agent CLI, as a packaged `data/*.toml` file or a repository's `.corral/presets/*.toml`."""
 
@@ -147,6 +163,8 @@ class Preset(_Strict):
     endpoint: Endpoint | None = None
     overlays: list[Overlay] = Field(default_factory=list)
     mcp: McpTemplate | None = None
+    input: InputMode | None = None
+    """How it reads a person's messages while it runs (`input_format` on the agent), if it can."""
 
     @field_validator("command")
     @classmethod
@@ -185,6 +203,11 @@ class Preset(_Strict):
             )
         if self.model_args and "{model_args}" not in self.command:
             raise ValueError("model_args are given but command has no {model_args} item")
+        if self.input is not None and self.input.command[0] != self.program:
+            raise ValueError(
+                f"input.command starts with {self.input.command[0]!r}, not the program "
+                f"{self.program!r}"
+            )
         paths = [overlay.path for overlay in self.overlays]
         doubled = sorted({path for path in paths if paths.count(path) > 1})
         if doubled:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from corral.core.findings.merge import MergedFinding, MergedFindings, SeverityConflict
 from corral.core.findings.schema import SEVERITIES, Severity
 from corral.core.log import events as ev
-from corral.core.log.state import AgentState, AgentStateName, AttemptState, RunState
+from corral.core.log.state import AgentState, AgentStateName, AttemptState, RunState, Usage
 
 REPORT_FORMAT: Literal["corral-report"] = "corral-report"
 REPORT_VERSION: Literal[1] = 1
@@ -45,6 +45,27 @@ class ReportAttempt(_Model):
     reason: str = ""
 
 
+class ReportUsage(_Model):
+    """Tokens, cost and turns as the agents' streams reported them (core/streams/)."""
+
+    model: str | None = None
+    """The agent's model, as its latest attempt's stream named it (per agent only)."""
+    tokens_in: int = 0
+    tokens_out: int = 0
+    tokens_cached: int = 0
+    cost_usd: float | None = None
+    """None when no stream gave a cost (unknown, not free)."""
+    turns: int = 0
+    tool_calls: int = 0
+
+    @classmethod
+    def of(cls, usage: Usage, model: str | None = None) -> ReportUsage | None:
+        """None when nothing was counted (an agent without a stream, a run without one)."""
+        if not (usage.tokens or usage.turns or usage.tool_calls or usage.cost_usd):
+            return None
+        return cls(model=model, **usage.model_dump(include=set(Usage.model_fields)))
+
+
 class ReportAgent(_Model):
     id: str
     kind: Literal["coding", "audit"]
@@ -58,6 +79,8 @@ class ReportAgent(_Model):
     reason: str = ""
     findings_rejected: str | None = None
     """Why its output was refused, when it was."""
+    usage: ReportUsage | None = None
+    """What its stream counted over its attempts; None for an agent without a stream."""
 
 
 class FailedAgent(_Model):
@@ -180,6 +203,8 @@ class Report(_Model):
     verification: VerificationResult | None = None
     validation_errors: list[RejectedOutput] = Field(default_factory=list)
     tampering: list[Tampering] = Field(default_factory=list)
+    usage: ReportUsage | None = None
+    """The run's totals over every agent's stream; None when no agent reported one."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Report:
@@ -275,6 +300,7 @@ def _agent(agent: AgentState, rejected: str | None) -> ReportAgent:
         attempt_details=attempts,
         reason=reason,
         findings_rejected=rejected,
+        usage=ReportUsage.of(agent.usage, agent.stream.model if agent.stream else None),
     )
 
 
@@ -391,6 +417,7 @@ def build_report(state: RunState, findings: MergedFindings | None = None) -> Rep
             )
             for t in state.tampering
         ],
+        usage=ReportUsage.of(state.usage),
     )
 
 

@@ -75,6 +75,14 @@ def render_markdown(report: Report) -> str:
         f"medium {summary.medium}, low {summary.low}, info {summary.info}); severity conflicts: "
         f"{len(report.finding_conflicts)}; merge conflicts: {len(report.merge_conflicts)}"
     )
+    if report.usage is not None:
+        usage = report.usage
+        cost = "unknown" if usage.cost_usd is None else f"${usage.cost_usd:.4f}"
+        out.append(
+            f"- agent usage: {usage.tokens_in + usage.tokens_out} tokens ({usage.tokens_in} in, "
+            f"{usage.tokens_out} out, {usage.tokens_cached} cached), cost {cost}, "
+            f"{usage.turns} turns, {usage.tool_calls} tool calls"
+        )
     if report.tampering:
         out.append(
             f"- **THE SHARED REPOSITORY WAS TAMPERED WITH** ({len(report.tampering)} report(s), "
@@ -90,6 +98,12 @@ def render_markdown(report: Report) -> str:
     for agent in report.agents:
         rejected = agent.findings_rejected
         note = f"output rejected: {rejected}" if rejected is not None else agent.reason
+        if agent.usage is not None:
+            used = agent.usage
+            cost = "" if used.cost_usd is None else f", ${used.cost_usd:.4f}"
+            model = f"{used.model}: " if used.model else ""
+            spent = f"{model}{used.tokens_in + used.tokens_out} tokens{cost}, {used.turns} turns"
+            note = f"{spent}; {note}" if note else spent
         out.append(
             f"| {md(agent.id)} | {agent.kind} | {agent.state} | {agent.attempts} | "
             f"{agent.duration:.1f} | {md(note)} |"

@@ -42,6 +42,8 @@ class Script:
     """Seconds until it exits."""
     output_every: float | None = None
     """Write a line to its log this often (a sign of life)."""
+    output_line: str = "fake output {n}"
+    """The line it writes, `{n}` the line's number (a stream line, for an agent's `stream`)."""
     cpu_rate: float = 0.0
     """CPU seconds it uses per second (a busy, silent agent is alive too)."""
     ignores_sigterm: bool = False
@@ -111,7 +113,7 @@ class FakeExecution:
         if self.ended.done():
             return
         with self.log_path.open("a") as log:
-            log.write(f"fake output {self._output}\n")
+            log.write(self.script.output_line.replace("{n}", str(self._output)) + "\n")
         self._output += 1
         assert self.script.output_every is not None
         loop = asyncio.get_running_loop()

@@ -58,6 +58,22 @@ class ModelServer:
         self._http = ThreadingHTTPServer((host, port), _handler_for(self))
         self._http.daemon_threads = True
         self._thread = threading.Thread(target=self._http.serve_forever, args=(0.05,), daemon=True)
+        self.holding = threading.Event()
+        """Set while a request for a `hold` turn waits for `release`."""
+        self._gate = threading.Event()
+
+    def release(self) -> None:
+        """Answer the held turn (and any later one) now."""
+        self._gate.set()
+
+    def hold(self, reply: Reply | None) -> None:
+        """Wait here, in the request's thread, if the reply's turn is held (at most a minute)."""
+        turns = self.script.turns
+        if reply is None or reply.turn is None or reply.turn >= len(turns):
+            return
+        if turns[reply.turn].hold and not self._gate.is_set():
+            self.holding.set()
+            self._gate.wait(60)
 
     @property
     def url(self) -> str:
@@ -182,6 +198,7 @@ def _handler_for(server: ModelServer) -> type[BaseHTTPRequestHandler]:
             turn, tool = (reply.turn, reply.tool_name) if reply else (None, None)
             record = Recorded(self.command, split.path, split.query, headers, body, api, turn, tool)
             server.record(record)
+            server.hold(reply)
             self._send(answer)
 
         def _send(self, answer: Answer) -> None:

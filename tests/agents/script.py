@@ -33,6 +33,9 @@ class Turn(BaseModel):
 
     tool: ToolCall | None = None
     text: str = ""
+    hold: bool = False
+    """Answer this turn only once the test opens the server's gate (`ModelServer.release`): a
+    moment in which the agent is mid-run for as long as the test needs."""
 
 
 class Script(BaseModel):

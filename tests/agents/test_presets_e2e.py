@@ -24,7 +24,7 @@ from tests.agents import checks, clis
 from tests.agents.model_server import ModelServer
 from tests.agents.script import Script, Turn
 from tests.conftest import git, make_repo
-from tests.core.engine_helpers import corral, only_run, state_of
+from tests.core.engine_helpers import corral, only_run, start_corral, state_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 Server = Callable[[Script], ModelServer]
@@ -49,6 +49,9 @@ class Case:
     """The agent's env, given the server's base URL."""
     preset_args: list[str] = field(default_factory=list)
     tool: str | None = None
+    stream_tool: str | None = None
+    """How the CLI's own stream names that tool call, when not by the tool's name (Codex
+    reports an `apply_patch` as a `file_change` item)."""
     private_parents: bool = False
     """The repository must not lie under a world-writable directory such as /tmp: Gemini CLI
     skips a system settings file there (the attempt's overlay)."""
@@ -72,6 +75,7 @@ CASES = {
         model="gpt-5.5",
         api="responses",
         tool="apply_patch",
+        stream_tool="file_change",
         script=lambda target: checks.write_file_script("apply_patch", {}, input=PATCH),
         env=lambda url: {"OPENAI_BASE_URL": f"{url}/v1", "OPENAI_API_KEY": "sk-scripted"},
     ),
@@ -204,7 +208,71 @@ def test_a_preset_agent_writes_a_file_that_corral_merges(
         assert [call.turn for call in server.model_calls(case.api)] == [0]
     started = read_log(rundir.events)
     assert started.events[0].type == "run_started"
+    # the CLI's stream became corral's: its tool call, its tokens, (where it says) its cost
+    usage = state.agents["agent"].stream
+    assert usage is not None, explain
+    if case.tool:
+        assert usage.last_tool is not None
+        assert usage.last_tool.name == (case.stream_tool or case.tool), usage
+        assert usage.tool_calls >= 1
+    assert usage.tokens_in + usage.tokens_out > 0, usage
+    assert usage.malformed == 0, usage
+    shown = corral(repo, "status", run_id).stdout
+    assert "tok" in shown, shown
     assert corral(repo, "verify", run_id).returncode == 0
     # nothing of corral's was written where the CLI keeps its own configuration
     assert not (home / ".gemini" / "settings.json").exists()
     assert not (home / ".config" / "opencode" / "opencode.json").exists()
+
+
+def test_a_message_sent_to_claude_reaches_its_next_turn(
+    tmp_path: Path, model_server: Server
+) -> None:
+    """`corral send` (the console's `i`) to a Claude Code agent with `input_format =
+    "stream-json"`: the scripted model holds its second turn until the message was sent; the
+    next request Claude makes carries it, and Claude exits when its turn's result arrives."""
+    case = CASES["claude-code"]
+    binary = clis.require(case.cli)
+    repo = make_repo(tmp_path / "repo", {"README.md": "# sample\n"}).resolve()
+    home, tmp = tmp_path / "home", tmp_path / "tmp"
+    home.mkdir()
+    tmp.mkdir()
+    run_id = "presets-claude-input"
+    target = repo / ".git" / "corral" / "worktrees" / run_id / "agent-1" / "hello.txt"
+    script = checks.write_file_script("Write", {"file_path": str(target), "content": "hi\n"})
+    script = script.model_copy(
+        update={"turns": [script.turns[0], script.turns[1].model_copy(update={"hold": True})]}
+    )
+    server = model_server(script)
+    env = {
+        "HOME": str(home),
+        "TMPDIR": str(tmp),
+        "PATH": os.pathsep.join([str(binary.parent), os.environ["PATH"]]),
+        "LANG": "C.UTF-8",
+        "TERM": "dumb",
+        **case.env(server.url),
+    }
+    plan = _plan(tmp_path / "plan.toml", case, env)
+    plan.write_text(plan.read_text() + 'input_format = "stream-json"\n')
+    engine = start_corral(repo, "run", str(plan), "--run-id", run_id, "--quiet")
+    try:
+        assert server.holding.wait(120), "Claude never reached its second turn"
+        sent = corral(repo, "send", run_id, "agent", "Please ALSO add a test.")
+        assert sent.returncode == 0, sent.stderr
+        server.release()
+        assert engine.wait(timeout=200) == 0
+    finally:
+        server.release()
+        if engine.poll() is None:
+            engine.kill()
+    rundir = only_run(repo)
+    explain = rundir.output_log("agent", 1).read_text()[-4000:]
+    state = state_of(rundir)
+    assert state.agents["agent"].state == "succeeded", explain
+    bodies = [json.dumps(call.body) for call in server.model_calls("anthropic")]
+    assert any("Please ALSO add a test." in body for body in bodies), explain
+    assert any("- Create hello.txt" in body for body in bodies), "the prompt, its first message"
+    inputs = [e for e in read_log(rundir.events).events if e.type == "agent_input_sent"]
+    assert len(inputs) == 1
+    integration = f"corral/{run_id}/integration"
+    assert git(repo, "show", f"{integration}:hello.txt") == "hi"

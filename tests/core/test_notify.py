@@ -12,6 +12,7 @@ from pathlib import Path
 
 from corral.core.log.notices import Notice, NoticeWatch
 from corral.core.log.state import RunState, apply
+from corral.core.log.state_models import AgentState
 from tests.conftest import wait_until
 from tests.core.engine_helpers import agent_block, corral, events_of, only_run, write_plan
 
@@ -78,3 +79,23 @@ def test_a_hanging_command_neither_holds_the_engine_nor_outlives_it(
         return marker not in listed.stdout
 
     wait_until(hook_gone, timeout=10, what="the notify command stopped with the engine")
+
+
+def test_a_wait_for_input_is_one_notice_until_the_agent_goes_on() -> None:
+    from corral.core.log import events as ev
+
+    state = RunState()
+    state.agents["aider"] = AgentState(
+        id="aider", kind="coding", command=["aider"], state="running"
+    )
+    watch = NoticeWatch()
+    asks = ev.AgentActivity(agent="aider", attempt=1, waiting="Add file to the chat? (Y)es/(N)o")
+    said = [watch.observe(state, asks.model_copy(update={"seq": n})) for n in (1, 2)]
+    assert [n.state if n else None for n in said] == ["waiting_for_input", None]
+    assert said[0] is not None
+    assert said[0].text == "aider: waiting for input: Add file to the chat? (Y)es/(N)o"
+    goes_on = ev.AgentActivity(agent="aider", attempt=1, tokens_in=10, seq=3)
+    assert watch.observe(state, goes_on) is None
+    again = watch.observe(state, asks.model_copy(update={"seq": 4}))
+    assert again is not None
+    assert again.state == "waiting_for_input"

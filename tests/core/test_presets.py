@@ -483,3 +483,37 @@ def test_preset_args_for_a_preset_that_takes_none_are_a_problem(tmp_path: Path) 
     _, problems = expand_plan(plan, Catalog.of([preset]), read_prompt(tmp_path), {})
     assert [problem.field for problem in problems] == ["preset_args"]
     assert "takes no preset_args" in problems[0].message
+
+
+def test_claude_code_with_input_takes_its_prompt_as_the_first_message(tmp_path: Path) -> None:
+    """`input_format = "stream-json"`: its `[input]` command (no prompt argument) and the prompt
+    written to its stdin as it starts; a preset that takes no input says so."""
+    catalog = load_catalog(tmp_path)
+    plan = parse_plan(
+        {
+            "agent": [
+                {
+                    "id": "c",
+                    "preset": "claude-code",
+                    "prompt": "- fix {it}",
+                    "input_format": "stream-json",
+                },
+                {"id": "x", "preset": "codex", "prompt": "fix", "input_format": "stream-json"},
+                {"id": "l", "preset": "claude-code", "prompt": "fix", "input_format": "lines"},
+            ]
+        }
+    )
+    done, problems = expand_plan(plan, catalog, read_prompt(tmp_path), {})
+    assert [(p.where, p.field) for p in problems] == [
+        ("agent 'x'", "input_format"),
+        ("agent 'l'", "input_format"),
+    ]
+    assert "takes no input while it runs; remove input_format" in problems[0].message
+    assert 'set input_format = "stream-json"' in problems[1].message
+    claude = done.agents[0]
+    preset = catalog.get("claude-code")
+    assert preset is not None
+    launch = render(claude, preset, env={}, workspace="/w", overlay="/o")
+    assert launch.argv[:4] == ["claude", "-p", "--input-format", "stream-json"]
+    assert "- fix {it}" not in launch.argv
+    assert launch.first_input == "- fix {it}"  # braces in the prompt stay as written

@@ -296,3 +296,48 @@ def test_runtimes_come_from_the_entry_point_group_too(monkeypatch: pytest.Monkey
         registry.UnknownRuntime, match="known runtimes: container, elsewhere, local, sandbox"
     ):
         registry.factory("cloud")
+
+
+SPENDING = (
+    '{"type": "assistant", "message": {"id": "m{n}", "content": [], '
+    '"usage": {"input_tokens": 1000, "output_tokens": 0}}}'
+)
+"""A Claude stream line: each one a new turn of 1,000 tokens."""
+
+
+def test_a_budget_exceeded_attempt_is_not_retried(run_fake: Callable[..., Ran]) -> None:
+    spender = Script(exit_code=None, output_every=0.02, output_line=SPENDING)
+    agent = {**FAST, "id": "spender", "stream": "claude", "max_tokens": 3000, "retries": 2}
+    ran = run_fake([agent], {"spender": [spender, spender, spender]})
+    (finished,) = ran.of(ev.AgentFinished)
+    assert finished.outcome == "budget_exceeded"
+    assert "over max_tokens = 3000" in finished.reason
+    assert ran.of(ev.AgentRetried) == []
+    assert ran.state.agents["spender"].state == "dead_lettered"
+    assert ran.state.agents["spender"].usage.tokens > 3000
+    assert ran.of(ev.AgentActivity), "the totals that crossed the budget are recorded"
+
+
+def test_a_run_budget_of_turns_stops_the_running_agent_and_skips_the_rest(
+    run_fake: Callable[..., Ran],
+) -> None:
+    spender = Script(exit_code=None, output_every=0.02, output_line=SPENDING)
+    agents = [
+        {**FAST, "id": "first", "stream": "claude"},
+        {**FAST, "id": "second", "stream": "claude"},
+    ]
+    ran = run_fake(agents, {"first": [spender], "second": [spender]}, max_parallel=1, max_turns=5)
+    assert [e.outcome for e in ran.of(ev.AgentFinished)] == ["budget_exceeded"]
+    assert "the run took" in ran.of(ev.AgentFinished)[0].reason
+    assert ran.state.agents["second"].state == "skipped"
+    assert "budget spent" in ran.state.agents["second"].reason
+
+
+def test_a_stream_that_is_not_json_counts_as_output_and_the_agent_succeeds(
+    run_fake: Callable[..., Ran],
+) -> None:
+    chatty = Script(after=1.2, output_every=0.02)  # "fake output N": not the CLI's stream
+    ran = run_fake([{**FAST, "id": "chatty", "stream": "codex"}], {"chatty": [chatty]})
+    assert ran.state.agents["chatty"].state == "succeeded"
+    assert ran.of(ev.AgentActivity) == []
+    assert {e.source for e in ran.of(ev.AgentHeartbeat)} == {"output"}

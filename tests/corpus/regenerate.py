@@ -104,12 +104,43 @@ def tampering_acknowledged(repo: Path, tmp: Path) -> RunDir:
     return rundir
 
 
+STREAM_REPLAY = """
+import sys
+for line in open(sys.argv[1], "rb"):
+    sys.stdout.buffer.write(line)
+"""
+STREAM_SPENDER = """
+import json, time
+for n in range(1000):
+    usage = {"input_tokens": 1000, "output_tokens": 10}
+    message = {"id": f"m{n}", "model": "claude-sonnet-4-5", "content": [], "usage": usage}
+    print(json.dumps({"type": "assistant", "message": message}), flush=True)
+    time.sleep(0.1)
+"""
+
+
+def stream_and_budget(repo: Path, tmp: Path) -> RunDir:
+    """An agent's Claude stream read into activity; another stopped by its token budget."""
+    replay, spender = tmp / "replay.py", tmp / "spend.py"
+    replay.write_text(STREAM_REPLAY)
+    spender.write_text(STREAM_SPENDER)
+    sample = Path(__file__).parents[1] / "agents" / "samples" / "claude.jsonl"
+    body = agent_block("coder", [sys.executable, str(replay), str(sample)], stream="claude")
+    body += agent_block(
+        "spender", [sys.executable, str(spender)], stream="claude", max_tokens=3000, retries=1
+    )
+    plan = write_plan(tmp, body, "max_parallel = 2\nmin_success = 1\n")
+    _checked(corral(repo, "run", str(plan), "--quiet"))
+    return only_run(repo)
+
+
 SCENARIOS: dict[str, Callable[[Path, Path], RunDir]] = {
     "passed-and-approved": passed_and_approved,
     "retries-and-dead-letter": retries_and_dead_letter,
     "lock-broken": lock_broken,
     "crash-and-resume": crash_and_resume,
     "tampering-acknowledged": tampering_acknowledged,
+    "stream-and-budget": stream_and_budget,
 }
 
 

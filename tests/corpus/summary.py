@@ -12,7 +12,27 @@ from corral.core.log.state import RunState
 
 
 def summarize(state: RunState) -> dict[str, Any]:
-    """The run's outcome, each agent's attempts, locks, merge, report, review and tampering."""
+    """The run's outcome, each agent's attempts, locks, merge, report, review and tampering;
+    the agents' stream usage, for a run that has some."""
+    summary = _summary(state)
+    if state.usage.tokens or state.usage.turns:
+        summary["usage"] = state.usage.model_dump()
+        summary["streams"] = {
+            agent.id: {
+                "model": agent.stream.model,
+                "tokens": agent.usage.tokens,
+                "cost_usd": agent.usage.cost_usd,
+                "turns": agent.usage.turns,
+                "last_tool": agent.stream.last_tool.name if agent.stream.last_tool else None,
+                "malformed": agent.stream.malformed,
+            }
+            for agent in state.agents.values()
+            if agent.stream is not None
+        }
+    return summary
+
+
+def _summary(state: RunState) -> dict[str, Any]:
     return {
         "run_id": state.run_id,
         "status": state.status,

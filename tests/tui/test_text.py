@@ -80,3 +80,33 @@ def test_report_is_read_with_the_sha_of_the_bytes_shown(tmp_path: Path) -> None:
     assert loaded.findings == []
     assert len(loaded.sha256) == 64
     assert read_report(str(tmp_path / "missing.json")).problems
+
+
+def test_an_agent_stream_shows_in_the_header_and_the_progress_cell_made_inert() -> None:
+    from corral.core.log import events as ev
+    from corral.core.log.state import AgentState, RunState, apply
+    from corral.tui.look import progress_text
+    from corral.tui.widgets.run_header import header_text
+
+    state = RunState(run_id="r", snapshot="0" * 40)
+    state.agents["a"] = AgentState(id="a", kind="coding", command=["claude"], state="running")
+    apply(
+        state,
+        ev.AgentActivity(
+            agent="a",
+            attempt=1,
+            model="claude-sonnet-4-5",
+            tokens_in=63542,
+            tokens_out=39,
+            cost_usd=0.192936,
+            cost_source="cli",
+            turns=2,
+            tool_calls=1,
+            tools=[ev.ToolUse(name="Write", summary="hello\x1b[2J.txt")],
+        ),
+    )
+    header = header_text(state, 0.0, engine_live=True, read_only=False).plain
+    assert "Σ 63.6k tok $0.19 2t" in header
+    cell = progress_text(state.agents["a"]).plain
+    assert cell.startswith("63.6k tok $0.19 2t [claude-sonnet-4-5] » Write hello")
+    assert "\x1b" not in cell

@@ -1,4 +1,5 @@
-"""The run's header line: name, id, snapshot, counts by state, elapsed, engine and mode."""
+"""The run's header line: name, id, snapshot, counts by state, elapsed, engine and mode, and the
+run's tokens, cost and turns once an agent's stream reported some."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from corral.core.log.state import RunState
-from corral.core.operator.describe import STATE_STYLE
+from corral.core.operator.describe import STATE_STYLE, usage_cell
 from corral.core.plan.durations import format_duration
 from corral.tui.text import inert
 
@@ -50,6 +51,9 @@ def header_text(state: RunState, now: float, *, engine_live: bool, read_only: bo
         text.append(f"  🔒 {held}/{len(state.locks)} locks held", style="dim")
     if state.conflicts:
         text.append(f"  ⚠ {len(state.conflicts)} conflicts", style="yellow")
+    usage = usage_cell(state.usage)
+    if usage:
+        text.append(f"  Σ {usage}", style="dim")
     return text
 
 

@@ -8,10 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
 
 from corral.core.log.event_types.base import EventBase
 
-HeartbeatSource = Literal["beat", "output", "cpu"]
-"""How the engine knows an agent is alive: an explicit heartbeat, new output, or CPU use."""
-AttemptOutcome = Literal["succeeded", "failed", "timed_out", "killed", "lost"]
-"""How one attempt ended. `lost`: the engine died while it ran; `killed`: hung or stopped."""
+HeartbeatSource = Literal["beat", "output", "cpu", "stream"]
+"""How the engine knows an agent is alive: an explicit heartbeat, new output, CPU use, or
+activity its CLI's event stream reported (`agent_activity`)."""
+AttemptOutcome = Literal["succeeded", "failed", "timed_out", "killed", "lost", "budget_exceeded"]
+"""How one attempt ended. `lost`: the engine died while it ran; `killed`: hung or stopped;
+`budget_exceeded`: stopped for crossing a `max_cost_usd`, `max_tokens` or `max_turns`."""
 
 
 class AgentQueued(EventBase):
