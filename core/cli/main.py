@@ -19,8 +19,8 @@ from corral.core.cli.common import fail as _fail
 from corral.core.cli.common import find as _find
 from corral.core.cli.common import find_to_operate
 from corral.core.cli.locks import cmd_lock, cmd_put, parse_with_command
-from corral.core.cli.presets import cmd_presets
 from corral.core.cli.parser import build_parser
+from corral.core.cli.presets import cmd_presets
 
 TYPE_CHECKING = False  # not typing's: importing typing (and pathlib) would slow `corral heartbeat`
 if TYPE_CHECKING:
@@ -172,6 +172,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from corral.core.cli.demo import demo_plan, demo_repo, prepare_environment
     from corral.core.runs.rundir import new_run_id
 
+    if getattr(args, "agents", False):
+        return _demo_agents(args)
+
     prepare_environment()
     args.repo = demo_repo(args.repo)
     print(f"demo repository: {args.repo}")
@@ -187,6 +190,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from corral.tui.app import run_console
 
     return run_console(args.repo, args.run_id)
+
+
+def _demo_agents(args: argparse.Namespace) -> int:
+    """`corral demo --agents`: examples/agents.toml, real agent CLIs, scripted model servers
+    serving from this process while the run (and, on a terminal, the console) lasts."""
+    from corral.core.cli import demo_agents
+    from corral.core.runs.rundir import new_run_id
+
+    demo_agents.check()
+    args.repo = args.repo.resolve() if args.repo else demo_agents.agents_repo()
+    print(f"demo repository: {args.repo}")
+    args.plan, args.resume, args.retry = demo_agents.agents_plan(), None, []
+    args.run_id = new_run_id()
+    interactive = not args.quiet and sys.stdin.isatty() and sys.stdout.isatty()
+    with demo_agents.model_servers(args.repo, args.run_id) as endpoints:
+        os.environ.update(endpoints)
+        if not interactive:
+            args.detach = False
+            return int(cmd_run(args))
+        args.detach, args.quiet = True, True
+        started = int(cmd_run(args))
+        if started != 0:
+            return started
+        from corral.tui.app import run_console
+
+        print("the model servers stop when you leave the console", file=sys.stderr)
+        return run_console(args.repo, args.run_id)
 
 
 def cmd_tui(args: argparse.Namespace) -> int:

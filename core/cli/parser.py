@@ -115,6 +115,12 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     demo.add_argument(
         "--quiet", action="store_true", help="no console and no live progress, only the summary"
     )
+    demo.add_argument(
+        "--agents",
+        action="store_true",
+        help="the AI demo: Claude Code, Codex and Gemini CLI against corral's scripted model "
+        "(examples/agents.toml; needs the CLIs: tests/agents/install_clis.sh)",
+    )
 
     tui = sub.add_parser("tui", help="open the console")
     tui.add_argument("run", nargs="?")

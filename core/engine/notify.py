@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from corral.core.log import events as ev
-from corral.core.log.state import RunState
 from corral.core.log.notices import Notice, NoticeWatch
+from corral.core.log.state import RunState
 
 NOTIFY_TIMEOUT = 30.0
 DRAIN_TIMEOUT = 10.0

@@ -121,7 +121,9 @@ class ControlRequests:
         if control.refusals_reported >= MAX_REPORTED_REFUSALS:
             return Response(ok=True, data={"recorded": False})
         control.refusals_reported += 1
-        evidence = "it carries that attempt's token (reported by the attempt, which cannot see the run)"
+        evidence = (
+            "it carries that attempt's token (reported by the attempt, which cannot see the run)"
+        )
         caller = authority.Caller(self.ctx.run_id, request.agent, request.attempt, evidence)
         try:
             event = await self.emit(authority.refusal_event(request.action, request.target, caller))
@@ -207,7 +209,9 @@ class ControlRequests:
         except InputRefused as exc:
             return Response(ok=False, code="refused", error=f"agent {agent_id!r}: {exc}")
         control.note_activity()
-        await self.emit(ev.AgentInputSent(agent=agent_id, attempt=control.attempt, by=by, text=text))
+        await self.emit(
+            ev.AgentInputSent(agent=agent_id, attempt=control.attempt, by=by, text=text)
+        )
         return Response(ok=True, data={"agent": agent_id, "attempt": control.attempt})
 
     async def redrive(self, agent_id: str, by: str) -> Response:

@@ -75,7 +75,11 @@ class NoticeWatch:
     def _what(self, state: RunState, event: ev.Event) -> tuple[str | None, str | None, str]:
         """(agent, the state to notice or None, why) for one applied event."""
         if isinstance(event, ev.RunFinished):
-            return None, "finished", f"{event.verdict}: {event.reason}" if event.reason else event.verdict
+            return (
+                None,
+                "finished",
+                f"{event.verdict}: {event.reason}" if event.reason else event.verdict,
+            )
         if isinstance(event, ev.EngineStopped) and event.reason != "finished":
             return None, "stopped", event.reason
         agent_id = getattr(event, "agent", None)

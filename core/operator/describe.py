@@ -1,7 +1,8 @@
 """One line per event, in a person's words, and one glyph per state: the one home of both for
 every front end. `progress_line` is what `corral run` prints as a run goes, `tail_line` what the console's
 event tail shows, `command_line` what its `@` log shows (what the engine ran or did on someone's
-behalf), `runtime_line` where an agent runs (its detail, `corral status`). The lines are plain text: a front end makes them inert (T5) as it draws them."""
+behalf), `runtime_line` where an agent runs (its detail, `corral status`). The lines are plain
+text: a front end makes them inert (T5) as it draws them."""
 
 from __future__ import annotations
 

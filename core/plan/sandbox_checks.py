@@ -164,6 +164,11 @@ def sandbox_warnings(plan: Plan) -> list[str]:
 def explanations(plan: Plan, common_dir: Path, repo_top: Path) -> list[tuple[str, list[str]]]:
     """For `corral validate`: what each sandboxed agent can write, read, not see and reach."""
     return [
-        (spec.id, explain(policy_of(spec), attempt_paths(spec, common_dir, image_of(spec, plan, repo_top))))
+        (
+            spec.id,
+            explain(
+                policy_of(spec), attempt_paths(spec, common_dir, image_of(spec, plan, repo_top))
+            ),
+        )
         for spec in sandboxed(plan)
     ]

@@ -125,9 +125,7 @@ def expand_plan(
                     message=f'preset {preset.name!r} needs a model; add model = "..."',
                 )
             )
-        if spec.input_format and (
-            preset.input is None or preset.input.format != spec.input_format
-        ):
+        if spec.input_format and (preset.input is None or preset.input.format != spec.input_format):
             takes = f"takes input as {preset.input.format!r}" if preset.input else "takes no input"
             problems.append(
                 PlanProblem(

@@ -70,7 +70,7 @@ class ContainerRuntime(SandboxRuntime):
 
     async def prepare(self, request: AttemptRequest, placement: Placement) -> None:
         problem = (
-            "the agent has no image; set image = \"DIR\" on it or in [defaults]"
+            'the agent has no image; set image = "DIR" on it or in [defaults]'
             if request.image is None
             else image_problem(request.image)
         )
@@ -119,7 +119,11 @@ class ContainerRuntime(SandboxRuntime):
         placement = super().place_command(ref, directory, log_path, env)
         if self.setup.image is None:
             return placement
-        kept = {k: v for k, v in placement.env.items() if k.startswith("CORRAL_") or k in PASSED_INTO_IMAGE}
+        kept = {
+            k: v
+            for k, v in placement.env.items()
+            if k.startswith("CORRAL_") or k in PASSED_INTO_IMAGE
+        }
         return placement.model_copy(
             update={
                 "runtime": self.name,

@@ -1,4 +1,5 @@
-"""Runtimes by name: the built-in `local`, `sandbox` and `container`, and whatever is registered under `corral.runtimes`.
+"""Runtimes by name: the built-in `local`, `sandbox` and `container`, and whatever is
+registered under `corral.runtimes`.
 
 A package adds a runtime without touching corral by declaring an entry point, e.g.
 

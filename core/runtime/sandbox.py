@@ -269,7 +269,12 @@ class SandboxRuntime(LocalRuntime):
         )
 
     def _command(
-        self, policy: ResolvedPolicy, paths: AttemptPaths, argv: list[str], env: dict[str, str], info_fd: int
+        self,
+        policy: ResolvedPolicy,
+        paths: AttemptPaths,
+        argv: list[str],
+        env: dict[str, str],
+        info_fd: int,
     ) -> SandboxCommand:
         """The bubblewrap command line (the container runtime adds its image's parts)."""
         return sandbox_command(policy, paths, argv, env, bwrap=self.bwrap, info_fd=info_fd)
@@ -312,7 +317,9 @@ class SandboxRuntime(LocalRuntime):
             init_pid=init,
             init_start_time=process_start_time(init) if init is not None else None,
         )
-        return SandboxExecution(identity, placement.log_path, self.cpu, _marks(placement.ref), spawned)
+        return SandboxExecution(
+            identity, placement.log_path, self.cpu, _marks(placement.ref), spawned
+        )
 
     async def reattach(self, ref: AttemptRef, identity: Identity) -> LocalExecution | None:
         found = await super().reattach(ref, identity)

@@ -270,12 +270,16 @@ class AgentScreen(RunScreen):
         if runtime is None:
             return Text("runtime: …", style="dim")
         text = Text("⚙ ", style="dim")
-        text.append(inert(runtime_line(runtime), limit=300), style="cyan" if runtime.sandboxed else "")
+        text.append(
+            inert(runtime_line(runtime), limit=300), style="cyan" if runtime.sandboxed else ""
+        )
         return text
 
     @work(group="runtime", exclusive=True, thread=True)
     def load_runtime(self) -> None:
-        self.post_message(self.RuntimeLoaded(agent_runtimes(self.session.rundir).get(self.agent_id)))
+        self.post_message(
+            self.RuntimeLoaded(agent_runtimes(self.session.rundir).get(self.agent_id))
+        )
 
     def on_agent_screen_runtime_loaded(self, message: RuntimeLoaded) -> None:
         self.runtime = message.runtime
