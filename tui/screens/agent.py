@@ -22,7 +22,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
 
 from corral.core.findings.display import Loaded, agent_findings, severity_rank
-from corral.core.operator.describe import runtime_line
+from corral.core.operator.describe import runtime_line, stream_detail, usage_line
 from corral.core.operator.reading import agent_runtimes
 from corral.core.operator.results import AgentRuntime
 from corral.tui import decisions, look, ops
@@ -68,7 +68,9 @@ def finding_rows(loaded: Loaded) -> list[tuple[str, Row]]:
 
 class AgentScreen(RunScreen):
     DEFAULT_CSS = """
-    AgentScreen #agent-header { height: 3; background: $panel; text-wrap: nowrap; text-overflow: ellipsis; }
+    AgentScreen #agent-header {
+        height: auto; max-height: 4; background: $panel; text-wrap: nowrap; text-overflow: ellipsis;
+    }
     AgentScreen TabbedContent { height: 1fr; }
     AgentScreen TabPane { padding: 0; }
     AgentScreen Log, AgentScreen #diff-scroll, AgentScreen FindingsTable, AgentScreen EventTail { height: 1fr; }
@@ -181,6 +183,12 @@ class AgentScreen(RunScreen):
                 text.append_text(progress)
             text.append("\n ")
             text.append_text(self.runtime_text())
+            said = " · ".join(
+                part for part in (usage_line(agent.usage), stream_detail(agent)) if part
+            )
+            if said:  # an agent whose CLI's stream is read: its model, tokens, cost, last tool
+                text.append("\n ✦ ", style="dim")
+                text.append(inert(said, limit=300))
             self.header.update(text)
         self.agent_events.add(feed.agent_events.get(self.agent_id, ()))
 
