@@ -15,6 +15,14 @@ def cmd_kill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_answer(args: argparse.Namespace) -> int:
+    from corral.core.operator.actions import answer
+
+    done = answer(find(args, args.run), args.agent, args.text, operator(), args.question)
+    print(f"{done.agent}#{done.attempt}: answered")
+    return 0
+
+
 def cmd_retry(args: argparse.Namespace) -> int:
     from corral.core.operator.actions import retry
 

@@ -18,6 +18,7 @@ from corral.core.cli.common import cwd as _cwd
 from corral.core.cli.common import fail as _fail
 from corral.core.cli.common import find as _find
 from corral.core.cli.locks import cmd_lock, cmd_put, parse_with_command
+from corral.core.cli.mcp import cmd_mcp
 from corral.core.cli.parser import build_parser
 
 TYPE_CHECKING = False  # not typing's: importing typing (and pathlib) would slow `corral heartbeat`
@@ -211,6 +212,8 @@ _COMMANDS = {
     "logs": cmd_logs,
     "kill": cmd_kill,
     "retry": cmd_retry,
+    "answer": _guard(agents.cmd_answer),
+    "mcp": cmd_mcp,
     "lock": cmd_lock,
     "put": cmd_put,
     "verify": cmd_verify,

@@ -11,6 +11,7 @@ import argparse
 
 from corral.core.cli.common import path_arg
 from corral.core.cli.locks import add_lock_parsers
+from corral.core.cli.mcp import add_mcp_parser
 from corral.core.cli.review import add_review_parser
 
 
@@ -76,6 +77,14 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     retry.add_argument("run")
     retry.add_argument("agent")
 
+    answer = sub.add_parser("answer", help="answer the question an agent waits on")
+    answer.add_argument("run")
+    answer.add_argument("agent")
+    answer.add_argument("text", help="the answer (one of its choices, if it gave any)")
+    answer.add_argument(
+        "--question", default=None, help="answer only this question id (as `corral status` shows)"
+    )
+
     heartbeat = sub.add_parser("heartbeat", help="(inside an agent) say the agent is alive")
     heartbeat.add_argument(
         "--progress", help="how far along: 0.0 to 1.0, or a percentage such as 40%%"
@@ -113,4 +122,5 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     )
 
     add_review_parser(sub)
+    add_mcp_parser(sub)
     return parser

@@ -34,6 +34,16 @@ class AttemptResult:
 
 
 @dataclass
+class PendingQuestion:
+    """A question the attempt asked a person (`ask_human`), until it is answered or closed."""
+
+    question_id: str
+    choices: list[str]
+    answered: asyncio.Future[tuple[str, str] | None]
+    """(answer, who answered), or None when the question closed unanswered."""
+
+
+@dataclass
 class AttemptControl:
     """The engine's handle on a running attempt: requests in, signs of life in."""
 
@@ -48,6 +58,9 @@ class AttemptControl:
     """The known secrets of the attempt's environment, set when it is built."""
     execution: Execution | None = None
     """The agent's execution, once it is started."""
+    question: PendingQuestion | None = None
+    """The question the agent waits on a person for; the liveness watch counts the wait as
+    activity, since an agent waiting for a person is rightly silent."""
 
     def request_kill(self, reason: str) -> None:
         self.kill_reason = reason
@@ -56,6 +69,12 @@ class AttemptControl:
     def request_stop(self, signum: int) -> None:
         self.stop_signal = signum
         self.changed.set()
+
+    def close_question(self) -> None:
+        """The attempt ended: whoever waits on its question hears it closed unanswered."""
+        pending, self.question = self.question, None
+        if pending is not None and not pending.answered.done():
+            pending.answered.set_result(None)
 
     def note_activity(self) -> None:
         self.last_activity = time.monotonic()

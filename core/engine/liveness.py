@@ -96,6 +96,8 @@ async def watch(
             if size is not None and size != output_size:
                 output_size = size
                 source = "output"
+            if control.question is not None:  # waiting for a person: silence is expected
+                control.note_activity()
             silent = now - control.last_activity
             if source is None and silent > spec.heartbeat_timeout / 3:
                 cpu = execution.cpu_seconds()

@@ -3,7 +3,7 @@
 The union is discriminated by `type`, so a line parses straight into its model
 (`EventAdapter.validate_json`), which is the fastest way pydantic has to replay a log.
 `seq` and `prev` are set by the log writer, never by the code that emits the event.
-The types live by family in `event_types/` (run, agent, lock, merge, integrity); this module
+The types live by family in `event_types/` (run, agent, human, lock, merge, integrity); this module
 keeps the union and every public name (`from corral.core.log import events as ev; ev.AgentStarted`).
 """
 
@@ -36,6 +36,7 @@ from corral.core.log.event_types.base import (
     LOG_FORMAT,
     EventBase,
 )
+from corral.core.log.event_types.human import HumanAnswered, HumanAsked, HumanUnanswered
 from corral.core.log.event_types.integrity import (
     IntegrityRecorded,
     RepoChange,
@@ -113,6 +114,9 @@ __all__ = [
     "FencedWriteRefused",
     "FindingsRejected",
     "HeartbeatSource",
+    "HumanAnswered",
+    "HumanAsked",
+    "HumanUnanswered",
     "IntegrityRecorded",
     "LockAcquired",
     "LockBroken",
@@ -155,6 +159,9 @@ Event = Annotated[
     | AgentCancelled
     | AgentRedriven
     | NetworkRefused
+    | HumanAsked
+    | HumanAnswered
+    | HumanUnanswered
     | LockWaiting
     | LockAcquired
     | LockRenewed

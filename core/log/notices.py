@@ -22,6 +22,8 @@ NOTIFY_STATES: frozenset[str] = frozenset(
 WAITING_FOR_INPUT = "waiting_for_input"
 """A notice's `state` when the agent's CLI says it waits for a person (its stream adapter)."""
 BUDGET_EXCEEDED = "budget_exceeded"
+WAITING_FOR_HUMAN = "waiting_for_human"
+"""A notice's `state` when an agent asked a person a question (the MCP tool `ask_human`)."""
 
 
 class Notice(BaseModel):
@@ -84,6 +86,11 @@ class NoticeWatch:
             return None, None, ""
         if isinstance(event, ev.AgentStarted):
             self.noticed.pop(agent_id, None)  # a new attempt: how it ends is news again
+            return agent_id, None, ""
+        if isinstance(event, ev.HumanAsked):
+            return agent_id, WAITING_FOR_HUMAN, event.question
+        if isinstance(event, ev.HumanAnswered | ev.HumanUnanswered):
+            self.noticed.pop(agent_id, None)  # the next question is news again
             return agent_id, None, ""
         special = getattr(event, "notice", None)  # a stream event that asks for a person
         if isinstance(special, str) and special:

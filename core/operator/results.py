@@ -52,3 +52,12 @@ class Retried:
     agent: str
     attempt: int | None = None
     resumed_pid: int | None = None
+
+
+@dataclass(frozen=True)
+class Answered:
+    """The agent heard the person's answer to its question."""
+
+    agent: str
+    attempt: int
+    question_id: str
