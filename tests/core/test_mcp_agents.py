@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,7 +32,7 @@ PY = sys.executable
 HEADER = 'lock_grace = "500ms"\n'
 
 
-def read_mark(path: Path, timeout: float = 60) -> object:
+def read_mark(path: Path, timeout: float = 60) -> Any:
     wait_until(path.exists, timeout=timeout, what=str(path))
     return json.loads(path.read_text())
 
@@ -80,11 +81,12 @@ def test_two_attempts_get_increasing_tokens_and_the_second_waits(
         what="the second agent in line",
     )
     assert isinstance(waiting, ev.LockWaiting)
-    assert waiting.holder == "first" and waiting.holder_token == held["token"]
+    assert waiting.holder == "first"
+    assert waiting.holder_token == held["token"]
     assert not (marks / "second").exists()  # still waiting: the lock is held
     (marks / "go").write_text("go")
     assert engine.wait(timeout=60) == 0, engine_output(repo)
-    ok, lease = read_mark(marks / "second")  # type: ignore[misc]
+    ok, lease = read_mark(marks / "second")
     assert ok, lease
     assert lease["token"] > held["token"]
     events = events_of(rundir)
@@ -128,9 +130,9 @@ def test_a_stale_tokens_put_is_refused(repo: Path, tmp_path: Path, marks: Path) 
     )
     result = corral(repo, "run", str(write_plan(tmp_path, body, header=HEADER)), "--quiet")
     assert result.returncode == 0, result.stdout + result.stderr
-    ok, fresh = read_mark(marks / "fresh")  # type: ignore[misc]
+    ok, fresh = read_mark(marks / "fresh")
     assert ok, fresh
-    ok, stale = read_mark(marks / "stale")  # type: ignore[misc]
+    ok, stale = read_mark(marks / "stale")
     assert not ok
     assert "refused" in stale
     rundir = only_run(repo)
@@ -159,13 +161,16 @@ def test_report_finding_refuses_a_path_out_of_the_repository_with_the_reason(
     body = agent_block("audit", [PY, str(auditor), str(marks)], kind="audit")
     result = corral(repo, "run", str(write_plan(tmp_path, body, header=HEADER)), "--quiet")
     assert result.returncode == 0, result.stdout + result.stderr
-    ok, reason = read_mark(marks / "bad")  # type: ignore[misc]
+    ok, reason = read_mark(marks / "bad")
     assert not ok
-    assert "climbs out with '..'" in reason and "file" in reason
-    ok, good = read_mark(marks / "good")  # type: ignore[misc]
-    assert ok and good["id"] == "sql-1"
-    ok, again = read_mark(marks / "again")  # type: ignore[misc]
-    assert not ok and "already reported" in again
+    assert "climbs out with '..'" in reason
+    assert "file" in reason
+    ok, good = read_mark(marks / "good")
+    assert ok
+    assert good["id"] == "sql-1"
+    ok, again = read_mark(marks / "again")
+    assert not ok
+    assert "already reported" in again
     rundir = only_run(repo)
     report = json.loads((rundir.path / "report.json").read_text())
     assert state_of(rundir).report is not None
@@ -198,11 +203,14 @@ def test_ask_human_returns_the_answer_given_through_corral_answer(
     wait_until(lambda: time.time() > asked.ts + 3, timeout=20, what="the heartbeat timeout")
     assert state_of(rundir).agents["asker"].state == "waiting_for_human"
     refused = corral(repo, "answer", rundir.run_id, "asker", "maybe")
-    assert refused.returncode == 1 and "answer one of: yes, no" in refused.stderr
+    assert refused.returncode == 1
+    assert "answer one of: yes, no" in refused.stderr
     answered = corral(repo, "answer", rundir.run_id, "asker", "yes")
     assert answered.returncode == 0, answered.stdout + answered.stderr
-    ok, got = read_mark(marks / "answer")  # type: ignore[misc]
-    assert ok and got["answered"] is True and got["answer"] == "yes"
+    ok, got = read_mark(marks / "answer")
+    assert ok
+    assert got["answered"] is True
+    assert got["answer"] == "yes"
     assert engine.wait(timeout=60) == 0, engine_output(repo)
     events = events_of(rundir)
     (answer,) = [e for e in events if isinstance(e, ev.HumanAnswered)]
@@ -211,7 +219,9 @@ def test_ask_human_returns_the_answer_given_through_corral_answer(
     assert finished.outcome == "succeeded"
     assert not [e for e in events if isinstance(e, ev.AgentStalled) and e.seq > asked.seq]
     beat = [e for e in events if isinstance(e, ev.AgentHeartbeat) and e.source == "beat"]
-    assert beat and beat[-1].message == "dropping" and beat[-1].attempt == 1
+    assert beat
+    assert beat[-1].message == "dropping"
+    assert beat[-1].attempt == 1
 
 
 def test_ask_human_without_an_answer_times_out(repo: Path, tmp_path: Path, marks: Path) -> None:
@@ -225,8 +235,10 @@ def test_ask_human_without_an_answer_times_out(repo: Path, tmp_path: Path, marks
     body = agent_block("asker", [PY, str(asker), str(marks)])
     result = corral(repo, "run", str(write_plan(tmp_path, body, header=HEADER)), "--quiet")
     assert result.returncode == 0, result.stdout + result.stderr
-    ok, got = read_mark(marks / "answer")  # type: ignore[misc]
-    assert ok and got["answered"] is False and "no answer within 0.5s" in got["reason"]
+    ok, got = read_mark(marks / "answer")
+    assert ok
+    assert got["answered"] is False
+    assert "no answer within 0.5s" in got["reason"]
     events = events_of(only_run(repo))
     assert [e.reason for e in events if isinstance(e, ev.HumanUnanswered)] == [
         "no answer within 0.5s"
@@ -265,7 +277,8 @@ def test_sixteen_agents_count_to_3200_taking_the_lock_through_mcp(
     grants = [e for e in events if isinstance(e, ev.LockAcquired)]
     assert len(grants) == 3200
     tokens = [g.token for g in grants]
-    assert tokens == sorted(tokens) and len(set(tokens)) == 3200
+    assert tokens == sorted(tokens)
+    assert len(set(tokens)) == 3200
     held: int | None = None
     for event in events:  # never two holders at once
         if isinstance(event, ev.LockAcquired):

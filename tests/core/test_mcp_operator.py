@@ -91,12 +91,16 @@ def test_an_assistant_reads_a_run_and_answers_an_agents_question(
     assert {"runs", "status", "output_tail", "report_summary", "kill", "retry", "answer"} <= set(
         tools
     )
-    assert "approve" not in tools and "reject" not in tools  # no reviewer named
+    assert "approve" not in tools
+    assert "reject" not in tools
     (ok, status), (ok_tail, tail), (ok_answer, answered), (ok_approve, _) = results
-    assert ok and status["agents"]["asker"]["state"] == "waiting_for_human"
+    assert ok
+    assert status["agents"]["asker"]["state"] == "waiting_for_human"
     assert status["agents"]["asker"]["question"]["question"] == "Which port?"
-    assert ok_tail and "about to ask" in tail["tail"]
-    assert ok_answer and answered["agent"] == "asker", answered
+    assert ok_tail
+    assert "about to ask" in tail["tail"]
+    assert ok_answer, answered
+    assert answered["agent"] == "asker"
     assert not ok_approve
     wait_until((marks / "answer").exists, timeout=30, what="the agent to hear the answer")
     assert json.loads((marks / "answer").read_text())[1]["answer"] == "8080"
@@ -110,13 +114,17 @@ def test_an_assistant_reads_a_run_and_answers_an_agents_question(
     )
     assert {"approve", "reject"} <= set(tools)
     (ok, summary), (ok_approve, refused) = results
-    assert ok and summary["run_id"] == rundir.run_id and len(summary["report_sha256"]) == 64
-    assert not ok_approve and "the report changed since it was shown" in refused
+    assert ok
+    assert summary["run_id"] == rundir.run_id
+    assert len(summary["report_sha256"]) == 64
+    assert not ok_approve
+    assert "the report changed since it was shown" in refused
     _, [(ok, approved)] = session_calls(
         operator_server(repo, "--reviewer", "alice"),
         [("approve", {"report_sha256": summary["report_sha256"]})],
     )
-    assert ok and approved["decision"] == "approved", approved
+    assert ok, approved
+    assert approved["decision"] == "approved"
     (decision,) = [e for e in events_of(rundir) if isinstance(e, ev.ReportApproved)]
     assert decision.by.startswith("alice (via corral mcp serve as ")
 
@@ -151,4 +159,5 @@ def test_an_agent_cannot_answer_a_question(repo: Path, tmp_path: Path) -> None:
     assert json.loads((marks / "answer").read_text())[1]["answered"] is False
     assert engine.wait(timeout=60) == 0, engine_output(repo)
     refusals = [e for e in events_of(rundir) if isinstance(e, ev.OperatorActionRefused)]
-    assert refusals and refusals[0].action == "answer"
+    assert refusals
+    assert refusals[0].action == "answer"
