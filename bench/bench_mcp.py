@@ -111,7 +111,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.agent:
-        return agent(args.calls, args.out)
+        agent(args.calls, args.out)
+        return
     args.dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="corral-bench-mcp-", dir=args.dir) as tmp:
         repo = make_repo(Path(tmp) / "repo", {"README.md": "bench\n"})
@@ -120,7 +121,7 @@ def main() -> None:
         plan = Path(tmp) / "plan.toml"
         plan.write_text(
             '[run]\nname = "bench-mcp"\n\n[[agent]]\nid = "bench"\n'
-            f'command = {json.dumps([*command, "--out", str(out)])}\n'
+            f"command = {json.dumps([*command, '--out', str(out)])}\n"
         )
         result = run_quietly(plan, repo)
         if result.returncode != 0 or not out.exists():
