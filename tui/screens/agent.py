@@ -21,7 +21,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
 
 from corral.core.findings.display import Loaded, agent_findings, severity_rank
-from corral.tui import decisions, look, ops
+from corral.tui import answer, decisions, look, ops
 from corral.tui.bridge import RunSession
 from corral.tui.feed import RunFeed
 from corral.tui.screens.base import RunScreen
@@ -72,6 +72,7 @@ class AgentScreen(RunScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("x", "kill", "Kill", id="agent.kill"),
         Binding("r", "retry", "Retry", id="agent.retry"),
+        Binding("a", "answer", "Answer", id="agent.answer"),
         Binding("o", "shell", "Shell in worktree", id="agent.shell"),
         Binding("c", "copy_path", "Copy path", id="agent.copy_path"),
         Binding("d", "diff", "Diff", id="agent.diff"),
@@ -265,6 +266,8 @@ class AgentScreen(RunScreen):
             return True if decisions.can_kill(self.session, [self.agent_id]) else None
         if action == "retry":
             return True if decisions.can_retry(self.session, [self.agent_id]) else None
+        if action == "answer":
+            return True if answer.can_answer(self.session, self.agent_id) else None
         if action in ("shell", "copy_path"):
             agent = self.agent
             attempt = agent.current if agent is not None else None
@@ -336,3 +339,7 @@ class AgentScreen(RunScreen):
     @work(group="decisions")
     async def action_retry(self) -> None:
         await decisions.retry(self, self.session, [self.agent_id])
+
+    @work(group="decisions")
+    async def action_answer(self) -> None:
+        await answer.answer(self, self.session, self.agent_id)
