@@ -289,3 +289,39 @@ def test_sixteen_agents_count_to_3200_taking_the_lock_through_mcp(
             held = None
     assert {g.agent for g in grants} == {f"w{i}" for i in range(16)}
     assert sum(isinstance(e, ev.LockWaiting) for e in events) > 100, "no contention at all?"
+
+
+def test_my_conflicts_lists_the_pairs_involving_this_agent_with_their_files(
+    repo: Path, tmp_path: Path, marks: Path
+) -> None:
+    editor = mcp_script(
+        tmp_path,
+        "edit.py",
+        """
+        me = os.environ["CORRAL_AGENT_ID"]
+        Path("README.md").write_text(f"# written by {me}\\n")
+        while True:  # until the live conflict matrix has seen both edits
+            ok, found = await call(session, "my_conflicts")
+            assert ok, found
+            if found["conflicts"]:
+                break
+            await anyio.sleep(0.1)
+        mark(me, found)
+        await wait_file(marks / "done")
+        """,
+    )
+    body = agent_block("left", [PY, str(editor), str(marks)]) + agent_block(
+        "right", [PY, str(editor), str(marks)]
+    )
+    header = HEADER + 'conflict_interval = "200ms"\nmin_success = 0\n'
+    engine = start_corral(repo, "run", str(write_plan(tmp_path, body, header=header)), "--quiet")
+    left = read_mark(marks / "left")
+    right = read_mark(marks / "right")
+    (marks / "done").write_text("done")
+    engine.wait(timeout=60)
+    assert left["agent"] == "left"
+    assert [(c["with"], [f["path"] for f in c["files"]]) for c in left["conflicts"]] == [
+        ("right", ["README.md"])
+    ]
+    assert [c["with"] for c in right["conflicts"]] == ["left"]
+    assert left["conflicts"][0]["predicted"] is True
