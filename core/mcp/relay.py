@@ -37,6 +37,8 @@ from corral.core.findings.schema import (
 
 ASK_TIMEOUT = 600.0
 """How long `ask_human` waits for a person by default."""
+WAITING_OPS = frozenset({"lock_acquire", "ask_human"})
+"""Requests the engine may hold open (a wait in line, a person's answer)."""
 ANSWER_MARGIN = 10.0
 """The socket waits this much longer than the question, so the engine's own timeout answers."""
 
@@ -66,6 +68,9 @@ class Relay:
         try:
             if op == "status":
                 return self.locks.ask({"op": "status"}, wait_for)
+            if op in WAITING_OPS:  # a call that may wait long gets its own connection, so the
+                with self.locks.sibling() as own:  # other tools are not held up behind it
+                    return own.call(op, fields, wait_for)
             return self.locks.call(op, fields, wait_for)
         except ControlError as exc:
             raise ToolRefused(str(exc)) from None
