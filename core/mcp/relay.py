@@ -54,6 +54,8 @@ class Relay:
         self.ctx = ctx
         self.output_dir = Path(output_dir) if output_dir else None
         self.locks = LockClient(ctx.socket, ctx.agent, ctx.attempt, ctx.token)
+        self.waiting: dict[str, LockClient] = {}
+        """A kept connection for each request the engine may hold open (WAITING_OPS)."""
         self.held: dict[int, str] = {}
         """Lock name of each token this server was granted (so `put` needs only the token)."""
 
@@ -63,14 +65,18 @@ class Relay:
 
     def close(self) -> None:
         self.locks.close()
+        for client in self.waiting.values():
+            client.close()
 
     def _call(self, op: str, wait_for: float | None = None, **fields: Any) -> dict[str, Any]:
         try:
             if op == "status":
                 return self.locks.ask({"op": "status"}, wait_for)
-            if op in WAITING_OPS:  # a call that may wait long gets its own connection, so the
-                with self.locks.sibling() as own:  # other tools are not held up behind it
-                    return own.call(op, fields, wait_for)
+            if op in WAITING_OPS:  # a call that may wait long has a connection of its own, so
+                own = self.waiting.get(op)  # the other tools are not held up behind it
+                if own is None:
+                    own = self.waiting[op] = self.locks.sibling()
+                return own.call(op, fields, wait_for)
             return self.locks.call(op, fields, wait_for)
         except ControlError as exc:
             raise ToolRefused(str(exc)) from None
