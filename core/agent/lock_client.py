@@ -188,9 +188,7 @@ class LockClient:
         except ControlError as exc:
             raise _typed(exc) from None
 
-    def call(
-        self, op: str, fields: dict[str, Any], timeout: float | None = None
-    ) -> dict[str, Any]:
+    def call(self, op: str, fields: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
         """Any agent request of this attempt on the kept connection (the MCP relay's way in);
         typed errors as for the lock calls."""
         payload = {

@@ -148,7 +148,9 @@ class ControlRequests:
             if pending is not None:
                 await self._unanswered(control, pending, "a newer question replaced it")
             pending = PendingQuestion(
-                request.question_id, list(request.choices), asyncio.get_running_loop().create_future()
+                request.question_id,
+                list(request.choices),
+                asyncio.get_running_loop().create_future(),
             )
             control.question = pending
             await self.emit(

@@ -107,9 +107,7 @@ def build_server(relay: Relay) -> MCPServer[Any]:
 
     @server.tool()
     def put(
-        path: Annotated[
-            str, Field(description="Relative path under the run's shared directory.")
-        ],
+        path: Annotated[str, Field(description="Relative path under the run's shared directory.")],
         token: Annotated[int, Field(description="The token of the lease you hold.", ge=1)],
         content: Annotated[str, Field(description="The file's whole new content (text).")],
         lock: Annotated[

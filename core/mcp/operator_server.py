@@ -92,7 +92,11 @@ class OperatorTools:
         except FileNotFoundError:
             data = b""
         text = inert(data.decode("utf-8", "replace"), lines=True)
-        return {"agent": agent, "attempt": found.attempt, "tail": "\n".join(text.splitlines()[-lines:])}
+        return {
+            "agent": agent,
+            "attempt": found.attempt,
+            "tail": "\n".join(text.splitlines()[-lines:]),
+        }
 
     def report_summary(self, run: str | None) -> dict[str, Any]:
         rundir = self._run(run)
@@ -118,9 +122,15 @@ class OperatorTools:
 
     def retry(self, run: str | None, agent: str) -> dict[str, Any]:
         retried = actions.retry(self._run(run), agent, self.operator)
-        return {"agent": retried.agent, "attempt": retried.attempt, "resumed": retried.resumed_pid is not None}
+        return {
+            "agent": retried.agent,
+            "attempt": retried.attempt,
+            "resumed": retried.resumed_pid is not None,
+        }
 
-    def answer(self, run: str | None, agent: str, text: str, question_id: str | None) -> dict[str, Any]:
+    def answer(
+        self, run: str | None, agent: str, text: str, question_id: str | None
+    ) -> dict[str, Any]:
         done = actions.answer(self._run(run), agent, text, self.operator, question_id)
         return {"agent": done.agent, "attempt": done.attempt, "question_id": done.question_id}
 
@@ -134,7 +144,12 @@ class OperatorTools:
 
     def approve(self, run: str | None, report_sha256: str) -> dict[str, Any]:
         done = decisions.approve(self._run(run), self._decider(), report_sha256)
-        return {"decision": done.decision, "by": done.by, "landed": done.landed, "message": done.message}
+        return {
+            "decision": done.decision,
+            "by": done.by,
+            "landed": done.landed,
+            "message": done.message,
+        }
 
     def reject(self, run: str | None, reason: str, report_sha256: str) -> dict[str, Any]:
         done = decisions.reject(self._run(run), self._decider(), reason, report_sha256)

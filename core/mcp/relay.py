@@ -108,14 +108,24 @@ class Relay:
         )
         token = int(data["token"])
         self.held[token] = name
-        return {"lock": name, "token": token, "ttl": data.get("ttl"), "expires_at": data.get("expires_at")}
+        return {
+            "lock": name,
+            "token": token,
+            "ttl": data.get("ttl"),
+            "expires_at": data.get("expires_at"),
+        }
 
     def lock_renew(self, name: str, token: int, ttl: float | None) -> dict[str, Any]:
         fields: dict[str, Any] = {"lock": name, "fencing_token": token}
         if ttl is not None:
             fields["ttl"] = ttl
         data = self._call("lock_renew", **fields)
-        return {"lock": name, "token": token, "ttl": data.get("ttl"), "expires_at": data.get("expires_at")}
+        return {
+            "lock": name,
+            "token": token,
+            "ttl": data.get("ttl"),
+            "expires_at": data.get("expires_at"),
+        }
 
     def lock_release(self, name: str, token: int) -> dict[str, Any]:
         data = self._call("lock_release", lock=name, fencing_token=token)
@@ -149,9 +159,7 @@ class Relay:
         try:
             finding = Finding.model_validate(given)
         except ValidationError as exc:
-            problems = "; ".join(
-                str(problem) for problem in validation_problems("finding", exc)
-            )
+            problems = "; ".join(str(problem) for problem in validation_problems("finding", exc))
             raise ToolRefused(f"refused: {problems}; correct it and report it again") from None
         with self._findings_locked() as target:
             current = self._current_findings(target)

@@ -70,7 +70,9 @@ def answer(
     data = send(str(rundir.socket), request)
     attempt = data.get("attempt")
     return Answered(
-        str(data.get("agent")), attempt if isinstance(attempt, int) else 0, str(data.get("question_id"))
+        str(data.get("agent")),
+        attempt if isinstance(attempt, int) else 0,
+        str(data.get("question_id")),
     )
 
 
