@@ -45,6 +45,7 @@ bench: compile
 	$(BIN)/python bench/bench_console.py
 	$(BIN)/python bench/bench_follow.py
 	$(BIN)/python bench/bench_streams.py
+	$(BIN)/python bench/bench_mcp.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,7 +1,11 @@
 """Console benchmark: does the console keep up with a busy run, and how fast does it open a big one?
 
     .venv/bin/python bench/bench_console.py [--seconds 20] [--rate 500] [--agents 100]
-                                            [--startup-events 100000] [--no-tmux]
+                                            [--startup-events 100000] [--no-tmux] [--streams]
+
+`--streams`: the traffic is instead preset agents streaming at their natural rate, one
+`agent_activity` (tokens, cost, two tool calls, a message) a second per agent, as the engine
+coalesces a CLI's stream (issue 13: 20 agents).
 
 1. Keeping up: a writer process appends to a run's log with core.eventlog.EventWriter (group
    commit, fsync), as the engine would: every agent heartbeats once a second (with progress and
@@ -88,6 +92,31 @@ def header(agents: int, engine_pid: int) -> list[ev.EventBase]:
     return out
 
 
+def stream_traffic(agents: int, second: int, rate: int) -> list[ev.EventBase]:
+    """One second of preset agents streaming at their natural rate: the engine coalesces an
+    agent CLI's stream into at most one `agent_activity` a second, with a tool call or two."""
+    del rate
+    return [
+        ev.AgentActivity(
+            agent=f"agent-{n:03d}",
+            attempt=1,
+            model="claude-sonnet-4-5",
+            tokens_in=(second + 1) * 12_000,
+            tokens_out=(second + 1) * 300,
+            cost_usd=round((second + 1) * 0.04, 6),
+            cost_source="cli",
+            turns=second + 1,
+            tool_calls=2 * (second + 1),
+            tools=[
+                ev.ToolUse(name="Read", summary=f"inventory/module_{second % 7}.py"),
+                ev.ToolUse(name="Edit", summary=f"inventory/module_{second % 7}.py"),
+            ],
+            message=f"step {second}: editing the module",
+        )
+        for n in range(agents)
+    ]
+
+
 def traffic(agents: int, second: int, rate: int) -> list[ev.EventBase]:
     """One second of events: a beat per agent, lock churn, output heartbeats for the rest."""
     out: list[ev.EventBase] = []
@@ -124,7 +153,12 @@ def traffic(agents: int, second: int, rate: int) -> list[ev.EventBase]:
 
 
 def writer(
-    path: str, agents: int, rate: int, seconds: float, ready: multiprocessing.synchronize.Event
+    path: str,
+    agents: int,
+    rate: int,
+    seconds: float,
+    ready: multiprocessing.synchronize.Event,
+    streams: bool = False,
 ) -> None:
     """Append `rate` events a second in 100 slices of 10 ms, with `ts` set just before each append."""
 
@@ -134,7 +168,7 @@ def writer(
         start = time.monotonic()
         second = 0
         while time.monotonic() - start < seconds:
-            batch = traffic(agents, second, rate)
+            batch = (stream_traffic if streams else traffic)(agents, second, rate)
             slices = 100
             for index in range(slices):
                 due = start + second + index / slices
@@ -157,7 +191,9 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def keep_up(root: Path, agents: int, rate: int, seconds: float) -> dict[str, float]:
+def keep_up(
+    root: Path, agents: int, rate: int, seconds: float, streams: bool = False
+) -> dict[str, float]:
     repo = make_repo(root / "live")
     rundir = RunDir(runs_root(repo / ".git") / RUN_ID)
     rundir.create()
@@ -170,7 +206,7 @@ def keep_up(root: Path, agents: int, rate: int, seconds: float) -> dict[str, flo
     asyncio.run(prepare())
     ready = multiprocessing.get_context("spawn").Event()
     proc = multiprocessing.get_context("spawn").Process(
-        target=writer, args=(str(rundir.events), agents, rate, seconds, ready)
+        target=writer, args=(str(rundir.events), agents, rate, seconds, ready, streams)
     )
     proc.start()
     applied: list[float] = []
@@ -296,12 +332,17 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=100)
     parser.add_argument("--startup-events", type=int, default=100_000)
     parser.add_argument("--no-tmux", action="store_true")
+    parser.add_argument(
+        "--streams",
+        action="store_true",
+        help="preset agents streaming at their natural rate: one agent_activity a second each",
+    )
     parser.add_argument("--dir", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         root = Path(tmp)
-        live = keep_up(root, args.agents, args.rate, args.seconds)
+        live = keep_up(root, args.agents, args.rate, args.seconds, args.streams)
         repo = big_log(root, args.agents, args.startup_events)
         headless = [startup_headless(repo) for _ in range(3)]
         real = (
@@ -309,7 +350,8 @@ def main() -> None:
             if args.no_tmux or shutil.which("tmux") is None
             else [startup_tmux(repo, n) for n in range(3)]
         )
-    print(f"\nconsole: {args.agents} agents, {args.rate} events/s asked for {args.seconds:.0f}s\n")
+    asked = "streaming agents" if args.streams else f"{args.rate} events/s asked"
+    print(f"\nconsole: {args.agents} agents, {asked} for {args.seconds:.0f}s\n")
     print(f"{'measure':<52} {'value':>12}")
     print("-" * 65)
     print(f"{'events followed':<52} {live['events']:>12.0f}")

@@ -42,14 +42,16 @@ def test_core_and_worktrees_never_import_textual() -> None:
 
 
 def test_agent_side_client_stays_light() -> None:
-    """`corral heartbeat` must not pay for pydantic, GitPython, rich or Textual at start-up."""
+    """`corral heartbeat` must not pay for pydantic, GitPython, rich, Textual or the MCP SDK
+    (which only `corral mcp` loads) at start-up."""
     code = (
         "import sys\n"
         "from corral.core import entry\n"
         "from corral.core.agent import client\n"
         "from corral.core.agent import heartbeat_command\n"
         "from corral.core.cli import main\n"
-        "heavy = sorted(m for m in ('pydantic', 'git', 'rich', 'textual', 'psutil', 'typing', 'dataclasses')\n"
+        "heavy = sorted(m for m in ('pydantic', 'git', 'rich', 'textual', 'psutil', 'typing', 'dataclasses',\n"
+        "                           'mcp', 'mcp_types', 'anyio')\n"
         "               if m in sys.modules)\n"
         "print(heavy)\n"
     )

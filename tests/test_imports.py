@@ -169,3 +169,18 @@ def test_the_agent_side_imports_only_the_standard_library() -> None:
             if top not in sys.stdlib_module_names:
                 outside.append(f"{name} imports {imported}")
     assert outside == []
+
+
+def test_only_corrals_mcp_modules_import_the_mcp_sdk() -> None:
+    """The MCP SDK (and its anyio) costs most of a second to import: only `corral mcp`, whose
+    modules are corral.core.mcp, may load it, never the heartbeat path or the engine."""
+    modules = corral_modules()
+    found = []
+    for name, (path, is_package) in modules.items():
+        package = name if is_package else name.rpartition(".")[0]
+        for imported in _imported_names(ast.parse(path.read_text()), package):
+            if imported.partition(".")[0] in ("mcp", "mcp_types", "anyio"):
+                found.append(name)
+                break
+    assert "corral.core.mcp.agent_server" in found
+    assert [name for name in found if not name.startswith("corral.core.mcp.")] == []

@@ -188,6 +188,28 @@ class LockClient:
         except ControlError as exc:
             raise _typed(exc) from None
 
+    def call(self, op: str, fields: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        """Any agent request of this attempt on the kept connection (the MCP relay's way in);
+        typed errors as for the lock calls."""
+        payload = {
+            "op": op,
+            "agent": self.agent,
+            "attempt": self.attempt,
+            "token": self._secret,
+            **fields,
+        }
+        try:
+            return self._conn.call(payload, timeout or self.timeout)
+        except ControlError as exc:
+            raise _typed(exc) from None
+
+    def ask(self, payload: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        """A request that carries no attempt identity (`status`), on the kept connection."""
+        try:
+            return self._conn.call(payload, timeout or self.timeout)
+        except ControlError as exc:
+            raise _typed(exc) from None
+
     def acquire(
         self,
         name: str,

@@ -17,6 +17,15 @@ def cmd_kill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_answer(args: argparse.Namespace) -> int:
+    from corral.core.operator.actions import answer
+
+    rundir = find_to_operate(args, args.run, "answer", f"agent {args.agent}")
+    done = answer(rundir, args.agent, args.text, operator(), args.question)
+    print(f"{done.agent}#{done.attempt}: answered")
+    return 0
+
+
 def cmd_retry(args: argparse.Namespace) -> int:
     from corral.core.operator.actions import retry
 

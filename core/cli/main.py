@@ -19,6 +19,7 @@ from corral.core.cli.common import fail as _fail
 from corral.core.cli.common import find as _find
 from corral.core.cli.common import find_to_operate
 from corral.core.cli.locks import cmd_lock, cmd_put, parse_with_command
+from corral.core.cli.mcp import cmd_mcp
 from corral.core.cli.parser import build_parser
 from corral.core.cli.presets import cmd_presets
 
@@ -253,6 +254,8 @@ _COMMANDS = {
     "kill": cmd_kill,
     "retry": cmd_retry,
     "send": cmd_send,
+    "answer": _guard(agents.cmd_answer),
+    "mcp": cmd_mcp,
     "lock": cmd_lock,
     "put": cmd_put,
     "verify": cmd_verify,

@@ -11,6 +11,7 @@ import argparse
 
 from corral.core.cli.common import path_arg
 from corral.core.cli.locks import add_lock_parsers
+from corral.core.cli.mcp import add_mcp_parser
 from corral.core.cli.presets import add_presets_parser
 from corral.core.cli.review import add_review_parser
 
@@ -85,6 +86,13 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     send.add_argument("run")
     send.add_argument("agent")
     send.add_argument("message", nargs="+", help="the message (words are joined by spaces)")
+    answer = sub.add_parser("answer", help="answer the question an agent waits on")
+    answer.add_argument("run")
+    answer.add_argument("agent")
+    answer.add_argument("text", help="the answer (one of its choices, if it gave any)")
+    answer.add_argument(
+        "--question", default=None, help="answer only this question id (as `corral status` shows)"
+    )
 
     heartbeat = sub.add_parser("heartbeat", help="(inside an agent) say the agent is alive")
     heartbeat.add_argument(
@@ -129,4 +137,5 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     )
 
     add_review_parser(sub)
+    add_mcp_parser(sub)
     return parser

@@ -94,6 +94,36 @@ class _AgentRequest(_Request):
     """The attempt's secret from CORRAL_AGENT_TOKEN."""
 
 
+MAX_QUESTION = 2000
+MAX_ANSWER = 4000
+MAX_CHOICES = 20
+Choice = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class AskHumanRequest(_AgentRequest):
+    """An agent asks a person a question and waits up to `timeout` seconds for the answer
+    (`corral answer`); it is `waiting_for_human` meanwhile. The answer comes back as data."""
+
+    op: Literal["ask_human"] = "ask_human"
+    question_id: RequestId
+    """Chosen by the client; asking again with the same id waits for the same question."""
+    question: str = Field(min_length=1, max_length=MAX_QUESTION)
+    choices: list[Choice] = Field(default_factory=list, max_length=MAX_CHOICES)
+    timeout: float = Field(gt=0.0, le=MAX_WAIT)
+
+
+class AnswerRequest(_OperatorRequest):
+    """A person answers the question an agent is waiting on (docs/reliability.md T1: never an
+    agent, not even its own)."""
+
+    op: Literal["answer"] = "answer"
+    agent: str
+    by: str = Field(min_length=1, max_length=100)
+    text: str = Field(min_length=1, max_length=MAX_ANSWER)
+    question_id: RequestId | None = None
+    """Answer only this question (the one the person was shown), not a newer one."""
+
+
 class LockAcquireRequest(_AgentRequest):
     """Take an exclusive lease on a named resource, waiting up to `wait` seconds in line."""
 
@@ -152,7 +182,15 @@ class PutRequest(_AgentRequest):
 
 
 OperatorAction = Literal[
-    "approve", "reject", "acknowledge tampering", "kill", "retry", "input", "lock break", "gc"
+    "approve",
+    "reject",
+    "acknowledge tampering",
+    "kill",
+    "retry",
+    "input",
+    "answer",
+    "lock break",
+    "gc",
 ]
 """The operator actions (docs/reliability.md T1), as refusals name them."""
 
@@ -178,7 +216,7 @@ LockRequest = (
     | PutRequest
 )
 
-OperatorRequest = KillRequest | RetryRequest | LockBreakRequest | InputRequest
+OperatorRequest = KillRequest | RetryRequest | LockBreakRequest | InputRequest | AnswerRequest
 """What the engine answers only when a person asks (core/trust/authority.py decides who asks)."""
 
 Request = Annotated[
@@ -194,7 +232,9 @@ Request = Annotated[
     | LockListRequest
     | LockBreakRequest
     | PutRequest
-    | RefusalReport,
+    | RefusalReport
+    | AskHumanRequest
+    | AnswerRequest,
     Field(discriminator="op"),
 ]
 RequestAdapter: TypeAdapter[Request] = TypeAdapter(Request)

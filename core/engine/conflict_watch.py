@@ -31,7 +31,7 @@ from corral.worktrees.plumbing import rev_parse
 from corral.worktrees.snapshot import snapshot_commit
 
 EmitMany = Callable[[Sequence[ev.EventBase]], Awaitable[None]]
-WATCHED_STATES = frozenset({"running", "stalled", "succeeded"})
+WATCHED_STATES = frozenset({"running", "stalled", "waiting_for_human", "succeeded"})
 BUDGET_FACTOR = 2.0
 """Idle time after a pass, as a multiple of the pass's own duration."""
 

@@ -35,6 +35,16 @@ class AttemptResult:
 
 
 @dataclass
+class PendingQuestion:
+    """A question the attempt asked a person (`ask_human`), until it is answered or closed."""
+
+    question_id: str
+    choices: list[str]
+    answered: asyncio.Future[tuple[str, str] | None]
+    """(answer, who answered), or None when the question closed unanswered."""
+
+
+@dataclass
 class AttemptControl:
     """The engine's handle on a running attempt: requests in, signs of life in."""
 
@@ -54,6 +64,9 @@ class AttemptControl:
     output_offset: int = 0
     """Bytes in output.log before the agent started (its setup commands' output): the agent's
     own stream begins there (core/engine/stream_watch.py)."""
+    question: PendingQuestion | None = None
+    """The question the agent waits on a person for; the liveness watch counts the wait as
+    activity, since an agent waiting for a person is rightly silent."""
 
     def request_kill(self, reason: str) -> None:
         self.kill_reason = reason
@@ -62,6 +75,12 @@ class AttemptControl:
     def request_stop(self, signum: int) -> None:
         self.stop_signal = signum
         self.changed.set()
+
+    def close_question(self) -> None:
+        """The attempt ended: whoever waits on its question hears it closed unanswered."""
+        pending, self.question = self.question, None
+        if pending is not None and not pending.answered.done():
+            pending.answered.set_result(None)
 
     def note_activity(self) -> None:
         self.last_activity = time.monotonic()

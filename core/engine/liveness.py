@@ -122,6 +122,8 @@ async def _watch(
             if size is not None and size != output_size:
                 output_size = size
                 source = "output"
+            if control.question is not None:  # waiting for a person: silence is expected
+                control.note_activity()
             if stream is not None:
                 if source == "output" or stream.behind:
                     stream.read()

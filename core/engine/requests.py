@@ -11,6 +11,8 @@ import os
 from collections.abc import Sequence
 
 from corral.core.control.protocol import (
+    AnswerRequest,
+    AskHumanRequest,
     HeartbeatRequest,
     InputRequest,
     KillRequest,
@@ -29,7 +31,7 @@ from corral.core.control.protocol import (
     RetryRequest,
     StatusRequest,
 )
-from corral.core.engine.context import AttemptControl, RunContext
+from corral.core.engine.context import AttemptControl, PendingQuestion, RunContext
 from corral.core.engine.supervisor import Supervisor
 from corral.core.locks.manager import LockManager
 from corral.core.locks.service import answer as answer_lock_request
@@ -91,6 +93,12 @@ class ControlRequests:
                 if not self._is_running_attempt(request.agent, request.attempt, request.token):
                     return self._not_running(request.agent, request.attempt)
                 return await self._lock_request(request)
+            case AskHumanRequest():
+                if not self._is_running_attempt(request.agent, request.attempt, request.token):
+                    return self._not_running(request.agent, request.attempt)
+                return await self._ask_human(self.controls[request.agent], request)
+            case AnswerRequest():
+                return await self.answer(request)
 
     async def refuse_agents(self, request: OperatorRequest, peer: int | None) -> Response | None:
         """docs/reliability.md T1: an operator request sent from inside an attempt is refused and
@@ -164,6 +172,102 @@ class ControlRequests:
             return self._not_running(request.agent, request.attempt)
         event = await self.supervisor.agent_beat(control, request.progress, request.message)
         return Response(ok=True, data={"seq": event.seq})
+
+    async def _ask_human(self, control: AttemptControl, request: AskHumanRequest) -> Response:
+        """Record the question (the agent is `waiting_for_human`), wait for a person's answer
+        up to the request's timeout. Asking again with the same id waits on the same question
+        (a client whose connection dropped); a new id replaces an open question."""
+        pending = control.question
+        if pending is None or pending.question_id != request.question_id:
+            if pending is not None:
+                await self._unanswered(control, pending, "a newer question replaced it")
+            pending = PendingQuestion(
+                request.question_id,
+                list(request.choices),
+                asyncio.get_running_loop().create_future(),
+            )
+            control.question = pending
+            await self.emit(
+                ev.HumanAsked(
+                    agent=control.agent,
+                    attempt=control.attempt,
+                    question_id=request.question_id,
+                    question=control.redactor.redact(request.question),
+                    choices=[control.redactor.redact(choice) for choice in request.choices],
+                    timeout=request.timeout,
+                )
+            )
+        try:
+            got = await asyncio.wait_for(asyncio.shield(pending.answered), request.timeout)
+        except TimeoutError:
+            reason = f"no answer within {request.timeout:g}s"
+            if control.question is pending:
+                await self._unanswered(control, pending, reason)
+            return Response(ok=True, data={"answered": False, "reason": reason})
+        if got is None:
+            return Response(ok=True, data={"answered": False, "reason": "the question was closed"})
+        answer, by = got
+        return Response(ok=True, data={"answered": True, "answer": answer, "by": by})
+
+    async def _unanswered(
+        self, control: AttemptControl, pending: PendingQuestion, reason: str
+    ) -> None:
+        control.question = None
+        if not pending.answered.done():
+            pending.answered.set_result(None)
+        await self.emit(
+            ev.HumanUnanswered(
+                agent=control.agent,
+                attempt=control.attempt,
+                question_id=pending.question_id,
+                reason=reason,
+            )
+        )
+
+    async def answer(self, request: AnswerRequest) -> Response:
+        """A person's answer to the question `request.agent` waits on (the guard let it in)."""
+        if request.agent not in self.state.agents:
+            return Response(ok=False, error=f"no agent {request.agent!r} in this run")
+        control = self.controls.get(request.agent)
+        pending = control.question if control is not None else None
+        if control is None or pending is None:
+            return Response(
+                ok=False,
+                code="invalid",
+                error=f"agent {request.agent!r} is not waiting for an answer",
+            )
+        if request.question_id is not None and request.question_id != pending.question_id:
+            return Response(
+                ok=False,
+                code="invalid",
+                error=f"agent {request.agent!r} now waits on another question; read it and answer again",
+            )
+        if pending.choices and request.text not in pending.choices:
+            return Response(
+                ok=False,
+                code="invalid",
+                error=f"answer one of: {', '.join(pending.choices)}",
+            )
+        control.question = None
+        await self.emit(
+            ev.HumanAnswered(
+                agent=control.agent,
+                attempt=control.attempt,
+                question_id=pending.question_id,
+                answer=control.redactor.redact(request.text),
+                by=request.by,
+            )
+        )
+        if not pending.answered.done():
+            pending.answered.set_result((request.text, request.by))
+        return Response(
+            ok=True,
+            data={
+                "agent": control.agent,
+                "attempt": control.attempt,
+                "question_id": pending.question_id,
+            },
+        )
 
     async def kill(self, agent_id: str, by: str, reason: str) -> Response:
         agent = self.state.agents.get(agent_id)

@@ -333,6 +333,7 @@ class Engine(ControlRequests):
             # SIGKILL, after which S2 forbids a retry). Stop the engine; a resume requeues it.
             self.failure = AttemptFault(f"{spec.id}#{control.attempt}", exc)
             result = AttemptResult("lost", reason=str(self.failure), requeue=True)
+        control.close_question()
         try:
             if self.failure is None:
                 await self.integrity.attempt_ended(self.state, spec.id, control.attempt)

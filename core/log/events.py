@@ -3,7 +3,7 @@
 The union is discriminated by `type`, so a line parses straight into its model
 (`EventAdapter.validate_json`), which is the fastest way pydantic has to replay a log.
 `seq` and `prev` are set by the log writer, never by the code that emits the event.
-The types live by family in `event_types/` (run, agent, stream, lock, merge, integrity); this module
+The types live by family in `event_types/` (run, agent, stream, human, lock, merge, integrity); this module
 keeps the union and every public name (`from corral.core.log import events as ev; ev.AgentStarted`).
 """
 
@@ -37,6 +37,7 @@ from corral.core.log.event_types.base import (
     LOG_FORMAT,
     EventBase,
 )
+from corral.core.log.event_types.human import HumanAnswered, HumanAsked, HumanUnanswered
 from corral.core.log.event_types.integrity import (
     IntegrityRecorded,
     RepoChange,
@@ -118,6 +119,9 @@ __all__ = [
     "FencedWriteRefused",
     "FindingsRejected",
     "HeartbeatSource",
+    "HumanAnswered",
+    "HumanAsked",
+    "HumanUnanswered",
     "IntegrityRecorded",
     "LockAcquired",
     "LockBroken",
@@ -163,6 +167,9 @@ Event = Annotated[
     | AgentRedriven
     | NetworkRefused
     | AgentInputSent
+    | HumanAsked
+    | HumanAnswered
+    | HumanUnanswered
     | LockWaiting
     | LockAcquired
     | LockRenewed

@@ -16,6 +16,7 @@ from corral.core.log.state_models import (
     LockState,
     LockWaiter,
     MergeState,
+    Question,
     ReportState,
     ReviewState,
     RunState,
@@ -181,6 +182,7 @@ def agent_stalled(state: RunState, event: ev.AgentStalled) -> None:
 def agent_finished(state: RunState, event: ev.AgentFinished) -> None:
     agent, attempt = _attempt(state, event.agent, event.attempt)
     agent.state = attempt.state = event.outcome
+    agent.question = None
     attempt.ended_ts = event.ts
     attempt.exit_code = event.exit_code
     attempt.signal = event.signal
@@ -216,6 +218,36 @@ def agent_redriven(state: RunState, event: ev.AgentRedriven) -> None:
     agent.state = "queued"
     agent.retries_used = 0
     agent.reason = f"retry requested by {event.by}"
+
+
+def human_asked(state: RunState, event: ev.HumanAsked) -> None:
+    agent, attempt = _attempt(state, event.agent, event.attempt)
+    agent.question = Question(
+        question_id=event.question_id,
+        attempt=event.attempt,
+        question=event.question,
+        choices=list(event.choices),
+        asked_ts=event.ts,
+        timeout=event.timeout,
+    )
+    if attempt.state in ("running", "stalled"):
+        agent.state = attempt.state = "waiting_for_human"
+
+
+def _question_closed(state: RunState, agent_id: str, attempt_no: int, question_id: str) -> None:
+    agent, attempt = _attempt(state, agent_id, attempt_no)
+    if agent.question is not None and agent.question.question_id == question_id:
+        agent.question = None
+        if attempt.state == "waiting_for_human":
+            agent.state = attempt.state = "running"
+
+
+def human_answered(state: RunState, event: ev.HumanAnswered) -> None:
+    _question_closed(state, event.agent, event.attempt, event.question_id)
+
+
+def human_unanswered(state: RunState, event: ev.HumanUnanswered) -> None:
+    _question_closed(state, event.agent, event.attempt, event.question_id)
 
 
 def _lock(state: RunState, name: str) -> LockState:

@@ -21,6 +21,8 @@ NOTIFY_STATES: frozenset[str] = frozenset(
 """Agent states a person hears about when an agent enters them."""
 WAITING_FOR_INPUT = "waiting_for_input"
 """A notice's `state` when the agent's CLI says it waits for a person (its stream adapter)."""
+WAITING_FOR_HUMAN = "waiting_for_human"
+"""A notice's `state` when an agent asked a person a question (the MCP tool `ask_human`)."""
 
 
 class Notice(BaseModel):
@@ -94,9 +96,11 @@ class NoticeWatch:
             if self.noticed.get(agent_id) == WAITING_FOR_INPUT:
                 self.noticed.pop(agent_id)  # it goes on: its next wait is news again
             return agent_id, None, ""
-        special = getattr(event, "notice", None)  # an event that asks for a person
-        if isinstance(special, str) and special:
-            return agent_id, special, str(getattr(event, "reason", "") or "")
+        if isinstance(event, ev.HumanAsked):
+            return agent_id, WAITING_FOR_HUMAN, event.question
+        if isinstance(event, ev.HumanAnswered | ev.HumanUnanswered):
+            self.noticed.pop(agent_id, None)  # the next question is news again
+            return agent_id, None, ""
         agent = state.agents[agent_id]
         if agent.state not in NOTIFY_STATES:
             return agent_id, None, ""

@@ -25,6 +25,7 @@ from corral.core.log.state_models import (
     LockState,
     LockWaiter,
     MergeState,
+    Question,
     ReportState,
     ReviewState,
     RunState,
@@ -47,6 +48,7 @@ __all__ = [
     "LockState",
     "LockWaiter",
     "MergeState",
+    "Question",
     "ReportState",
     "ReviewState",
     "RunState",
@@ -146,5 +148,11 @@ def apply(state: RunState, event: ev.Event) -> None:
             on.repo_tampered(state, event)
         case ev.TamperingAcknowledged():
             on.tampering_acknowledged(state, event)
+        case ev.HumanAsked():
+            on.human_asked(state, event)
+        case ev.HumanAnswered():
+            on.human_answered(state, event)
+        case ev.HumanUnanswered():
+            on.human_unanswered(state, event)
         case ev.NetworkRefused() | ev.AgentInputSent():
             pass  # a fact for people (the tail, the report's log), no state of its own

@@ -18,6 +18,7 @@ AgentStateName = Literal[
     "starting",
     "running",
     "stalled",
+    "waiting_for_human",
     "succeeded",
     "failed",
     "timed_out",
@@ -32,7 +33,7 @@ AgentStateName = Literal[
 
 TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "dead_lettered", "skipped", "cancelled"})
 """An agent in one of these states gets no further attempt unless a person redrives it."""
-ACTIVE_STATES: frozenset[str] = frozenset({"starting", "running", "stalled"})
+ACTIVE_STATES: frozenset[str] = frozenset({"starting", "running", "stalled", "waiting_for_human"})
 RunStatus = Literal["running", "finished", "stopped"]
 
 
@@ -162,9 +163,23 @@ class AgentState(BaseModel):
                 return attempt.stream
         return None
 
+    question: Question | None = None
+    """The question the agent waits on a person for (state `waiting_for_human`)."""
+
     @property
     def current(self) -> AttemptState | None:
         return self.attempts[-1] if self.attempts else None
+
+
+class Question(BaseModel):
+    """What an agent asked a person (the MCP tool `ask_human`) and is waiting to hear back."""
+
+    question_id: str
+    attempt: int
+    question: str
+    choices: list[str] = Field(default_factory=list)
+    asked_ts: float
+    timeout: float
 
 
 class LockWaiter(BaseModel):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from corral.core.control.protocol import (
+    AnswerRequest,
     InputRequest,
     KillRequest,
     LockBreakRequest,
@@ -18,7 +19,14 @@ from corral.core.control.protocol import (
 from corral.core.operator.errors import AgentRefused, EngineRefused, OperatorError, StartFailed
 from corral.core.operator.guard import people_only
 from corral.core.operator.identity import Operator
-from corral.core.operator.results import InputSent, Killed, LockBroken, Retried, Started
+from corral.core.operator.results import (
+    Answered,
+    InputSent,
+    Killed,
+    LockBroken,
+    Retried,
+    Started,
+)
 from corral.core.runs.rundir import RunDir
 
 if TYPE_CHECKING:
@@ -65,6 +73,24 @@ def send_input(rundir: RunDir, agent: str, text: str, by: Operator) -> InputSent
     people_only("input", f"agent {agent}", rundir, request)
     data = send(str(rundir.socket), request)
     return InputSent(agent, int(data.get("attempt") or 0))
+
+
+def answer(
+    rundir: RunDir, agent: str, text: str, by: Operator, question_id: str | None = None
+) -> Answered:
+    """Answer the question `agent` waits on (the MCP tool `ask_human`). With `question_id`, only
+    that question: if the agent asked another since, the engine refuses rather than answer it."""
+    request: AnswerRequest = _built(
+        AnswerRequest, agent=agent, by=by.user, text=text, question_id=question_id
+    )
+    people_only("answer", f"agent {agent}", rundir, request)
+    data = send(str(rundir.socket), request)
+    attempt = data.get("attempt")
+    return Answered(
+        str(data.get("agent")),
+        attempt if isinstance(attempt, int) else 0,
+        str(data.get("question_id")),
+    )
 
 
 def retry(rundir: RunDir, agent: str, by: Operator) -> Retried:

@@ -23,6 +23,7 @@ STATE_STYLE = {
     "starting": ("◌", "cyan"),
     "running": ("●", "green"),
     "stalled": ("◐", "yellow bold"),
+    "waiting_for_human": ("?", "yellow bold reverse"),
     "succeeded": ("✔", "green bold"),
     "failed": ("✘", "red"),
     "timed_out": ("⧖", "red"),
@@ -111,6 +112,16 @@ def progress_line(event: ev.Event) -> str:
             )
         case ev.AgentRedriven():
             return f"{event.agent} retry requested by {event.by}"
+        case ev.HumanAsked():
+            choices = f" [{' / '.join(event.choices)}]" if event.choices else ""
+            return (
+                f"{event.agent}#{event.attempt} asks: {event.question}{choices} "
+                f"(corral answer RUN {event.agent} TEXT)"
+            )
+        case ev.HumanAnswered():
+            return f"{event.agent}#{event.attempt} answered by {event.by}: {event.answer}"
+        case ev.HumanUnanswered():
+            return f"{event.agent}#{event.attempt} question unanswered: {event.reason}"
         case ev.LockWaiting():
             holder = f" held by {event.holder} (token {event.holder_token})" if event.holder else ""
             return f"{event.agent}#{event.attempt} waits for lock {event.lock}{holder}"

@@ -79,3 +79,12 @@ class AgentRuntime(BaseModel):
     when it is not sandboxed."""
     summary: list[str] = Field(default_factory=list)
     """The policy in a few short facts (core/sandbox/policy.py `summary`)."""
+
+
+@dataclass(frozen=True)
+class Answered:
+    """The agent heard the person's answer to its question."""
+
+    agent: str
+    attempt: int
+    question_id: str

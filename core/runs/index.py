@@ -35,7 +35,7 @@ from corral.core.atomic import write_atomic
 from corral.core.log import events as ev
 from corral.core.log import fold_handlers, state_models
 from corral.core.log import state as state_module
-from corral.core.log.event_types import agent, base, integrity, lock, merge, run, stream
+from corral.core.log.event_types import agent, base, human, integrity, lock, merge, run, stream
 from corral.core.log.follower import FollowState, poll_fd
 from corral.core.log.reader import Cursor, LogPathError, open_log_fd, read_fd
 from corral.core.log.state import IntegrityBaseline, RunState, apply, fold
@@ -46,7 +46,7 @@ CACHE_LIMIT = 16 << 20
 """A cache larger than this is not one corral wrote; it is ignored."""
 _FOLD_MODULES = (
     ev,
-    *(base, run, agent, stream, lock, merge, integrity),  # the event models, by family
+    *(base, run, agent, stream, human, lock, merge, integrity),  # the event models, by family
     state_models,
     fold_handlers,
     state_module,

@@ -25,7 +25,7 @@ from corral.core.findings.display import Loaded, agent_findings, severity_rank
 from corral.core.operator.describe import runtime_line, stream_detail, usage_line
 from corral.core.operator.reading import agent_runtimes
 from corral.core.operator.results import AgentRuntime
-from corral.tui import decisions, look, ops
+from corral.tui import answer, decisions, look, ops
 from corral.tui.bridge import RunSession
 from corral.tui.feed import RunFeed
 from corral.tui.screens.base import RunScreen
@@ -79,6 +79,7 @@ class AgentScreen(RunScreen):
         Binding("x", "kill", "Kill", id="agent.kill"),
         Binding("r", "retry", "Retry", id="agent.retry"),
         Binding("i", "send_input", "Message", id="agent.send_input"),
+        Binding("a", "answer", "Answer", id="agent.answer"),
         Binding("o", "shell", "Shell in worktree", id="agent.shell"),
         Binding("c", "copy_path", "Copy path", id="agent.copy_path"),
         Binding("d", "diff", "Diff", id="agent.diff"),
@@ -313,6 +314,8 @@ class AgentScreen(RunScreen):
             return decisions.can_send(self.session, self.agent_id)
         if action == "retry":
             return True if decisions.can_retry(self.session, [self.agent_id]) else None
+        if action == "answer":
+            return True if answer.can_answer(self.session, self.agent_id) else None
         if action in ("shell", "copy_path"):
             agent = self.agent
             attempt = agent.current if agent is not None else None
@@ -388,3 +391,7 @@ class AgentScreen(RunScreen):
     @work(group="decisions")
     async def action_send_input(self) -> None:
         await decisions.send_input(self, self.session, self.agent_id)
+
+    @work(group="decisions")
+    async def action_answer(self) -> None:
+        await answer.answer(self, self.session, self.agent_id)
