@@ -12,6 +12,7 @@ import argparse
 from corral.core.cli.common import path_arg
 from corral.core.cli.locks import add_lock_parsers
 from corral.core.cli.review import add_review_parser
+from corral.core.cli.serve import add_serve_parser
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
@@ -120,4 +121,5 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     )
 
     add_review_parser(sub)
+    add_serve_parser(sub)
     return parser
