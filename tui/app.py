@@ -5,6 +5,7 @@ attaches to a run (replay, then follow). Quitting never touches the engine."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import sys
@@ -24,8 +25,10 @@ from corral.core.log import events as ev
 from corral.core.log.notices import Notice
 from corral.core.operator.identity import Operator
 from corral.core.runs.rundir import NotInRepository, RunNotFound, find_run, git_common_dir
+from corral.tui import look
 from corral.tui.bridge import EngineLiveness, FollowFailed, RunEvents, RunLoaded, RunSession, follow
 from corral.tui.keymap import load_keymap
+from corral.tui.screens.base import RunScreen
 from corral.tui.screens.dashboard import DashboardScreen
 from corral.tui.screens.dialogs import ConfirmScreen
 from corral.tui.screens.help import CommandLogScreen, HelpScreen
@@ -225,21 +228,27 @@ class CorralApp(App[int]):
         self.exit(0)
 
     def help_rows(self, screen: Screen[object]) -> list[tuple[str, str, str, bool]]:
+        """corral's own keys (those with a binding id; Textual's built-ins have none): this
+        screen's first, then the panes' (tables, logs), then the global ones, each as bound."""
         rows = []
         for key, active in screen.active_bindings.items():
             binding = active.binding
-            if not binding.description:
+            if not binding.description or not binding.id:
                 continue
             shown = self.get_key_display(binding)
-            rows.append((shown or key, binding.description, binding.id or "", active.enabled))
-        # this screen's own keys first, then the global ones, then the widgets' built-ins
-        return sorted(rows, key=lambda row: (not row[2], row[2].startswith("app."), row[2]))
+            rank = 0 if active.node is screen else 2 if active.node is self else 1
+            rows.append((rank, (shown or key, binding.description, binding.id, active.enabled)))
+        rows.sort(key=lambda row: row[0])  # stable: the order they are bound in
+        return [row for _, row in rows]
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
         name = self.screen.name or type(self.screen).__name__
-        self.push_screen(HelpScreen(f"? keys of the {name} screen", self.help_rows(self.screen)))
+        legend = look.legend_text(color=not self.no_color)
+        self.push_screen(
+            HelpScreen(f"? keys of the {name} screen", self.help_rows(self.screen), legend)
+        )
 
     def action_command_log(self) -> None:
         session = self.session
@@ -248,18 +257,20 @@ class CorralApp(App[int]):
             self.push_screen(CommandLogScreen(lines))
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
-        """The palette reaches every command: each binding of the screen, and every run."""
+        """The palette reaches every command: each binding of the screen, named with what it
+        acts on ("Kill agent lint-fix"), and every run."""
         seen: set[str] = set()
         for key, active in screen.active_bindings.items():
             binding = active.binding
-            if not binding.description or binding.action in seen:
+            if not binding.description or not binding.id or binding.action in seen:
                 continue
             seen.add(binding.action)
             shown = self.get_key_display(binding) or key
             unavailable = "" if active.enabled else " · unavailable now"
+            target = screen.palette_target(binding.action) if isinstance(screen, RunScreen) else ""
             yield SystemCommand(
-                binding.description,
-                f"key {shown} · {binding.id or binding.action}{unavailable}",
+                f"{binding.description} {target}".strip(),
+                f"key {shown} · {binding.id}{unavailable}",
                 partial(self.run_action, binding.action, active.node),
             )
         runs = self.screen_stack[1] if len(self.screen_stack) > 1 else None
@@ -282,5 +293,6 @@ def run_console(repo: Path, run: str | None, *, read_only: bool = False) -> int:
         except (RunNotFound, NotInRepository) as exc:
             print(f"corral: {exc}", file=sys.stderr)
             return 2
+    look.use_emoji(os.environ.get("CORRAL_EMOJI") == "1")
     result = CorralApp(repo, run, read_only=read_only, operator=Operator.current()).run()
     return int(result or 0)

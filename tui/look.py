@@ -7,12 +7,33 @@ leases. One line per event is core's (core/operator/describe.py), shared with `c
 
 from __future__ import annotations
 
-from rich.text import Text
+from rich.style import Style
+from rich.text import Span, Text
 
 from corral.core.log.state import AgentState, LockState
-from corral.core.operator.describe import SOURCE_GLYPH, STATE_STYLE, stream_detail, usage_cell
+from corral.core.operator.describe import (
+    NO_COLOR_STYLE,
+    SOURCE_GLYPH,
+    STATE_STYLE,
+    state_style,
+    stream_detail,
+    usage_cell,
+)
 from corral.core.plan.durations import format_duration
 from corral.tui.text import inert
+
+PLAIN_GLYPHS = {"lock": "▣", "elapsed": "Δ", "folder": "▤"}
+"""Glyphs every common monospace font has (DejaVu Sans Mono, Menlo, Consolas): no tofu."""
+EMOJI_GLYPHS = {"lock": "🔒", "elapsed": "⏱", "folder": "📁"}
+"""The emoji some people prefer, where their font has them: `CORRAL_EMOJI=1` (app.py)."""
+GLYPHS = dict(PLAIN_GLYPHS)
+"""What the console draws: PLAIN_GLYPHS unless the console was started with emoji on."""
+
+
+def use_emoji(on: bool) -> None:
+    """Set once as the console starts, before anything is drawn."""
+    GLYPHS.update(EMOJI_GLYPHS if on else PLAIN_GLYPHS)
+
 
 SPARK = " ▁▂▃▄▅▆▇█"
 FRESH = ("●", "green")
@@ -30,8 +51,32 @@ SEVERITY_STYLE = {
 }
 
 
-def state_text(state: str) -> Text:
-    glyph, style = STATE_STYLE.get(state, ("?", ""))
+ALARM = Style.parse(NO_COLOR_STYLE)
+
+
+def _without_colour(style: str | Style) -> str | Style:
+    parsed = Style.parse(style) if isinstance(style, str) else style
+    colour = parsed.color
+    if colour is not None and colour.name in ("red", "bright_red", "magenta", "bright_magenta"):
+        return ALARM
+    return Style(
+        bold=parsed.bold, dim=parsed.dim, italic=parsed.italic, reverse=parsed.reverse
+    ) + Style(underline=parsed.underline)
+
+
+def monochrome(text: Text) -> Text:
+    """`text` for a terminal without colour (`NO_COLOR`): what was red or magenta (a failure,
+    a silent agent, a stale lease) is bold and reverse, every other colour is dropped; so
+    nothing that matters turns dark grey on black."""
+    out = text.copy()
+    out.style = _without_colour(out.style)
+    out.spans = [Span(span.start, span.end, _without_colour(span.style)) for span in out.spans]
+    return out
+
+
+def state_text(state: str, *, color: bool = True) -> Text:
+    """`✘ failed`; without colour, failures bold and reverse (core/operator/describe.py)."""
+    glyph, style = state_style(state, color=color)
     return Text(f"{glyph} {state}", style=style)
 
 
@@ -94,7 +139,7 @@ def workspace_text(agent: AgentState) -> Text:
 def holder_text(lock: LockState) -> Text:
     if lock.holder is None:
         return Text("free", style="dim")
-    return Text(f"🔒 {inert(lock.holder, limit=60)}#{lock.holder_attempt}", style="bold")
+    return Text(f"{GLYPHS['lock']} {inert(lock.holder, limit=60)}#{lock.holder_attempt}", "bold")
 
 
 def ttl_text(lock: LockState, now: float) -> Text:
@@ -124,3 +169,21 @@ def conflict_kind_text(predicted: bool, actual: bool) -> Text:
     if predicted:
         return Text("◇ predicted", style="yellow")
     return Text("· cleared", style="dim")
+
+
+def legend_text(*, color: bool = True) -> Text:
+    """Every glyph the console draws and what it means, for `?` help."""
+    text = Text()
+    text.append("glyphs", style="bold")
+    for i, state in enumerate(STATE_STYLE):
+        text.append("\n  " if i % 5 == 0 else "  ")
+        text.append_text(state_text(state, color=color))
+    text.append("\n  heartbeat  ")
+    for (glyph, style), meaning in ((FRESH, "fresh"), (LATE, "late"), (SILENT, "silent")):
+        text.append(f"{glyph} {meaning}  ", style=style)
+    text.append("  ".join(f"{glyph} {source}" for source, glyph in SOURCE_GLYPH.items()))
+    text.append(f"\n  {GLYPHS['lock']} lock held  ∞ held for the attempt  ! stale lease")
+    text.append("\n  ◇ predicted conflict  ◆ actual conflict, or a marked agent")
+    text.append(f"\n  {GLYPHS['elapsed']} elapsed  ⎇ branch  {GLYPHS['folder']} worktree")
+    text.append(f"  {SPARK[1:]} activity")
+    return text if color else monochrome(text)

@@ -230,6 +230,12 @@ def cmd_tui(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from corral.core.cli.serve import cmd_serve as serve
+
+    return serve(args, args.repo or _cwd())
+
+
 @_guard
 def cmd_review(args: argparse.Namespace) -> int:
     from corral.core.cli.review import cmd_review as review
@@ -263,6 +269,7 @@ _COMMANDS = {
     "demo": cmd_demo,
     "review": cmd_review,
     "tui": cmd_tui,
+    "serve": cmd_serve,
 }
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from corral.core.cli.locks import add_lock_parsers
 from corral.core.cli.mcp import add_mcp_parser
 from corral.core.cli.presets import add_presets_parser
 from corral.core.cli.review import add_review_parser
+from corral.core.cli.serve import add_serve_parser
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
@@ -138,4 +139,5 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
     add_review_parser(sub)
     add_mcp_parser(sub)
+    add_serve_parser(sub)
     return parser

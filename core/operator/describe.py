@@ -26,7 +26,7 @@ STATE_STYLE = {
     "waiting_for_human": ("?", "yellow bold reverse"),
     "succeeded": ("✔", "green bold"),
     "failed": ("✘", "red"),
-    "timed_out": ("⧖", "red"),
+    "timed_out": ("◷", "red"),
     "killed": ("✘", "red"),
     "lost": ("?", "magenta"),
     "dead_lettered": ("✘", "red bold"),
@@ -35,6 +35,18 @@ STATE_STYLE = {
     "budget_exceeded": ("$", "red bold"),
 }
 SOURCE_GLYPH = {"beat": "♥", "output": "≡", "cpu": "⚙", "stream": "»"}
+FAILED_STATES = frozenset({"failed", "timed_out", "killed", "lost", "dead_lettered"})
+"""The states a person must not miss: without colour (`NO_COLOR`) they are drawn NO_COLOR_STYLE,
+never a grey a monochrome terminal may show dark on black."""
+NO_COLOR_STYLE = "bold reverse"
+
+
+def state_style(state: str, *, color: bool = True) -> tuple[str, str]:
+    """The glyph and style of a state, for a terminal with or without colour."""
+    glyph, style = STATE_STYLE.get(state, ("?", ""))
+    if not color:
+        style = NO_COLOR_STYLE if state in FAILED_STATES else style.replace("dim", "").strip()
+    return glyph, style
 
 
 def format_tokens(count: int) -> str:

@@ -157,7 +157,13 @@ def test_palette_reaches_every_command(repo: Path, live: RunDir) -> None:
         async with app.run_test(size=(120, 40)) as pilot:
             await until(pilot, lambda: dashboard_ready(app), what="the dashboard")
             titles = {command.title for command in app.get_system_commands(app.screen)}
-            assert {"Kill", "Retry", "Mark", "Review", "Filter", "Help", "Quit", "@ log"} <= titles
+            # an action on an agent names it: the one under the cursor, or the marked ones
+            named = {"Kill agent api-auth", "Retry agent api-auth", "Mark agent api-auth"}
+            assert named | {"Review", "Filter", "Help", "Quit", "@ log"} <= titles
+            await pilot.press("j", "space", "j", "space")
+            titles = {command.title for command in app.get_system_commands(app.screen)}
+            assert "Kill agents api-billing, docs" in titles
+            await pilot.press("space", "k", "space")
             await pilot.press("colon")
             await until(pilot, lambda: isinstance(app.screen, CommandPalette), what="the palette")
             await pilot.press(*"break")

@@ -19,7 +19,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
+from textual.widgets import Log, Static, TabbedContent, TabPane
 
 from corral.core.findings.display import Loaded, agent_findings, severity_rank
 from corral.core.operator.describe import runtime_line, stream_detail, usage_line
@@ -31,6 +31,7 @@ from corral.tui.feed import RunFeed
 from corral.tui.screens.base import RunScreen
 from corral.tui.text import inert, inert_lines
 from corral.tui.widgets.event_tail import EventTail
+from corral.tui.widgets.footer import CorralFooter
 from corral.tui.widgets.tables import KeyTable, Row
 
 OUTPUT_POLL = 0.2
@@ -144,7 +145,7 @@ class AgentScreen(RunScreen):
                 yield FindingsTable()
             with TabPane("4 events", id="agent-events"):
                 yield EventTail(id="agent-events-log")
-        yield Footer()
+        yield CorralFooter()
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -152,6 +153,10 @@ class AgentScreen(RunScreen):
         self.follow_output()
         self.load_findings()
         self.load_runtime()
+
+    def palette_target(self, action: str) -> str:
+        named = {"kill", "retry", "send_input", "shell", "copy_path", "diff"}
+        return f"agent {inert(self.agent_id, limit=40)}" if action in named else ""
 
     @property
     def agent(self):  # type: ignore[no-untyped-def]
@@ -167,9 +172,9 @@ class AgentScreen(RunScreen):
             text = Text(" ")
             text.append(inert(agent.id, limit=64), style="bold")
             text.append(f" ({agent.kind})  ")
-            text.append_text(look.state_text(agent.state))
+            text.append_text(look.state_text(agent.state, color=not self.app.no_color))
             text.append(
-                f"  try {agent.attempt}/{agent.retries + 1}  ⏱ {look.elapsed_text(agent, now)}  "
+                f"  try {agent.attempt}/{agent.retries + 1}  {look.GLYPHS['elapsed']} {look.elapsed_text(agent, now)}  "
             )
             text.append_text(
                 look.heartbeat_text(agent, now, feed.heartbeat_timeout.get(agent.id, 0.0))
@@ -177,7 +182,9 @@ class AgentScreen(RunScreen):
             text.append("\n ")
             if attempt is not None:
                 text.append(f"⎇ {inert(attempt.branch, limit=60)}  ", style="dim")
-                text.append(f"📁 {inert(attempt.workspace, limit=120)}", style="dim")
+                text.append(
+                    f"{look.GLYPHS['folder']} {inert(attempt.workspace, limit=120)}", style="dim"
+                )
             progress = look.progress_text(agent)
             if progress.plain:
                 text.append("  ")
@@ -190,7 +197,7 @@ class AgentScreen(RunScreen):
             if said:  # an agent whose CLI's stream is read: its model, tokens, cost, last tool
                 text.append("\n ✦ ", style="dim")
                 text.append(inert(said, limit=300))
-            self.header.update(text)
+            self.header.update(look.monochrome(text) if self.app.no_color else text)
         self.agent_events.add(feed.agent_events.get(self.agent_id, ()))
 
     # -- workers: they read files and run git, and post what they found ------------------------

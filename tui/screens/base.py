@@ -90,6 +90,10 @@ class RunScreen(Screen[None]):
             self.bindings_signature = signature
             self.refresh_bindings()
 
+    def palette_target(self, action: str) -> str:
+        """What `action` would act on, for its name in the command palette ('' for nothing)."""
+        return ""
+
     def redraw(self, feed: RunFeed, now: float, *, since: int, ages: bool) -> None:
         """Draw what changed after version `since` (everything when `since` is -1)."""
         raise NotImplementedError

@@ -12,21 +12,31 @@ from textual import getters, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.widgets import Footer
 
 from corral.core.operator import actions
 from corral.core.operator.errors import OperatorError
-from corral.tui import decisions
+from corral.tui import decisions, look
 from corral.tui.bridge import RunSession
 from corral.tui.feed import RunFeed
 from corral.tui.screens.base import RunScreen
 from corral.tui.screens.dialogs import AskScreen, ConfirmScreen
 from corral.tui.text import inert
 from corral.tui.widgets.event_tail import EventTail
+from corral.tui.widgets.footer import CorralFooter
 from corral.tui.widgets.run_header import RunHeader, header_text
 from corral.tui.widgets.tables import AgentsTable, ConflictsTable, KeyTable, LocksTable
 
 PANELS = {"1": "agents", "2": "locks", "3": "conflicts", "4": "events"}
+
+
+def agents_named(ids: list[str]) -> str:
+    """`agent lint-fix`, `agents a, b, c +2`: what a palette entry acts on."""
+    if not ids:
+        return ""
+    names = ", ".join(inert(i, limit=40) for i in ids[:3]) + (
+        f" +{len(ids) - 3}" if len(ids) > 3 else ""
+    )
+    return f"agent {names}" if len(ids) == 1 else f"agents {names}"
 
 
 class DashboardScreen(RunScreen):
@@ -55,6 +65,7 @@ class DashboardScreen(RunScreen):
         Binding("space", "mark", "Mark", id="dashboard.mark"),
         Binding("v", "review", "Review", id="dashboard.review"),
         Binding("slash", "filter", "Filter", id="dashboard.filter"),
+        Binding("f", "failures_first", "Failures first", id="dashboard.failures_first"),
         Binding("1", "panel('agents')", "Agents", show=False, id="dashboard.panel_agents"),
         Binding("2", "panel('locks')", "Locks", show=False, id="dashboard.panel_locks"),
         Binding("3", "panel('conflicts')", "Conflicts", show=False, id="dashboard.panel_conflicts"),
@@ -78,7 +89,7 @@ class DashboardScreen(RunScreen):
             yield LocksTable(id="locks")
             yield ConflictsTable(id="conflicts")
         yield EventTail(id="events")
-        yield Footer()
+        yield CorralFooter()
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -93,14 +104,15 @@ class DashboardScreen(RunScreen):
     def redraw(self, feed: RunFeed, now: float, *, since: int, ages: bool) -> None:
         state = feed.state
         if ages or feed.run_version > since:
-            self.header.update(
-                header_text(
-                    state,
-                    now,
-                    engine_live=self.session.engine_live,
-                    read_only=self.session.read_only,
-                )
+            color = not self.app.no_color
+            header = header_text(
+                state,
+                now,
+                engine_live=self.session.engine_live,
+                read_only=self.session.read_only,
+                color=color,
             )
+            self.header.update(header if color else look.monochrome(header))
         if ages:
             self.agents.sync(self.agents.table_rows(feed, now))
         else:
@@ -111,8 +123,10 @@ class DashboardScreen(RunScreen):
         if feed.conflicts_version > since:
             self.conflicts.sync(self.conflicts.table_rows(feed), complete=True)
         self.events.add(feed.tail)
-        self.agents.border_title = f"1 agents {len(state.agents)}" + (
-            f" · filter {self.agents.filter_text!r}" if self.agents.filter_text else ""
+        self.agents.border_title = (
+            f"1 agents {len(state.agents)}"
+            + (f" · filter {self.agents.filter_text!r}" if self.agents.filter_text else "")
+            + (" · failures first" if self.agents.failures_first else "")
         )
         self.locks.border_title = (
             f"2 locks {sum(1 for lock in state.locks.values() if lock.holder)}/{len(state.locks)}"
@@ -185,6 +199,20 @@ class DashboardScreen(RunScreen):
 
     def action_review(self) -> None:
         self.app.open_review()  # type: ignore[attr-defined]
+
+    def action_failures_first(self) -> None:
+        """Failed and stalled agents at the top (the title says so), or the plan's order."""
+        self.agents.toggle_failures_first()
+        self.drawn_version = -1  # the title
+
+    def palette_target(self, action: str) -> str:
+        if action in ("kill", "retry"):
+            return agents_named(self.targets())
+        if action in ("send_input", "open_agent", "mark"):
+            return agents_named([self.agents.current_key] if self.agents.current_key else [])
+        if action == "break_lock" and self.locks.current_key:
+            return f"lock {inert(self.locks.current_key, limit=60)}"
+        return ""
 
     def action_mark(self) -> None:
         self.agents.toggle_mark()

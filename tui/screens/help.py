@@ -28,10 +28,13 @@ class HelpScreen(ModalScreen[None]):
         Binding("k,up", "scroll(-1)", "Up", show=False, id="help.up"),
     ]
 
-    def __init__(self, title: str, rows: list[tuple[str, str, str, bool]]) -> None:
+    def __init__(
+        self, title: str, rows: list[tuple[str, str, str, bool]], legend: Text | None = None
+    ) -> None:
         super().__init__()
         self.title_text = title
         self.rows = rows
+        self.legend = legend
 
     def compose(self) -> ComposeResult:
         table = Table(box=None, expand=True, pad_edge=False, header_style="bold")
@@ -48,7 +51,9 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll():
             yield Label(Text(self.title_text, style="bold"))
             yield Static(table)
-            yield Label(Text("ctrl+p or : runs any of these by name · esc closes", style="dim"))
+            if self.legend is not None:
+                yield Static(self.legend, id="legend")
+            yield Label(Text(": or ctrl+p runs any of these by name · esc closes", style="dim"))
 
     def action_close(self) -> None:
         self.dismiss(None)

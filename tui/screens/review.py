@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widgets import Static, TabbedContent, TabPane
 
 from corral.core.findings.display import (
     Loaded,
@@ -25,12 +25,13 @@ from corral.core.findings.display import (
     severity_conflicts,
 )
 from corral.core.log.state import RunState
-from corral.tui import ops
+from corral.tui import look, ops
 from corral.tui.bridge import RunSession
 from corral.tui.feed import RunFeed
 from corral.tui.screens.dialogs import AskScreen
 from corral.tui.screens.review_decide import ReviewDecisions
 from corral.tui.text import inert
+from corral.tui.widgets.footer import CorralFooter
 from corral.tui.widgets.review_parts import (
     BranchesTable,
     ReviewFindings,
@@ -120,7 +121,7 @@ class ReviewScreen(ReviewDecisions):
                 yield Static(id="verification-view")
             with TabPane("5 report", id="raw"), VerticalScroll():
                 yield Static(id="raw-view")
-        yield Footer()
+        yield CorralFooter()
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -134,7 +135,7 @@ class ReviewScreen(ReviewDecisions):
             self.report_version = feed.review_version
             self.load_report()
         if feed.review_version > since or feed.run_version > since or since < 0:
-            self.summary.update(summary_text(state, self.loaded, read_only=self.session.read_only))
+            self.show_summary(summary_text(state, self.loaded, read_only=self.session.read_only))
             self.show_tampering(state)
             self.branches.sync(branch_rows(state), complete=True)
             self.query_one("#verification-view", Static).update(verification_text(state))
@@ -204,10 +205,13 @@ class ReviewScreen(ReviewDecisions):
         )
         feed = self.session.feed
         if feed is not None:
-            self.summary.update(
+            self.show_summary(
                 summary_text(feed.state, self.loaded, read_only=self.session.read_only)
             )
         self.refresh_bindings()
+
+    def show_summary(self, text: Text) -> None:
+        self.summary.update(look.monochrome(text) if self.app.no_color else text)
 
     # -- which keys are offered (the decisions themselves: review_decide.py) -----------------
 

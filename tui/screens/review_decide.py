@@ -23,6 +23,11 @@ class ReviewDecisions(RunScreen):
     """The decision half of the review screen (review.py draws the report)."""
 
     loaded: Loaded | None = None
+
+    def palette_target(self, action: str) -> str:
+        named = {"approve", "reject", "acknowledge"}
+        return f"run {self.session.run_id}" if action in named else ""
+
     """The report as read for display, with the sha256 of exactly the bytes shown."""
 
     def pending_tampering(self) -> bool:

@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from corral.core.operator import actions
 from corral.core.operator.errors import OperatorError
@@ -24,6 +24,7 @@ from corral.core.runs.rundir import NotInRepository, UnsafeRunDir, git_common_di
 from corral.tui.runs_index import RunsIndex
 from corral.tui.screens.dialogs import AskScreen
 from corral.tui.text import inert
+from corral.tui.widgets.footer import CorralFooter
 from corral.tui.widgets.tables import KeyTable, Row
 
 REFRESH_SECONDS = 2.0
@@ -105,7 +106,7 @@ class RunsScreen(Screen[None]):
         )
         yield RunsTable()
         yield Static("", id="empty")
-        yield Footer()
+        yield CorralFooter()
 
     def on_mount(self) -> None:
         self.table.border_title = "1 runs"

@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.widgets import RichLog
 
 from corral.tui.feed import TailLine
+from corral.tui.look import monochrome
 
 MAX_PER_DRAW = 200
 """A burst bigger than this is summarised: nobody reads 5,000 lines a tenth of a second."""
@@ -66,5 +67,6 @@ class EventTail(RichLog):
                 )
             )
             fresh = fresh[-MAX_PER_DRAW:]
-        self.write(Text("\n").join(tail_text(line) for line in fresh))  # one render per batch
+        text = Text("\n").join(tail_text(line) for line in fresh)  # one render per batch
+        self.write(monochrome(text) if self.app.no_color else text)
         self.drawn_seq = fresh[-1].seq

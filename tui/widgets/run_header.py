@@ -7,28 +7,30 @@ from rich.text import Text
 from textual.widgets import Static
 
 from corral.core.log.state import RunState
-from corral.core.operator.describe import STATE_STYLE, usage_cell
+from corral.core.operator.describe import NO_COLOR_STYLE, STATE_STYLE, state_style, usage_cell
 from corral.core.plan.durations import format_duration
+from corral.tui.look import GLYPHS
 from corral.tui.text import inert
 
 STATE_ORDER = list(STATE_STYLE)
 
 
-def header_text(state: RunState, now: float, *, engine_live: bool, read_only: bool) -> Text:
+def header_text(
+    state: RunState, now: float, *, engine_live: bool, read_only: bool, color: bool = True
+) -> Text:
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(inert(state.name or state.run_id, limit=40), style="bold reverse")
     if state.started_ts is not None:
         end = state.finished_ts or now
-        text.append(f" ⏱ {format_duration(max(0.0, end - state.started_ts))}")
+        text.append(f" {GLYPHS['elapsed']} {format_duration(max(0.0, end - state.started_ts))}")
+    alarm = "red bold" if color else NO_COLOR_STYLE
     if state.status == "finished":
         verdict = state.verdict or "?"
-        text.append(
-            f"  ■ finished {verdict}", style="green bold" if verdict == "passed" else "red bold"
-        )
+        text.append(f"  ■ finished {verdict}", style="green bold" if verdict == "passed" else alarm)
     elif engine_live:
         text.append("  ● engine live", style="green")
     else:
-        text.append("  ○ engine gone (resume: corral run --resume)", style="red bold")
+        text.append("  ○ engine gone (resume: corral run --resume)", style=alarm)
     if state.review is not None:
         style = "green bold" if state.review.decision == "approved" else "red bold"
         text.append(
@@ -42,13 +44,13 @@ def header_text(state: RunState, now: float, *, engine_live: bool, read_only: bo
     counts = state.counts()
     for name in STATE_ORDER:
         if counts.get(name):
-            glyph, style = STATE_STYLE[name]
+            glyph, style = state_style(name, color=color)
             text.append(f"{glyph} {counts[name]} {name}", style=style)
             text.append("  ")
     text.append(f"Σ {len(state.agents)} agents", style="dim")
     if state.locks:
         held = sum(1 for lock in state.locks.values() if lock.holder)
-        text.append(f"  🔒 {held}/{len(state.locks)} locks held", style="dim")
+        text.append(f"  {GLYPHS['lock']} {held}/{len(state.locks)} locks held", style="dim")
     if state.conflicts:
         text.append(f"  ⚠ {len(state.conflicts)} conflicts", style="yellow")
     usage = usage_cell(state.usage)

@@ -13,6 +13,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
 from corral.core.log.state import AgentState, ConflictState, LockState
+from corral.core.operator.describe import FAILED_STATES
 from corral.tui import look
 from corral.tui.feed import RunFeed
 from corral.tui.text import inert
@@ -50,7 +51,11 @@ class KeyTable(DataTable[Text]):
         )
         self.cells: dict[str, Row] = {}
         self.filter_text = ""
-        for key, label, width in self.COLUMNS:
+        self.columns_shown: list[tuple[str, str, int]] = list(self.COLUMNS)
+        """The columns shown, in order, with their widths: COLUMNS unless the table lays itself
+        out to its width (AgentsTable)."""
+        self.shown: set[str] = {key for key, _, _ in self.columns_shown}
+        for key, label, width in self.columns_shown:
             self.add_column(Text(label, style="bold"), width=width, key=key)
 
     @property
@@ -68,18 +73,34 @@ class KeyTable(DataTable[Text]):
 
     def put(self, key: str, row: Row) -> int:
         """Add the row, or update the cells that changed; returns how many cells were written."""
+        if self.app.no_color:
+            row = {column: look.monochrome(value) for column, value in row.items()}
         old = self.cells.get(key)
         if old is None:
             self.cells[key] = row
-            self.add_row(*(row[column] for column, _, _ in self.COLUMNS), key=key)
+            self.add_row(*(row[column] for column, _, _ in self.columns_shown), key=key)
             return len(row)
         written = 0
         for column, value in row.items():
             if old.get(column) != value:
                 old[column] = value
-                self.update_cell(key, column, value)
-                written += 1
+                if column in self.shown:
+                    self.update_cell(key, column, value)
+                    written += 1
         return written
+
+    def relayout(self, layout: list[tuple[str, str, int]]) -> None:
+        """Show these columns: the rows are laid out again (a resize past a width, rarely)."""
+        current = self.current_key
+        self.columns_shown = layout
+        self.shown = {key for key, _, _ in layout}
+        self.clear(columns=True)
+        for key, label, width in layout:
+            self.add_column(Text(label, style="bold"), width=width, key=key)
+        for key, row in self.cells.items():
+            self.add_row(*(row[column] for column, _, _ in layout), key=key)
+        if current is not None:
+            self.select_key(current)
 
     def drop(self, key: str) -> None:
         if self.cells.pop(key, None) is not None:
@@ -115,6 +136,41 @@ class KeyTable(DataTable[Text]):
             self.select_key(current)
 
 
+def fit_columns(
+    columns: list[tuple[str, str, int]],
+    width: int,
+    *,
+    first: tuple[str, ...],
+    then: tuple[str, ...],
+    minimum: dict[str, int],
+    grow: tuple[str, ...],
+) -> list[tuple[str, str, int]]:
+    """The columns that fit `width` (each costs its width and 2 of padding), in their order.
+
+    The `first` ones always (at their minimum when short), then the others in the order of
+    `then` (columns it does not name last) while they fit; what is left widens `grow`, evenly.
+    """
+    want = {key: size for key, _, size in columns}
+    size = {key: minimum.get(key, want[key]) for key in first if key in want}
+    left = width - sum(s + 2 for s in size.values())
+    rest = [k for k in then if k in want] + [k for k in want if k not in then and k not in first]
+    for key in rest:
+        if left >= want[key] + 2:
+            size[key] = want[key]
+            left -= want[key] + 2
+    for key in first:  # back up to their wanted width before anything grows
+        if key in size and left > 0:
+            extra = min(left, want[key] - size[key])
+            size[key] += extra
+            left -= extra
+    growing = [key for key in grow if key in size]
+    for i, key in enumerate(growing):
+        share = left // (len(growing) - i)
+        size[key] += share
+        left -= share
+    return [(key, label, size[key]) for key, label, _ in columns if key in size]
+
+
 class AgentsTable(KeyTable):
     COLUMNS: ClassVar[list[tuple[str, str, int]]] = [
         ("mark", " ", 1),
@@ -139,6 +195,64 @@ class AgentsTable(KeyTable):
     ) -> None:
         super().__init__(name=name, id=id, classes=classes, disabled=disabled)
         self.marked: set[str] = set()
+        self.failures_first = False
+        self.states_drawn: tuple[str, ...] = ()
+
+    FIRST: ClassVar[tuple[str, ...]] = ("mark", "id", "state", "progress")
+    """What a narrow terminal keeps: which agent, its state, what it says."""
+    THEN: ClassVar[tuple[str, ...]] = ("beat", "elapsed", "attempt", "kind", "activity")
+    MINIMUM: ClassVar[dict[str, int]] = {"id": 12, "state": 15, "progress": 20}
+    GROW: ClassVar[tuple[str, ...]] = ("progress", "workspace")
+
+    def on_resize(self) -> None:
+        layout = fit_columns(
+            self.COLUMNS,
+            self.size.width - self.styles.scrollbar_size_vertical,
+            first=self.FIRST,
+            then=self.THEN,
+            minimum=self.MINIMUM,
+            grow=self.GROW,
+        )
+        if layout != self.columns_shown:
+            self.relayout(layout)
+            self.states_drawn = ()
+            self.order()
+
+    def sync(self, rows: Iterable[tuple[str, Row]], *, complete: bool = False) -> int:
+        written = super().sync(rows, complete=complete)
+        self.order()
+        return written
+
+    def order(self) -> None:
+        """With failures first, sort again when a state changed: failed ones, then stalled,
+        then the rest, each in the plan's order."""
+        if not self.failures_first:
+            return
+        states = tuple(row["state"].plain for row in self.cells.values())
+        if states == self.states_drawn:
+            return
+        self.states_drawn = states
+        place = {row["id"].plain: i for i, row in enumerate(self.cells.values())}
+
+        def rank(cells: tuple[Text, Text]) -> tuple[int, int]:
+            state_cell, id_cell = cells
+            state = state_cell.plain.partition(" ")[2]
+            urgent = 0 if state in FAILED_STATES else 1 if state == "stalled" else 2
+            return urgent, place.get(id_cell.plain, 0)
+
+        current = self.current_key
+        self.sort("state", "id", key=rank)
+        if current is not None:
+            self.select_key(current)
+
+    def toggle_failures_first(self) -> bool:
+        self.failures_first = not self.failures_first
+        self.states_drawn = ()
+        if self.failures_first:
+            self.order()
+        else:
+            self.relayout(self.columns_shown)  # back to the plan's order
+        return self.failures_first
 
     def row_for(self, agent: AgentState, feed: RunFeed, now: float) -> Row:
         timeout = feed.heartbeat_timeout.get(agent.id, 0.0)
@@ -146,7 +260,7 @@ class AgentsTable(KeyTable):
             "mark": Text("◆", style="bold magenta") if agent.id in self.marked else Text(" "),
             "id": Text(inert(agent.id, limit=64), style="bold"),
             "kind": Text(agent.kind, style="dim"),
-            "state": look.state_text(agent.state),
+            "state": look.state_text(agent.state, color=not self.app.no_color),
             "beat": look.heartbeat_text(agent, now, timeout),
             "activity": Text(look.sparkline(feed.sparkline_counts(agent.id, now)), style="cyan"),
             "progress": look.progress_text(agent),
