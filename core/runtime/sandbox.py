@@ -44,13 +44,12 @@ from corral.core.runtime.base import (
 )
 from corral.core.runtime.kill import POLL_FIRST, POLL_MAX, TerminateError
 from corral.core.runtime.local import LocalExecution, LocalIdentity, LocalRuntime, _marks
-from corral.core.runtime.procfs import process_start_time
+from corral.core.runtime.procfs import process_start_time, read_stat, same_start
 from corral.core.runtime.proctree import (
     CpuSampler,
     Marks,
     Spawned,
     SpawnError,
-    is_same_process,
     spawn,
     terminate_tree,
 )
@@ -88,16 +87,28 @@ class _Attempt:
     proxy_dir: Path | None = None
 
 
+def _init_runs(pid: int, start_time: float) -> bool:
+    """Whether the sandbox's pid 1 still runs: the same process and not a zombie.
+
+    A pid namespace's init becomes a zombie only once the kernel has killed and reaped every
+    other process of its namespace, so a zombie init means nothing of the sandbox runs. It stays
+    a zombie until the host's init reaps it (bubblewrap's outer process does not): waiting for
+    that cost up to two seconds per attempt where pid 1 reaps slowly, forever where it never does.
+    """
+    stat = read_stat(pid)
+    return stat is not None and same_start(stat.start_time, start_time) and not stat.zombie
+
+
 async def _kill_init(pid: int | None, start_time: float | None) -> bool:
-    """SIGKILL the sandbox's pid 1 (the namespace ends with it) and wait until it is gone;
+    """SIGKILL the sandbox's pid 1 (the namespace ends with it) and wait until it has ended;
     True if it still ran. Raises TerminateError if it outlives the kill."""
-    if pid is None or start_time is None or not is_same_process(pid, start_time):
+    if pid is None or start_time is None or not _init_runs(pid, start_time):
         return False
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + INIT_GONE_TIMEOUT
     delay = POLL_FIRST
-    while is_same_process(pid, start_time):
+    while _init_runs(pid, start_time):
         if time.monotonic() >= deadline:
             raise TerminateError(f"the sandbox's pid 1 ({pid}) outlived SIGKILL", [pid])
         await asyncio.sleep(delay)
