@@ -56,7 +56,7 @@ from corral.core.runtime.proctree import (
 from corral.core.sandbox.bwrap import sandbox_command, sandbox_init_pid
 from corral.core.sandbox.gitdir import CollectError, collect_branch, prepare_private_gitdir
 from corral.core.sandbox.paths import INSIDE_SOCKET, AttemptPaths
-from corral.core.sandbox.policy import SandboxPolicy
+from corral.core.sandbox.policy import ResolvedPolicy, SandboxPolicy
 from corral.core.sandbox.proxy import AllowlistProxy
 
 PASSED_ON = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TZ")
@@ -152,12 +152,35 @@ class SandboxExecution(LocalExecution):
         )
 
 
-def _read_info(fd: int) -> bytes:
-    """What bubblewrap writes to `--info-fd`, to the end (it closes it once the sandbox runs)."""
+async def _read_info(fd: int, timeout: float) -> bytes:  # noqa: ASYNC109
+    """What bubblewrap writes to `--info-fd`, to the end (it closes it once the sandbox runs),
+    or what came before `timeout`. The event loop watches the pipe: no worker thread waits on
+    it (fifty attempts starting at once used to queue for the few threads). Closes `fd`."""
+    loop = asyncio.get_running_loop()
+    ended: asyncio.Future[None] = loop.create_future()
     chunks: list[bytes] = []
-    with os.fdopen(fd, "rb") as info:
-        while chunk := info.read(4096):
-            chunks.append(chunk)
+
+    def readable() -> None:
+        try:
+            while chunk := os.read(fd, 4096):
+                chunks.append(chunk)
+        except BlockingIOError:
+            return  # more to come
+        except OSError:
+            pass
+        if not ended.done():
+            ended.set_result(None)
+
+    os.set_blocking(fd, False)
+    loop.add_reader(fd, readable)
+    try:
+        async with asyncio.timeout(timeout):
+            await ended
+    except TimeoutError:
+        pass
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
     return b"".join(chunks)
 
 
@@ -170,6 +193,7 @@ class SandboxRuntime(LocalRuntime):
         super().__init__(setup)
         self.bwrap = bwrap
         self.attempts: dict[AttemptRef, _Attempt] = {}
+        self._resolved: dict[tuple[SandboxPolicy, Path, str | None], ResolvedPolicy] = {}
 
     def _own_dir(self, ref: AttemptRef) -> Path:
         return self.setup.rundir / "runtime" / self.name / f"{ref.agent}-{ref.attempt}"
@@ -183,37 +207,54 @@ class SandboxRuntime(LocalRuntime):
         )
 
     async def prepare(self, request: AttemptRequest, placement: Placement) -> None:
-        from corral.worktrees.git import admin_dir
-
         await super().prepare(request, placement)
         ref = request.ref
-        common_dir = await asyncio.to_thread(self._common_dir)  # git, once per process
-        record = admin_dir(placement.host_workspace)
-        if record is None:
-            raise PlacementFailed(f"{placement.host_workspace} has no git record to sandbox")
         gitdir = self._own_dir(ref) / "git"
         try:
-            if gitdir.exists():  # a placement made again (the engine's retry of a prepare)
-                await asyncio.to_thread(shutil.rmtree, gitdir)
-            await asyncio.to_thread(
-                prepare_private_gitdir,
-                gitdir,
-                common_dir=common_dir,
-                admin_dir=record,
-                branch=placement.branch,
-                commit=self.setup.snapshot,
-            )
+            record = await asyncio.to_thread(self._private_gitdir, gitdir, placement)
         except (OSError, ValueError) as exc:
             raise PlacementFailed(f"the sandbox's private git directory: {exc}") from exc
         self.attempts[ref] = _Attempt(
             gitdir, record, request.socket, request.sandbox or SandboxPolicy()
         )
 
+    def _private_gitdir(self, gitdir: Path, placement: Placement) -> Path:
+        """Make the attempt's private git directory (afresh: a prepare may be retried); the
+        worktree's record in the shared repository that it stands in for. One worker thread
+        for all of it: a hop to a thread costs more than these few small writes."""
+        from corral.worktrees.git import admin_dir
+
+        record = admin_dir(placement.host_workspace)
+        if record is None:
+            raise PlacementFailed(f"{placement.host_workspace} has no git record to sandbox")
+        if gitdir.exists():  # a placement made again (the engine's retry of a prepare)
+            shutil.rmtree(gitdir)
+        prepare_private_gitdir(
+            gitdir,
+            common_dir=self._common_dir(),
+            admin_dir=record,
+            branch=placement.branch,
+            commit=self.setup.snapshot,
+        )
+        return record
+
     def _common_dir(self) -> Path:
         """The shared git directory (asked of git once per process: `git_common_dir` keeps it)."""
         from corral.worktrees.git import git_common_dir
 
         return git_common_dir(self.setup.repo_top)
+
+    def _resolve(self, policy: SandboxPolicy, home: Path, shared: str | None) -> ResolvedPolicy:
+        """The policy against the agent's home, with the run's shared files writable; kept,
+        since it depends on nothing else and most attempts of a run share one."""
+        key = (policy, home, shared)
+        resolved = self._resolved.get(key)
+        if resolved is None:
+            resolved = policy.resolve(home)
+            if shared:  # the run's shared files (core/locks/shared_files.py), as `local` has them
+                resolved = dataclasses.replace(resolved, write=(*resolved.write, Path(shared)))
+            self._resolved[key] = resolved
+        return resolved
 
     async def _proxy_socket(self, ref: AttemptRef, held: _Attempt) -> Path | None:
         """The attempt's allowlist proxy (started at its first command), or None (no network)."""
@@ -261,10 +302,7 @@ class SandboxRuntime(LocalRuntime):
             home=home,
             proxy_socket=await self._proxy_socket(ref, held),
         )
-        resolved = held.policy.resolve(home)
-        shared = placement.env.get("CORRAL_SHARED")
-        if shared:  # the run's shared files (core/locks/shared_files.py), as `local` has them
-            resolved = dataclasses.replace(resolved, write=(*resolved.write, Path(shared)))
+        resolved = self._resolve(held.policy, home, placement.env.get("CORRAL_SHARED"))
         read_end, write_end = os.pipe()
         try:
             command = sandbox_command(
@@ -282,11 +320,7 @@ class SandboxRuntime(LocalRuntime):
             raise StartFailed(str(exc)) from exc
         finally:
             os.close(write_end)
-        try:
-            info = await asyncio.wait_for(asyncio.to_thread(_read_info, read_end), INFO_TIMEOUT)
-        except TimeoutError:
-            info = b""
-        init = sandbox_init_pid(info)
+        init = sandbox_init_pid(await _read_info(read_end, INFO_TIMEOUT))
         identity = SandboxIdentity(
             runtime=self.name,
             pid=spawned.pid,
