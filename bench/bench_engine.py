@@ -16,10 +16,12 @@ With `--command true` (any command) each agent runs that instead of `sleep`: the
 then the whole wall time, the start-up cost of N attempts. Several `--runtime`s are run
 alternately (run 1 of each, then run 2 of each, ...) so a machine that drifts through the bench
 drifts for all of them, and the last lines compare each runtime's median wall with the first's
-(issue 12: sandbox against local, target under 1.2x for 50 x `true`).
+(issue 12: sandbox against local, target under 1.2x for 50 x `true`). Each run starts after
+`--settle` seconds of rest: the kernel frees a sandboxed run's namespaces after it has ended,
+and without the rest the run after it (a local one, alternated) paid for that.
 
 Usage: python bench/bench_engine.py [--agents 50 200] [--sleep 2] [--runs 3] [--files 100]
-                                    [--runtime local sandbox] [--command true]
+                                    [--runtime local sandbox] [--command true] [--settle 2]
 """
 
 from __future__ import annotations
@@ -70,7 +72,13 @@ def phases(events_path: Path, began: float, ended: float, sleep: float) -> Run:
 
 
 def run_once(
-    scratch: Path, agents: int, command: list[str], sleep: float, files: int, runtime: str
+    scratch: Path,
+    agents: int,
+    command: list[str],
+    sleep: float,
+    files: int,
+    runtime: str,
+    settle: float = 0.0,
 ) -> Run:
     repo = scratch / "repo"
     make_repo(repo, sources(files))
@@ -79,6 +87,7 @@ def run_once(
     for i in range(agents):
         body += f'[[agent]]\nid = "s{i}"\ncommand = {json.dumps(command)}\n\n'
     plan.write_text(body)
+    time.sleep(settle)  # the kernel's deferred cleanup of the last run's namespaces, not this run's
     began = time.time()
     result = run_quietly(plan, repo)
     ended = time.time()
@@ -110,6 +119,13 @@ def main() -> None:
     parser.add_argument(
         "--command", nargs="+", help="what each agent runs instead of sleep (e.g. true)"
     )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=2.0,
+        help="seconds of rest before each run: the kernel frees a sandboxed run's namespaces "
+        "after it ends, and the run after it would pay for that",
+    )
     args = parser.parse_args()
     command = args.command or ["sleep", str(args.sleep)]
     sleep = 0.0 if args.command else args.sleep
@@ -133,6 +149,7 @@ def main() -> None:
                         sleep,
                         args.files,
                         runtime,
+                        args.settle,
                     )
                     walls[runtime].append(run.wall)
                     figure = run.wall / sleep if sleep else run.wall
