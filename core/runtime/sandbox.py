@@ -101,8 +101,55 @@ def _init_runs(pid: int, start_time: float) -> bool:
 
 async def _kill_init(pid: int | None, start_time: float | None) -> bool:
     """SIGKILL the sandbox's pid 1 (the namespace ends with it) and wait until it has ended;
-    True if it still ran. Raises TerminateError if it outlives the kill."""
-    if pid is None or start_time is None or not _init_runs(pid, start_time):
+    True if it still ran. Raises TerminateError if it outlives the kill.
+
+    Through a pidfd where the kernel has them: the signal cannot reach a process that took the
+    pid over, and the end is seen the moment it comes (the kernel makes the pidfd readable once
+    pid 1, and so its namespace, has ended) instead of at the next poll.
+    """
+    if pid is None or start_time is None:
+        return False
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return False
+    except (AttributeError, OSError):
+        return await _kill_init_polling(pid, start_time)
+    try:
+        if not _init_runs(pid, start_time):  # checked once the pidfd pins what it names
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        if not await _readable(pidfd, INIT_GONE_TIMEOUT) and _init_runs(pid, start_time):
+            raise TerminateError(f"the sandbox's pid 1 ({pid}) outlived SIGKILL", [pid])
+        return True
+    finally:
+        os.close(pidfd)
+
+
+async def _readable(fd: int, timeout: float) -> bool:  # noqa: ASYNC109
+    """Whether `fd` became readable within `timeout` (the event loop watches it)."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def on_ready() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, on_ready)
+    try:
+        async with asyncio.timeout(timeout):
+            await ready
+    except TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(fd)
+    return True
+
+
+async def _kill_init_polling(pid: int, start_time: float) -> bool:
+    """`_kill_init` without pidfds (old kernels, seccomp filters): signal, then poll /proc."""
+    if not _init_runs(pid, start_time):
         return False
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
