@@ -46,6 +46,7 @@ bench: compile
 	$(BIN)/python bench/bench_follow.py
 	$(BIN)/python bench/bench_streams.py
 	$(BIN)/python bench/bench_mcp.py
+	$(BIN)/python bench/bench_sandbox.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

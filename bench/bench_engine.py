@@ -12,7 +12,16 @@ own event log:
 Scratch repositories are deleted only after every run: deleting thousands of files just before
 creating thousands more slows these disks down for tens of seconds (docs/performance.md, churn).
 
+With `--command true` (any command) each agent runs that instead of `sleep`: the figure is
+then the whole wall time, the start-up cost of N attempts. Several `--runtime`s are run
+alternately (run 1 of each, then run 2 of each, ...) so a machine that drifts through the bench
+drifts for all of them, and the last lines compare each runtime's median wall with the first's
+(issue 12: sandbox against local, target under 1.2x for 50 x `true`). Each run starts after
+`--settle` seconds of rest: the kernel frees a sandboxed run's namespaces after it has ended,
+and without the rest the run after it (a local one, alternated) paid for that.
+
 Usage: python bench/bench_engine.py [--agents 50 200] [--sleep 2] [--runs 3] [--files 100]
+                                    [--runtime local sandbox] [--command true] [--settle 2]
 """
 
 from __future__ import annotations
@@ -62,14 +71,23 @@ def phases(events_path: Path, began: float, ended: float, sleep: float) -> Run:
     )
 
 
-def run_once(scratch: Path, agents: int, sleep: float, files: int, runtime: str) -> Run:
+def run_once(
+    scratch: Path,
+    agents: int,
+    command: list[str],
+    sleep: float,
+    files: int,
+    runtime: str,
+    settle: float = 0.0,
+) -> Run:
     repo = scratch / "repo"
     make_repo(repo, sources(files))
     plan = scratch / "plan.toml"
     body = f'[run]\nname = "bench"\nmax_parallel = {agents}\nruntime = "{runtime}"\n\n'
     for i in range(agents):
-        body += f'[[agent]]\nid = "s{i}"\ncommand = ["sleep", "{sleep}"]\n\n'
+        body += f'[[agent]]\nid = "s{i}"\ncommand = {json.dumps(command)}\n\n'
     plan.write_text(body)
+    time.sleep(settle)  # the kernel's deferred cleanup of the last run's namespaces, not this run's
     began = time.time()
     result = run_quietly(plan, repo)
     ended = time.time()
@@ -92,31 +110,70 @@ def main() -> None:
     parser.add_argument("--sleep", type=float, default=2.0)
     parser.add_argument("--runs", type=int, default=3, help="runs per agent count")
     parser.add_argument("--files", type=int, default=100, help="files in the bench repository")
-    parser.add_argument("--runtime", default="local", help='where agents run: "local", "sandbox"')
+    parser.add_argument(
+        "--runtime",
+        nargs="+",
+        default=["local"],
+        help='where agents run: "local", "sandbox"; several are run alternately',
+    )
+    parser.add_argument(
+        "--command", nargs="+", help="what each agent runs instead of sleep (e.g. true)"
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=2.0,
+        help="seconds of rest before each run: the kernel frees a sandboxed run's namespaces "
+        "after it ends, and the run after it would pay for that",
+    )
     args = parser.parse_args()
+    command = args.command or ["sleep", str(args.sleep)]
+    sleep = 0.0 if args.command else args.sleep
+    ratio = "wall/sleep" if sleep else "wall"
     compile_sources()
     scratch = Path(tempfile.mkdtemp(prefix="corral-bench-engine-"))
+    print(f"command: {' '.join(command)}")
     print(
-        f"{'agents':>6} {'run':>4} {'wall':>7} {'wall/sleep':>10}   start  spread     end    exit"
+        f"{'runtime':>8} {'agents':>6} {'run':>4} {'wall':>7} {ratio:>10}"
+        "   start  spread     end    exit"
     )
     try:
         for agents in args.agents:
-            ratios = []
+            walls: dict[str, list[float]] = {runtime: [] for runtime in args.runtime}
             for number in range(1, args.runs + 1):
-                run = run_once(
-                    scratch / f"{agents}-{number}", agents, args.sleep, args.files, args.runtime
+                for runtime in args.runtime:
+                    run = run_once(
+                        scratch / f"{agents}-{number}-{runtime}",
+                        agents,
+                        command,
+                        sleep,
+                        args.files,
+                        runtime,
+                        args.settle,
+                    )
+                    walls[runtime].append(run.wall)
+                    figure = run.wall / sleep if sleep else run.wall
+                    print(
+                        f"{runtime:>8} {agents:>6} {number:>4} {run.wall:>6.2f}s {figure:>10.2f}  "
+                        f"{run.start:>5.2f}s {run.spread:>6.2f}s {run.end:>6.2f}s "
+                        f"{run.exit:>6.2f}s",
+                        flush=True,
+                    )
+            first = statistics.median(walls[args.runtime[0]])
+            for runtime, times in walls.items():
+                line = (
+                    f"{runtime:>8} {agents:>6} agents: wall median {statistics.median(times):.2f}s"
                 )
-                ratios.append(run.wall / args.sleep)
-                print(
-                    f"{agents:>6} {number:>4} {run.wall:>6.2f}s {ratios[-1]:>10.2f}  "
-                    f"{run.start:>5.2f}s {run.spread:>6.2f}s {run.end:>6.2f}s {run.exit:>6.2f}s",
-                    flush=True,
-                )
-            print(
-                f"{agents:>6} agents: wall/sleep median {statistics.median(ratios):.2f}, "
-                f"best {min(ratios):.2f} (target under 1.5 for 50)",
-                flush=True,
-            )
+                line += f", best {min(times):.2f}s"
+                if sleep:
+                    ratios = [wall / sleep for wall in times]
+                    line += (
+                        f"; wall/sleep median {statistics.median(ratios):.2f}, "
+                        f"best {min(ratios):.2f} (target under 1.5 for 50)"
+                    )
+                if runtime != args.runtime[0]:
+                    line += f"; median {statistics.median(times) / first:.2f}x {args.runtime[0]}'s"
+                print(line, flush=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

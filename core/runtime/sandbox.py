@@ -44,13 +44,12 @@ from corral.core.runtime.base import (
 )
 from corral.core.runtime.kill import POLL_FIRST, POLL_MAX, TerminateError
 from corral.core.runtime.local import LocalExecution, LocalIdentity, LocalRuntime, _marks
-from corral.core.runtime.procfs import process_start_time
+from corral.core.runtime.procfs import process_start_time, read_stat, same_start
 from corral.core.runtime.proctree import (
     CpuSampler,
     Marks,
     Spawned,
     SpawnError,
-    is_same_process,
     spawn,
     terminate_tree,
 )
@@ -95,16 +94,75 @@ class _Attempt:
     """The root filesystem (the container runtime's), or None: the host's, read-only."""
 
 
+def _init_runs(pid: int, start_time: float) -> bool:
+    """Whether the sandbox's pid 1 still runs: the same process and not a zombie.
+
+    A pid namespace's init becomes a zombie only once the kernel has killed and reaped every
+    other process of its namespace, so a zombie init means nothing of the sandbox runs. It stays
+    a zombie until the host's init reaps it (bubblewrap's outer process does not): waiting for
+    that cost up to two seconds per attempt where pid 1 reaps slowly, forever where it never does.
+    """
+    stat = read_stat(pid)
+    return stat is not None and same_start(stat.start_time, start_time) and not stat.zombie
+
+
 async def _kill_init(pid: int | None, start_time: float | None) -> bool:
-    """SIGKILL the sandbox's pid 1 (the namespace ends with it) and wait until it is gone;
-    True if it still ran. Raises TerminateError if it outlives the kill."""
-    if pid is None or start_time is None or not is_same_process(pid, start_time):
+    """SIGKILL the sandbox's pid 1 (the namespace ends with it) and wait until it has ended;
+    True if it still ran. Raises TerminateError if it outlives the kill.
+
+    Through a pidfd where the kernel has them: the signal cannot reach a process that took the
+    pid over, and the end is seen the moment it comes (the kernel makes the pidfd readable once
+    pid 1, and so its namespace, has ended) instead of at the next poll.
+    """
+    if pid is None or start_time is None:
+        return False
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return False
+    except (AttributeError, OSError):
+        return await _kill_init_polling(pid, start_time)
+    try:
+        if not _init_runs(pid, start_time):  # checked once the pidfd pins what it names
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        if not await _readable(pidfd, INIT_GONE_TIMEOUT) and _init_runs(pid, start_time):
+            raise TerminateError(f"the sandbox's pid 1 ({pid}) outlived SIGKILL", [pid])
+        return True
+    finally:
+        os.close(pidfd)
+
+
+async def _readable(fd: int, timeout: float) -> bool:  # noqa: ASYNC109
+    """Whether `fd` became readable within `timeout` (the event loop watches it)."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def on_ready() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, on_ready)
+    try:
+        async with asyncio.timeout(timeout):
+            await ready
+    except TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(fd)
+    return True
+
+
+async def _kill_init_polling(pid: int, start_time: float) -> bool:
+    """`_kill_init` without pidfds (old kernels, seccomp filters): signal, then poll /proc."""
+    if not _init_runs(pid, start_time):
         return False
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + INIT_GONE_TIMEOUT
     delay = POLL_FIRST
-    while is_same_process(pid, start_time):
+    while _init_runs(pid, start_time):
         if time.monotonic() >= deadline:
             raise TerminateError(f"the sandbox's pid 1 ({pid}) outlived SIGKILL", [pid])
         await asyncio.sleep(delay)
@@ -148,12 +206,35 @@ class SandboxExecution(LocalExecution):
         )
 
 
-def _read_info(fd: int) -> bytes:
-    """What bubblewrap writes to `--info-fd`, to the end (it closes it once the sandbox runs)."""
+async def _read_info(fd: int, timeout: float) -> bytes:  # noqa: ASYNC109
+    """What bubblewrap writes to `--info-fd`, to the end (it closes it once the sandbox runs),
+    or what came before `timeout`. The event loop watches the pipe: no worker thread waits on
+    it (fifty attempts starting at once used to queue for the few threads). Closes `fd`."""
+    loop = asyncio.get_running_loop()
+    ended: asyncio.Future[None] = loop.create_future()
     chunks: list[bytes] = []
-    with os.fdopen(fd, "rb") as info:
-        while chunk := info.read(4096):
-            chunks.append(chunk)
+
+    def readable() -> None:
+        try:
+            while chunk := os.read(fd, 4096):
+                chunks.append(chunk)
+        except BlockingIOError:
+            return  # more to come
+        except OSError:
+            pass
+        if not ended.done():
+            ended.set_result(None)
+
+    os.set_blocking(fd, False)
+    loop.add_reader(fd, readable)
+    try:
+        async with asyncio.timeout(timeout):
+            await ended
+    except TimeoutError:
+        pass
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
     return b"".join(chunks)
 
 
@@ -166,6 +247,7 @@ class SandboxRuntime(LocalRuntime):
         super().__init__(setup)
         self.bwrap = bwrap
         self.attempts: dict[AttemptRef, _Attempt] = {}
+        self._resolved: dict[tuple[SandboxPolicy, Path, str | None], ResolvedPolicy] = {}
 
     def _own_dir(self, ref: AttemptRef) -> Path:
         return self.setup.rundir / "runtime" / self.name / f"{ref.agent}-{ref.attempt}"
@@ -179,37 +261,54 @@ class SandboxRuntime(LocalRuntime):
         )
 
     async def prepare(self, request: AttemptRequest, placement: Placement) -> None:
-        from corral.worktrees.git import admin_dir
-
         await super().prepare(request, placement)
         ref = request.ref
-        common_dir = await asyncio.to_thread(self._common_dir)  # git, once per process
-        record = admin_dir(placement.host_workspace)
-        if record is None:
-            raise PlacementFailed(f"{placement.host_workspace} has no git record to sandbox")
         gitdir = self._own_dir(ref) / "git"
         try:
-            if gitdir.exists():  # a placement made again (the engine's retry of a prepare)
-                await asyncio.to_thread(shutil.rmtree, gitdir)
-            await asyncio.to_thread(
-                prepare_private_gitdir,
-                gitdir,
-                common_dir=common_dir,
-                admin_dir=record,
-                branch=placement.branch,
-                commit=self.setup.snapshot,
-            )
+            record = await asyncio.to_thread(self._private_gitdir, gitdir, placement)
         except (OSError, ValueError) as exc:
             raise PlacementFailed(f"the sandbox's private git directory: {exc}") from exc
         self.attempts[ref] = _Attempt(
             gitdir, record, request.socket, request.sandbox or SandboxPolicy()
         )
 
+    def _private_gitdir(self, gitdir: Path, placement: Placement) -> Path:
+        """Make the attempt's private git directory (afresh: a prepare may be retried); the
+        worktree's record in the shared repository that it stands in for. One worker thread
+        for all of it: a hop to a thread costs more than these few small writes."""
+        from corral.worktrees.git import admin_dir
+
+        record = admin_dir(placement.host_workspace)
+        if record is None:
+            raise PlacementFailed(f"{placement.host_workspace} has no git record to sandbox")
+        if gitdir.exists():  # a placement made again (the engine's retry of a prepare)
+            shutil.rmtree(gitdir)
+        prepare_private_gitdir(
+            gitdir,
+            common_dir=self._common_dir(),
+            admin_dir=record,
+            branch=placement.branch,
+            commit=self.setup.snapshot,
+        )
+        return record
+
     def _common_dir(self) -> Path:
         """The shared git directory (asked of git once per process: `git_common_dir` keeps it)."""
         from corral.worktrees.git import git_common_dir
 
         return git_common_dir(self.setup.repo_top)
+
+    def _resolve(self, policy: SandboxPolicy, home: Path, shared: str | None) -> ResolvedPolicy:
+        """The policy against the agent's home, with the run's shared files writable; kept,
+        since it depends on nothing else and most attempts of a run share one."""
+        key = (policy, home, shared)
+        resolved = self._resolved.get(key)
+        if resolved is None:
+            resolved = policy.resolve(home)
+            if shared:  # the run's shared files (core/locks/shared_files.py), as `local` has them
+                resolved = dataclasses.replace(resolved, write=(*resolved.write, Path(shared)))
+            self._resolved[key] = resolved
+        return resolved
 
     async def _proxy_socket(self, ref: AttemptRef, held: _Attempt) -> Path | None:
         """The attempt's allowlist proxy (started at its first command), or None (no network)."""
@@ -249,10 +348,7 @@ class SandboxRuntime(LocalRuntime):
         if held is None:
             raise StartFailed(f"{ref.label} was not prepared by the {self.name} runtime")
         paths = await self._attempt_paths(placement, held)
-        resolved = held.policy.resolve(paths.home)
-        shared = placement.env.get("CORRAL_SHARED")
-        if shared:  # the run's shared files (core/locks/shared_files.py), as `local` has them
-            resolved = dataclasses.replace(resolved, write=(*resolved.write, Path(shared)))
+        resolved = self._resolve(held.policy, paths.home, placement.env.get("CORRAL_SHARED"))
         return await self._spawn(placement, resolved, paths, argv, interactive=interactive)
 
     async def _attempt_paths(self, placement: Placement, held: _Attempt) -> AttemptPaths:
@@ -305,11 +401,7 @@ class SandboxRuntime(LocalRuntime):
             raise StartFailed(str(exc)) from exc
         finally:
             os.close(write_end)
-        try:
-            info = await asyncio.wait_for(asyncio.to_thread(_read_info, read_end), INFO_TIMEOUT)
-        except TimeoutError:
-            info = b""
-        init = sandbox_init_pid(info)
+        init = sandbox_init_pid(await _read_info(read_end, INFO_TIMEOUT))
         identity = SandboxIdentity(
             runtime=self.name,
             pid=spawned.pid,

@@ -22,9 +22,11 @@ runtime starts bubblewrap with that environment and nothing else.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -56,19 +58,29 @@ class SandboxCommand:
     env: dict[str, str]
 
 
+_ABSENT = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP})
+"""What `stat` says of a path that names nothing (a missing one, a dangling link, a loop)."""
+
+
 def _hide(path: Path, remounts: list[str]) -> list[str]:
     """An empty directory, or an empty file, where `path` was; nothing if absent.
 
     A directory's tmpfs is made read-only last (`remounts`), once the mount points the later
-    mounts need inside it (a `read` path, the worktree in the run root) have been made.
+    mounts need inside it (a `read` path, the worktree in the run root) have been made. Most of
+    the secret stores are absent on a given host: one `stat` says so, before the dearer
+    `realpath` (this runs on the event loop for each of an attempt's commands).
     """
-    real = Path(os.path.realpath(path))
-    if real.is_dir():
-        remounts += ["--remount-ro", str(real)]
-        return ["--tmpfs", str(real)]
-    if real.exists():
-        return ["--ro-bind", os.devnull, str(real)]
-    return []
+    try:
+        info = os.stat(path)
+    except OSError as error:
+        if error.errno in _ABSENT:
+            return []
+        raise
+    real = os.path.realpath(path)
+    if stat.S_ISDIR(info.st_mode):
+        remounts += ["--remount-ro", real]
+        return ["--tmpfs", real]
+    return ["--ro-bind", os.devnull, real]
 
 
 def _image_root(image: Path) -> list[str]:

@@ -18,6 +18,7 @@ the attempt started at. Nothing else the agent did in git leaves the sandbox.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -37,6 +38,8 @@ _SCRATCH_CONFIG = (
     "[core]\n\trepositoryformatversion = 0\n\tbare = true\n"
     "[uploadpack]\n\tallowAnySHA1InWant = true\n"
 )
+_PACKED_HEADER = "# pack-refs with: sorted \n"
+"""The traits git itself writes and reads (`sorted`: in refname order; no peeled lines)."""
 _CONFIG = "[core]\n\trepositoryformatversion = 0\n\tbare = false\n\tlogallrefupdates = true\n"
 
 
@@ -47,6 +50,13 @@ class CollectError(CorralError):
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     path.write_text(text, encoding="utf-8")
+
+
+def _create(path: Path, text: str) -> None:
+    """A new file in a directory known to exist (no `mkdir`, no `stat` first)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(text)
 
 
 def prepare_private_gitdir(
@@ -61,32 +71,45 @@ def prepare_private_gitdir(
     """Create `gitdir` for an attempt on `branch` (`corral/<run>/<agent>/<attempt>`) at `commit`.
 
     `refs` are extra read-mostly refs the agent may want to see (`{"refs/heads/main": base}`);
-    they are copies, so moving them inside moves nothing shared. Plain file writes, no git.
+    they are copies, so moving them inside moves nothing shared. Plain file writes, no git, and
+    as few as a git directory needs: every attempt makes one while the worktrees' checkouts
+    create thousands of files on the same disk. The refs are one `packed-refs` file rather than
+    a directory per component of `corral/<run>/<agent>/`; git makes the directories it needs
+    (`refs/heads/...`, `objects/pack`, `logs`) the first time the agent writes there.
     """
     for value in (commit, *(refs or {}).values()):
         if not _OBJECT_ID.match(value):
             raise ValueError(f"{value!r} is not a full object id")
     gitdir.mkdir(mode=0o700, parents=True)
-    for sub in ("objects/pack", "objects/info", "refs/heads", "refs/tags", "info"):
-        (gitdir / sub).mkdir(parents=True, mode=0o700, exist_ok=True)
-    _write(gitdir / "objects/info/alternates", f"{common_dir.resolve() / 'objects'}\n")
-    _write(gitdir / "config", _CONFIG)
-    _write(gitdir / "HEAD", f"ref: refs/heads/{branch}\n")
-    for name, value in {**(refs or {}), f"refs/heads/{branch}": commit}.items():
-        _write(gitdir / name, f"{value}\n")
-    index = admin_dir / "index"
-    if index.is_file():
-        shutil.copyfile(index, gitdir / "index")
+    for sub in ("objects", "objects/info", "refs"):
+        (gitdir / sub).mkdir(mode=0o700)
+    _create(gitdir / "objects/info/alternates", f"{common_dir.resolve() / 'objects'}\n")
+    _create(gitdir / "config", _CONFIG)
+    _create(gitdir / "HEAD", f"ref: refs/heads/{branch}\n")
+    packed = sorted({**(refs or {}), f"refs/heads/{branch}": commit}.items())
+    lines = "".join(f"{value} {name}\n" for name, value in packed)
+    _create(gitdir / "packed-refs", f"{_PACKED_HEADER}{lines}")
+    with contextlib.suppress(FileNotFoundError):  # a worktree without an index: git makes one
+        shutil.copyfile(admin_dir / "index", gitdir / "index")
 
 
 def private_tip(gitdir: Path, branch: str) -> str | None:
     """The private branch's commit as the agent left it (loose or packed), or None if gone.
 
     Read as data: never through a link, never more than a line, only a full object id counts.
+    A loose ref that is anything but a regular file (a link, a directory) counts as gone, not
+    as absent: its packed value is not read instead.
     """
-    loose = _read_regular(gitdir / "refs" / "heads" / branch, 200)
-    if loose is not None:
-        value = loose.strip()
+    loose = gitdir / "refs" / "heads" / branch
+    try:
+        os.lstat(loose)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return None
+    else:
+        text = _read_regular(loose, 200)
+        value = (text or "").strip()
         return value if _OBJECT_ID.match(value) else None
     packed = _read_regular(gitdir / "packed-refs", 1 << 20) or ""
     for line in packed.splitlines():

@@ -17,6 +17,7 @@ import pytest
 from corral.core.locks.shared_files import shared_dir
 from corral.core.log import events as ev
 from corral.core.runs.rundir import RunDir
+from corral.core.sandbox.bwrap import probe
 from tests.conftest import wait_until
 from tests.core.engine_helpers import (
     agent_block,
@@ -97,24 +98,39 @@ def grant_of(events: list[ev.Event], token: int) -> ev.LockAcquired:
     return next(e for e in events if isinstance(e, ev.LockAcquired) and e.token == token)
 
 
+COUNT_TO_200 = """
+counter = Path(os.environ["CORRAL_SHARED"]) / "counter"
+for _ in range(200):
+    lease = locks.acquire("counter", ttl=30, wait=120)
+    value = int(counter.read_text()) if counter.exists() else 0
+    scratch = counter.with_name(f"counter.{os.getpid()}")
+    scratch.write_text(str(value + 1))
+    os.replace(scratch, counter)
+    locks.release(lease)
+"""
+
+
 @pytest.mark.slow
-def test_sixteen_agents_count_to_3200_under_one_lease(repo: Path, tmp_path: Path) -> None:
-    counter = script(
-        tmp_path,
-        "count.py",
-        """
-        counter = Path(os.environ["CORRAL_SHARED"]) / "counter"
-        for _ in range(200):
-            lease = locks.acquire("counter", ttl=30, wait=120)
-            value = int(counter.read_text()) if counter.exists() else 0
-            scratch = counter.with_name(f"counter.{os.getpid()}")
-            scratch.write_text(str(value + 1))
-            os.replace(scratch, counter)
-            locks.release(lease)
-        """,
-    )
-    body = "".join(agent_block(f"w{i}", [PY, str(counter), str(tmp_path)]) for i in range(16))
-    plan = write_plan(tmp_path, body, header="max_parallel = 16\n" + HEADER)
+@pytest.mark.parametrize("runtime", ["local", "sandbox"])
+def test_sixteen_agents_count_to_3200_under_one_lease(
+    repo: Path, tmp_path: Path, runtime: str
+) -> None:
+    """No lost update: every increment of the shared counter happens under the lease. In the
+    sandbox the agents reach the lock service through the control socket mounted inside and
+    write the run's shared files, the only host directory besides their own they may write."""
+    counter = script(tmp_path, "count.py", COUNT_TO_200)
+    header = "max_parallel = 16\n" + HEADER
+    if runtime == "sandbox":
+        assert probe().ok, probe().problem
+        header += 'runtime = "sandbox"\n'
+        # the sandbox has its own /tmp (so not this test's), and passes on none of the
+        # engine's environment: the script goes on the command line, the checkout in `env`
+        command = [PY, "-c", counter.read_text(), "-"]
+        env = {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+        body = "".join(agent_block(f"w{i}", command, env=env) for i in range(16))
+    else:
+        body = "".join(agent_block(f"w{i}", [PY, str(counter), str(tmp_path)]) for i in range(16))
+    plan = write_plan(tmp_path, body, header=header)
     result = corral(repo, "run", str(plan), "--quiet", timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     rundir = only_run(repo)
@@ -126,6 +142,7 @@ def test_sixteen_agents_count_to_3200_under_one_lease(repo: Path, tmp_path: Path
     assert {e.agent for e in events if isinstance(e, ev.LockAcquired)} == {
         f"w{i}" for i in range(16)
     }
+    assert {e.runtime for e in events if isinstance(e, ev.AgentStarted)} == {runtime}
     state = state_of(rundir)
     assert state.locks["counter"].holder is None
     assert state.locks["counter"].newest_token == state.max_token == 3200

@@ -3,6 +3,7 @@ command succeeds as agents run today and is denied in the sandbox."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -259,3 +260,49 @@ def test_killing_the_sandboxes_init_ends_everything_inside(
         bwrap.wait(10)
         for pid in _processes_with(marker):
             os.kill(pid, 9)
+
+
+UNREAPED_INIT = """
+import asyncio, ctypes, json, os, subprocess, sys
+from pathlib import Path
+from corral.core.runtime.procfs import process_start_time, read_stat
+from corral.core.runtime.proctree import CpuSampler, Marks
+from corral.core.runtime.sandbox import SandboxExecution, SandboxIdentity
+from corral.core.sandbox.bwrap import sandbox_init_pid
+# this process inherits the orphans (the sandbox's pid 1) and never reaps them, as a host init
+# that is slow to reap (or never does) would
+assert ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+command = json.loads(sys.stdin.read())
+read_end, write_end = os.pipe()
+os.dup2(write_end, 9)
+bwrap = subprocess.Popen(command["argv"], env=command["env"], pass_fds=(9,), stdin=subprocess.DEVNULL)
+os.close(9)
+os.close(write_end)
+with os.fdopen(read_end, "rb") as info:
+    init = sandbox_init_pid(info.read())
+start = process_start_time(init)
+assert bwrap.wait(10) == 0
+identity = SandboxIdentity(runtime="sandbox", pid=bwrap.pid, start_time=0.0, init_pid=init, init_start_time=start)
+execution = SandboxExecution(identity, Path(os.devnull), CpuSampler(), Marks("unreaped", "a", 1))
+stopped = asyncio.run(asyncio.wait_for(execution.terminate(0.1), 5))
+print(read_stat(init).state, stopped.stopped)
+"""
+
+
+def test_an_ended_sandbox_whose_init_nobody_reaps_is_not_waited_for(attempt: Attempt) -> None:
+    """bubblewrap leaves the sandbox's pid 1 to the host's init to reap; a zombie init means
+    the kernel has already ended everything in its namespace, so stopping the attempt is done
+    (it used to wait for the reaping, which never comes where nothing reaps orphans)."""
+    policy = SandboxPolicy().resolve(attempt.paths.home)
+    command = sandbox_command(policy, attempt.paths, ["true"], attempt.env, info_fd=9)
+    done = subprocess.run(
+        [attempt.env["CORRAL_PYTHON"], "-c", UNREAPED_INIT],
+        input=json.dumps({"argv": command.argv, "env": command.env}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", "")},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["Z", "0"]

@@ -55,6 +55,24 @@ def test_sandboxed_commits_come_back_on_the_attempts_branch_only(
     assert status.splitlines() == ["?? left.txt"]
 
 
+def test_commits_packed_by_the_agent_come_back(attempt: Attempt, tmp_path: Path) -> None:
+    """The private directory starts with the branch in `packed-refs` and no `objects/pack`; git
+    makes what it needs, and a tip the agent packed (refs and objects) is found and fetched."""
+    script = (
+        'test "$(git rev-parse HEAD)" = "$(git rev-parse main)" && '
+        "echo one > one.txt && git add one.txt && git commit -qm one && "
+        "git gc -q && git pack-refs --all"
+    )
+    done = attempt.run(script, sandboxed=True)
+    assert done.returncode == 0, done.stderr
+    gitdir = attempt.paths.private_gitdir
+    assert not (gitdir / "refs" / "heads" / attempt.branch).exists()
+    assert list((gitdir / "objects" / "pack").glob("*.pack"))
+    tip = _collect(attempt, tmp_path)
+    assert tip is not None
+    assert git(attempt.repo, "log", "-1", "--format=%s", attempt.branch) == "one"
+
+
 def test_an_unmoved_branch_brings_nothing_back(attempt: Attempt, tmp_path: Path) -> None:
     assert _collect(attempt, tmp_path) is None
     assert git(attempt.repo, "rev-parse", attempt.branch) == attempt.start
@@ -62,6 +80,7 @@ def test_an_unmoved_branch_brings_nothing_back(attempt: Attempt, tmp_path: Path)
 
 def test_a_tip_whose_objects_are_missing_is_refused(attempt: Attempt, tmp_path: Path) -> None:
     ref = attempt.paths.private_gitdir / "refs" / "heads" / attempt.branch
+    ref.parent.mkdir(parents=True, exist_ok=True)
     ref.write_text("1" * 40 + "\n")
     assert private_tip(attempt.paths.private_gitdir, attempt.branch) == "1" * 40
     with pytest.raises(CollectError, match="could not be brought back"):
@@ -73,6 +92,6 @@ def test_a_ref_that_is_a_link_is_not_followed(attempt: Attempt, tmp_path: Path) 
     target = tmp_path / "elsewhere"
     target.write_text(attempt.start + "\n")
     ref = attempt.paths.private_gitdir / "refs" / "heads" / attempt.branch
-    ref.unlink()
+    ref.parent.mkdir(parents=True, exist_ok=True)  # the branch starts packed, not loose
     ref.symlink_to(target)
     assert private_tip(attempt.paths.private_gitdir, attempt.branch) is None

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from corral.core.locks.shared_files import shared_dir
 from corral.core.log import events as ev
 from corral.core.runs.rundir import list_runs
 from tests.conftest import git, wait_until
@@ -74,6 +75,30 @@ def test_a_sandboxed_edit_is_committed_and_merged_and_heartbeat_and_lock_work(
     assert integration is not None
     assert git(repo, "show", f"{integration}:README.md") == "changed"
     assert git(repo, "show", f"{integration}:NOTES.md") == "from the sandbox"
+
+
+def test_corral_put_writes_a_shared_file_from_the_sandbox_fenced_by_its_token(
+    repo: Path, tmp_path: Path
+) -> None:
+    """`corral put` goes through the control socket mounted inside: the engine writes the file
+    into the run's shared files under the lease's token, and refuses the token once released."""
+    script = (
+        f"t=$({CLI} lock acquire out --ttl 30) && "
+        f"echo from the sandbox | {CLI} put out --token $t result.txt && "
+        f"{CLI} lock release out --token $t && "
+        f"if echo stale | {CLI} put out --token $t result.txt; then exit 3; fi; "
+        'cat "$CORRAL_SHARED/result.txt"'
+    )
+    plan = sandboxed_plan(tmp_path, agent_block("writer", ["sh", "-c", script]))
+    result = corral(repo, "run", str(plan), "--quiet")
+    assert result.returncode == 0, result.stdout + result.stderr
+    rundir = only_run(repo)
+    assert (shared_dir(rundir.path) / "result.txt").read_text() == "from the sandbox\n"
+    events = events_of(rundir)
+    assert [e.runtime for e in events if isinstance(e, ev.AgentStarted)] == ["sandbox"]
+    refused = [e for e in events if isinstance(e, ev.FencedWriteRefused)]
+    assert [(e.agent, e.lock) for e in refused] == [("writer", "out")]
+    assert "from the sandbox" in rundir.output_log("writer", 1).read_text()
 
 
 def test_a_sandboxed_commit_comes_back_and_the_shared_git_config_cannot_be_written(
