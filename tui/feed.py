@@ -89,8 +89,7 @@ class RunFeed:
         if isinstance(first, ev.RunStarted):
             self.heartbeat_timeout = {a.id: a.heartbeat_timeout for a in first.agents}
         for event in recent:
-            if type(event) is not ev.RunStarted:
-                self._derive(event, version)
+            self._derive(event, version)
         for agent_id in state.agents:
             self.agent_version[agent_id] = version
         self.run_version = self.locks_version = version
