@@ -18,8 +18,8 @@ from corral.core.runs.listing import RunSummary
 from corral.core.runs.rundir import RunDir
 
 FOLLOW_POLL = 0.05
-RECENT_BYTES = 4 << 20
-"""How far back before a checkpoint the console reads for its event tail (~20,000 events)."""
+RECENT_BYTES = 2 << 20
+"""How far back before a checkpoint the console reads for its event tail (~10,000 events: the event tail keeps 500 lines, and nine events in ten are heartbeats it skips)."""
 
 
 def status(rundir: RunDir) -> RunState:

@@ -84,7 +84,8 @@ def test_checkpoint_plus_tail_equals_the_full_fold_on_a_100k_event_log(rundir: R
     first = fold_from_checkpoint(rundir)  # no checkpoint yet: a full replay, which writes one
     assert first.from_seq == 0
     checkpoint = index.load_checkpoint(rundir)
-    assert checkpoint is not None and checkpoint.log.last_seq > 90_000
+    assert checkpoint is not None
+    assert checkpoint.log.last_seq > 90_000
     append(rundir, traffic(10_000, agents))
     folded = fold_from_checkpoint(rundir)
     assert folded.from_seq == checkpoint.log.last_seq
@@ -132,7 +133,8 @@ def test_a_checkpoint_with_a_wrong_hash_is_ignored_and_rebuilt(rundir: RunDir) -
         assert folded.from_seq == 0, "replayed in full"
         same(folded.state, full(rundir))
         rebuilt = index.load_checkpoint(rundir)
-        assert rebuilt is not None and rebuilt.log == good.log
+        assert rebuilt is not None
+        assert rebuilt.log == good.log
     path.write_bytes(b'{"format": "corral-checkpoint", "version": 1, "fo')  # cut short
     assert fold_from_checkpoint(rundir).from_seq == 0
     same(status(rundir), full(rundir))
