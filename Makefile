@@ -44,6 +44,7 @@ bench: compile
 	$(BIN)/python bench/bench_conflicts.py
 	$(BIN)/python bench/bench_console.py
 	$(BIN)/python bench/bench_follow.py
+	$(BIN)/python bench/bench_checkpoint.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -19,7 +19,8 @@ from corral.core.runs.rundir import RunDir
 
 FOLLOW_POLL = 0.05
 RECENT_BYTES = 2 << 20
-"""How far back before a checkpoint the console reads for its event tail (~10,000 events: the event tail keeps 500 lines, and nine events in ten are heartbeats it skips)."""
+"""How far back before a checkpoint the console reads for its event tail: ~10,000 events, since
+the tail keeps 500 lines and nine events in ten are heartbeats it skips."""
 
 
 def status(rundir: RunDir) -> RunState:

@@ -4,7 +4,7 @@ log from its start (the console, `corral status`, `corral run --resume`, `corral
 `checkpoint.json` in a run's directory holds the RunState folded from the log's first `offset`
 bytes, with what proves which bytes those were: the seq, sha256 and length of the last line
 folded (the anchor), the sha256 of all `offset` bytes (the prefix), and the log's inode, size,
-mtime and ctime when it was taken. Folding a run (`fold_run`):
+mtime and ctime when it was taken. Folding a run (`fold_fd`):
 
 - log unchanged (same inode, size, mtime, ctime) and the caller only lists runs
   (`trust_unchanged`): the checkpointed state, without reading the log;
@@ -18,11 +18,11 @@ mtime and ctime when it was taken. Folding a run (`fold_run`):
   slice, never all held), and the checkpoint rewritten. A log whose chain is broken raises
   LogCorrupted there, as without checkpoints.
 
-A checkpoint is never trusted over the log: it only stands in for bytes it proves unchanged, and
-it is keyed on a digest of the fold's own code, so a new corral never resumes from a state an
-old fold computed. Who writes it: whoever folded the log and may write the run directory (the
+A checkpoint is never trusted over the log (docs/reliability.md E8): it only stands in for bytes
+it proves unchanged, and it is keyed on a digest of the fold's own code, so a new corral never
+resumes from a state an old fold computed. Who writes it: whoever folded the log and may write the run directory (the
 engine every CHECKPOINT_EVERY events and when it stops, readers lazily); it is replaced
-atomically (core/atomic.py), is at most CHECKPOINT_LIMIT bytes, and a failure to write it (a
+atomically (core/atomic.py, E5), is at most CHECKPOINT_LIMIT bytes, and a failure to write it (a
 reader without write permission) is ignored. Two writers racing replace it whole, each with a
 valid checkpoint. What it holds beyond the state: the `agent_started` events (the engine's
 resume reattaches to attempts through them).

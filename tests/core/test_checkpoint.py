@@ -16,6 +16,18 @@ from corral.core.log.state import RunState, fold
 from corral.core.operator.reading import open_run, status
 from corral.core.runs import index
 from corral.core.runs.rundir import RunDir, runs_root
+from tests.conftest import wait_until
+from tests.core.engine_helpers import (
+    agent_block,
+    corral,
+    events_of,
+    kill9,
+    processes_with_env,
+    start_corral,
+    state_of,
+    wait_for_run,
+    write_plan,
+)
 from tests.tui.synthetic import dead_engine, live_run_events, write_events
 
 
@@ -216,3 +228,39 @@ def test_the_console_opens_from_the_checkpoint_with_the_latest_events(rundir: Ru
         assert opened.follower.poll() == []
         append(rundir, traffic(2, list(opened.state.agents)))
         assert [e.seq for e in opened.follower.poll()] == [len(events) + 1, len(events) + 2]
+
+
+def test_the_engine_resumes_from_a_checkpoint_and_leaves_one_at_its_end(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A run killed with SIGKILL, checkpointed by a reader (`corral status`), resumed: the
+    resumed engine finds its lost attempt through the checkpoint's `agent_started` events and
+    stops its process, its state is the full fold's, and it leaves a checkpoint of the end."""
+    plan = write_plan(tmp_path, agent_block("long", ["sh", "-c", "sleep 600"]))
+    engine = start_corral(repo, "run", str(plan), "--quiet")
+    rundir = wait_for_run(repo)
+    wait_until(
+        lambda: [e for e in events_of(rundir) if isinstance(e, ev.AgentStarted)],
+        what="the agent to start",
+    )
+    run_id = state_of(rundir).run_id
+    kill9(engine)
+    assert corral(repo, "status", run_id).returncode in (0, 1)
+    before = index.load_checkpoint(rundir)
+    assert before is not None
+    assert before.log.last_seq == read_log(rundir.events).last_seq
+    assert before.started, "the attempt's identity is in the checkpoint"
+    rundir.plan.write_text(rundir.plan.read_text().replace("sleep 600", "sleep 0"))
+    result = corral(repo, "run", "--resume", run_id, "--quiet")
+    assert result.returncode == 0, result.stdout + result.stderr
+    contents = read_log(rundir.events)
+    state = fold(contents.events)
+    first, second = state.agents["long"].attempts
+    assert first.state == "lost"
+    assert "still alive and were stopped" in first.reason
+    assert second.state == "succeeded"
+    after = index.load_checkpoint(rundir)
+    assert after is not None
+    assert after.log.last_seq == contents.last_seq
+    same(status(rundir), state)
+    assert not processes_with_env("CORRAL_RUN_ID", run_id)
