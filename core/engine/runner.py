@@ -318,7 +318,7 @@ class Checkpointer:
     async def _refresh(self) -> None:
         try:
             await asyncio.to_thread(index.refresh, self.rundir)
-        except CorralError:
+        except (CorralError, OSError):
             pass  # a log that no longer verifies: the engine's own append path reports it
         finally:
             self.task = None
@@ -326,7 +326,7 @@ class Checkpointer:
     async def close(self) -> None:
         if self.task is not None:
             await self.task
-        with contextlib.suppress(CorralError):
+        with contextlib.suppress(CorralError, OSError):
             await asyncio.to_thread(index.refresh, self.rundir)
 
 

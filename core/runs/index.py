@@ -63,7 +63,7 @@ CHECKPOINT_LIMIT = 16 << 20
 """A checkpoint larger than this is neither written nor read (the state of a sane run is KBs)."""
 CHECKPOINT_EVERY = 10_000
 """The engine refreshes the checkpoint each time this many events were appended."""
-_REPLAY_SLICE = 8 << 20
+_REPLAY_SLICE = 1 << 20
 """Bytes parsed and applied at a time by a full replay: memory stays bounded by this."""
 _FOLD_MODULES = (
     ev,
@@ -193,6 +193,8 @@ def refresh(rundir: RunDir) -> None:
         return
     try:
         fold_fd(fd, rundir)
+    except OSError:
+        pass  # an optimisation only; the engine's own reads and appends report a failing disk
     finally:
         os.close(fd)
 
@@ -294,19 +296,22 @@ def replay_fd(fd: int, path: Path, prefix: hashlib._Hash) -> Folded:
     follow = FollowState()
     started: dict[tuple[str, int], ev.AgentStarted] = {}
     size = os.fstat(fd).st_size
-    rest = b""
+    window = _REPLAY_SLICE
     try:
-        while follow.offset + len(rest) < size:
+        while True:
             start = follow.offset
+            end = min(size, start + window)
             events: list[ev.Event] = []
-            rest = scan_fd(fd, follow, events, end=size, max_bytes=_REPLAY_SLICE)
+            rest = scan_fd(fd, follow, events, end=end)
             for event in events:
                 apply(state, event)
                 if isinstance(event, ev.AgentStarted):
                     started[(event.agent, event.attempt)] = event
             _extend_digest(fd, prefix, start, follow.offset)
-            if follow.offset == start:
+            if end >= size:
                 break
+            # the slice ends inside a line: read on from its start (a longer one if needed)
+            window = _REPLAY_SLICE if follow.offset > start else window * 2
     except LogCorrupted as exc:
         exc.path = path
         raise

@@ -4,6 +4,7 @@ the full fold, and a checkpoint that no longer matches its log is never trusted.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from pathlib import Path
 
@@ -264,3 +265,20 @@ def test_the_engine_resumes_from_a_checkpoint_and_leaves_one_at_its_end(
     assert after.log.last_seq == contents.last_seq
     same(status(rundir), state)
     assert not processes_with_env("CORRAL_RUN_ID", run_id)
+
+
+@pytest.mark.parametrize("slice_bytes", [64, 700, 5000])
+def test_a_full_replay_in_slices_shorter_than_a_line_equals_the_full_fold(
+    rundir: RunDir, monkeypatch: pytest.MonkeyPatch, slice_bytes: int
+) -> None:
+    monkeypatch.setattr(index, "_REPLAY_SLICE", slice_bytes)
+    with rundir.events.open("ab") as f:
+        f.write(b'{"seq":')  # a torn tail
+    folded = fold_from_checkpoint(rundir)
+    assert folded.from_seq == 0
+    assert folded.torn_tail == b'{"seq":'
+    same(folded.state, full(rundir))
+    checkpoint = index.load_checkpoint(rundir)
+    assert checkpoint is not None
+    data = rundir.events.read_bytes()[: checkpoint.log.offset]
+    assert checkpoint.log.prefix == hashlib.sha256(data).hexdigest()
