@@ -187,6 +187,8 @@ def main() -> None:
             rows.append((label, "replay (the console before)", *summary(found), size_mb))
             found = [measure("cold", repo, run_id, source)]  # writes the checkpoint
             rows.append((label, "cold: no checkpoint yet", *summary(found), size_mb))
+            written = log.parent / "checkpoint.json"
+            print(f"checkpoint.json: {written.stat().st_size / 1024:.0f} KiB", flush=True)
             append_tail(repo, run_id, args.tail)
             for mode in ("status", "open", "screen"):
                 found = [measure(mode, repo, run_id, source) for _ in range(args.runs)]
