@@ -27,7 +27,7 @@ from corral.core.control.server import serve
 from corral.core.engine.context import AttemptFault, RunContext
 from corral.core.engine.scheduler import Engine, engine_info
 from corral.core.errors import CorralError
-from corral.core.log import EventWriter, LogFailed
+from corral.core.log import EventWriter, FollowState, LogFailed
 from corral.core.log import events as ev
 from corral.core.log.state import RunState
 from corral.core.plan.model import PlanError, load_plan
@@ -249,7 +249,8 @@ async def resume_run(
         # from the run's checkpoint (verified against the log) and the events after it
         folds: list[index.Folded] = []
         writer, _ = await EventWriter.open(rundir.events, index.log_reader(rundir, folds))
-        (folded,) = folds
+        # (a log the writer had to create is empty: its reader never ran)
+        folded = folds[0] if folds else index.Folded(state=RunState(), follow=FollowState())
         state = folded.state
         if not state.run_id:
             await writer.close()

@@ -300,3 +300,13 @@ def test_a_listing_folds_a_long_tail_into_a_new_checkpoint(
     assert later is not None
     assert later.log.last_seq == read_log(rundir.events).last_seq
     same(fold_from_checkpoint(rundir).state, full(rundir))
+
+
+def test_resuming_a_run_without_a_log_says_so(tmp_path: Path) -> None:
+    from corral.core.engine.runner import EXIT_ENGINE_ERROR, resume_run
+
+    empty = RunDir(runs_root(tmp_path / "repo" / ".git") / "20240101-000000-eeeeee")
+    empty.create()
+    outcome = asyncio.run(resume_run(empty, None))
+    assert outcome.exit_code == EXIT_ENGINE_ERROR
+    assert "no run_started event" in outcome.message
