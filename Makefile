@@ -47,6 +47,7 @@ bench: compile
 	$(BIN)/python bench/bench_streams.py
 	$(BIN)/python bench/bench_mcp.py
 	$(BIN)/python bench/bench_sandbox.py
+	$(BIN)/python bench/bench_checkpoint.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

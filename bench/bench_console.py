@@ -17,7 +17,9 @@ coalesces a CLI's stream (issue 13: 20 agents).
    and the UI loop) over the wall time, as a share of one core.
 2. Opening a big run: a log of `--startup-events` events; time from starting `corral tui RUN`
    to the first full dashboard, in tmux (the real thing: process start, imports, replay, first
-   paint, read back with capture-pane), and headless in-process (replay + first draw only).
+   paint, read back with capture-pane), and headless in-process (the fold through the run's
+   checkpoint, core/runs/index.py, and the first draw; the first of the three opens writes the
+   checkpoint, which the log written here has none of yet).
 
 The machines are noisy (2 cores shared with the writer); compare rows of one run.
 """

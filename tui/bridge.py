@@ -15,7 +15,7 @@ from textual.message import Message
 from corral.core.log import LogCorrupted
 from corral.core.log import events as ev
 from corral.core.operator.identity import Operator
-from corral.core.operator.reading import follow as follow_events
+from corral.core.operator.reading import open_run
 from corral.core.runs.rundir import RunDir
 from corral.core.runtime.procfs import is_same_process
 from corral.tui.feed import RunFeed
@@ -106,39 +106,53 @@ def follow(
     *,
     poll: float = POLL_SECONDS,
 ) -> None:
-    """Replay then follow the run's log until `cancelled()`; runs in a worker thread."""
-    events = follow_events(session.rundir, cancelled, poll=poll)
+    """Open the run from its checkpoint (verified, core/runs/index.py), then follow its log
+    until `cancelled()`; runs in a worker thread."""
     try:
-        replayed = next(events)
+        opened = open_run(session.rundir)
     except (LogCorrupted, OSError) as exc:
         post(FollowFailed(session, str(exc)))
         return
     feed = RunFeed(on_applied=None)
-    feed.apply(replayed)
+    feed.restore(opened.state, opened.recent, opened.first)
     feed.live_notices = True  # from here on, an agent's end is news (the console's notices)
     live = engine_alive(feed)
     post(RunLoaded(session, feed, live))
     checked = time.monotonic()
-    while True:
-        try:
-            batch = next(events, None)
-        except (LogCorrupted, OSError) as exc:
-            post(FollowFailed(session, str(exc)))
-            return
-        if batch is None:
-            return
-        if batch:
-            post(RunEvents(session, batch))
-            for event in batch:
-                if isinstance(event, ev.EngineResumed | ev.RunStarted):
-                    checked = 0.0
-        if time.monotonic() - checked >= LIVENESS_SECONDS:
-            checked = time.monotonic()
-            engine = feed.state.engine if not batch else _engine_of(batch, feed)
-            now_live = engine is not None and is_same_process(engine.pid, engine.start_time)
-            if now_live != live:
-                live = now_live
-                post(EngineLiveness(session, live))
+    with opened.follower as follower:
+        while not cancelled():
+            try:
+                batch = follower.poll()
+            except (LogCorrupted, OSError) as exc:
+                post(FollowFailed(session, str(exc)))
+                return
+            if follower.caught_up:
+                time.sleep(poll)
+            checked, live = _step(session, post, feed, batch, checked, live)
+
+
+def _step(
+    session: RunSession,
+    post: Callable[[Message], object],
+    feed: RunFeed,
+    batch: list[ev.Event],
+    checked: float,
+    live: bool,
+) -> tuple[float, bool]:
+    """Post one batch, and the engine's liveness when it changed (checked once a second)."""
+    if batch:
+        post(RunEvents(session, batch))
+        for event in batch:
+            if isinstance(event, ev.EngineResumed | ev.RunStarted):
+                checked = 0.0
+    if time.monotonic() - checked >= LIVENESS_SECONDS:
+        checked = time.monotonic()
+        engine = feed.state.engine if not batch else _engine_of(batch, feed)
+        now_live = engine is not None and is_same_process(engine.pid, engine.start_time)
+        if now_live != live:
+            live = now_live
+            post(EngineLiveness(session, live))
+    return checked, live
 
 
 def _engine_of(batch: list[ev.Event], feed: RunFeed) -> ev.EngineInfo | None:

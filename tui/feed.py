@@ -77,6 +77,25 @@ class RunFeed:
         if self.on_applied is not None:
             self.on_applied(batch)
 
+    def restore(
+        self, state: RunState, recent: list[ev.Event], first: ev.Event | None = None
+    ) -> None:
+        """Start from a state folded elsewhere (the run's checkpoint and the events after it)
+        and the log's latest events: these fill the tail, activity and command log only (their
+        effect is in `state` already), so the first screen never waits for a whole replay."""
+        self.version += 1
+        version = self.version
+        self.state = state
+        if isinstance(first, ev.RunStarted):
+            self.heartbeat_timeout = {a.id: a.heartbeat_timeout for a in first.agents}
+        for event in recent:
+            self._derive(event, version)
+        for agent_id in state.agents:
+            self.agent_version[agent_id] = version
+        self.run_version = self.locks_version = version
+        self.conflicts_version = self.review_version = version
+        self.notices.seed(state)
+
     def take_notices(self) -> list[Notice]:
         taken, self.pending_notices = self.pending_notices, []
         return taken

@@ -25,15 +25,15 @@ import filelock
 from corral.core.atomic import write_atomic
 from corral.core.control.server import serve
 from corral.core.engine.context import AttemptFault, RunContext
-from corral.core.engine.recovery import started_events
 from corral.core.engine.scheduler import Engine, engine_info
 from corral.core.errors import CorralError
-from corral.core.log import EventWriter, LogFailed
+from corral.core.log import EventWriter, FollowState, LogFailed
 from corral.core.log import events as ev
-from corral.core.log.state import RunState, fold
+from corral.core.log.state import RunState
 from corral.core.plan.model import PlanError, load_plan
 from corral.core.plan.preflight import Preflight
 from corral.core.presets.frozen import freeze, thaw
+from corral.core.runs import index
 from corral.core.runs.engine_lock import engine_is_live
 from corral.core.runs.environment import (
     EnvironmentRecordError,
@@ -249,8 +249,12 @@ async def resume_run(
     """Carry on a run whose engine died or was stopped (and optionally retry some agents)."""
     lock = _lock(rundir)
     try:
-        writer, contents = await EventWriter.open(rundir.events)
-        state = fold(contents.events)
+        # from the run's checkpoint (verified against the log) and the events after it
+        folds: list[index.Folded] = []
+        writer, _ = await EventWriter.open(rundir.events, index.log_reader(rundir, folds))
+        # (a log the writer had to create is empty: its reader never ran)
+        folded = folds[0] if folds else index.Folded(state=RunState(), follow=FollowState())
+        state = folded.state
         if not state.run_id:
             await writer.close()
             return Outcome(
@@ -293,10 +297,42 @@ async def resume_run(
         except UnknownRuntime as exc:  # the run's runtime was uninstalled since it started
             await writer.close()
             return Outcome(rundir.run_id, state, EXIT_INVALID, str(exc))
-        started = started_events(contents.events)
-        return await drive(engine, view, recover=True, redrive=redrive, by=by, started=started)
+        return await drive(
+            engine, view, recover=True, redrive=redrive, by=by, started=folded.started
+        )
     finally:
         lock.release()
+
+
+class Checkpointer:
+    """Keeps the run's checkpoint (core/runs/index.py) near the log's end: refreshed in a worker
+    thread each CHECKPOINT_EVERY events and once more when the engine stops. It folds from the
+    durable log itself, never from the engine's memory, so it holds only verified bytes."""
+
+    def __init__(self, rundir: RunDir, seq: int) -> None:
+        self.rundir = rundir
+        self.seq = seq
+        self.task: asyncio.Task[None] | None = None
+
+    def on_event(self, event: ev.Event) -> None:
+        if event.seq - self.seq < index.CHECKPOINT_EVERY or self.task is not None:
+            return
+        self.seq = event.seq
+        self.task = asyncio.get_running_loop().create_task(self._refresh())
+
+    async def _refresh(self) -> None:
+        try:
+            await asyncio.to_thread(index.refresh, self.rundir)
+        except (CorralError, OSError):
+            pass  # a log that no longer verifies: the engine's own append path reports it
+        finally:
+            self.task = None
+
+    async def close(self) -> None:
+        if self.task is not None:
+            await self.task
+        with contextlib.suppress(CorralError, OSError):
+            await asyncio.to_thread(index.refresh, self.rundir)
 
 
 async def drive(
@@ -316,6 +352,8 @@ async def drive(
     if view is not None:
         view.attach(engine)
         loop.add_signal_handler(signal.SIGHUP, view.hangup)
+    checkpoints = Checkpointer(engine.ctx.rundir, engine.log.last_seq)
+    engine.log.add_listener(checkpoints.on_event)
     try:
         if recover:
             await engine.recover(redrive, by, started)
@@ -334,6 +372,7 @@ async def drive(
             await view.close()
         with contextlib.suppress(LogFailed):
             await engine.log.close()
+        await checkpoints.close()
     run_id = engine.ctx.run_id
     if isinstance(engine.failure, AttemptFault):
         return Outcome(

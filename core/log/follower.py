@@ -155,6 +155,14 @@ class LogFollower:
         return cls(path, FollowState.after(contents))
 
     @classmethod
+    def on(cls, path: Path, fd: int, state: FollowState) -> LogFollower:
+        """Follow through `fd` (which it then owns) from `state`, reached by another reader
+        (a fold from the run's checkpoint, core/runs/index.py)."""
+        follower = cls(path, state)
+        follower._fd = fd
+        return follower
+
+    @classmethod
     def replay(cls, path: Path) -> tuple[LogFollower, LogContents]:
         """Read the whole log (verified, as `read_log`) and follow on through the same open
         file, so nothing can slip in between the replay and the first poll."""

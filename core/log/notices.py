@@ -57,6 +57,15 @@ class NoticeWatch:
     def __init__(self) -> None:
         self.noticed: dict[str | None, str] = {}
 
+    def seed(self, state: RunState) -> None:
+        """Remember what `state` already shows, as a quiet replay of its log would have (a
+        console that starts from a checkpoint folds no old events)."""
+        for agent in state.agents.values():
+            if agent.state in NOTIFY_STATES:
+                self.noticed[agent.id] = agent.state
+        if state.status == "finished":
+            self.noticed[None] = "finished"
+
     def observe(self, state: RunState, event: ev.Event, *, quiet: bool = False) -> Notice | None:
         agent, now, reason = self._what(state, event)
         if now is None or self.noticed.get(agent) == now:

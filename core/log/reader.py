@@ -49,9 +49,14 @@ class LogContents:
     """The unterminated last fragment, if a crash cut a write short."""
     end: int = 0
     """Byte offset just past the last complete line, where a follower continues."""
+    seq: int | None = None
+    """Seq of the last complete line, when `events` holds only the last ones (a checkpoint's
+    tail, core/runs/index.py); None: the seq of the last event."""
 
     @property
     def last_seq(self) -> int:
+        if self.seq is not None:
+            return self.seq
         return self.events[-1].seq if self.events else 0
 
 

@@ -92,14 +92,18 @@ class EventWriter:
         )
 
     @classmethod
-    async def open(cls, path: Path) -> tuple[EventWriter, LogContents]:
+    async def open(
+        cls, path: Path, read: Callable[[int, Path], LogContents] = read_fd
+    ) -> tuple[EventWriter, LogContents]:
         """Open (or create) the log for appending and return the events already in it.
 
         A new file is created 0600 and made durable with its directory (E5). An existing one is
         verified (LogCorrupted stops here) and a torn tail is quarantined first (E4), so the
         next event starts on a fresh line. A symlink at `path` is refused (LogPathError).
+        `read` verifies and reads it (a resume passes one that folds from the run's checkpoint
+        and returns only the events after it).
         """
-        fd, contents, repaired = await asyncio.to_thread(_open_for_append, path)
+        fd, contents, repaired = await asyncio.to_thread(_open_for_append, path, read)
         return cls(path, fd, contents, repaired), contents
 
     @property
@@ -289,7 +293,9 @@ def _check_round_trip(line: bytes, event: EventBase) -> None:
         ) from exc
 
 
-def _open_for_append(path: Path) -> tuple[int, LogContents, Path | None]:
+def _open_for_append(
+    path: Path, read: Callable[[int, Path], LogContents] = read_fd
+) -> tuple[int, LogContents, Path | None]:
     """Open or create the log (blocking; runs in a thread from `EventWriter.open`)."""
     created = False
     try:
@@ -305,7 +311,7 @@ def _open_for_append(path: Path) -> tuple[int, LogContents, Path | None]:
             os.fsync(fd)
             fsync_dir(path.parent)
             return fd, LogContents(events=[], head=GENESIS_HASH), None
-        contents = read_fd(fd, path)
+        contents = read(fd, path)
         repaired = repair_fd(fd, path) if contents.torn_tail is not None else None
     except BaseException:
         os.close(fd)

@@ -3,10 +3,13 @@ agent's output is, and the run's events as they are appended."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from corral.core.log import LogFollower
 from corral.core.log import events as ev
 from corral.core.log.state import RunState
 from corral.core.operator.errors import NoSuchAgent
@@ -15,14 +18,50 @@ from corral.core.runs.listing import RunSummary
 from corral.core.runs.rundir import RunDir
 
 FOLLOW_POLL = 0.05
+RECENT_BYTES = 2 << 20
+"""How far back before a checkpoint the console reads for its event tail: ~10,000 events, since
+the tail keeps 500 lines and nine events in ten are heartbeats it skips."""
 
 
 def status(rundir: RunDir) -> RunState:
-    """The run's state, folded from its whole event log (what `corral status --json` prints)."""
-    from corral.core.log import read_log
-    from corral.core.log.state import fold
+    """The run's state, folded from its checkpoint and the events after it, both verified
+    against the log (core/runs/index.py): what `corral status --json` prints."""
+    from corral.core.runs.index import run_state
 
-    return fold(read_log(rundir.events).events)
+    return run_state(rundir, trust_unchanged=False)
+
+
+@dataclass
+class OpenedRun:
+    """A run opened to be watched: its state, a window of its latest events, and a follower
+    positioned after the last one (the console's first screen and what it follows)."""
+
+    state: RunState
+    follower: LogFollower
+    recent: list[ev.Event] = field(default_factory=list)
+    """The latest events, in order, enough for an event tail (not the whole log)."""
+    first: ev.Event | None = None
+    """seq 1 (`run_started`), which says what every agent was started with."""
+
+
+def open_run(rundir: RunDir) -> OpenedRun:
+    """Fold the run through its checkpoint, read the last RECENT_BYTES of events from the end,
+    and keep the log open to follow it. Raises LogCorrupted or OSError as a replay would."""
+    from corral.core.log.reader import open_log_fd
+    from corral.core.runs.index import fold_fd, recent_events
+
+    try:
+        fd = open_log_fd(rundir.events)
+    except FileNotFoundError:
+        return OpenedRun(state=RunState(), follower=LogFollower(rundir.events))
+    try:
+        folded = fold_fd(fd, rundir)
+        recent, first = recent_events(fd, folded, RECENT_BYTES)
+    except BaseException:
+        os.close(fd)
+        raise
+    follower = LogFollower.on(rundir.events, fd, folded.follow)
+    return OpenedRun(state=folded.state, follower=follower, recent=recent, first=first)
 
 
 def list_runs(common_dir: Path) -> list[RunSummary]:

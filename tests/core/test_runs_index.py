@@ -39,7 +39,7 @@ class Counted:
     """Counts the full replays (`read_fd`), folds and single-event applies the index makes."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.calls = {"read_fd": 0, "fold": 0, "apply": 0}
+        self.calls = {"replay_fd": 0, "apply": 0}
         for name in self.calls:
             monkeypatch.setattr(index, name, self._counting(name, getattr(index, name)))
 
@@ -82,9 +82,9 @@ def test_an_unchanged_run_is_not_replayed_again(
     make_run(common, "20240102-000000-bbbbbb", finished_run_events(tmp_path))
     counted = Counted(monkeypatch)
     first = summarize_runs(common)
-    assert counted.take() == {"read_fd": 2, "fold": 2, "apply": 0}
+    assert counted.take()["replay_fd"] == 2
     second = summarize_runs(common)
-    assert counted.take() == {"read_fd": 0, "fold": 0, "apply": 0}
+    assert counted.take() == {"replay_fd": 0, "apply": 0}
     assert second == first
     assert [run.status for run in second] == ["interrupted", "finished"]
 
@@ -100,7 +100,7 @@ def test_an_appended_event_is_seen_and_only_it_is_folded(
         rundir, [ev.RunFinished(verdict="failed", succeeded=1, required=4, reason="too few")]
     )
     (run,) = summarize_runs(common)
-    assert counted.take() == {"read_fd": 0, "fold": 0, "apply": 1}
+    assert counted.take() == {"replay_fd": 0, "apply": 1}
     assert (run.status, run.verdict) == ("finished", "failed")
 
 
@@ -111,11 +111,11 @@ def test_folding_on_from_the_cache_gives_the_state_of_a_full_fold(
     events = finished_run_events(tmp_path)
     rundir = make_run(common, "20240102-000000-bbbbbb", events[:cut])
     index.run_state(rundir)
-    assert index.load_cache(rundir) is not None
+    assert index.load_checkpoint(rundir) is not None
     append_events(rundir, events[cut:])
     counted = Counted(monkeypatch)
     folded_on = index.run_state(rundir)
-    assert counted.take() == {"read_fd": 0, "fold": 0, "apply": len(events[cut:])}
+    assert counted.take() == {"replay_fd": 0, "apply": len(events[cut:])}
     full = fold(read_log(rundir.events).events)
     assert folded_on == full
     assert folded_on.integrity == full.integrity
@@ -128,23 +128,23 @@ def test_a_cache_in_doubt_is_ignored_and_rebuilt(
     rundir = make_run(common, "20240102-000000-bbbbbb", finished_run_events(tmp_path))
     truth = summarize_runs(common)
     counted = Counted(monkeypatch)
-    cache = index.cache_path(rundir)
+    cache = index.checkpoint_path(rundir)
     good = cache.read_bytes()
 
     cache.write_bytes(b"{not json")
     assert summarize_runs(common) == truth
-    assert counted.take()["read_fd"] == 1
-    assert index.load_cache(rundir) is not None, "rebuilt"
+    assert counted.take()["replay_fd"] == 1
+    assert index.load_checkpoint(rundir) is not None, "rebuilt"
 
     cache.write_bytes(good.replace(index.fold_digest().encode(), b"0" * 64))  # another fold
     assert summarize_runs(common) == truth
-    assert counted.take()["read_fd"] == 1
+    assert counted.take()["replay_fd"] == 1
 
     cache.unlink()
     cache.symlink_to(tmp_path / "elsewhere.json")  # never followed
     (tmp_path / "elsewhere.json").write_bytes(good)
     assert summarize_runs(common) == truth
-    assert counted.take()["read_fd"] == 1
+    assert counted.take()["replay_fd"] == 1
 
 
 def test_a_replaced_or_shrunk_log_is_replayed_in_full(
@@ -160,13 +160,13 @@ def test_a_replaced_or_shrunk_log_is_replayed_in_full(
     other.write_bytes(b"".join(lines[:5]))
     os.replace(other, rundir.events)
     (run,) = summarize_runs(common)
-    assert counted.take()["read_fd"] == 1
+    assert counted.take()["replay_fd"] == 1
     assert run.status == "interrupted"
 
     with rundir.events.open("r+b") as f:
         f.truncate(len(b"".join(lines[:3])))
     summarize_runs(common)
-    assert counted.take()["read_fd"] == 1
+    assert counted.take()["replay_fd"] == 1
 
 
 def test_corruption_appended_after_the_cached_point_is_reported(
