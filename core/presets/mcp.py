@@ -74,7 +74,9 @@ class Wiring:
 
 
 def _toml(value: object) -> str:
-    """An inline TOML value (strings, lists and tables of strings): JSON strings are TOML's."""
+    """An inline TOML value (strings, booleans, lists and tables): JSON strings are TOML's."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, dict):
         return "{" + ",".join(f"{key}={_toml(item)}" for key, item in value.items()) + "}"
     if isinstance(value, list):
@@ -119,6 +121,7 @@ def wire(
             "env": server.env,
             "env_vars": forwarded,
             "default_tools_approval_mode": "approve",
+            "required": True,  # else its first request goes out before the tools are listed
         }
         values["mcp_config"] = _toml(table)
         return Wiring(values=values)
