@@ -110,12 +110,17 @@ def wire(
     command, args = server.command[0], server.command[1:]
     values = {"mcp_name": SERVER_NAME}
     if template.config == "claude-json":
-        entry = {"type": "stdio", "command": command, "args": args, "env": server.env}
+        entry: dict[str, object] = {
+            "type": "stdio",
+            "command": command,
+            "args": args,
+            "env": server.env,
+        }
         content = json.dumps({"mcpServers": {SERVER_NAME: entry}}, indent=2) + "\n"
         values["mcp_config"] = f"{overlay}/{template.target}"
         return Wiring(values=values, files={template.target: content})
     if template.config == "codex-toml":
-        table = {
+        table: dict[str, object] = {
             "command": command,
             "args": args,
             "env": server.env,

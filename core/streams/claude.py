@@ -27,7 +27,6 @@ from corral.core.streams.activity import (
 )
 from corral.core.streams.base import JsonLinesAdapter, as_int, summarize_arguments
 
-
 MCP_PREFIX = "mcp__corral__"
 """How Claude Code names corral's MCP tools (`mcp__SERVER__TOOL`)."""
 

@@ -26,7 +26,6 @@ from corral.core.streams.activity import (
 )
 from corral.core.streams.base import JsonLinesAdapter, as_int, summarize_arguments
 
-
 MCP_PREFIX = "mcp_corral_"
 """How Gemini CLI names corral's MCP tools (`mcp_SERVER_TOOL`)."""
 

@@ -23,7 +23,6 @@ from corral.core.streams.activity import (
 )
 from corral.core.streams.base import JsonLinesAdapter, as_int, summarize_arguments
 
-
 MCP_PREFIX = "corral_"
 """How opencode names corral's MCP tools (`SERVER_TOOL`)."""
 

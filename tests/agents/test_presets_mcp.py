@@ -112,7 +112,14 @@ def test_a_preset_agent_uses_corral_s_tools_over_mcp(
     if audit:
         report = json.loads((rundir.path / "report.json").read_text())
         found = [
-            (f["severity"], f["title"], f["file"], f["line"], f["agents"], f["reported"][0]["attempt"])
+            (
+                f["severity"],
+                f["title"],
+                f["file"],
+                f["line"],
+                f["agents"],
+                f["reported"][0]["attempt"],
+            )
             for f in report["findings"]
         ]
         assert found == [("high", FINDING["title"], "README.md", 1, ["agent"], 1)], report

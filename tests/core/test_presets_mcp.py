@@ -143,7 +143,7 @@ def test_the_server_command_starts_and_lists_corral_s_tools_as_a_cli_starts_it(
     decoy.mkdir()
     (decoy / "__init__.py").write_text("raise SystemExit('imported the worktree corral')\n")
     server = mcp.engine_server()
-    requests = [
+    requests: list[dict[str, object]] = [
         {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
             "protocolVersion": "2025-06-18", "capabilities": {},
             "clientInfo": {"name": "test", "version": "0"},
@@ -151,7 +151,7 @@ def test_the_server_command_starts_and_lists_corral_s_tools_as_a_cli_starts_it(
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
         {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
     ]  # fmt: skip
-    answers = {}
+    answers: dict[object, dict[str, object]] = {}
     with subprocess.Popen(
         server.command,
         stdin=subprocess.PIPE,
@@ -161,7 +161,8 @@ def test_the_server_command_starts_and_lists_corral_s_tools_as_a_cli_starts_it(
         env={"PATH": os.defpath, "HOME": str(tmp_path), **server.env, **ATTEMPT_ENV},
         text=True,
     ) as process:
-        assert process.stdin is not None and process.stdout is not None
+        assert process.stdin is not None
+        assert process.stdout is not None
         for request in requests:  # each answer before the next request, as a client does
             process.stdin.write(json.dumps(request) + "\n")
             process.stdin.flush()
@@ -171,5 +172,7 @@ def test_the_server_command_starts_and_lists_corral_s_tools_as_a_cli_starts_it(
                 answers[request["id"]] = json.loads(line)
         process.stdin.close()
         assert process.wait(timeout=30) == 0
-    names = {tool["name"] for tool in answers[2]["result"]["tools"]}
+    result = answers[2]["result"]
+    assert isinstance(result, dict)
+    names = {tool["name"] for tool in result["tools"]}
     assert {"heartbeat", "lock_acquire", "lock_release", "report_finding"} <= names
