@@ -8,16 +8,21 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
+from corral.core.log import events as ev
+from corral.core.log import read_log
 from corral.core.plan.model import PlanError, parse_plan, resolve_env
 from corral.core.presets import mcp
 from corral.core.presets.attempt import Launch, render
 from corral.core.presets.catalog import Catalog, load_catalog
 from corral.core.presets.expand import expand, expand_plan, read_prompt
+from tests.conftest import git
+from tests.core.engine_helpers import corral
 
 TOKEN = "tok-0123456789abcdef"
 ATTEMPT_ENV = {
@@ -176,3 +181,63 @@ def test_the_server_command_starts_and_lists_corral_s_tools_as_a_cli_starts_it(
     assert isinstance(result, dict)
     names = {tool["name"] for tool in result["tools"]}
     assert {"heartbeat", "lock_acquire", "lock_release", "report_finding"} <= names
+
+
+FAKE_CLI = Path(__file__).with_name("fake_mcp_cli.py")
+
+
+def fake_preset() -> str:
+    """A repository preset whose "CLI" is `fake_mcp_cli.py`, taking corral's server as Claude
+    Code does (`claude-json`)."""
+    python = json.dumps(sys.executable)
+    return f"""
+name = "fake-mcp"
+description = "an MCP client calling corral's tools"
+program = {python}
+install = "it is the test's interpreter"
+command = [{python}, "-P", {json.dumps(str(FAKE_CLI))}, "{{mcp_args}}"]
+
+[mcp]
+config = "claude-json"
+target = "mcp.json"
+args = ["{{mcp_config}}"]
+"""
+
+
+@pytest.mark.parametrize("runtime", ["local", "sandbox"])
+def test_an_agent_s_mcp_client_reaches_the_engine_from_its_runtime(
+    repo: Path, tmp_path: Path, runtime: str
+) -> None:
+    """Through the engine, no AI CLI: the preset's client starts `corral mcp agent` inside the
+    attempt (in the sandbox too, where the host's files are read-only and only the socket is
+    mounted), and its calls are the attempt's events; its finding is in the report."""
+    if runtime == "sandbox":
+        from corral.core.sandbox.bwrap import probe
+
+        found = probe()
+        if not found.ok:
+            pytest.skip(f"bubblewrap cannot run here: {found.problem}")
+    own = repo / ".corral" / "presets"
+    own.mkdir(parents=True)
+    (own / "fake-mcp.toml").write_text(fake_preset())
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "a fake MCP client preset")
+    body = (
+        f'[run]\nruntime = "{runtime}"\n\n[[agent]]\nid = "client"\npreset = "fake-mcp"\n'
+        'prompt = "use the tools"\nkind = "audit"\n'
+    )
+    plan = tmp_path / "plan.toml"
+    plan.write_text(body)
+    done = corral(repo, "run", str(plan), "--run-id", f"mcp-{runtime}", "--quiet")
+    rundir = repo / ".git" / "corral" / "runs" / f"mcp-{runtime}"
+    log = (rundir / "agents" / "client" / "1" / "output.log").read_text()
+    assert done.returncode == 0, done.stdout + done.stderr + log
+    events = read_log(rundir / "events.jsonl").events
+    beats = [e for e in events if isinstance(e, ev.AgentHeartbeat) and e.source == "beat"]
+    assert [(b.agent, b.attempt, b.message) for b in beats] == [("client", 1, "from inside")]
+    acquired = [(e.lock, e.agent, e.attempt) for e in events if isinstance(e, ev.LockAcquired)]
+    assert acquired == [("db", "client", 1)]
+    released = [(e.lock, e.agent) for e in events if isinstance(e, ev.LockReleased)]
+    assert released == [("db", "client")]
+    report = json.loads((rundir / "report.json").read_text())
+    assert [f["title"] for f in report["findings"]] == ["A finding from inside"]
