@@ -150,7 +150,11 @@ def wire(
 
 
 def supported(template: McpTemplate | None) -> bool:
-    return template is not None and template.config != "none"
+    """Whether the preset's CLI takes corral's server (a run frozen by an older corral has an
+    `[mcp]` table without a `target`: it runs as it did, without)."""
+    if template is None or template.config == "none":
+        return False
+    return template.config == "codex-toml" or bool(template.target)
 
 
 def enabled(wanted: bool | None, template: McpTemplate | None, runtime: str) -> bool:

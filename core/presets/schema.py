@@ -222,8 +222,6 @@ class Preset(_Strict):
             )
         if self.model_args and "{model_args}" not in self.command:
             raise ValueError("model_args are given but command has no {model_args} item")
-        if self.mcp is not None:
-            self._check_mcp(self.mcp)
         if self.input is not None and self.input.command[0] != self.program:
             raise ValueError(
                 f"input.command starts with {self.input.command[0]!r}, not the program "
@@ -235,20 +233,27 @@ class Preset(_Strict):
             raise ValueError(f"overlays: {', '.join(doubled)} written twice; name each once")
         return self
 
-    def _check_mcp(self, mcp: McpTemplate) -> None:
+    def mcp_problem(self) -> str | None:
+        """Why the `[mcp]` table does not fit the rest of the file, None when it does. Checked
+        when a preset file is read (catalog.py), not on a run's frozen copy: a run started by
+        an older corral resumes as it was, without corral's MCP server."""
+        mcp = self.mcp
+        if mcp is None:
+            return None
         commands = [self.command, *([self.input.command] if self.input else [])]
         if mcp.args and any("{mcp_args}" not in command for command in commands):
-            raise ValueError("mcp.args are given but a command has no {mcp_args} item")
+            return "mcp.args are given but a command has no {mcp_args} item to put them at"
         always = [o.path for o in self.overlays if o.when == "always"]
         if mcp.config == "gemini-settings" and mcp.target not in always:
-            raise ValueError(
+            return (
                 "mcp.target must name an overlay written always (a JSON settings file) for "
                 f"config gemini-settings; overlays: {', '.join(always) or 'none'}"
             )
         if mcp.config == "opencode-json" and not isinstance(self.env.get(mcp.target), str):
-            raise ValueError(
+            return (
                 "mcp.target must name a variable of env holding inline JSON configuration "
                 "(OPENCODE_CONFIG_CONTENT) for config opencode-json"
             )
         if mcp.config == "claude-json" and not mcp.target:
-            raise ValueError("mcp.target must name the overlay file to write (mcp.json)")
+            return "mcp.target must name the overlay file to write (e.g. mcp.json)"
+        return None

@@ -5,6 +5,7 @@ it (the real CLIs: tests/agents/test_presets_mcp.py)."""
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import os
 import subprocess
@@ -16,11 +17,12 @@ import pytest
 
 from corral.core.log import events as ev
 from corral.core.log import read_log
-from corral.core.plan.model import PlanError, parse_plan, resolve_env
+from corral.core.plan.model import AgentSpec, PlanError, parse_plan, resolve_env
 from corral.core.presets import mcp
 from corral.core.presets.attempt import Launch, render
-from corral.core.presets.catalog import Catalog, load_catalog
+from corral.core.presets.catalog import PresetError, load_catalog, parse_preset
 from corral.core.presets.expand import expand, expand_plan, read_prompt
+from corral.core.presets.schema import Preset
 from tests.conftest import git
 from tests.core.engine_helpers import corral
 
@@ -129,14 +131,22 @@ def test_mcp_is_a_preset_agent_s_field() -> None:
         parse_plan({"agent": [{"id": "a", "command": ["true"], "mcp": False}]})
 
 
-def test_a_preset_s_mcp_table_must_fit_its_command() -> None:
-    preset = load_catalog().get("claude-code")
-    assert preset is not None
-    with pytest.raises(ValueError, match=r"a command has no \{mcp_args\} item"):
-        type(preset).model_validate(
-            {**preset.model_dump(), "command": [a for a in preset.command if a != "{mcp_args}"]}
-        )
-    assert Catalog.of([preset]).get("claude-code") is preset
+def test_a_preset_file_s_mcp_table_must_fit_it_but_a_frozen_old_one_runs_without() -> None:
+    text = (
+        importlib.resources.files("corral.core.presets")
+        .joinpath("data", "claude-code.toml")
+        .read_text()
+    )
+    without = text.replace('"{mcp_args}", ', "")
+    with pytest.raises(PresetError, match=r"mcp: mcp.args are given but a command has no"):
+        parse_preset(without, "mine.toml")
+    with pytest.raises(PresetError, match=r"mcp: mcp.target must name the overlay file"):
+        parse_preset(text.replace('target = "mcp.json"\n', ""), "mine.toml")
+    old = Preset.model_validate(tomllib.loads(without.replace('target = "mcp.json"\n', "")))
+    assert not mcp.supported(old.mcp)
+    spec = expand(AgentSpec(id="a", preset="claude-code", prompt="P"), old, "P", {})
+    launch = render(spec, old, env=ATTEMPT_ENV, workspace="/w", overlay="/o", mcp=None)
+    assert "--mcp-config" not in launch.argv
 
 
 def test_the_server_command_starts_and_lists_corral_s_tools_as_a_cli_starts_it(
