@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corral.core.plan.model import AgentSpec, resolve_env
-from corral.core.presets.mcp import Server, Wiring, wire
+from corral.core.presets.mcp import FORWARDED, Server, Wiring, enabled, engine_server, wire
 from corral.core.presets.schema import PLACEHOLDER, Preset
 
 OVERLAY_DIR = "overlay"
@@ -93,13 +93,20 @@ def render(
     return Launch(argv=argv, env=rendered, files=files, first_input=first)
 
 
-def preview(spec: AgentSpec, preset: Preset) -> list[str]:
+def preview(spec: AgentSpec, preset: Preset, runtime: str = "local") -> list[str]:
     """The command an attempt would start, as `corral validate` shows it: the endpoint as
-    corral's environment and the plan say now, the prompt and the attempt's paths by name."""
+    corral's environment and the plan say now, the prompt and the attempt's paths by name, and
+    corral's MCP server as the attempt in `runtime` would get it."""
     env, _ = resolve_env(spec.env, os.environ)
+    attempt = {name: f"<{name}>" for name in FORWARDED}
     shown = spec.model_copy(update={"prompt": "{prompt}"})
     launch = render(
-        shown, preset, env={**os.environ, **env}, workspace="<worktree>", overlay="<overlay>"
+        shown,
+        preset,
+        env={**os.environ, **env, **attempt},
+        workspace="<worktree>",
+        overlay="<overlay>",
+        mcp=engine_server() if enabled(spec.mcp, preset.mcp, runtime) else None,
     )
     return launch.argv
 
