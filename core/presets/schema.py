@@ -38,8 +38,6 @@ PLACEHOLDERS = ("prompt", "model", "model_name", "workspace", "overlay", "endpoi
 MCP_PLACEHOLDERS = ("mcp_config", "mcp_name")
 """Also substituted in `[mcp] args`: the configuration as this CLI takes it (a file's path, an
 inline table) and the server's name (`corral`)."""
-MCP_CONFIGS = ("claude-json", "codex-toml", "gemini-settings", "opencode-json")
-"""How each MCP-capable CLI is given corral's server (core/presets/mcp.py)."""
 PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 EnvName = Annotated[str, StringConstraints(pattern=ENV_NAME_PATTERN)]
 
