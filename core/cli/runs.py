@@ -41,7 +41,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     for spec in pre.plan.agents:
         if spec.preset:
-            argv = preview(spec, {preset.name: preset for preset in pre.presets}[spec.preset])
+            preset = {preset.name: preset for preset in pre.presets}[spec.preset]
+            argv = preview(spec, preset, spec.runtime or pre.plan.run.runtime)
             print(inert(f"agent {spec.id} runs preset {spec.preset}: {' '.join(argv)}"))
     from corral.core.plan.sandbox_checks import explanations
 

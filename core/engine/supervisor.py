@@ -29,6 +29,7 @@ from corral.core.errors import InputError
 from corral.core.log import events as ev
 from corral.core.log.state import Usage
 from corral.core.plan.model import AgentSpec
+from corral.core.presets import mcp
 from corral.core.presets.attempt import OVERLAY_DIR, render, write_overlays
 from corral.core.runs.rundir import ensure_private_dir
 from corral.core.runtime.agent_input import InputRefused, encode_input
@@ -265,13 +266,25 @@ class Supervisor:
         (core/presets/)."""
         if spec.preset is None:
             return placement, spec.argv, spec.first_input
-        launch = render(
-            spec,
-            self.ctx.presets[spec.preset],
-            env=placement.env,
-            workspace=placement.workspace,
-            overlay=f"{placement.agent_output_dir}/{OVERLAY_DIR}",
-        )
+        preset = self.ctx.presets[spec.preset]
+        wired = mcp.enabled(spec.mcp, preset.mcp, placement.runtime)
+        try:
+            launch = render(
+                spec,
+                preset,
+                env=placement.env,
+                workspace=placement.workspace,
+                overlay=f"{placement.agent_output_dir}/{OVERLAY_DIR}",
+                mcp=mcp.engine_server() if wired else None,
+            )
+        except ValueError as exc:  # corral's MCP server could not be added to its configuration
+            raise RuntimeFailure(f"preset {preset.name!r}: {exc}") from None
+        if mcp.supported(preset.mcp) and spec.mcp is not False and not wired:
+            with placement.log_path.open("a") as log:
+                log.write(
+                    f"[corral] no MCP tools in the {placement.runtime} runtime: an image has no "
+                    "corral to run `corral mcp agent` (docs/architecture.md, MCP)\n"
+                )
         write_overlays(placement.output_dir / OVERLAY_DIR, launch.files)
         return placement.model_copy(update={"env": launch.env}), launch.argv, launch.first_input
 

@@ -215,6 +215,11 @@ class AgentSpec(AgentDefaults):
     first_input: str | None = None
     """A message written to its stdin as it starts (with `input_format`); a preset that takes
     its prompt that way sets it."""
+    mcp: bool | None = None
+    """A preset agent gets corral's tools over MCP (heartbeat, locks, `put`, findings, its
+    conflicts, questions to a person: `corral mcp agent`), wired into its CLI's configuration:
+    on by default where the preset's CLI has an MCP client and the runtime can start the server
+    (not in an image); `false` turns it off (core/presets/mcp.py)."""
 
     @field_validator("command", mode="before")
     @classmethod
@@ -247,6 +252,7 @@ class AgentSpec(AgentDefaults):
                 for name in ("prompt", "prompt_file", "model")
                 if getattr(self, name) is not None
             ] + (["preset_args"] if self.preset_args else [])
+            given += ["mcp"] if self.mcp is not None else []
             if given:
                 raise ValueError(
                     f"{', '.join(given)}: only for an agent with a preset; add one (e.g. preset "

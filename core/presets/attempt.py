@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corral.core.plan.model import AgentSpec, resolve_env
+from corral.core.presets.mcp import FORWARDED, Server, Wiring, enabled, engine_server, wire
 from corral.core.presets.schema import PLACEHOLDER, Preset
 
 OVERLAY_DIR = "overlay"
@@ -39,10 +40,17 @@ def substitute(template: str, values: Mapping[str, str]) -> str:
 
 
 def render(
-    spec: AgentSpec, preset: Preset, *, env: Mapping[str, str], workspace: str, overlay: str
+    spec: AgentSpec,
+    preset: Preset,
+    *,
+    env: Mapping[str, str],
+    workspace: str,
+    overlay: str,
+    mcp: Server | None = None,
 ) -> Launch:
     """The expanded agent's command and environment for one attempt in `workspace`, its
-    overlay directory `overlay` (both as the agent sees them), `env` its environment."""
+    overlay directory `overlay` (both as the agent sees them), `env` its environment; `mcp`
+    the corral MCP server to give the CLI (core/presets/mcp.py), None for none."""
     endpoint = env.get(preset.endpoint.variable) if preset.endpoint else None
     model = spec.model or ""
     values = {
@@ -53,13 +61,6 @@ def render(
         "overlay": overlay,
         "endpoint": endpoint or "",
     }
-    argv: list[str] = []
-    for item in spec.argv:
-        if item == "{endpoint_args}":
-            if endpoint and preset.endpoint:
-                argv += [substitute(arg, values) for arg in preset.endpoint.args]
-        else:
-            argv.append(substitute(item, values))
     rendered = dict(env)
     templates = {k: v for k, v in preset.env.items() if isinstance(v, str)}
     for key in templates:
@@ -73,17 +74,39 @@ def render(
         for o in preset.overlays
         if o.when == "always" or endpoint
     }
+    wiring = Wiring()
+    if mcp is not None and preset.mcp is not None:
+        wiring = wire(preset.mcp, mcp, overlay=overlay, files=files, env=rendered)
+        files.update(wiring.files)
+        rendered.update(wiring.env)
+    argv: list[str] = []
+    for item in spec.argv:
+        if item == "{endpoint_args}":
+            if endpoint and preset.endpoint:
+                argv += [substitute(arg, values) for arg in preset.endpoint.args]
+        elif item == "{mcp_args}":
+            if wiring.values and preset.mcp is not None:
+                argv += [substitute(arg, {**values, **wiring.values}) for arg in preset.mcp.args]
+        else:
+            argv.append(substitute(item, values))
     first = substitute(spec.first_input, values) if spec.first_input is not None else None
     return Launch(argv=argv, env=rendered, files=files, first_input=first)
 
 
-def preview(spec: AgentSpec, preset: Preset) -> list[str]:
+def preview(spec: AgentSpec, preset: Preset, runtime: str = "local") -> list[str]:
     """The command an attempt would start, as `corral validate` shows it: the endpoint as
-    corral's environment and the plan say now, the prompt and the attempt's paths by name."""
+    corral's environment and the plan say now, the prompt and the attempt's paths by name, and
+    corral's MCP server as the attempt in `runtime` would get it."""
     env, _ = resolve_env(spec.env, os.environ)
+    attempt = {name: f"<{name}>" for name in FORWARDED}
     shown = spec.model_copy(update={"prompt": "{prompt}"})
     launch = render(
-        shown, preset, env={**os.environ, **env}, workspace="<worktree>", overlay="<overlay>"
+        shown,
+        preset,
+        env={**os.environ, **env, **attempt},
+        workspace="<worktree>",
+        overlay="<overlay>",
+        mcp=engine_server() if enabled(spec.mcp, preset.mcp, runtime) else None,
     )
     return launch.argv
 

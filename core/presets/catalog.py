@@ -55,7 +55,7 @@ def parse_preset(text: str, source: str) -> Preset:
     except tomllib.TOMLDecodeError as exc:
         raise PresetError(f"{source}: is not valid TOML ({exc}); fix the syntax there") from None
     try:
-        return Preset.model_validate(data)
+        preset = Preset.model_validate(data)
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
@@ -67,6 +67,10 @@ def parse_preset(text: str, source: str) -> Preset:
                 message = "is required; add it"
             lines.append(f"  - {where}: {message}")
         raise PresetError(f"{source}: not a valid preset:\n" + "\n".join(lines)) from None
+    problem = preset.mcp_problem()
+    if problem is not None:
+        raise PresetError(f"{source}: not a valid preset:\n  - mcp: {problem}")
+    return preset
 
 
 def _read(path: Path) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from corral.core.plan.model import AgentSpec, EnvValue, FromEnv, Plan, PlanProblem
+from corral.core.presets import mcp
 from corral.core.presets.catalog import Catalog
 from corral.core.presets.schema import Preset
 
@@ -66,6 +67,22 @@ def expand(spec: AgentSpec, preset: Preset, prompt: str, environ: Mapping[str, s
         if name not in spec.model_fields_set and value is not None:
             update[name] = value
     return spec.model_copy(update=update)
+
+
+def mcp_problem(spec: AgentSpec, preset: Preset, runtime: str) -> str | None:
+    """Why `mcp = true` cannot be kept for this agent (its CLI or runtime cannot have it)."""
+    if spec.mcp is not True:
+        return None
+    if not mcp.supported(preset.mcp):
+        note = f" ({preset.mcp.note})" if preset.mcp and preset.mcp.note else ""
+        return f"preset {preset.name!r} has no MCP client{note}; remove mcp = true"
+    if runtime in mcp.NO_MCP_RUNTIMES:
+        return (
+            f"the {runtime} runtime cannot start corral's MCP server: the image has no corral "
+            "with its dependencies; remove mcp = true (the agent can still run `corral "
+            "heartbeat`, `corral lock` and `corral put`)"
+        )
+    return None
 
 
 def read_prompt(plan_dir: Path) -> Callable[[str], str]:
@@ -139,6 +156,9 @@ def expand_plan(
                     ),
                 )
             )
+        problem = mcp_problem(spec, preset, spec.runtime or plan.run.runtime)
+        if problem is not None:
+            problems.append(PlanProblem(where=where, field="mcp", message=problem))
         if spec.preset_args and "{preset_args}" not in preset.command:
             problems.append(
                 PlanProblem(

@@ -1,7 +1,8 @@
 """The schema of a preset file: what corral needs to run one agent CLI headless.
 
 Templates hold placeholders in braces. An argv item that is exactly `{model_args}`,
-`{endpoint_args}` or `{preset_args}` is replaced by that list (or by nothing); inside any
+`{endpoint_args}`, `{mcp_args}` or `{preset_args}` is replaced by that list (or by nothing);
+inside any
 template `{prompt}`, `{model}`, `{model_name}` (the model without its `provider/` prefix),
 `{workspace}`, `{overlay}` (the attempt's overlay directory) and `{endpoint}` (the endpoint's
 value) are substituted in one pass when the attempt starts, so a prompt holding braces stays as
@@ -30,10 +31,13 @@ from corral.core.plan.model import (
     PositiveDuration,
 )
 
-SPLICES = ("{model_args}", "{endpoint_args}", "{preset_args}")
+SPLICES = ("{model_args}", "{endpoint_args}", "{mcp_args}", "{preset_args}")
 """Whole argv items replaced by a list."""
 PLACEHOLDERS = ("prompt", "model", "model_name", "workspace", "overlay", "endpoint")
 """Substituted inside a template when the attempt starts (attempt.py)."""
+MCP_PLACEHOLDERS = ("mcp_config", "mcp_name")
+"""Also substituted in `[mcp] args`: the configuration as this CLI takes it (a file's path, an
+inline table) and the server's name (`corral`)."""
 PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 EnvName = Annotated[str, StringConstraints(pattern=ENV_NAME_PATTERN)]
 
@@ -42,15 +46,17 @@ def unknown_placeholders(template: str, allowed: tuple[str, ...] = PLACEHOLDERS)
     return [name for name in PLACEHOLDER.findall(template) if name not in allowed]
 
 
-def _check_templates(values: list[str], *, splices: bool) -> list[str]:
+def _check_templates(
+    values: list[str], *, splices: bool, allowed: tuple[str, ...] = PLACEHOLDERS
+) -> list[str]:
     for value in values:
         if value in SPLICES:
             if not splices:
                 raise ValueError(f"{value} can only be an item of command")
             continue
-        unknown = unknown_placeholders(value)
+        unknown = unknown_placeholders(value, allowed)
         if unknown:
-            known = ", ".join("{" + name + "}" for name in PLACEHOLDERS)
+            known = ", ".join("{" + name + "}" for name in allowed)
             raise ValueError(
                 f"{value!r} uses {{{unknown[0]}}}, which is not a placeholder; known: {known}"
             )
@@ -104,13 +110,24 @@ class Endpoint(_Strict):
 
 
 class McpTemplate(_Strict):
-    """How the CLI is given corral's MCP server (issue 14 uses it; data only for now)."""
+    """How the CLI is given corral's MCP server (`corral mcp agent`, core/presets/mcp.py), on
+    by default for an agent of this preset unless it sets `mcp = false`."""
 
     args: list[str] = Field(default_factory=list)
-    """Arguments that pass the MCP configuration, e.g. `["--mcp-config", "{mcp_config}"]`."""
+    """Put at `{mcp_args}` when MCP is on, e.g. `["--mcp-config", "{mcp_config}"]`."""
     config: Literal["claude-json", "codex-toml", "gemini-settings", "opencode-json", "none"]
-    """Which shape the configuration takes for this CLI."""
+    """Which shape the configuration takes for this CLI (`none`: it has no MCP client)."""
+    target: str = ""
+    """Where the configuration goes: `claude-json` the overlay file written (`mcp.json`),
+    `gemini-settings` the overlay settings file the server is added to, `opencode-json` the
+    variable of `env` holding the inline configuration (`OPENCODE_CONFIG_CONTENT`); unused for
+    `codex-toml` (inline in `args`)."""
     note: str = ""
+
+    @field_validator("args")
+    @classmethod
+    def _args(cls, value: list[str]) -> list[str]:
+        return _check_templates(value, splices=False, allowed=(*PLACEHOLDERS, *MCP_PLACEHOLDERS))
 
 
 class InputMode(_Strict):
@@ -213,3 +230,28 @@ class Preset(_Strict):
         if doubled:
             raise ValueError(f"overlays: {', '.join(doubled)} written twice; name each once")
         return self
+
+    def mcp_problem(self) -> str | None:
+        """Why the `[mcp]` table does not fit the rest of the file, None when it does. Checked
+        when a preset file is read (catalog.py), not on a run's frozen copy: a run started by
+        an older corral resumes as it was, without corral's MCP server."""
+        mcp = self.mcp
+        if mcp is None:
+            return None
+        commands = [self.command, *([self.input.command] if self.input else [])]
+        if mcp.args and any("{mcp_args}" not in command for command in commands):
+            return "mcp.args are given but a command has no {mcp_args} item to put them at"
+        always = [o.path for o in self.overlays if o.when == "always"]
+        if mcp.config == "gemini-settings" and mcp.target not in always:
+            return (
+                "mcp.target must name an overlay written always (a JSON settings file) for "
+                f"config gemini-settings; overlays: {', '.join(always) or 'none'}"
+            )
+        if mcp.config == "opencode-json" and not isinstance(self.env.get(mcp.target), str):
+            return (
+                "mcp.target must name a variable of env holding inline JSON configuration "
+                "(OPENCODE_CONFIG_CONTENT) for config opencode-json"
+            )
+        if mcp.config == "claude-json" and not mcp.target:
+            return "mcp.target must name the overlay file to write (e.g. mcp.json)"
+        return None

@@ -19,6 +19,18 @@ RESULT_CHARS = 1000
 """The final result text is cut to this many characters (the whole is in output.log)."""
 
 
+CORRAL_SERVER = "corral"
+"""corral's MCP server's name in each CLI's configuration (core/presets/mcp.py)."""
+
+
+def corral_tool(name: str, prefix: str) -> str:
+    """One of corral's MCP tools as `corral.NAME` whatever the CLI calls it (`prefix`: its
+    spelling of the server, `mcp__corral__` for Claude Code); any other tool as it is."""
+    if name.startswith(prefix) and len(name) > len(prefix):
+        return f"{CORRAL_SERVER}.{name[len(prefix) :]}"
+    return name
+
+
 def clip(text: str, limit: int) -> str:
     """`text` on one line, at most `limit` characters (an ellipsis marks a cut)."""
     flat = " ".join(text.split())
@@ -32,7 +44,8 @@ class _Activity(BaseModel):
 class ToolCall(_Activity):
     kind: Literal["tool_call"] = "tool_call"
     name: str
-    """The tool as the CLI names it (`Write`, `mcp__corral__note`, `shell`)."""
+    """The tool as the CLI names it (`Write`, `shell`, `github.search` for an MCP tool of
+    Codex), but corral's own MCP tools as `corral.NAME` for every CLI (`corral.heartbeat`)."""
     summary: str = ""
     """Its arguments in short: a path, a command, the first words of a text."""
 

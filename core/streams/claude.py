@@ -23,8 +23,12 @@ from corral.core.streams.activity import (
     Turn,
     Usage,
     clip,
+    corral_tool,
 )
 from corral.core.streams.base import JsonLinesAdapter, as_int, summarize_arguments
+
+MCP_PREFIX = "mcp__corral__"
+"""How Claude Code names corral's MCP tools (`mcp__SERVER__TOOL`)."""
 
 
 def _usage(usage: Any) -> tuple[int, int, int]:
@@ -74,7 +78,7 @@ class ClaudeAdapter(JsonLinesAdapter):
             if not isinstance(block, dict):
                 continue
             if block.get("type") == "tool_use":
-                name = str(block.get("name", "?"))
+                name = corral_tool(str(block.get("name", "?")), MCP_PREFIX)
                 out.append(ToolCall(name=name, summary=summarize_arguments(block.get("input"))))
             elif block.get("type") == "text" and block.get("text"):
                 out.append(AssistantMessage(text=clip(str(block["text"]), TEXT_CHARS)))

@@ -35,7 +35,7 @@ def _tool(item: dict[str, Any]) -> ToolCall | None:
     if kind == "file_change":
         paths = [c.get("path", "") for c in item.get("changes") or () if isinstance(c, dict)]
         return ToolCall(name="file_change", summary=clip(" ".join(map(str, paths)), SUMMARY_CHARS))
-    if kind == "mcp_tool_call":
+    if kind == "mcp_tool_call":  # `server.tool`: corral's are `corral.NAME` as for every CLI
         name = f"{item.get('server', '?')}.{item.get('tool', '?')}"
         return ToolCall(name=name, summary=summarize_arguments(item.get("arguments")))
     if kind == "web_search":

@@ -22,8 +22,12 @@ from corral.core.streams.activity import (
     Turn,
     Usage,
     clip,
+    corral_tool,
 )
 from corral.core.streams.base import JsonLinesAdapter, as_int, summarize_arguments
+
+MCP_PREFIX = "mcp_corral_"
+"""How Gemini CLI names corral's MCP tools (`mcp_SERVER_TOOL`)."""
 
 
 class GeminiAdapter(JsonLinesAdapter):
@@ -58,7 +62,7 @@ class GeminiAdapter(JsonLinesAdapter):
             return [*out, AssistantMessage(text=clip("".join(self._said), TEXT_CHARS))]
         if kind == "tool_use":
             out = self._model_turn()
-            name = str(obj.get("tool_name", "?"))
+            name = corral_tool(str(obj.get("tool_name", "?")), MCP_PREFIX)
             return [*out, ToolCall(name=name, summary=summarize_arguments(obj.get("parameters")))]
         if kind == "tool_result":
             self._model_speaks = False

@@ -19,8 +19,12 @@ from corral.core.streams.activity import (
     Turn,
     Usage,
     clip,
+    corral_tool,
 )
 from corral.core.streams.base import JsonLinesAdapter, as_int, summarize_arguments
+
+MCP_PREFIX = "corral_"
+"""How opencode names corral's MCP tools (`SERVER_TOOL`)."""
 
 
 class OpencodeAdapter(JsonLinesAdapter):
@@ -47,7 +51,8 @@ class OpencodeAdapter(JsonLinesAdapter):
         if kind == "tool_use":
             state = part.get("state") or {}
             tool = ToolCall(
-                name=str(part.get("tool", "?")), summary=summarize_arguments(state.get("input"))
+                name=corral_tool(str(part.get("tool", "?")), MCP_PREFIX),
+                summary=summarize_arguments(state.get("input")),
             )
             if state.get("status") == "error":
                 message = clip(f"{tool.name} failed: {state.get('error', '')}", TEXT_CHARS)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -39,3 +41,13 @@ def mcp(tmp_path: Path) -> tuple[Mcp, Path]:
     notes = tmp_path / "notes.txt"
     stub = Path(tests.agents.mcp_stub.__file__)
     return Mcp(command=[sys.executable, str(stub)], env={"MCP_NOTES": str(notes)}), notes
+
+
+@pytest.fixture
+def private_dir() -> Iterator[Path]:
+    """A directory no ancestor of which others may write (unlike anything under /tmp)."""
+    root = Path.home() / ".cache" / "corral-tests"
+    root.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(dir=root))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

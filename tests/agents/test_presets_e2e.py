@@ -11,147 +11,21 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from corral.core.log import read_log
 from tests.agents import checks, clis
+from tests.agents.e2e import CASES, agent_env, write_plan
 from tests.agents.model_server import ModelServer
-from tests.agents.script import Script, Turn
+from tests.agents.script import Script
 from tests.conftest import git, make_repo
 from tests.core.engine_helpers import corral, only_run, start_corral, state_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 Server = Callable[[Script], ModelServer]
-PATCH = (
-    "*** Begin Patch\n*** Add File: hello.txt\n"
-    + "".join(f"+{line}\n" for line in checks.CONTENT.splitlines())
-    + "*** End Patch\n"
-)
-AIDER_REPLY = f"I'll create the file.\n\nhello.txt\n```\n{checks.CONTENT}```\n"
-
-
-@dataclass(frozen=True)
-class Case:
-    cli: str
-    """Its name in tests/agents/clis.py BINARIES."""
-    preset: str
-    model: str
-    api: str
-    script: Callable[[Path], Script]
-    """The script, given the file to write (its absolute path in the agent's worktree)."""
-    env: Callable[[str], dict[str, str]]
-    """The agent's env, given the server's base URL."""
-    preset_args: list[str] = field(default_factory=list)
-    tool: str | None = None
-    stream_tool: str | None = None
-    """How the CLI's own stream names that tool call, when not by the tool's name (Codex
-    reports an `apply_patch` as a `file_change` item)."""
-    private_parents: bool = False
-    """The repository must not lie under a world-writable directory such as /tmp: Gemini CLI
-    skips a system settings file there (the attempt's overlay)."""
-
-
-CASES = {
-    "claude-code": Case(
-        cli="claude",
-        preset="claude-code",
-        model="claude-sonnet-4-5",
-        api="anthropic",
-        tool="Write",
-        script=lambda target: checks.write_file_script(
-            "Write", {"file_path": str(target), "content": checks.CONTENT}
-        ),
-        env=lambda url: {"ANTHROPIC_BASE_URL": url, "ANTHROPIC_API_KEY": "sk-ant-scripted"},
-    ),
-    "codex": Case(
-        cli="codex",
-        preset="codex",
-        model="gpt-5.5",
-        api="responses",
-        tool="apply_patch",
-        stream_tool="file_change",
-        script=lambda target: checks.write_file_script("apply_patch", {}, input=PATCH),
-        env=lambda url: {"OPENAI_BASE_URL": f"{url}/v1", "OPENAI_API_KEY": "sk-scripted"},
-    ),
-    "gemini": Case(
-        cli="gemini",
-        preset="gemini",
-        model="gemini-2.5-pro",
-        api="gemini",
-        tool="write_file",
-        script=lambda target: checks.write_file_script(
-            "write_file", {"file_path": str(target), "content": checks.CONTENT}
-        ),
-        env=lambda url: {"GOOGLE_GEMINI_BASE_URL": url, "GEMINI_API_KEY": "scripted"},
-        private_parents=True,
-    ),
-    "opencode": Case(
-        cli="opencode",
-        preset="opencode",
-        model="corral/scripted-model",
-        api="chat",
-        tool="write",
-        script=lambda target: checks.write_file_script(
-            "write", {"filePath": str(target), "content": checks.CONTENT}
-        ),
-        env=lambda url: {
-            "OPENAI_BASE_URL": f"{url}/v1",
-            "OPENAI_API_KEY": "sk-scripted",
-            "OPENCODE_DISABLE_MODELS_FETCH": "1",
-            # its start-up plugin install asks the npm registry: the scripted server answers 404
-            "npm_config_registry": f"{url}/npm/",
-        },
-    ),
-    "aider": Case(
-        cli="aider",
-        preset="aider",
-        model="openai/scripted-model",
-        api="chat",
-        script=lambda target: Script(turns=[Turn(text=AIDER_REPLY)]),
-        env=lambda url: {"OPENAI_BASE_URL": f"{url}/v1", "OPENAI_API_KEY": "sk-scripted"},
-        preset_args=["--edit-format", "whole", "--no-show-model-warnings"],
-    ),
-}
-
-
-def _toml_table(values: dict[str, str]) -> str:
-    return "{ " + ", ".join(f"{key} = {json.dumps(value)}" for key, value in values.items()) + " }"
-
-
-def _plan(path: Path, case: Case, env: dict[str, str]) -> Path:
-    body = "\n".join(
-        [
-            '[run]\nname = "preset"\nkill_grace = "1s"\n',
-            "[[agent]]",
-            'id = "agent"',
-            f"preset = {json.dumps(case.preset)}",
-            'prompt_file = "task.md"',
-            f"model = {json.dumps(case.model)}",
-            f"preset_args = {json.dumps(case.preset_args)}",
-            'timeout = "4m"',
-            f"env = {_toml_table(env)}",
-        ]
-    )
-    path.write_text(body + "\n")
-    # a Markdown list: a prompt starting with `-` must not be taken for an option
-    (path.parent / "task.md").write_text("- Create hello.txt containing a greeting.\n")
-    return path
-
-
-@pytest.fixture
-def private_dir() -> Iterator[Path]:
-    """A directory no ancestor of which others may write (unlike anything under /tmp)."""
-    root = Path.home() / ".cache" / "corral-tests"
-    root.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(dir=root))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -159,7 +33,7 @@ def test_a_preset_agent_writes_a_file_that_corral_merges(
     name: str, tmp_path: Path, model_server: Server, private_dir: Path
 ) -> None:
     case = CASES[name]
-    binary = clis.require(case.cli)
+    clis.require(case.cli)
     where = private_dir if case.private_parents else tmp_path
     repo = make_repo(where / "repo", {"README.md": "# sample\n"}).resolve()
     base = git(repo, "rev-parse", "HEAD").strip()
@@ -173,19 +47,8 @@ def test_a_preset_agent_writes_a_file_that_corral_merges(
     run_id = f"presets-{name}"
     target = repo / ".git" / "corral" / "worktrees" / run_id / "agent-1" / "hello.txt"
     server = model_server(case.script(target))
-    path = os.pathsep.join(
-        [str(binary.parent), str(clis.BINARIES["claude"].parent), os.environ["PATH"]]
-    )
-    env = {
-        "HOME": str(home),
-        "TMPDIR": str(tmp),
-        "PATH": path,
-        "LANG": "C.UTF-8",
-        "TERM": "dumb",
-        "NO_COLOR": "1",
-        **case.env(server.url),
-    }
-    plan = _plan(tmp_path / "plan.toml", case, env)
+    env = agent_env(case, home, tmp, server.url)
+    plan = write_plan(tmp_path / "plan.toml", case, env)
 
     done = corral(repo, "run", str(plan), "--run-id", run_id, "--quiet", timeout=280)
 
@@ -252,7 +115,7 @@ def test_a_message_sent_to_claude_reaches_its_next_turn(
         "TERM": "dumb",
         **case.env(server.url),
     }
-    plan = _plan(tmp_path / "plan.toml", case, env)
+    plan = write_plan(tmp_path / "plan.toml", case, env)
     plan.write_text(plan.read_text() + 'input_format = "stream-json"\n')
     engine = start_corral(repo, "run", str(plan), "--run-id", run_id, "--quiet")
     try:

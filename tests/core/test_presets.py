@@ -421,8 +421,10 @@ def test_validate_shows_the_command_a_preset_agent_runs(
     assert result.returncode == 0, result.stderr
     assert (
         "agent c runs preset codex: codex exec --json --skip-git-repo-check "
-        "-s workspace-write -m gpt-5.5 -- {prompt}"
+        "-s workspace-write -m gpt-5.5 -c mcp_servers.corral={command="
     ) in result.stdout
+    assert 'env_vars=["CORRAL_SOCKET",' in result.stdout, "corral's MCP server, as started"
+    assert result.stdout.rstrip().endswith("-- {prompt}")
 
 
 def test_a_sandboxed_preset_agent_sees_its_overlay_and_what_the_preset_passes_on(

@@ -3,6 +3,7 @@ tokens, cost, turns and the result, whichever way the bytes are cut; a bad line 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,7 @@ EXPECTED = {
         ["Write"], 63542, 39, 0.192936, "cli", 2, "Created hello.txt.", "claude-sonnet-4-5"
     ),
     "claude-mcp.jsonl": Expected(
-        ["mcp__corral__note"], 63561, 11, 0.192555, "cli", 2, "Noted.", "claude-sonnet-4-5"
+        ["corral.note"], 63561, 11, 0.192555, "cli", 2, "Noted.", "claude-sonnet-4-5"
     ),
     "codex.jsonl": Expected(["file_change"], 20074, 10, None, None, 1, "Created hello.txt.", None),
     "codex-mcp.jsonl": Expected(["corral.note"], 31788, 19, None, None, 1, "Noted.", None),
@@ -43,10 +44,10 @@ EXPECTED = {
         ["write_file"], 24864, 40, 0.03148, "prices", 2, "Created hello.txt.", "gemini-2.5-pro"
     ),
     "gemini-mcp.jsonl": Expected(
-        ["mcp_corral_note"], 25028, 12, 0.031405, "prices", 2, "Noted.", "gemini-2.5-pro"
+        ["corral.note"], 25028, 12, 0.031405, "prices", 2, "Noted.", "gemini-2.5-pro"
     ),
     "opencode.jsonl": Expected(["write"], 15710, 40, None, None, 2, "Created hello.txt.", None),
-    "opencode-mcp.jsonl": Expected(["corral_note"], 15789, 12, None, None, 2, "Noted.", None),
+    "opencode-mcp.jsonl": Expected(["corral.note"], 15789, 12, None, None, 2, "Noted.", None),
     "aider.txt": Expected(
         ["edit"], 930, 18, None, None, 1, "I'll create the file.", "openai/scripted-model"
     ),
@@ -94,6 +95,46 @@ def test_a_sample_reads_to_its_tool_calls_tokens_cost_turns_and_result(
     assert results
     assert results[-1].text == expected.result
     assert not results[-1].is_error
+
+
+@pytest.mark.parametrize("name", sorted(n for n in EXPECTED if "-mcp" in n))
+def test_corral_s_mcp_tools_are_named_alike_for_every_cli(name: str) -> None:
+    """The samples called the `note` tool of an MCP server named `corral`: Claude Code saw it
+    as `mcp__corral__note`, Codex in its namespace `mcp__corral`, Gemini CLI as
+    `mcp_corral_note`, opencode as `corral_note`; the events say `corral.note` for each."""
+    _, seen, _ = read(name, (SAMPLES / name).read_bytes(), 1 << 20)
+    calls = [a for a in seen if isinstance(a, act.ToolCall)]
+    assert [(c.name, c.summary) for c in calls] == [
+        ("corral.note", "a note from the scripted model")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("stream", "line", "name"),
+    [
+        ("claude", {"type": "tool_use", "name": "mcp__github__search", "input": {}}, None),
+        ("claude", {"type": "tool_use", "name": "mcp__corral__", "input": {}}, None),
+        ("gemini", None, "mcp_other_note"),
+        ("opencode", None, "corralx"),
+    ],
+)
+def test_other_tools_keep_their_names(
+    stream: str, line: dict[str, object] | None, name: str | None
+) -> None:
+    if stream == "claude":
+        assert line is not None
+        message = {"id": "m", "content": [line]}
+        raw = json.dumps({"type": "assistant", "message": message})
+        expected = str(line["name"])
+    elif stream == "gemini":
+        raw = json.dumps({"type": "tool_use", "tool_name": name, "parameters": {}})
+        expected = str(name)
+    else:
+        part = {"tool": name, "state": {"status": "completed", "input": {}}}
+        raw = json.dumps({"type": "tool_use", "part": part})
+        expected = str(name)
+    seen = adapter_for(stream).feed(raw.encode() + b"\n")
+    assert [a.name for a in seen if isinstance(a, act.ToolCall)] == [expected]
 
 
 def test_a_tool_call_says_what_it_acts_on() -> None:
