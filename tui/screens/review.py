@@ -1,4 +1,5 @@
-"""The review: the merged report's summary, findings (grouped, filterable), conflicts with both
+"""The review: the merged report's summary, findings (grouped, filterable, with a detail pane:
+review_findings.py), conflicts with both
 sides, merged and left-out branches with diffs, verification; `a` approve and `r` reject go
 through the operator API, the same code path as `corral review` (review_decide.py). When an agent tampered with the
 shared repository, a tampering tab appears (and opens), approve stays dimmed, and `t`
@@ -30,13 +31,13 @@ from corral.tui.bridge import RunSession
 from corral.tui.feed import RunFeed
 from corral.tui.screens.dialogs import AskScreen
 from corral.tui.screens.review_decide import ReviewDecisions
+from corral.tui.screens.review_findings import ReviewFindingsPart
 from corral.tui.text import inert
 from corral.tui.widgets.footer import CorralFooter
 from corral.tui.widgets.review_parts import (
     BranchesTable,
     ReviewFindings,
     branch_rows,
-    finding_groups,
     summary_text,
     tampering_text,
     verification_text,
@@ -44,12 +45,13 @@ from corral.tui.widgets.review_parts import (
 from corral.tui.widgets.tables import ConflictsTable, KeyTable
 
 
-class ReviewScreen(ReviewDecisions):
+class ReviewScreen(ReviewFindingsPart, ReviewDecisions):
     DEFAULT_CSS = """
     ReviewScreen #summary { height: 2; background: $panel; text-wrap: nowrap; text-overflow: ellipsis; }
     ReviewScreen TabbedContent { height: 1fr; }
     ReviewScreen TabPane { padding: 0; }
     ReviewScreen KeyTable { height: 1fr; min-height: 3; }
+    ReviewScreen #finding-detail { height: 1fr; border-top: solid $secondary; padding: 0 1; }
     ReviewScreen #sides { height: 2fr; }
     ReviewScreen .side { width: 1fr; border-top: solid $secondary; }
     ReviewScreen #branch-diff { height: 2fr; border-top: solid $secondary; }
@@ -89,7 +91,6 @@ class ReviewScreen(ReviewDecisions):
             self.text = text
 
     summary = getters.query_one("#summary", Static)
-    findings = getters.query_one(ReviewFindings)
     conflicts = getters.query_one("#review-conflicts", ConflictsTable)
     branches = getters.query_one(BranchesTable)
     tabs = getters.query_one(TabbedContent)
@@ -106,6 +107,7 @@ class ReviewScreen(ReviewDecisions):
         with TabbedContent(initial="findings"):
             with TabPane("1 findings", id="findings"):
                 yield ReviewFindings()
+                yield VerticalScroll(Static(id="finding-view"), id="finding-detail")
             with TabPane("2 conflicts", id="conflicts"):
                 yield ConflictsTable(id="review-conflicts")
                 with Horizontal(id="sides"):
@@ -157,6 +159,7 @@ class ReviewScreen(ReviewDecisions):
         view = VerticalScroll(Static(text, id="tampering-view"))
         await self.tabs.add_pane(TabPane("6 tampering", view, id="tampering"))
         self.tabs.active = "tampering"
+        view.focus()  # else focus falls to the next pane's scroll view, and its tab opens
 
     def severity_conflicts(self) -> list[SeverityConflict]:
         return severity_conflicts(self.loaded.raw if self.loaded else None)
@@ -190,10 +193,9 @@ class ReviewScreen(ReviewDecisions):
         self.loaded = message.loaded
         if self.session.feed is not None:
             self.sync_conflicts(self.session.feed)
-        self.findings.sync(finding_groups(message.loaded), complete=True)
-        self.findings.border_title = f"{len(message.loaded.findings)} findings" + (
-            f" · filter {self.findings.filter_text!r}" if self.findings.filter_text else ""
-        )
+        self.detail_key = ""
+        self.regroup()
+        self.show_finding(self.findings.current_key)
         raw = message.loaded.raw
         body = (
             json.dumps(raw, indent=2)[:200_000]
@@ -255,11 +257,18 @@ class ReviewScreen(ReviewDecisions):
         self.show_sides(keys[index])
 
     def on_data_table_row_highlighted(self, event: KeyTable.RowHighlighted) -> None:
+        if event.data_table is self.findings:
+            self.show_finding(event.row_key.value)
         if event.data_table is self.conflicts and event.row_key.value is not None:
             self.show_sides(str(event.row_key.value))
         if event.data_table is self.branches and event.row_key.value is not None:
             self.load_branch_diff(str(event.row_key.value))
         self.update_bindings()
+
+    def on_data_table_row_selected(self, event: KeyTable.RowSelected) -> None:
+        key = event.row_key.value
+        if event.data_table is self.findings and key is not None and key.startswith("group:"):
+            self.toggle_group(key)
 
     def action_diff(self) -> None:
         if self.tabs.active == "branches":
@@ -376,10 +385,8 @@ class ReviewScreen(ReviewDecisions):
         def apply(text: str | None) -> None:
             if text is None or loaded is None:
                 return
-            self.findings.set_filter(text, lambda: finding_groups(loaded))
-            self.findings.border_title = f"{len(loaded.findings)} findings" + (
-                f" · filter {text!r}" if text else ""
-            )
+            self.findings.filter_text = text
+            self.regroup()
 
         self.action_tab("findings")
         self.app.push_screen(
