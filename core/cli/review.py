@@ -1,4 +1,4 @@
-"""`corral review show|approve|reject RUN`: the human gate from a terminal.
+"""`corral review show|approve|reject|suppress|acknowledge RUN`: the human gate from a terminal.
 
 An approval binds to the report the reviewer saw: interactively, the one printed just before
 the question; otherwise the sha256 given with `--sha` (printed by `corral review show`).
@@ -17,7 +17,7 @@ import sys
 
 TYPE_CHECKING = False  # keep typing and pathlib out of the agent-side commands' start-up
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Literal
 
 
 def add_review_parser(sub: Any) -> None:
@@ -50,6 +50,18 @@ def add_review_parser(sub: Any) -> None:
     reject.add_argument("run", nargs="?")
     reject.add_argument("--reason", required=True, help="what is wrong (required)")
     reject.add_argument("--sha", help="the report sha256 you reviewed (from `corral review show`)")
+    suppress = actions.add_parser(
+        "suppress",
+        help="set a rule or a path aside for this review (recorded; the report shows it)",
+    )
+    suppress.add_argument("run", nargs="?")
+    what = suppress.add_mutually_exclusive_group(required=True)
+    what.add_argument("--rule", help="a rule id, exactly as the findings name it")
+    what.add_argument("--path", help="a file, a directory or a glob, from the repository root")
+    suppress.add_argument("--reason", required=True, help="why these findings can wait")
+    suppress.add_argument(
+        "--sha", help="the report sha256 you reviewed (from `corral review show`)"
+    )
     acknowledge = actions.add_parser(
         "acknowledge",
         help="acknowledge that you read how the shared repository was tampered with (approve "
@@ -75,6 +87,8 @@ def cmd_review(args: argparse.Namespace, rundir: Any) -> int:
     state = status(rundir)
     if args.review_action == "acknowledge":
         return _acknowledge(args, rundir, state)
+    if args.review_action == "suppress":
+        return _suppress(args, rundir, state)
     sha = report_sha256(rundir, state)  # an OperatorError: exit 1, from cli/main.py
     if args.review_action == "show":
         return _show(args, state, sha)
@@ -231,6 +245,29 @@ def _print_tampering(state: Any) -> None:
             "approve waits until a person acknowledges it: "
             f"corral review acknowledge {state.run_id} --through {pending[-1].seq}"
         )
+
+
+def _suppress(args: argparse.Namespace, rundir: Any, state: Any) -> int:
+    """Bound to the report shown, as a decision is: `--sha`, or on a terminal the current
+    one (a suppression lands nothing, and the report written again shows it)."""
+    from corral.core.operator.decisions import report_sha256, suppress
+    from corral.core.operator.identity import Operator
+    from corral.core.trust.inert import inert
+
+    kind: Literal["rule", "path"] = "rule" if args.rule is not None else "path"
+    shown = args.sha
+    if shown is None:
+        if not sys.stdin.isatty():
+            print(
+                "corral: without a terminal, pass --sha SHA from `corral review show`",
+                file=sys.stderr,
+            )
+            return 2
+        shown = report_sha256(rundir, state)
+    done = suppress(rundir, Operator.current(), kind, args.rule or args.path, args.reason, shown)
+    print(inert(done.message))
+    print(f"report sha256: {done.report_sha256}")
+    return 0
 
 
 def _acknowledge(args: argparse.Namespace, rundir: Any, state: Any) -> int:

@@ -53,6 +53,8 @@ class Finding:
     """Several lines, escapes and controls removed."""
     recommendation: str = ""
     tool: str = ""
+    suppressed: str = ""
+    """Who set it aside for this review and why ('' when nobody did)."""
 
     def matches(self, needle: str) -> bool:
         needle = needle.lower()
@@ -162,6 +164,7 @@ def from_document(doc: Any, agent: str, limit: int = MAX_FINDINGS) -> list[Findi
                     )
         return found
     items: Any = doc.get("findings") if isinstance(doc, dict) else doc
+    aside = _suppressions(doc)
     if isinstance(items, dict):
         items = [f for group in items.values() if isinstance(group, list) for f in group]
     for item in items if isinstance(items, list) else []:
@@ -183,8 +186,22 @@ def from_document(doc: Any, agent: str, limit: int = MAX_FINDINGS) -> list[Findi
                 detail=_long_text(item.get("detail") or item.get("description")),
                 recommendation=_long_text(item.get("recommendation")),
                 tool=_tools(item),
+                suppressed=aside.get(_line(item.get("suppressed_by")) or 0, ""),
             )
         )
+    return found
+
+
+def _suppressions(doc: Any) -> dict[int, str]:
+    """A report's suppressions by seq, each as one line: what, who and why."""
+    items = doc.get("suppressions") if isinstance(doc, dict) else None
+    found = {}
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict) and (seq := _line(item.get("seq"))):
+            found[seq] = (
+                f"{_text(item.get('kind'))} {_text(item.get('pattern'))} suppressed by "
+                f"{_text(item.get('by'))}: {_text(item.get('reason'))}"
+            )
     return found
 
 

@@ -45,6 +45,8 @@ def describe(finding: Finding) -> str:
     ]
     if facts:
         lines.append("          " + "  ".join(facts))
+    if finding.suppressed:
+        lines.append(f"          ⊘ {finding.suppressed}")
     for body, mark in ((finding.detail, ""), (finding.recommendation, "→ ")):
         lines += [f"          {mark}{line}" for line in body.splitlines()]
     return "\n".join(lines)

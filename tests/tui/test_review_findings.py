@@ -17,10 +17,20 @@ from typing import Any
 
 import pytest
 
+from corral.core.findings.merge import merge_findings
+from corral.core.findings.schema import AgentFindings, Finding
+from corral.core.log import events as ev
+from corral.core.log import read_log
+from corral.core.log.state import fold
+from corral.core.report.model import build_report
+from corral.core.report.render import write_report
+from corral.core.review.gate import reviewer_identity
 from corral.core.runs.rundir import RunDir, runs_root
 from corral.tui.app import CorralApp
+from corral.tui.screens.dialogs import AskScreen
 from corral.tui.screens.review import ReviewScreen
 from tests.conftest import git
+from tests.core.engine_helpers import events_of
 from tests.tui.conftest import screen_text, until
 from tests.tui.synthetic import REPORT, dead_engine, review_run_events, write_events
 
@@ -207,3 +217,72 @@ def test_e_opens_the_file_that_lands_in_the_editor_at_the_line(
     assert opened.stat().st_mode & 0o222 == 0, "a read-only copy"
     assert not (repo / "src" / "db.py").exists(), "the checkout is untouched"
     shutil.rmtree(opened.parent)
+
+
+@pytest.fixture
+def validated(repo: Path, audited: RunDir) -> RunDir:
+    """`audited` with a report the engine's own code built (suppressing rewrites it)."""
+    state = fold(read_log(audited.events).events)
+    found = [
+        Finding(
+            id="a",
+            severity="critical",
+            title="SQL from input",
+            file="src/db.py",
+            line=42,
+            rule="sqli",
+        ),
+        Finding(
+            id="b",
+            severity="low",
+            title="Fixture secret",
+            file="tests/data.py",
+            line=1,
+            rule="secret",
+        ),
+    ]
+    report = build_report(state, merge_findings([AgentFindings("sec-scan", 1, found)]))
+    sha = write_report(report, audited.path)
+    written = ev.ReportWritten(
+        path=str(audited.path / "report.json"),
+        sha256=sha,
+        findings=2,
+        conflicts=0,
+        synthesized=True,
+    )
+    write_events(audited, [written])
+    return audited
+
+
+def test_s_suppresses_the_findings_rule_with_a_reason(repo: Path, validated: RunDir) -> None:
+    async def scenario() -> None:
+        app = CorralApp(repo, validated.run_id)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await until(pilot, lambda: review_of(app), what="the review")
+            review = review_of(app)
+            assert review is not None
+            review.findings.select_key("finding:0")
+            await pilot.press("s")
+            await until(pilot, lambda: isinstance(app.screen, AskScreen), what="what to suppress")
+            assert "rule:sqli" in screen_text(pilot)
+            await pilot.press("enter")
+            await until(
+                pilot, lambda: "Why can rule sqli wait?" in screen_text(pilot), what="the reason"
+            )
+            await pilot.press(*"false positive", "enter")
+            await until(
+                pilot, lambda: "⊘ 1 suppressed" in screen_text(pilot), what="the new report"
+            )
+            await until(
+                pilot,
+                lambda: "rule sqli suppressed by" in screen_text(pilot),
+                what="who, in the pane",
+            )
+            assert ": false positive" in screen_text(pilot)
+            assert "✔ current" in screen_text(pilot), "decisions bind to the rewritten report"
+
+    asyncio.run(scenario())
+    suppressed = [e for e in events_of(validated) if isinstance(e, ev.FindingsSuppressed)]
+    assert [(e.by, e.pattern, e.reason) for e in suppressed] == [
+        (reviewer_identity(), "sqli", "false positive")
+    ]

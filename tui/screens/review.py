@@ -30,7 +30,6 @@ from corral.tui import look, ops
 from corral.tui.bridge import RunSession
 from corral.tui.feed import RunFeed
 from corral.tui.screens.dialogs import AskScreen
-from corral.tui.screens.review_decide import ReviewDecisions
 from corral.tui.screens.review_findings import ReviewFindingsPart
 from corral.tui.text import inert
 from corral.tui.widgets.footer import CorralFooter
@@ -45,7 +44,7 @@ from corral.tui.widgets.review_parts import (
 from corral.tui.widgets.tables import ConflictsTable, KeyTable
 
 
-class ReviewScreen(ReviewFindingsPart, ReviewDecisions):
+class ReviewScreen(ReviewFindingsPart):
     DEFAULT_CSS = """
     ReviewScreen #summary { height: 2; background: $panel; text-wrap: nowrap; text-overflow: ellipsis; }
     ReviewScreen TabbedContent { height: 1fr; }
@@ -220,6 +219,8 @@ class ReviewScreen(ReviewFindingsPart, ReviewDecisions):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("approve", "reject", "acknowledge"):
             return self.decision_allowed(action)
+        if action == "suppress":
+            return self.decision_allowed("reject")  # while a decision can be taken
         if action == "tab" and parameters == ("tampering",):
             return True if self.tampering_tab else None
         if action == "next_conflict":

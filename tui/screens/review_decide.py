@@ -25,7 +25,7 @@ class ReviewDecisions(RunScreen):
     loaded: Loaded | None = None
 
     def palette_target(self, action: str) -> str:
-        named = {"approve", "reject", "acknowledge"}
+        named = {"approve", "reject", "acknowledge", "suppress"}
         return f"run {self.session.run_id}" if action in named else ""
 
     """The report as read for display, with the sha256 of exactly the bytes shown."""

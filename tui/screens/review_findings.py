@@ -1,12 +1,14 @@
 """The review screen's findings: the detail pane of the finding under the cursor (with the
 code around its line, read from the commit that would land), `e` to open that file in
-`$EDITOR` at the line, `b` to cycle the grouping (severity, rule, tool, file) and enter on a
-group to collapse or open it."""
+`$EDITOR` at the line, `b` to cycle the grouping (severity, rule, tool, file), enter on a
+group to collapse or open it, and `s` to suppress a rule or a path for this review (through
+the operator API, core/operator/decisions.py, as `corral review suppress`)."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from textual import getters, work
 from textual.app import SuspendNotSupported
@@ -16,8 +18,11 @@ from textual.message import Message
 from textual.widgets import Static
 
 from corral.core.findings.display import Finding, Loaded
+from corral.core.operator import decisions
+from corral.core.operator.errors import OperatorError
 from corral.tui import ops
-from corral.tui.screens.base import RunScreen
+from corral.tui.screens.dialogs import AskScreen
+from corral.tui.screens.review_decide import ReviewDecisions
 from corral.tui.text import inert
 from corral.tui.widgets.finding_detail import finding_detail
 from corral.tui.widgets.review_parts import (
@@ -28,12 +33,13 @@ from corral.tui.widgets.review_parts import (
 )
 
 
-class ReviewFindingsPart(RunScreen):
+class ReviewFindingsPart(ReviewDecisions):
     """The findings half of the review screen (review.py composes it)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("e", "edit", "Open in $EDITOR", id="review.edit"),
         Binding("b", "group_by", "Group by", id="review.group_by"),
+        Binding("s", "suppress", "Suppress", id="review.suppress"),
     ]
 
     class FindingRead(Message):
@@ -154,3 +160,49 @@ class ReviewFindingsPart(RunScreen):
                 title="the editor did not start",
                 severity="error",
             )
+
+    @work(group="decisions", exclusive=True)
+    async def action_suppress(self) -> None:
+        """Ask what to set aside (the finding's rule, or its file: editable into a directory
+        or a glob), then why; the report is written again showing it."""
+        finding = self.current_finding()
+        if self.decidable() or self.loaded is None:
+            return
+        if finding is None:
+            self.notify("select a finding: its rule or its file is offered", severity="warning")
+            return
+        rule = finding.rule.split(", ")[0]
+        offered = f"rule:{rule}" if rule else f"path:{finding.file}"
+        target = await self.app.push_screen_wait(
+            AskScreen(
+                f"Suppress for this review of run {self.session.run_id}",
+                "rule:ID or path:FILE, DIR/ or GLOB (the findings stay in the report, marked)",
+                value=offered,
+                required="name a rule or a path",
+            )
+        )
+        if not target:
+            return
+        kind, _, pattern = target.partition(":")
+        if kind not in ("rule", "path") or not pattern.strip():
+            self.notify("write rule:ID or path:PATTERN", title="not suppressed", severity="error")
+            return
+        reason = await self.app.push_screen_wait(
+            AskScreen(
+                f"Why can {kind} {inert(pattern, limit=60)} wait?",
+                "Reason (required; recorded with your name):",
+                required="a reason is required",
+            )
+        )
+        if not reason:
+            return
+        shown, operator = self.loaded.sha256, self.session.operator
+        chosen: Literal["rule", "path"] = "rule" if kind == "rule" else "path"
+        try:
+            done = await asyncio.to_thread(
+                decisions.suppress, self.session.rundir, operator, chosen, pattern, reason, shown
+            )
+        except OperatorError as exc:
+            self.notify(inert(str(exc)), title="suppress refused", severity="error", timeout=10)
+        else:
+            self.notify(inert(done.message), title="suppressed")

@@ -31,6 +31,8 @@ def finding_detail(finding: Finding, excerpt: Excerpt | None) -> Group:
     ]
     if facts:
         head.append("\n" + "  ".join(f"{label} {value}" for label, value in facts))
+    if finding.suppressed:
+        head.append(f"\n⊘ {finding.suppressed}", style="yellow")
     parts: list[RenderableType] = [head]
     for label, body in (("detail", finding.detail), ("recommendation", finding.recommendation)):
         if body:

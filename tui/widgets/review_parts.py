@@ -118,10 +118,12 @@ def finding_groups(
                     finding_key(index),
                     {
                         "severity": Text(
-                            f"  {finding.severity}",
-                            style=look.SEVERITY_STYLE.get(finding.severity, ""),
+                            f"{'⊘' if finding.suppressed else ' '} {finding.severity}",
+                            style="dim"
+                            if finding.suppressed
+                            else look.SEVERITY_STYLE.get(finding.severity, ""),
                         ),
-                        "title": Text(finding.title),
+                        "title": Text(finding.title, style="dim" if finding.suppressed else ""),
                         "location": Text(finding.location, style="dim"),
                         "agent": Text(finding.agent),
                         "rule": Text(finding.rule, style="dim"),
@@ -196,6 +198,8 @@ def summary_text(state: RunState, loaded: Loaded | None, *, read_only: bool) -> 
         text.append(f"{len(loaded.findings)} findings", style="bold")
         for severity, count in counts.items():
             text.append(f"  {severity} {count}", style=look.SEVERITY_STYLE.get(severity, ""))
+        if aside := sum(1 for f in loaded.findings if f.suppressed):
+            text.append(f"  ⊘ {aside} suppressed", style="yellow")
     text.append(f"   ✔ {len(state.merge.merged)} merged  ✘ {len(state.merge.left_out)} left out")
     text.append(
         f"  ⚠ {len(state.conflicts)} conflicts", style="yellow" if state.conflicts else "dim"
