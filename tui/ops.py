@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corral.core.findings.schema import repo_path
-from corral.tui.text import strip_escapes
+from corral.tui.text import inert_lines, strip_escapes
 from corral.worktrees.git import GitError, GitResult, run_git_result
 
 DIFF_LIMIT = 2 << 20
@@ -176,3 +176,44 @@ def editor_command(path: Path, line: int | None) -> list[str]:
     nano, emacs, micro and kak all read."""
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
     return [*shlex.split(editor), *([f"+{line}"] if line else []), str(path)]
+
+
+DIFFSTAT_FILES = 12
+"""Files a combined diffstat names before it says how many more."""
+LOG_TAIL = 64 << 10
+"""Bytes of the end of the verification log shown in the review."""
+
+
+def diffstat(repo: str, snapshot: str, commit: str) -> str:
+    """What landing `commit` on `snapshot` changes, `git diff --stat` of all the merged work
+    together: the first DIFFSTAT_FILES files, then how many more, then the totals."""
+    if not repo or not commit or commit == snapshot:
+        return ""
+    try:
+        stat = _git(Path(repo), *DIFF_OPTIONS, "--stat=100,70", snapshot, commit)
+    except GitError as exc:
+        return _failed(str(exc))
+    if stat.status != 0:
+        return _failed(stat.stderr)
+    lines = _readable(stat.stdout, DIFF_LIMIT).rstrip("\n").splitlines()
+    files, total = lines[:-1], lines[-1:]
+    if len(files) > DIFFSTAT_FILES:
+        files = [*files[:DIFFSTAT_FILES], f" … and {len(files) - DIFFSTAT_FILES} more files"]
+    return "\n".join([*files, *total])
+
+
+def log_tail(path: str) -> str:
+    """The last LOG_TAIL bytes of a log corral wrote (the verification's), escapes inert; no
+    link is followed."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror}"
+    try:
+        size = os.fstat(fd).st_size
+        os.lseek(fd, max(size - LOG_TAIL, 0), os.SEEK_SET)
+        data = os.read(fd, LOG_TAIL)
+    finally:
+        os.close(fd)
+    text = "\n".join(inert_lines(data.decode("utf-8", "replace")))
+    return (f"… the last {LOG_TAIL >> 10} KiB of {size} bytes\n" if size > LOG_TAIL else "") + text

@@ -27,7 +27,7 @@ from corral.core.report.render import write_report
 from corral.core.review.gate import reviewer_identity
 from corral.core.runs.rundir import RunDir, runs_root
 from corral.tui.app import CorralApp
-from corral.tui.screens.dialogs import AskScreen
+from corral.tui.screens.dialogs import AskScreen, ConfirmScreen
 from corral.tui.screens.review import ReviewScreen
 from tests.conftest import git
 from tests.core.engine_helpers import events_of
@@ -286,3 +286,57 @@ def test_s_suppresses_the_findings_rule_with_a_reason(repo: Path, validated: Run
     assert [(e.by, e.pattern, e.reason) for e in suppressed] == [
         (reviewer_identity(), "sqli", "false positive")
     ]
+
+
+def test_approve_names_what_went_wrong_and_what_lands_and_the_log_is_readable(
+    repo: Path, audited: RunDir
+) -> None:
+    """The dialog: dead-lettered agents, broken locks, tampering and the combined diffstat;
+    the verification tab: the end of the verification log, escapes inert."""
+    log = audited.path / "verify.log"
+    log.write_text("collected 12 items\n\x1b[32m12 passed\x1b[0m in 0.4s\x1b]0;pwned\x07\n")
+    integration = git(repo, "rev-parse", "corral/r1/api-auth/1")
+    write_events(
+        audited,
+        [
+            ev.AgentDeadLettered(agent="lint", attempts=3, reason="timed out 3 times"),
+            ev.LockAcquired(lock="db", agent="api-auth", attempt=1, request_id="r", token=1),
+            ev.LockBroken(lock="db", token=1, agent="api-auth", by="carol", reason="stuck"),
+            ev.RepoTampered(
+                live=["api-auth#1"],
+                seen="attempt_end",
+                changes=[
+                    ev.RepoChange(kind="ref", name="refs/heads/x", old="c" * 40, new="d" * 40)
+                ],
+            ),
+            ev.VerificationFinished(
+                command=["pytest"], passed=True, exit_code=0, log_path=str(log), commit=integration
+            ),
+        ],
+    )
+    tampered = events_of(audited)[-2].seq
+    write_events(audited, [ev.TamperingAcknowledged(by="carol", through_seq=tampered)])
+
+    async def scenario() -> None:
+        app = CorralApp(repo, audited.run_id)
+        async with app.run_test(size=(160, 60)) as pilot:
+            await until(pilot, lambda: review_of(app), what="the review")
+            await pilot.press("4")
+            await until(pilot, lambda: "12 passed in 0.4s" in screen_text(pilot), what="the log")
+            assert "collected 12 items" in screen_text(pilot)
+            assert "pwned" not in screen_text(pilot)
+            await pilot.press("a")
+            await until(
+                pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation"
+            )
+            assert isinstance(app.screen, ConfirmScreen)
+            body = str(app.screen.body)
+            assert "1 dead-lettered: lint (timed out 3 times)" in body
+            assert "1 lock(s) broken: db (broken by carol: stuck)" in body
+            assert "1 tampering report(s), acknowledged by carol" in body
+            assert "what lands:" in body
+            assert "src/db.py | 60 +" in body
+            assert "1 file changed, 60 insertions(+)" in body
+            await pilot.press("n")
+
+    asyncio.run(scenario())

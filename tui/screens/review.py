@@ -100,6 +100,7 @@ class ReviewScreen(ReviewFindingsPart):
         self.report_version = -1
         self.sides_key = ""
         self.tampering_tab = False
+        self.verification_log = ""
 
     def compose(self) -> ComposeResult:
         yield Static(Text(" review  loading…"), id="summary")
@@ -120,6 +121,7 @@ class ReviewScreen(ReviewFindingsPart):
                 )
             with TabPane("4 verification", id="verification"), VerticalScroll():
                 yield Static(id="verification-view")
+                yield Static(id="verification-log")
             with TabPane("5 report", id="raw"), VerticalScroll():
                 yield Static(id="raw-view")
         yield CorralFooter()
@@ -140,6 +142,10 @@ class ReviewScreen(ReviewFindingsPart):
             self.show_tampering(state)
             self.branches.sync(branch_rows(state), complete=True)
             self.query_one("#verification-view", Static).update(verification_text(state))
+            verified = state.merge.verification
+            if verified is not None and verified.log_path != self.verification_log:
+                self.verification_log = verified.log_path
+                self.load_verification_log(verified.log_path)
         if feed.conflicts_version > since or since < 0:
             self.sync_conflicts(feed)
 
@@ -360,6 +366,18 @@ class ReviewScreen(ReviewFindingsPart):
             self.query_one(f"#{side}-side", Static).update(
                 Syntax(text, "diff", theme="ansi_dark", word_wrap=True, background_color="default")
             )
+
+    class LogLoaded(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    @work(group="verification-log", exclusive=True, thread=True)
+    def load_verification_log(self, path: str) -> None:
+        self.post_message(self.LogLoaded(ops.log_tail(path)))
+
+    def on_review_screen_log_loaded(self, message: LogLoaded) -> None:
+        self.query_one("#verification-log", Static).update(Text(message.text))
 
     @work(group="branch-diff", exclusive=True, thread=True)
     def load_branch_diff(self, key: str) -> None:
