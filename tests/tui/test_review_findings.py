@@ -27,6 +27,7 @@ from corral.core.report.render import write_report
 from corral.core.review.gate import reviewer_identity
 from corral.core.runs.rundir import RunDir, runs_root
 from corral.tui.app import CorralApp
+from corral.tui.hunks import parse_hunks
 from corral.tui.screens.dialogs import AskScreen, ConfirmScreen
 from corral.tui.screens.review import ReviewScreen
 from tests.conftest import git
@@ -340,3 +341,29 @@ def test_approve_names_what_went_wrong_and_what_lands_and_the_log_is_readable(
             await pilot.press("n")
 
     asyncio.run(scenario())
+
+
+def test_conflict_hunks_are_split_by_their_markers() -> None:
+    merged = "\n".join(
+        [
+            "a",
+            "<<<<<<< ours-branch",
+            "one",
+            "two",
+            "||||||| base",
+            "zero",
+            "=======",
+            "uno",
+            ">>>>>>> theirs-branch",
+            "b",
+            "<<<<<<< ours-branch",
+            "=======",
+            "added",
+            ">>>>>>> theirs-branch",
+            "======= not a marker outside a hunk",
+        ]
+    )
+    first, second = parse_hunks(merged)
+    assert (first.line, first.ours, first.theirs) == (2, ["one", "two"], ["uno"])
+    assert (first.ours_label, first.theirs_label) == ("ours-branch", "theirs-branch")
+    assert (second.line, second.ours, second.theirs) == (11, [], ["added"])

@@ -29,6 +29,7 @@ from corral.core.log.state import RunState
 from corral.tui import look, ops
 from corral.tui.bridge import RunSession
 from corral.tui.feed import RunFeed
+from corral.tui.hunks import conflict_sides
 from corral.tui.screens.dialogs import AskScreen
 from corral.tui.screens.review_findings import ReviewFindingsPart
 from corral.tui.text import inert
@@ -80,9 +81,12 @@ class ReviewScreen(ReviewFindingsPart):
             self.loaded = loaded
 
     class SidesLoaded(Message):
-        def __init__(self, key: str, left: str, right: str, titles: tuple[str, str]) -> None:
+        def __init__(
+            self, key: str, left: str, right: str, titles: tuple[str, str], lexer: str = "diff"
+        ) -> None:
             super().__init__()
             self.key, self.left, self.right, self.titles = key, left, right, titles
+            self.lexer = lexer
 
     class BranchDiffLoaded(Message):
         def __init__(self, text: str) -> None:
@@ -317,6 +321,12 @@ class ReviewScreen(ReviewFindingsPart):
         paths = [f.path for f in conflict.files]
         state = feed.state
         left, right = conflict.agents[0], conflict.agents[1]
+        ours, theirs = self._branch_of(left), self._branch_of(right)
+        hunks = conflict_sides(state.repo, ours, theirs, paths)
+        if hunks is not None:  # the real conflicting hunks, with their markers
+            titles = (f"{left} · conflicting hunks", f"{right} · conflicting hunks")
+            self.post_message(self.SidesLoaded(key, *hunks, titles, lexer="text"))
+            return
         self.post_message(
             self.SidesLoaded(
                 key,
@@ -364,7 +374,13 @@ class ReviewScreen(ReviewFindingsPart):
                 f"#{side}-scroll", VerticalScroll
             ).border_title = f"{'◀' if side == 'left' else '▶'} {inert(title, limit=40)}"
             self.query_one(f"#{side}-side", Static).update(
-                Syntax(text, "diff", theme="ansi_dark", word_wrap=True, background_color="default")
+                Syntax(
+                    text,
+                    message.lexer,
+                    theme="ansi_dark",
+                    word_wrap=True,
+                    background_color="default",
+                )
             )
 
     class LogLoaded(Message):
