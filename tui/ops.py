@@ -1,13 +1,18 @@
-"""Blocking reads the console hands to worker threads: an agent's worktree diff, a branch's diff
-and an agent's growing output. Nothing here touches a widget; what the console does to a run
-(kill, retry, break a lock, start a run, decide) goes through the operator API (core/operator/)."""
+"""Blocking reads the console hands to worker threads: an agent's worktree diff, a branch's diff,
+an agent's growing output and the code a finding points at. Nothing here touches a widget; what
+the console does to a run (kill, retry, break a lock, start a run, decide) goes through the
+operator API (core/operator/)."""
 
 from __future__ import annotations
 
 import os
+import shlex
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-from corral.tui.text import strip_escapes
+from corral.core.findings.schema import repo_path
+from corral.tui.text import inert_lines, strip_escapes
 from corral.worktrees.git import GitError, GitResult, run_git_result
 
 DIFF_LIMIT = 2 << 20
@@ -100,3 +105,115 @@ def read_more(path: Path, offset: int, inode: int = 0) -> tuple[bytes, int, int]
         return data, offset + len(data), info.st_ino
     finally:
         os.close(fd)
+
+
+SOURCE_LIMIT = 16 << 20
+"""Bytes of a file read to show the code around a finding or to open it in an editor."""
+
+
+@dataclass(frozen=True)
+class Excerpt:
+    """The lines around a finding's line in one commit's version of its file."""
+
+    path: str
+    commit: str
+    first: int
+    """Number of the first line in `text` (1-based)."""
+    text: str
+    problem: str = ""
+    """Why there is no code to show ('' when there is)."""
+
+
+def _blob(repo: str, commit: str, path: str) -> tuple[str, str]:
+    """(content, problem) of `commit:path`; the path is the report's, so it is checked first."""
+    try:
+        path = repo_path(path)
+    except ValueError as exc:
+        return "", f"not a path inside the repository: {exc}"
+    if not repo or not commit:
+        return "", "no commit recorded"
+    spec = f"{commit}:{path}"
+    try:
+        size = _git(Path(repo), "cat-file", "-s", spec)
+        if size.status != 0:
+            return "", f"{path} is not in {commit[:12]}"
+        if int(size.stdout.strip() or 0) > SOURCE_LIMIT:
+            return "", f"{path} is over {SOURCE_LIMIT >> 20} MiB"
+        blob = _git(Path(repo), "cat-file", "blob", spec)
+    except GitError as exc:
+        return "", _readable(str(exc))
+    if blob.status != 0:
+        return "", "git cat-file failed: " + _readable(blob.stderr)
+    return blob.stdout, ""
+
+
+def excerpt(repo: str, commit: str, path: str, line: int | None, around: int = 6) -> Excerpt:
+    """`around` lines either side of `line` (the file's start without one), escapes inert."""
+    content, problem = _blob(repo, commit, path)
+    if problem:
+        return Excerpt(path, commit, 1, "", problem)
+    lines = _readable(content).splitlines()
+    middle = min(line or 1, max(len(lines), 1))
+    first = max(middle - around, 1)
+    shown = lines[first - 1 : middle + (around if line else 2 * around)]
+    return Excerpt(path, commit, first, "\n".join(shown), "" if shown else "the file is empty")
+
+
+def export_file(repo: str, commit: str, path: str) -> tuple[Path | None, str]:
+    """`commit:path` written to a new private temp dir, read-only, under its own file name (an
+    editor then knows its language); (None, why) when it cannot be read."""
+    content, problem = _blob(repo, commit, path)
+    if problem:
+        return None, problem
+    where = Path(tempfile.mkdtemp(prefix=f"corral-{commit[:12]}-")) / Path(path).name
+    where.write_bytes(content.encode("utf-8", "surrogateescape"))
+    where.chmod(0o444)
+    return where, ""
+
+
+def editor_command(path: Path, line: int | None) -> list[str]:
+    """`$VISUAL` or `$EDITOR` (default vi) at `line`: the `+LINE FILE` form vi, vim, nvim,
+    nano, emacs, micro and kak all read."""
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    return [*shlex.split(editor), *([f"+{line}"] if line else []), str(path)]
+
+
+DIFFSTAT_FILES = 12
+"""Files a combined diffstat names before it says how many more."""
+LOG_TAIL = 64 << 10
+"""Bytes of the end of the verification log shown in the review."""
+
+
+def diffstat(repo: str, snapshot: str, commit: str) -> str:
+    """What landing `commit` on `snapshot` changes, `git diff --stat` of all the merged work
+    together: the first DIFFSTAT_FILES files, then how many more, then the totals."""
+    if not repo or not commit or commit == snapshot:
+        return ""
+    try:
+        stat = _git(Path(repo), *DIFF_OPTIONS, "--stat=100,70", snapshot, commit)
+    except GitError as exc:
+        return _failed(str(exc))
+    if stat.status != 0:
+        return _failed(stat.stderr)
+    lines = _readable(stat.stdout, DIFF_LIMIT).rstrip("\n").splitlines()
+    files, total = lines[:-1], lines[-1:]
+    if len(files) > DIFFSTAT_FILES:
+        files = [*files[:DIFFSTAT_FILES], f" … and {len(files) - DIFFSTAT_FILES} more files"]
+    return "\n".join([*files, *total])
+
+
+def log_tail(path: str) -> str:
+    """The last LOG_TAIL bytes of a log corral wrote (the verification's), escapes inert; no
+    link is followed."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror}"
+    try:
+        size = os.fstat(fd).st_size
+        os.lseek(fd, max(size - LOG_TAIL, 0), os.SEEK_SET)
+        data = os.read(fd, LOG_TAIL)
+    finally:
+        os.close(fd)
+    text = "\n".join(inert_lines(data.decode("utf-8", "replace")))
+    return (f"… the last {LOG_TAIL >> 10} KiB of {size} bytes\n" if size > LOG_TAIL else "") + text

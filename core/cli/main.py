@@ -246,7 +246,12 @@ def cmd_review(args: argparse.Namespace) -> int:
     return review(args, find_to_operate(args, args.run, action, "the report"))
 
 
-REVIEW_ACTIONS = {"approve": "approve", "reject": "reject", "acknowledge": "acknowledge tampering"}
+REVIEW_ACTIONS = {
+    "approve": "approve",
+    "reject": "reject",
+    "acknowledge": "acknowledge tampering",
+    "suppress": "suppress",
+}
 """`corral review` verbs that are operator actions, by the name a refusal gives them."""
 
 

@@ -1,24 +1,46 @@
-"""`corral review show|approve|reject RUN`: the human gate from a terminal.
+"""`corral review show|approve|reject|suppress|acknowledge RUN`: the human gate from a terminal.
 
 An approval binds to the report the reviewer saw: interactively, the one printed just before
 the question; otherwise the sha256 given with `--sha` (printed by `corral review show`).
+
+`review show` on a terminal goes through `$PAGER` (default `less -R`), never when piped;
+`--findings [WORDS]` and `--severity LEVEL` list the findings that match instead of the whole
+report, and `--json` prints the same as one JSON document.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
 
 TYPE_CHECKING = False  # keep typing and pathlib out of the agent-side commands' start-up
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Literal
 
 
 def add_review_parser(sub: Any) -> None:
     review = sub.add_parser("review", help="show, approve or reject a finished run's report")
     actions = review.add_subparsers(dest="review_action", metavar="ACTION", required=True)
-    show = actions.add_parser("show", help="print the report and its sha256")
+    show = actions.add_parser(
+        "show", help="print the report and its sha256 (through $PAGER on a terminal)"
+    )
     show.add_argument("run", nargs="?")
+    show.add_argument(
+        "--findings",
+        nargs="?",
+        const="",
+        metavar="WORDS",
+        help="list the findings instead of the report; with WORDS, those matching every word "
+        "(severity, agent, file, rule or title)",
+    )
+    show.add_argument(
+        "--severity",
+        choices=("critical", "high", "medium", "low", "info"),
+        help="list the findings at least this severe",
+    )
+    show.add_argument("--json", action="store_true", help="print one JSON document")
     approve = actions.add_parser(
         "approve", help="approve the report (a coding run lands on its base)"
     )
@@ -28,6 +50,18 @@ def add_review_parser(sub: Any) -> None:
     reject.add_argument("run", nargs="?")
     reject.add_argument("--reason", required=True, help="what is wrong (required)")
     reject.add_argument("--sha", help="the report sha256 you reviewed (from `corral review show`)")
+    suppress = actions.add_parser(
+        "suppress",
+        help="set a rule or a path aside for this review (recorded; the report shows it)",
+    )
+    suppress.add_argument("run", nargs="?")
+    what = suppress.add_mutually_exclusive_group(required=True)
+    what.add_argument("--rule", help="a rule id, exactly as the findings name it")
+    what.add_argument("--path", help="a file, a directory or a glob, from the repository root")
+    suppress.add_argument("--reason", required=True, help="why these findings can wait")
+    suppress.add_argument(
+        "--sha", help="the report sha256 you reviewed (from `corral review show`)"
+    )
     acknowledge = actions.add_parser(
         "acknowledge",
         help="acknowledge that you read how the shared repository was tampered with (approve "
@@ -53,16 +87,11 @@ def cmd_review(args: argparse.Namespace, rundir: Any) -> int:
     state = status(rundir)
     if args.review_action == "acknowledge":
         return _acknowledge(args, rundir, state)
+    if args.review_action == "suppress":
+        return _suppress(args, rundir, state)
     sha = report_sha256(rundir, state)  # an OperatorError: exit 1, from cli/main.py
     if args.review_action == "show":
-        _print_report(state.report.path if state.report else "", sha)
-        _print_tampering(state)
-        if state.review is not None:
-            decided = f"{state.review.decision} by {state.review.by}" + (
-                f": {state.review.reason}" if state.review.reason else ""
-            )
-            print("\n" + inert(decided))
-        return 0
+        return _show(args, state, sha)
     shown = args.sha
     if shown is None:
         if not sys.stdin.isatty():
@@ -90,6 +119,91 @@ def cmd_review(args: argparse.Namespace, rundir: Any) -> int:
     result = approve(rundir, by, shown) if approving else reject(rundir, by, args.reason, shown)
     print(inert(result.message, lines=True))
     return 0
+
+
+def _show(args: argparse.Namespace, state: Any, sha: str) -> int:
+    """The report (or the findings asked for), tampering and the decision; paged on a
+    terminal."""
+    from corral.core.findings.display import read_report
+    from corral.core.trust.inert import inert
+
+    path = state.report.path if state.report else ""
+    listing = args.findings is not None or args.severity is not None
+    loaded = read_report(path) if (listing or args.json) else None
+    if loaded is not None and loaded.sha256 != sha:
+        print("corral: the report changed while it was read; run it again", file=sys.stderr)
+        return 1
+    if args.json:
+        print(_show_json(args, state, sha, loaded))
+        return 0
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        if loaded is not None:
+            _print_findings(args, loaded, sha)
+        else:
+            _print_report(path, sha)
+        _print_tampering(state)
+        if state.review is not None:
+            decided = f"{state.review.decision} by {state.review.by}" + (
+                f": {state.review.reason}" if state.review.reason else ""
+            )
+            print("\n" + inert(decided))
+    _page(out.getvalue())
+    return 0
+
+
+def _print_findings(args: argparse.Namespace, loaded: Any, sha: str) -> None:
+    from corral.core.findings.select import describe, matching
+
+    picked = matching(loaded, args.findings or "", args.severity)
+    asked = [f"at least {args.severity}"] if args.severity else []
+    asked += [f"matching {args.findings!r}"] if args.findings else []
+    print(
+        f"{len(picked)} of {len(loaded.findings)} findings"
+        + (f" ({', '.join(asked)})" if asked else "")
+    )
+    for index in picked:
+        print("\n" + describe(loaded.findings[index]))
+    print(f"\nreport sha256: {sha}")
+
+
+def _show_json(args: argparse.Namespace, state: Any, sha: str, loaded: Any) -> str:
+    """The findings asked for as the report holds them; the whole report without a filter."""
+    import json
+
+    from corral.core.findings.select import matching, raw_findings
+    from corral.core.trust.inert import inert_json
+
+    raw = raw_findings(loaded)
+    picked = matching(loaded, args.findings or "", args.severity)
+    doc: dict[str, Any] = {
+        "run_id": state.run_id,
+        "report_sha256": sha,
+        "findings": [raw[i] for i in picked if i < len(raw)],
+        "review": state.review.model_dump(mode="json") if state.review is not None else None,
+        "tampering_unacknowledged": [t.seq for t in state.unacknowledged_tampering()],
+    }
+    if args.findings is None and args.severity is None:
+        doc["report"] = loaded.raw
+    return inert_json(json.dumps(doc, indent=2, ensure_ascii=False))
+
+
+def _page(text: str) -> None:
+    """`text` through `$PAGER` (default `less -R`) when stdout is a terminal, else printed. The
+    text is inert already: the pager is shown no escape an agent wrote."""
+    import os
+    import shlex
+    import subprocess
+
+    pager = os.environ.get("PAGER", "less -R")
+    if not sys.stdout.isatty() or not pager.strip() or pager.strip() == "cat":
+        sys.stdout.write(text)
+        return
+    sys.stdout.flush()
+    try:
+        subprocess.run(shlex.split(pager), input=text, text=True, check=False)
+    except OSError:  # no such pager: the text is not lost
+        sys.stdout.write(text)
 
 
 def _print_report(path: str, sha: str) -> None:
@@ -131,6 +245,29 @@ def _print_tampering(state: Any) -> None:
             "approve waits until a person acknowledges it: "
             f"corral review acknowledge {state.run_id} --through {pending[-1].seq}"
         )
+
+
+def _suppress(args: argparse.Namespace, rundir: Any, state: Any) -> int:
+    """Bound to the report shown, as a decision is: `--sha`, or on a terminal the current
+    one (a suppression lands nothing, and the report written again shows it)."""
+    from corral.core.operator.decisions import report_sha256, suppress
+    from corral.core.operator.identity import Operator
+    from corral.core.trust.inert import inert
+
+    kind: Literal["rule", "path"] = "rule" if args.rule is not None else "path"
+    shown = args.sha
+    if shown is None:
+        if not sys.stdin.isatty():
+            print(
+                "corral: without a terminal, pass --sha SHA from `corral review show`",
+                file=sys.stderr,
+            )
+            return 2
+        shown = report_sha256(rundir, state)
+    done = suppress(rundir, Operator.current(), kind, args.rule or args.path, args.reason, shown)
+    print(inert(done.message))
+    print(f"report sha256: {done.report_sha256}")
+    return 0
 
 
 def _acknowledge(args: argparse.Namespace, rundir: Any, state: Any) -> int:

@@ -185,6 +185,7 @@ OperatorAction = Literal[
     "approve",
     "reject",
     "acknowledge tampering",
+    "suppress",
     "kill",
     "retry",
     "input",

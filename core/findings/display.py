@@ -26,6 +26,7 @@ from corral.core.findings.schema import (
     SARIF_SUFFIXES,
     FindingsError,
 )
+from corral.core.trust.inert import inert as inert_lines
 from corral.core.trust.inert import one_line as inert
 
 REPORT_MAX_BYTES = 32 << 20
@@ -45,6 +46,15 @@ class Finding:
     agent: str
     rule: str = ""
     id: str = ""
+    file: str = ""
+    """The repository path it is about, as the document spelled it ('' for an asset)."""
+    line: int | None = None
+    detail: str = ""
+    """Several lines, escapes and controls removed."""
+    recommendation: str = ""
+    tool: str = ""
+    suppressed: str = ""
+    """Who set it aside for this review and why ('' when nobody did)."""
 
     def matches(self, needle: str) -> bool:
         needle = needle.lower()
@@ -81,6 +91,21 @@ def _text(value: Any) -> str:
     if isinstance(value, int | float):
         return str(value)
     return ""
+
+
+DETAIL_LIMIT = 16_000
+"""Characters of a finding's detail or recommendation kept for display."""
+
+
+def _long_text(value: Any) -> str:
+    """Several lines of a document's text, inert, at most DETAIL_LIMIT characters."""
+    if isinstance(value, dict):
+        value = value.get("text") or value.get("markdown")
+    return inert_lines(value[:DETAIL_LIMIT], lines=True) if isinstance(value, str) else ""
+
+
+def _line(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _severity(value: Any) -> str:
@@ -132,10 +157,14 @@ def from_document(doc: Any, agent: str, limit: int = MAX_FINDINGS) -> list[Findi
                             location=_sarif_location(result),
                             agent=agent,
                             rule=_text(result.get("ruleId")),
+                            **_sarif_place(result),
+                            detail=_long_text(result.get("message")),
+                            tool=_sarif_tool(run),
                         )
                     )
         return found
     items: Any = doc.get("findings") if isinstance(doc, dict) else doc
+    aside = _suppressions(doc)
     if isinstance(items, dict):
         items = [f for group in items.values() if isinstance(group, list) for f in group]
     for item in items if isinstance(items, list) else []:
@@ -152,9 +181,50 @@ def from_document(doc: Any, agent: str, limit: int = MAX_FINDINGS) -> list[Findi
                 agent=_text(who),
                 rule=_rules(item),
                 id=_text(item.get("id")),
+                file=_text(item.get("file") or item.get("path")),
+                line=_line(item.get("line") or item.get("start_line")),
+                detail=_long_text(item.get("detail") or item.get("description")),
+                recommendation=_long_text(item.get("recommendation")),
+                tool=_tools(item),
+                suppressed=aside.get(_line(item.get("suppressed_by")) or 0, ""),
             )
         )
     return found
+
+
+def _suppressions(doc: Any) -> dict[int, str]:
+    """A report's suppressions by seq, each as one line: what, who and why."""
+    items = doc.get("suppressions") if isinstance(doc, dict) else None
+    found = {}
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict) and (seq := _line(item.get("seq"))):
+            found[seq] = (
+                f"{_text(item.get('kind'))} {_text(item.get('pattern'))} suppressed by "
+                f"{_text(item.get('by'))}: {_text(item.get('reason'))}"
+            )
+    return found
+
+
+def _sarif_place(result: dict[str, Any]) -> dict[str, Any]:
+    """file and line of a SARIF result's first location."""
+    location = _sarif_location(result)
+    path, _, line = location.rpartition(":")
+    if path and line.isdigit():
+        return {"file": path, "line": int(line)}
+    return {"file": location, "line": None}
+
+
+def _sarif_tool(run: dict[str, Any]) -> str:
+    tool = run.get("tool")
+    driver = tool.get("driver") if isinstance(tool, dict) else None
+    return _text(driver.get("name")) if isinstance(driver, dict) else ""
+
+
+def _tools(item: dict[str, Any]) -> str:
+    tools = item.get("tools")
+    if isinstance(tools, list):
+        return ", ".join(_text(tool) for tool in tools[:3])
+    return _text(item.get("tool"))
 
 
 def _rules(item: dict[str, Any]) -> str:

@@ -70,6 +70,8 @@ class MergedFinding(BaseModel):
     agreement: int
     """len(agents): how many agents agreed it is there."""
     reported: list[Reported]
+    suppressed_by: int | None = None
+    """The seq of the suppression (the report's `suppressions`) that set it aside, if any."""
 
 
 class SeverityConflict(BaseModel):

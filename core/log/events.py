@@ -65,6 +65,7 @@ from corral.core.log.event_types.merge import (
     ConflictKind,
     ConflictPredicted,
     FindingsRejected,
+    FindingsSuppressed,
     MergeStarted,
     OperatorActionRefused,
     ReportApproved,
@@ -118,6 +119,7 @@ __all__ = [
     "FencedWriteAccepted",
     "FencedWriteRefused",
     "FindingsRejected",
+    "FindingsSuppressed",
     "HeartbeatSource",
     "HumanAnswered",
     "HumanAsked",
@@ -189,6 +191,7 @@ Event = Annotated[
     | ReportWritten
     | ReportApproved
     | ReportRejected
+    | FindingsSuppressed
     | OperatorActionRefused
     | IntegrityRecorded
     | RepoTampered

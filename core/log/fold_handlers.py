@@ -21,6 +21,7 @@ from corral.core.log.state_models import (
     ReviewState,
     RunState,
     StreamState,
+    SuppressionState,
     TamperingState,
 )
 
@@ -420,6 +421,14 @@ def report_rejected(state: RunState, event: ev.ReportRejected) -> None:
         reason=event.reason,
         report_sha256=event.report_sha256,
         log_head=event.log_head,
+    )
+
+
+def findings_suppressed(state: RunState, event: ev.FindingsSuppressed) -> None:
+    state.suppressions.append(
+        SuppressionState(
+            seq=event.seq, kind=event.kind, pattern=event.pattern, by=event.by, reason=event.reason
+        )
     )
 
 

@@ -31,6 +31,7 @@ from corral.core.log.state_models import (
     RunState,
     RunStatus,
     StreamState,
+    SuppressionState,
     TamperingState,
     Usage,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "RunState",
     "RunStatus",
     "StreamState",
+    "SuppressionState",
     "TamperingState",
     "Usage",
     "apply",
@@ -142,6 +144,8 @@ def apply(state: RunState, event: ev.Event) -> None:
             on.report_approved(state, event)
         case ev.ReportRejected():
             on.report_rejected(state, event)
+        case ev.FindingsSuppressed():
+            on.findings_suppressed(state, event)
         case ev.IntegrityRecorded():
             on.integrity_recorded(state, event)
         case ev.RepoTampered():

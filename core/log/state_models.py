@@ -263,6 +263,16 @@ class IntegrityBaseline(BaseModel):
     copies: str = ""
 
 
+class SuppressionState(BaseModel):
+    """A `findings_suppressed` event: a rule or a path set aside for this review."""
+
+    seq: int
+    kind: Literal["rule", "path"]
+    pattern: str
+    by: str
+    reason: str
+
+
 class TamperingState(BaseModel):
     """A `repo_tampered` event, and who acknowledged it (approve waits until someone did)."""
 
@@ -315,6 +325,8 @@ class RunState(BaseModel):
     """The recorded baseline; engine-internal (it lists every ref), so not in `--json`."""
     tampering: list[TamperingState] = Field(default_factory=list)
     """Changes to the shared repository no agent may make; approve waits for acknowledgement."""
+    suppressions: list[SuppressionState] = Field(default_factory=list)
+    """Rules and paths reviewers set aside for this review, oldest first."""
     usage: Usage = Field(default_factory=Usage)
     """Tokens, cost and turns of every agent's attempts: the run's totals."""
     last_seq: int = 0

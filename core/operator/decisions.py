@@ -7,12 +7,12 @@ landing); this module is its typed door for front ends: the reviewer is a value 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from corral.core.log.state import RunState
 from corral.core.operator.errors import AgentRefused, DecisionRefused
 from corral.core.operator.identity import Operator
-from corral.core.review.gate import ReviewResult
+from corral.core.review.gate import ReviewResult, Suppressed
 from corral.core.runs.rundir import RunDir
 
 _T = TypeVar("_T")
@@ -56,3 +56,18 @@ def acknowledge_tampering(rundir: RunDir, by: Operator, through_seq: int) -> str
     from corral.core.review import gate
 
     return _gate(lambda: gate.acknowledge_tampering(rundir, by.reviewer, through_seq))
+
+
+def suppress(
+    rundir: RunDir,
+    by: Operator,
+    kind: Literal["rule", "path"],
+    pattern: str,
+    reason: str,
+    shown_sha256: str,
+) -> Suppressed:
+    """Set a rule or a path aside for this review of the report `by` was shown; the report is
+    written again showing it (its new sha256 is what a decision then binds to)."""
+    from corral.core.review import gate
+
+    return _gate(lambda: gate.suppress(rundir, by.reviewer, kind, pattern, reason, shown_sha256))

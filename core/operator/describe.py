@@ -237,6 +237,8 @@ def tail_line(event: ev.Event) -> str:
             return f"report APPROVED by {event.by}"
         case ev.ReportRejected():
             return f"report REJECTED by {event.by}: {event.reason}"
+        case ev.FindingsSuppressed():
+            return f"{event.kind} {event.pattern} suppressed by {event.by}: {event.reason}"
         case ev.AgentActivity():
             return activity_line(event)
         case _:
@@ -275,6 +277,8 @@ def command_line(event: ev.Event, command: list[str] | None) -> str:
             return f"reject by {event.by} (report {event.report_sha256[:12]}): {event.reason}"
         case ev.TamperingAcknowledged():
             return f"acknowledge tampering up to #{event.through_seq} by {event.by}"
+        case ev.FindingsSuppressed():
+            return f"suppress {event.kind} {event.pattern} by {event.by}: {event.reason}"
         case ev.RunStarted() | ev.EngineResumed() | ev.EngineStopped() | ev.RunFinished():
             return "run   " + tail_line(event)
         case _:

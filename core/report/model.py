@@ -21,7 +21,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from corral.core.findings.merge import MergedFinding, MergedFindings, SeverityConflict
 from corral.core.findings.schema import SEVERITIES, Severity
 from corral.core.log import events as ev
-from corral.core.log.state import AgentState, AgentStateName, AttemptState, RunState, Usage
+from corral.core.log.state import (
+    AgentState,
+    AgentStateName,
+    AttemptState,
+    RunState,
+    SuppressionState,
+    Usage,
+)
+from corral.core.report.suppress import mark
 
 REPORT_FORMAT: Literal["corral-report"] = "corral-report"
 REPORT_VERSION: Literal[1] = 1
@@ -170,6 +178,18 @@ class Tampering(_Model):
     problem: str = ""
 
 
+class Suppression(_Model):
+    """A rule or a path a reviewer set aside for this review (a `findings_suppressed` event)."""
+
+    seq: int
+    kind: Literal["rule", "path"]
+    pattern: str
+    by: str
+    reason: str
+    findings: list[str] = Field(default_factory=list)
+    """The ids of the findings it set aside (those marked `suppressed_by` its seq)."""
+
+
 class Report(_Model):
     """Published as `report.json`; `report.md` and `report.sarif` are renderings of it."""
 
@@ -203,6 +223,8 @@ class Report(_Model):
     verification: VerificationResult | None = None
     validation_errors: list[RejectedOutput] = Field(default_factory=list)
     tampering: list[Tampering] = Field(default_factory=list)
+    suppressions: list[Suppression] = Field(default_factory=list)
+    """Rules and paths set aside for this review, with who and why (report/suppress.py)."""
     usage: ReportUsage | None = None
     """The run's totals over every agent's stream; None when no agent reported one."""
 
@@ -256,6 +278,13 @@ def _check(report: Report) -> list[str]:
     for tampering in report.tampering:
         if unknown := {name.rsplit("#", 1)[0] for name in tampering.live} - agents:
             problems.append(f"tampering #{tampering.seq} names unknown agents {sorted(unknown)}")
+    marks = {s.seq: s.findings for s in report.suppressions}
+    for suppression in report.suppressions:
+        marked = [f.id for f in report.findings if f.suppressed_by == suppression.seq]
+        if marked != suppression.findings:
+            problems.append(f"suppression #{suppression.seq} does not list the findings it marks")
+    if stray := {f.id for f in report.findings if f.suppressed_by not in (None, *marks)}:
+        problems.append(f"findings {sorted(stray)} name a suppression the report lacks")
     if report.verdict.succeeded != sum(agent.succeeded for agent in report.agents):
         problems.append("the verdict's success count does not match the agents")
     if report.verdict.met != (report.verdict.succeeded >= report.verdict.min_success):
@@ -350,7 +379,7 @@ def build_report(state: RunState, findings: MergedFindings | None = None) -> Rep
             if not a.succeeded
         ],
     )
-    merged_findings = findings.findings if findings else []
+    merged_findings = mark(findings.findings if findings else [], state.suppressions)
     merged = [
         MergedBranch(agent=m.agent, attempt=m.attempt, branch=m.branch, commit=m.commit)
         for m in state.merge.merged
@@ -417,7 +446,33 @@ def build_report(state: RunState, findings: MergedFindings | None = None) -> Rep
             )
             for t in state.tampering
         ],
+        suppressions=[
+            Suppression(
+                **kept.model_dump(),
+                findings=[f.id for f in merged_findings if f.suppressed_by == kept.seq],
+            )
+            for kept in state.suppressions
+        ],
         usage=ReportUsage.of(state.usage),
+    )
+
+
+def with_suppressions(report: Report, suppressions: list[SuppressionState], log_seq: int) -> Report:
+    """`report` again with `suppressions` marked and listed (report/suppress.py), validated."""
+    findings = mark(report.findings, suppressions)
+    listed = [
+        Suppression(
+            **kept.model_dump(), findings=[f.id for f in findings if f.suppressed_by == kept.seq]
+        )
+        for kept in suppressions
+    ]
+    return Report.model_validate(
+        {
+            **report.model_dump(),
+            "findings": [f.model_dump() for f in findings],
+            "suppressions": [s.model_dump() for s in listed],
+            "log_seq": log_seq,
+        }
     )
 
 

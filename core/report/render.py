@@ -157,10 +157,18 @@ def render_markdown(report: Report) -> str:
         for sc in report.finding_conflicts:
             rated = ", ".join(f"{md(agent)}: {sev}" for agent, sev in sc.severities.items())
             out.append(f"- {md(sc.location)}: {rated} ({md(sc.reason)})")
+    if report.suppressions:
+        out += ["", "## Suppressed for this review", ""]
+        for s in report.suppressions:
+            out.append(
+                f"- #{s.seq} {s.kind} `{md(s.pattern)}` by {md(s.by)}: {md(s.reason)} "
+                f"({len(s.findings)} finding(s): {', '.join(s.findings) or '-'})"
+            )
     if report.findings:
         out += ["", "## Findings", ""]
         for f in report.findings:
-            out += [f"### {f.severity.upper()} {md(f.title)}", ""]
+            aside = f" (suppressed #{f.suppressed_by})" if f.suppressed_by is not None else ""
+            out += [f"### {f.severity.upper()} {md(f.title)}{aside}", ""]
             agreed = ", ".join(md(a) for a in f.agents)
             out.append(f"`{f.id}` at {md(_where(f))}; reported by {f.agreement} agent(s): {agreed}")
             if f.tools:
@@ -214,6 +222,7 @@ def _sarif_invocation(report: Report) -> dict[str, Any]:
 
 def render_sarif(report: Report) -> dict[str, Any]:
     agents = [agent.id for agent in report.agents]
+    suppressions = {s.seq: s for s in report.suppressions}
     rules = []
     results = []
     for index, f in enumerate(report.findings):
@@ -254,6 +263,20 @@ def render_sarif(report: Report) -> dict[str, Any]:
                 },
             }
         )
+        if f.suppressed_by is not None:
+            set_aside = suppressions[f.suppressed_by]
+            results[-1]["suppressions"] = [
+                {
+                    "kind": "external",
+                    "status": "accepted",
+                    "justification": set_aside.reason,
+                    "properties": {
+                        "by": set_aside.by,
+                        "seq": set_aside.seq,
+                        set_aside.kind: set_aside.pattern,
+                    },
+                }
+            ]
     run = {
         "tool": {
             "driver": {

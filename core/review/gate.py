@@ -27,7 +27,7 @@ import filelock
 from corral.core.errors import CorralError
 from corral.core.log import EventWriter
 from corral.core.log import events as ev
-from corral.core.log.state import RunState, fold
+from corral.core.log.state import RunState, apply, fold
 from corral.core.plan.model import PlanError, load_plan
 from corral.core.runs.rundir import RunDir
 from corral.core.trust.authority import refuse_operator
@@ -326,3 +326,86 @@ async def _acknowledge(rundir: RunDir, by: str, through_seq: int) -> str:
         left = len(pending) - len(shown)
         later = f"; {left} later report(s) still wait for acknowledgement" if left else ""
         return f"tampering acknowledged by {by} ({len(shown)} report(s)){later}"
+
+
+@dataclass(frozen=True)
+class Suppressed:
+    seq: int
+    report_sha256: str
+    """The report written again with the suppression: the one a decision now binds to."""
+    findings: list[str]
+    message: str
+
+
+def suppress(
+    rundir: RunDir,
+    by: str,
+    kind: Literal["rule", "path"],
+    pattern: str,
+    reason: str,
+    shown_sha256: str,
+) -> Suppressed:
+    """Set a rule or a path aside for this review: logged with who and why, then the report is
+    written again with the findings it covers marked (report/suppress.py) and logged anew, so
+    the next decision binds to the report that shows it. Refused once the report is decided,
+    for a pattern that covers none of its findings, and without a reason."""
+    _people_only(rundir, "suppress")
+    pattern = pattern.strip()
+    if not pattern or "\n" in pattern or len(pattern) > 1000:
+        raise ReviewRefused(f"name the {kind} to suppress (one line)")
+    if kind == "path" and (pattern.startswith("/") or ".." in pattern.split("/")):
+        raise ReviewRefused(f"{pattern!r}: give a path inside the repository, relative to its root")
+    if not reason.strip():
+        raise ReviewRefused("a suppression needs a reason; say why these findings can wait")
+    return _run(_suppress(rundir, by, kind, pattern, reason.strip(), shown_sha256))
+
+
+async def _suppress(
+    rundir: RunDir,
+    by: str,
+    kind: Literal["rule", "path"],
+    pattern: str,
+    reason: str,
+    shown_sha256: str,
+) -> Suppressed:
+    from corral.core.report.model import with_suppressions
+    from corral.core.report.render import load_report, write_report
+    from corral.core.report.suppress import covers
+
+    async with _Decision(rundir) as (writer, state):
+        _check_reviewable(state, rundir, shown_sha256)
+        assert state.report is not None  # _check_reviewable refuses a run without one
+        try:
+            report, _ = load_report(Path(state.report.path))
+        except ValueError as exc:  # pydantic's ValidationError is one
+            raise ReviewRefused(
+                f"the report does not validate, so it cannot show one: {exc}"
+            ) from None
+        hit = [
+            f.id for f in report.findings if f.suppressed_by is None and covers(kind, pattern, f)
+        ]
+        if not hit:
+            raise ReviewRefused(
+                f"{kind} {pattern!r} covers none of the report's findings not already suppressed"
+            )
+        event = await writer.append(
+            ev.FindingsSuppressed(by=by, kind=kind, pattern=pattern, reason=reason)
+        )
+        apply(state, event)
+        rewritten = with_suppressions(report, state.suppressions, event.seq)
+        sha = await asyncio.to_thread(write_report, rewritten, Path(state.report.path).parent)
+        await writer.append(
+            ev.ReportWritten(
+                path=state.report.path,
+                sha256=sha,
+                findings=len(rewritten.findings),
+                conflicts=len(rewritten.merge_conflicts) + len(rewritten.finding_conflicts),
+                synthesized=rewritten.synthesized,
+            )
+        )
+        return Suppressed(
+            event.seq,
+            sha,
+            hit,
+            f"{kind} {pattern} suppressed by {by} ({len(hit)} finding(s)); report {sha[:12]}",
+        )

@@ -61,6 +61,7 @@ def test_operator_commands_in_an_agents_environment_are_refused(
     commands = [
         ("approve", ["review", "approve", "r1", "--sha", sha]),
         ("reject", ["review", "reject", "r1", "--reason", "no", "--sha", sha]),
+        ("suppress", ["review", "suppress", "r1", "--rule", "x", "--reason", "no", "--sha", sha]),
         ("kill", ["kill", "r1", "a"]),
         ("retry", ["retry", "r1", "a"]),
         ("retry", ["run", "--resume", "r1", "--retry", "a"]),
@@ -82,7 +83,7 @@ def test_operator_commands_in_an_agents_environment_are_refused(
         (e.action, e.caller_run, e.caller_agent, e.caller_attempt) for e in refusals(rundir)
     ] == [
         (action, "other-run", "intruder", 3)
-        for action in ("approve", "reject", "kill", "retry", "retry", "lock break")
+        for action in ("approve", "reject", "suppress", "kill", "retry", "retry", "lock break")
     ]
     assert FAKE_AGENT["CORRAL_AGENT_TOKEN"] not in rundir.events.read_text()
 

@@ -63,8 +63,17 @@ def test_walk_conflicts_then_reject_with_a_reason(repo: Path, reviewable: RunDir
             assert "critical 1" in screen_text(pilot)
             await pilot.press("n")
             assert review.tabs.active == "conflicts"
-            await until(pilot, lambda: "+print('billing')" in screen_text(pilot), what="both sides")
-            assert "+print('auth')" in screen_text(pilot)
+            await until(
+                pilot,
+                lambda: ">>>>>>> corral/r1/api-billing/1" in screen_text(pilot),
+                what="the conflicting hunks, with git's markers",
+            )
+            text = screen_text(pilot)
+            assert "<<<<<<< corral/r1/api-auth/1" in text
+            assert "── src/app.py (content)" in text
+            assert "print('auth')" in text
+            assert "print('billing')" in text
+            assert review.query_one("#left-scroll").border_title == "◀ api-auth · conflicting hunks"
             await pilot.press("n")
             assert review.conflicts.current_key == "severity:file:src/session.py:7 CF-2"
             await until(

@@ -1,4 +1,5 @@
-"""The review: the merged report's summary, findings (grouped, filterable), conflicts with both
+"""The review: the merged report's summary, findings (grouped, filterable, with a detail pane:
+review_findings.py), conflicts with both
 sides, merged and left-out branches with diffs, verification; `a` approve and `r` reject go
 through the operator API, the same code path as `corral review` (review_decide.py). When an agent tampered with the
 shared repository, a tampering tab appears (and opens), approve stays dimmed, and `t`
@@ -28,15 +29,15 @@ from corral.core.log.state import RunState
 from corral.tui import look, ops
 from corral.tui.bridge import RunSession
 from corral.tui.feed import RunFeed
+from corral.tui.hunks import conflict_sides
 from corral.tui.screens.dialogs import AskScreen
-from corral.tui.screens.review_decide import ReviewDecisions
+from corral.tui.screens.review_findings import ReviewFindingsPart
 from corral.tui.text import inert
 from corral.tui.widgets.footer import CorralFooter
 from corral.tui.widgets.review_parts import (
     BranchesTable,
     ReviewFindings,
     branch_rows,
-    finding_groups,
     summary_text,
     tampering_text,
     verification_text,
@@ -44,12 +45,13 @@ from corral.tui.widgets.review_parts import (
 from corral.tui.widgets.tables import ConflictsTable, KeyTable
 
 
-class ReviewScreen(ReviewDecisions):
+class ReviewScreen(ReviewFindingsPart):
     DEFAULT_CSS = """
     ReviewScreen #summary { height: 2; background: $panel; text-wrap: nowrap; text-overflow: ellipsis; }
     ReviewScreen TabbedContent { height: 1fr; }
     ReviewScreen TabPane { padding: 0; }
     ReviewScreen KeyTable { height: 1fr; min-height: 3; }
+    ReviewScreen #finding-detail { height: 1fr; border-top: solid $secondary; padding: 0 1; }
     ReviewScreen #sides { height: 2fr; }
     ReviewScreen .side { width: 1fr; border-top: solid $secondary; }
     ReviewScreen #branch-diff { height: 2fr; border-top: solid $secondary; }
@@ -79,9 +81,12 @@ class ReviewScreen(ReviewDecisions):
             self.loaded = loaded
 
     class SidesLoaded(Message):
-        def __init__(self, key: str, left: str, right: str, titles: tuple[str, str]) -> None:
+        def __init__(
+            self, key: str, left: str, right: str, titles: tuple[str, str], lexer: str = "diff"
+        ) -> None:
             super().__init__()
             self.key, self.left, self.right, self.titles = key, left, right, titles
+            self.lexer = lexer
 
     class BranchDiffLoaded(Message):
         def __init__(self, text: str) -> None:
@@ -89,7 +94,6 @@ class ReviewScreen(ReviewDecisions):
             self.text = text
 
     summary = getters.query_one("#summary", Static)
-    findings = getters.query_one(ReviewFindings)
     conflicts = getters.query_one("#review-conflicts", ConflictsTable)
     branches = getters.query_one(BranchesTable)
     tabs = getters.query_one(TabbedContent)
@@ -100,12 +104,14 @@ class ReviewScreen(ReviewDecisions):
         self.report_version = -1
         self.sides_key = ""
         self.tampering_tab = False
+        self.verification_log = ""
 
     def compose(self) -> ComposeResult:
         yield Static(Text(" review  loading…"), id="summary")
         with TabbedContent(initial="findings"):
             with TabPane("1 findings", id="findings"):
                 yield ReviewFindings()
+                yield VerticalScroll(Static(id="finding-view"), id="finding-detail")
             with TabPane("2 conflicts", id="conflicts"):
                 yield ConflictsTable(id="review-conflicts")
                 with Horizontal(id="sides"):
@@ -119,6 +125,7 @@ class ReviewScreen(ReviewDecisions):
                 )
             with TabPane("4 verification", id="verification"), VerticalScroll():
                 yield Static(id="verification-view")
+                yield Static(id="verification-log")
             with TabPane("5 report", id="raw"), VerticalScroll():
                 yield Static(id="raw-view")
         yield CorralFooter()
@@ -139,6 +146,10 @@ class ReviewScreen(ReviewDecisions):
             self.show_tampering(state)
             self.branches.sync(branch_rows(state), complete=True)
             self.query_one("#verification-view", Static).update(verification_text(state))
+            verified = state.merge.verification
+            if verified is not None and verified.log_path != self.verification_log:
+                self.verification_log = verified.log_path
+                self.load_verification_log(verified.log_path)
         if feed.conflicts_version > since or since < 0:
             self.sync_conflicts(feed)
 
@@ -157,6 +168,7 @@ class ReviewScreen(ReviewDecisions):
         view = VerticalScroll(Static(text, id="tampering-view"))
         await self.tabs.add_pane(TabPane("6 tampering", view, id="tampering"))
         self.tabs.active = "tampering"
+        view.focus()  # else focus falls to the next pane's scroll view, and its tab opens
 
     def severity_conflicts(self) -> list[SeverityConflict]:
         return severity_conflicts(self.loaded.raw if self.loaded else None)
@@ -190,10 +202,9 @@ class ReviewScreen(ReviewDecisions):
         self.loaded = message.loaded
         if self.session.feed is not None:
             self.sync_conflicts(self.session.feed)
-        self.findings.sync(finding_groups(message.loaded), complete=True)
-        self.findings.border_title = f"{len(message.loaded.findings)} findings" + (
-            f" · filter {self.findings.filter_text!r}" if self.findings.filter_text else ""
-        )
+        self.detail_key = ""
+        self.regroup()
+        self.show_finding(self.findings.current_key)
         raw = message.loaded.raw
         body = (
             json.dumps(raw, indent=2)[:200_000]
@@ -218,6 +229,8 @@ class ReviewScreen(ReviewDecisions):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("approve", "reject", "acknowledge"):
             return self.decision_allowed(action)
+        if action == "suppress":
+            return self.decision_allowed("reject")  # while a decision can be taken
         if action == "tab" and parameters == ("tampering",):
             return True if self.tampering_tab else None
         if action == "next_conflict":
@@ -255,11 +268,18 @@ class ReviewScreen(ReviewDecisions):
         self.show_sides(keys[index])
 
     def on_data_table_row_highlighted(self, event: KeyTable.RowHighlighted) -> None:
+        if event.data_table is self.findings:
+            self.show_finding(event.row_key.value)
         if event.data_table is self.conflicts and event.row_key.value is not None:
             self.show_sides(str(event.row_key.value))
         if event.data_table is self.branches and event.row_key.value is not None:
             self.load_branch_diff(str(event.row_key.value))
         self.update_bindings()
+
+    def on_data_table_row_selected(self, event: KeyTable.RowSelected) -> None:
+        key = event.row_key.value
+        if event.data_table is self.findings and key is not None and key.startswith("group:"):
+            self.toggle_group(key)
 
     def action_diff(self) -> None:
         if self.tabs.active == "branches":
@@ -301,6 +321,12 @@ class ReviewScreen(ReviewDecisions):
         paths = [f.path for f in conflict.files]
         state = feed.state
         left, right = conflict.agents[0], conflict.agents[1]
+        ours, theirs = self._branch_of(left), self._branch_of(right)
+        hunks = conflict_sides(state.repo, ours, theirs, paths)
+        if hunks is not None:  # the real conflicting hunks, with their markers
+            titles = (f"{left} · conflicting hunks", f"{right} · conflicting hunks")
+            self.post_message(self.SidesLoaded(key, *hunks, titles, lexer="text"))
+            return
         self.post_message(
             self.SidesLoaded(
                 key,
@@ -348,8 +374,26 @@ class ReviewScreen(ReviewDecisions):
                 f"#{side}-scroll", VerticalScroll
             ).border_title = f"{'◀' if side == 'left' else '▶'} {inert(title, limit=40)}"
             self.query_one(f"#{side}-side", Static).update(
-                Syntax(text, "diff", theme="ansi_dark", word_wrap=True, background_color="default")
+                Syntax(
+                    text,
+                    message.lexer,
+                    theme="ansi_dark",
+                    word_wrap=True,
+                    background_color="default",
+                )
             )
+
+    class LogLoaded(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    @work(group="verification-log", exclusive=True, thread=True)
+    def load_verification_log(self, path: str) -> None:
+        self.post_message(self.LogLoaded(ops.log_tail(path)))
+
+    def on_review_screen_log_loaded(self, message: LogLoaded) -> None:
+        self.query_one("#verification-log", Static).update(Text(message.text))
 
     @work(group="branch-diff", exclusive=True, thread=True)
     def load_branch_diff(self, key: str) -> None:
@@ -376,10 +420,8 @@ class ReviewScreen(ReviewDecisions):
         def apply(text: str | None) -> None:
             if text is None or loaded is None:
                 return
-            self.findings.set_filter(text, lambda: finding_groups(loaded))
-            self.findings.border_title = f"{len(loaded.findings)} findings" + (
-                f" · filter {text!r}" if text else ""
-            )
+            self.findings.filter_text = text
+            self.regroup()
 
         self.action_tab("findings")
         self.app.push_screen(

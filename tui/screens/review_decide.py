@@ -11,8 +11,10 @@ from rich.text import Text
 from textual import work
 
 from corral.core.findings.display import Loaded, counts_by_severity
+from corral.core.log.state import RunState
 from corral.core.operator import decisions, policy
 from corral.core.operator.errors import OperatorError
+from corral.tui import ops
 from corral.tui.screens.base import RunScreen
 from corral.tui.screens.dialogs import AskScreen, ConfirmScreen
 from corral.tui.text import inert
@@ -25,7 +27,7 @@ class ReviewDecisions(RunScreen):
     loaded: Loaded | None = None
 
     def palette_target(self, action: str) -> str:
-        named = {"approve", "reject", "acknowledge"}
+        named = {"approve", "reject", "acknowledge", "suppress"}
         return f"run {self.session.run_id}" if action in named else ""
 
     """The report as read for display, with the sha256 of exactly the bytes shown."""
@@ -60,7 +62,7 @@ class ReviewDecisions(RunScreen):
             return False  # nothing to acknowledge in this run: the key has no place here
         return None if self.session.read_only or policy.acknowledge_blocker(feed.state) else True
 
-    def landing(self) -> Text:
+    def landing(self, diffstat: str = "") -> Text:
         feed = self.session.feed
         assert feed is not None
         assert self.loaded is not None
@@ -87,6 +89,9 @@ class ReviewDecisions(RunScreen):
                 f"Publishes the report; nothing lands on {inert(state.base_ref)}.\n", style="bold"
             )
         text.append(f"  {len(left)} left out: {inert('; '.join(left), limit=300) or '-'}\n")
+        if diffstat:
+            text.append(f"what lands:\n{diffstat}\n", style="dim")
+        text += warnings(state)
         counts = counts_by_severity(self.loaded.findings)
         text.append(
             f"  {len(self.loaded.findings)} findings ({', '.join(f'{k} {v}' for k, v in counts.items()) or 'none'}), "
@@ -104,7 +109,14 @@ class ReviewDecisions(RunScreen):
             return
         shown, operator = self.loaded.sha256, self.session.operator
         title = f"Approve run {self.session.run_id} as {operator.reviewer}?"
-        if not await self.app.push_screen_wait(ConfirmScreen(title, self.landing(), yes="approve")):
+        state = self.session.feed.state if self.session.feed is not None else None
+        stat = ""
+        if state is not None and state.merge.integration_commit:
+            stat = await asyncio.to_thread(
+                ops.diffstat, state.repo, state.snapshot, state.merge.integration_commit
+            )
+        body = self.landing(stat)
+        if not await self.app.push_screen_wait(ConfirmScreen(title, body, yes="approve")):
             return
         try:
             result = await asyncio.to_thread(
@@ -166,3 +178,27 @@ class ReviewDecisions(RunScreen):
             self.notify(inert(str(exc)), title="acknowledge refused", severity="error", timeout=10)
         else:
             self.notify(inert(message), title="acknowledged")
+
+
+def warnings(state: RunState) -> Text:
+    """What a person approving should know went wrong in the run: agents that used up their
+    retries, locks someone broke, tampering (acknowledged by now, or approve would wait)."""
+    text = Text()
+    dead = [a for a in state.agents.values() if a.state == "dead_lettered"]
+    if dead:
+        named = "; ".join(f"{a.id} ({a.reason or 'no reason recorded'})" for a in dead)
+        text.append(f"  ✘ {len(dead)} dead-lettered: {inert(named, limit=300)}\n", style="red")
+    broken = [lock for lock in state.locks.values() if lock.last_event.startswith("broken")]
+    if broken:
+        named = "; ".join(f"{lock.name} ({lock.last_event})" for lock in broken)
+        text.append(
+            f"  ⚠ {len(broken)} lock(s) broken: {inert(named, limit=300)}\n", style="yellow"
+        )
+    if state.tampering:
+        by = sorted({t.acknowledged_by or "nobody yet" for t in state.tampering})
+        text.append(
+            f"  ⚠ {len(state.tampering)} tampering report(s), acknowledged by "
+            f"{inert(', '.join(by), limit=120)}\n",
+            style="red bold",
+        )
+    return text

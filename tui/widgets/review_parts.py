@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from rich.text import Text
 
-from corral.core.findings.display import Loaded, counts_by_severity, severity_rank
+from corral.core.findings.display import Finding, Loaded, counts_by_severity, severity_rank
 from corral.core.log.state import RunState, TamperingState
 from corral.core.trust.integrity import describe_change, describe_when
 from corral.tui import look
@@ -36,43 +36,100 @@ class BranchesTable(KeyTable):
     ]
 
 
-def finding_groups(loaded: Loaded) -> list[tuple[str, Row]]:
+GROUPINGS = ("severity", "rule", "tool", "file")
+"""What the findings are grouped by; a key cycles through them in this order."""
+NONE_GROUP = "(none)"
+
+
+def group_of(finding: Finding, by: str) -> str:
+    """The group a finding falls in when grouped `by` severity, rule, tool or file."""
+    if by == "rule":
+        value = finding.rule
+    elif by == "tool":
+        value = finding.tool
+    elif by == "file":
+        value = finding.file or finding.location
+    else:
+        value = finding.severity
+    return value or NONE_GROUP
+
+
+def finding_key(index: int) -> str:
+    """A finding's row key: its index in the report as read (Loaded.findings)."""
+    return f"finding:{index}"
+
+
+def finding_at(loaded: Loaded | None, key: str | None) -> Finding | None:
+    if loaded is None or not key or not key.startswith("finding:"):
+        return None
+    index = int(key.removeprefix("finding:"))
+    return loaded.findings[index] if 0 <= index < len(loaded.findings) else None
+
+
+def finding_groups(
+    loaded: Loaded, by: str = "severity", collapsed: frozenset[str] = frozenset()
+) -> list[tuple[str, Row]]:
+    """A header row per group (its count, ▼ open or ▶ collapsed), then the group's findings,
+    most severe first. Severity groups come most severe first, the others by name."""
+    groups: dict[str, list[int]] = {}
+    for index, finding in enumerate(loaded.findings):
+        groups.setdefault(group_of(finding, by), []).append(index)
+
+    def group_order(name: str) -> tuple[int, str]:
+        if by == "severity":
+            return severity_rank(name), name
+        return (1 if name == NONE_GROUP else 0), name.lower()
+
     rows: list[tuple[str, Row]] = []
-    ordered = sorted(
-        loaded.findings, key=lambda f: (severity_rank(f.severity), f.agent, f.location)
-    )
-    counts = counts_by_severity(loaded.findings)
-    group = None
-    for number, finding in enumerate(ordered):
-        if finding.severity != group:
-            group = finding.severity
-            style = look.SEVERITY_STYLE.get(group, "bold")
-            rows.append(
-                (
-                    f"group:{group}",
-                    {
-                        "severity": Text(f"▼ {group}", style=style),
-                        "title": Text(f"{counts[group]} finding(s)", style="bold"),
-                        "location": Text(""),
-                        "agent": Text(""),
-                        "rule": Text(""),
-                    },
-                )
-            )
+    for name in sorted(groups, key=group_order):
+        members = sorted(
+            groups[name],
+            key=lambda i: (
+                severity_rank(loaded.findings[i].severity),
+                loaded.findings[i].location,
+                loaded.findings[i].agent,
+            ),
+        )
+        shut = name in collapsed
+        style = look.SEVERITY_STYLE.get(name, "bold") if by == "severity" else "bold"
         rows.append(
             (
-                str(number),
+                f"group:{name}",
                 {
                     "severity": Text(
-                        f"  {finding.severity}", style=look.SEVERITY_STYLE.get(finding.severity, "")
+                        f"{'▶' if shut else '▼'} {inert(name, limit=60)}", style=style
                     ),
-                    "title": Text(finding.title),
-                    "location": Text(finding.location, style="dim"),
-                    "agent": Text(finding.agent),
-                    "rule": Text(finding.rule, style="dim"),
+                    "title": Text(
+                        f"{len(members)} finding(s)" + (" · enter opens" if shut else ""),
+                        style="bold",
+                    ),
+                    "location": Text(""),
+                    "agent": Text(""),
+                    "rule": Text(""),
                 },
             )
         )
+        if shut:
+            continue
+        for index in members:
+            finding = loaded.findings[index]
+            rows.append(
+                (
+                    finding_key(index),
+                    {
+                        "severity": Text(
+                            f"{'⊘' if finding.suppressed else ' '} {finding.severity}",
+                            style="dim"
+                            if finding.suppressed
+                            else look.SEVERITY_STYLE.get(finding.severity, ""),
+                        ),
+                        "title": Text(finding.title, style="dim" if finding.suppressed else ""),
+                        "location": Text(finding.location, style="dim"),
+                        "agent": Text(finding.agent),
+                        "rule": Text(finding.rule, style="dim"),
+                    },
+                )
+            )
     return rows
 
 
@@ -141,6 +198,8 @@ def summary_text(state: RunState, loaded: Loaded | None, *, read_only: bool) -> 
         text.append(f"{len(loaded.findings)} findings", style="bold")
         for severity, count in counts.items():
             text.append(f"  {severity} {count}", style=look.SEVERITY_STYLE.get(severity, ""))
+        if aside := sum(1 for f in loaded.findings if f.suppressed):
+            text.append(f"  ⊘ {aside} suppressed", style="yellow")
     text.append(f"   ✔ {len(state.merge.merged)} merged  ✘ {len(state.merge.left_out)} left out")
     text.append(
         f"  ⚠ {len(state.conflicts)} conflicts", style="yellow" if state.conflicts else "dim"

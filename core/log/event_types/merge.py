@@ -105,6 +105,18 @@ class ReportRejected(EventBase):
     log_head: str
 
 
+class FindingsSuppressed(EventBase):
+    """A reviewer set a rule or a path aside for this review; the report is written again
+    with the findings it covers marked (docs/architecture.md, review)."""
+
+    type: Literal["findings_suppressed"] = "findings_suppressed"
+    by: str
+    kind: Literal["rule", "path"]
+    pattern: str
+    """A rule id (exact), or a path: a file, a directory or an fnmatch glob."""
+    reason: str
+
+
 class OperatorActionRefused(EventBase):
     """An operator action asked from inside an agent, refused (docs/reliability.md T1).
 
