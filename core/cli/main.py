@@ -100,6 +100,7 @@ cmd_gc = _guard(runs.cmd_gc)
 cmd_kill = _guard(agents.cmd_kill)
 cmd_retry = _guard(agents.cmd_retry)
 cmd_send = _guard(agents.cmd_send)
+cmd_stop = _guard(agents.cmd_stop)
 
 
 @_guard
@@ -260,6 +261,7 @@ _COMMANDS = {
     "kill": cmd_kill,
     "retry": cmd_retry,
     "send": cmd_send,
+    "stop": cmd_stop,
     "answer": _guard(agents.cmd_answer),
     "mcp": cmd_mcp,
     "lock": cmd_lock,

@@ -77,6 +77,12 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     kill.add_argument("agent")
     kill.add_argument("--reason", default="")
 
+    stop = sub.add_parser(
+        "stop", help="stop a whole run: every agent's tree; `run --resume` carries it on"
+    )
+    stop.add_argument("run")
+    stop.add_argument("--reason", default="")
+
     retry = sub.add_parser("retry", help="give an ended agent another attempt")
     retry.add_argument("run")
     retry.add_argument("agent")

@@ -68,6 +68,16 @@ class KillRequest(_OperatorRequest):
     reason: str = Field(default="", max_length=500)
 
 
+class StopRequest(_OperatorRequest):
+    """A person stops the whole run: every agent's tree is stopped as on SIGTERM, the engine
+    records who stopped it (`engine_stopped` with `by`) and exits; `corral run --resume` carries
+    on later."""
+
+    op: Literal["stop"] = "stop"
+    by: str = Field(min_length=1, max_length=100)
+    reason: str = Field(default="", max_length=500)
+
+
 class InputRequest(_OperatorRequest):
     """A person sends a message to a running agent that takes input (`input_format`)."""
 
@@ -186,6 +196,7 @@ OperatorAction = Literal[
     "reject",
     "acknowledge tampering",
     "kill",
+    "stop",
     "retry",
     "input",
     "answer",
@@ -216,7 +227,9 @@ LockRequest = (
     | PutRequest
 )
 
-OperatorRequest = KillRequest | RetryRequest | LockBreakRequest | InputRequest | AnswerRequest
+OperatorRequest = (
+    KillRequest | StopRequest | RetryRequest | LockBreakRequest | InputRequest | AnswerRequest
+)
 """What the engine answers only when a person asks (core/trust/authority.py decides who asks)."""
 
 Request = Annotated[
@@ -224,6 +237,7 @@ Request = Annotated[
     | HeartbeatRequest
     | StatusRequest
     | KillRequest
+    | StopRequest
     | RetryRequest
     | InputRequest
     | LockAcquireRequest

@@ -30,6 +30,7 @@ from corral.core.control.protocol import (
     Response,
     RetryRequest,
     StatusRequest,
+    StopRequest,
 )
 from corral.core.engine.context import AttemptControl, PendingQuestion, RunContext
 from corral.core.engine.supervisor import Supervisor
@@ -71,6 +72,9 @@ class ControlRequests:
     def _log_failed(self, exc: BaseException) -> None:
         raise NotImplementedError
 
+    def stop_by(self, by: str, reason: str) -> bool:
+        raise NotImplementedError
+
     async def handle(self, request: Request) -> Response:
         match request:
             case PingRequest():
@@ -81,6 +85,8 @@ class ControlRequests:
                 return await self._heartbeat(request)
             case KillRequest():
                 return await self.kill(request.agent, request.by, request.reason)
+            case StopRequest():
+                return self.stop_run(request.by, request.reason)
             case RetryRequest():
                 return await self.redrive(request.agent, request.by)
             case InputRequest():
@@ -284,6 +290,14 @@ class ControlRequests:
             await self.emit(ev.AgentCancelled(agent=agent_id, by=by, reason=reason))
             self.wake.set()
         return Response(ok=True, data={"agent": agent_id, "was": agent.state})
+
+    def stop_run(self, by: str, reason: str) -> Response:
+        """A person's stop of the whole run: as SIGTERM, with who asked recorded; the answer
+        names the agents whose trees are being stopped."""
+        running = [a for a in self.order if self.state.agents[a].state in ACTIVE_STATES]
+        if not self.stop_by(by, reason):
+            return Response(ok=False, code="invalid", error="the run is already stopping")
+        return Response(ok=True, data={"run_id": self.ctx.run_id, "running": running})
 
     async def send_input(self, agent_id: str, by: str, text: str) -> Response:
         """A person's message to a running agent's stdin, in its `input_format`, then logged."""

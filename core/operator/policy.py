@@ -27,6 +27,11 @@ def killable(state: RunState | None, agent: str) -> bool:
     return agent_state(state, agent) not in TERMINAL_STATES
 
 
+def stoppable(state: RunState | None) -> bool:
+    """A run whose engine still drives it can be stopped as a whole (and resumed later)."""
+    return state is not None and state.status == "running"
+
+
 def takes_input(state: RunState | None, agent: str) -> bool:
     """A running agent whose plan says it reads a person's messages (`input_format`)."""
     found = state.agents.get(agent) if state is not None else None

@@ -20,6 +20,15 @@ class Killed:
 
 
 @dataclass(frozen=True)
+class Stopped:
+    """The engine of `run_id` is stopping the run; `running` are the agents whose trees it
+    stops (each attempt is requeued, as after SIGTERM)."""
+
+    run_id: str
+    running: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class InputSent:
     """The message reached `agent`'s attempt `attempt` (its stdin)."""
 
