@@ -35,6 +35,12 @@ def can_kill(session: RunSession, targets: list[str]) -> bool:
     return not session.read_only and session.engine_live and bool(_killable(session, targets))
 
 
+def can_stop(session: RunSession) -> bool:
+    """The whole run can be stopped while its engine drives it (and resumed later)."""
+    state = session.feed.state if session.feed else None
+    return not session.read_only and session.engine_live and policy.stoppable(state)
+
+
 def can_retry(session: RunSession, targets: list[str]) -> bool:
     """Also without a live engine: a retry then resumes it, as `corral retry` does."""
     return not session.read_only and bool(_retryable(session, targets))
@@ -65,6 +71,32 @@ async def kill(screen: Screen[Any], session: RunSession, targets: list[str]) -> 
             screen.notify(inert(str(exc)), title=f"kill {agent_id}", severity="error")
         else:
             screen.notify(f"{agent_id}: stopping (was {killed.was})", title="kill")
+    return True
+
+
+async def stop_run(screen: Screen[Any], session: RunSession) -> bool:
+    """Confirm, naming the run and what runs in it, then stop the whole run (resumable)."""
+    feed = session.feed
+    if feed is None or not can_stop(session):
+        return False
+    running = policy.running_agents(feed.state)
+    listed = inert(", ".join(running), limit=400) if running else "no agent is running"
+    body = Text(
+        f"Stop run {session.run_id}: {len(running)} agent(s) running ({listed}).\n"
+        "Every agent's process tree gets SIGTERM, then SIGKILL, and the engine exits; the "
+        f"stopped attempts run again after `corral run --resume {session.run_id}`."
+    )
+    title = f"Stop run {session.run_id}?"
+    if not await screen.app.push_screen_wait(ConfirmScreen(title, body, yes="stop")):
+        return False
+    try:
+        done = await asyncio.to_thread(
+            actions.stop, session.rundir, session.operator, "stopped from the console"
+        )
+    except OperatorError as exc:
+        screen.notify(inert(str(exc)), title=f"stop {session.run_id}", severity="error")
+        return False
+    screen.notify(f"run {done.run_id}: stopping", title="stop")
     return True
 
 

@@ -32,6 +32,11 @@ def stoppable(state: RunState | None) -> bool:
     return state is not None and state.status == "running"
 
 
+def running_agents(state: RunState) -> list[str]:
+    """The agents whose process trees a stop of the run would end."""
+    return [a.id for a in state.agents.values() if a.state in ACTIVE_STATES]
+
+
 def takes_input(state: RunState | None, agent: str) -> bool:
     """A running agent whose plan says it reads a person's messages (`input_format`)."""
     found = state.agents.get(agent) if state is not None else None

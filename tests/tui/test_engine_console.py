@@ -128,6 +128,57 @@ def test_move_open_kill_and_retry(repo: Path, tmp_path: Path, engines: list[RunD
     assert state_of(rundir).agents["beta"].state == "running", "the console never stops the rest"
 
 
+def test_stop_the_run_with_a_confirmation_naming_what_runs(
+    repo: Path, tmp_path: Path, engines: list[RunDir]
+) -> None:
+    """`S` on the dashboard asks first, naming the run and its running agents; yes stops every
+    agent and the engine, recorded with who stopped it."""
+    body = agent_block("alpha", ["sleep", "600"]) + agent_block("beta", ["sleep", "600"])
+    rundir = start(repo, tmp_path, body, engines)
+    me = getpass.getuser()
+
+    async def scenario() -> None:
+        app = CorralApp(repo, rundir.run_id)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await until(
+                pilot,
+                lambda: (
+                    agent_state(app, "alpha") == "running" and agent_state(app, "beta") == "running"
+                ),
+                what="both agents running",
+            )
+            dashboard = app.screen
+            assert isinstance(dashboard, DashboardScreen)
+            await until(
+                pilot, lambda: dashboard.check_action("stop_run", ()) is True, what="stop offered"
+            )
+            await pilot.press("S")
+            await until(
+                pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the stop prompt"
+            )
+            confirm = app.screen
+            assert isinstance(confirm, ConfirmScreen)
+            assert confirm.title_text == f"Stop run {rundir.run_id}?"
+            assert "alpha, beta" in screen_text(pilot)
+            await pilot.press("y")
+            await until(
+                pilot,
+                lambda: app.session is not None and not app.session.engine_live,
+                what="the engine to exit",
+                within=30,
+            )
+            assert dashboard.check_action("stop_run", ()) is None, "nothing left to stop"
+
+    asyncio.run(scenario())
+    stopped = [e for e in events_of(rundir) if isinstance(e, ev.EngineStopped)]
+    assert [(e.by, e.reason) for e in stopped] == [
+        (me, f"stopped by {me}: stopped from the console")
+    ]
+    state = state_of(rundir)
+    assert state.status == "stopped"
+    assert {state.agents[a].state for a in ("alpha", "beta")} == {"killed"}
+
+
 def test_break_a_lock_with_confirmation(repo: Path, tmp_path: Path, engines: list[RunDir]) -> None:
     holder = ["sh", "-c", f"{LOCK} acquire db --ttl 60 --reason 'migrating' && sleep 600"]
     waiter = [

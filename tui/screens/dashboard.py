@@ -62,6 +62,7 @@ class DashboardScreen(RunScreen):
         Binding("r", "retry", "Retry", id="dashboard.retry"),
         Binding("i", "send_input", "Message", id="dashboard.send_input"),
         Binding("b", "break_lock", "Break lock", id="dashboard.break_lock"),
+        Binding("S", "stop_run", "Stop run", show=False, id="dashboard.stop_run"),
         Binding("space", "mark", "Mark", id="dashboard.mark"),
         Binding("v", "review", "Review", id="dashboard.review"),
         Binding("slash", "filter", "Filter", id="dashboard.filter"),
@@ -144,8 +145,12 @@ class DashboardScreen(RunScreen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         feed = self.session.feed
-        if action in ("kill", "retry", "break_lock") and (self.session.read_only or feed is None):
+        if action in ("kill", "retry", "break_lock", "stop_run") and (
+            self.session.read_only or feed is None
+        ):
             return None
+        if action == "stop_run":
+            return True if decisions.can_stop(self.session) else None
         if action == "kill":
             return True if decisions.can_kill(self.session, self.targets()) else None
         if action == "send_input":  # shown only for an agent that reads messages
@@ -210,6 +215,8 @@ class DashboardScreen(RunScreen):
             return agents_named(self.targets())
         if action in ("send_input", "open_agent", "mark"):
             return agents_named([self.agents.current_key] if self.agents.current_key else [])
+        if action == "stop_run":
+            return f"run {self.session.run_id}"
         if action == "break_lock" and self.locks.current_key:
             return f"lock {inert(self.locks.current_key, limit=60)}"
         return ""
@@ -248,6 +255,10 @@ class DashboardScreen(RunScreen):
         if await decisions.kill(self, self.session, self.targets()):
             self.agents.marked.clear()
             self.drawn_version = -1
+
+    @work(group="decisions")
+    async def action_stop_run(self) -> None:
+        await decisions.stop_run(self, self.session)
 
     @work(group="decisions")
     async def action_retry(self) -> None:
