@@ -1,4 +1,4 @@
-"""`corral kill`, `corral retry`, `corral send` and `corral stop`: what a person does to one
+"""`corral kill`, `retry`, `send`, `pause`, `unpause` and `stop`: what a person does to one
 agent or to the whole run, through the operator API."""
 
 from __future__ import annotations
@@ -25,6 +25,25 @@ def cmd_stop(args: argparse.Namespace) -> int:
     running = ", ".join(stopped.running) or "no agent running"
     print(f"run {stopped.run_id}: stopping ({running})")
     print(f"  carry it on later:  corral run --resume {stopped.run_id}")
+    return 0
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    from corral.core.operator.actions import pause
+
+    rundir = find_to_operate(args, args.run, "pause", f"agent {args.agent}")
+    done = pause(rundir, args.agent, operator())
+    print(f"{done.agent}#{done.attempt}: paused ({done.processes} processes stopped)")
+    print(f"  let it go on:  corral unpause {rundir.run_id} {done.agent}")
+    return 0
+
+
+def cmd_unpause(args: argparse.Namespace) -> int:
+    from corral.core.operator.actions import unpause
+
+    rundir = find_to_operate(args, args.run, "unpause", f"agent {args.agent}")
+    done = unpause(rundir, args.agent, operator())
+    print(f"{done.agent}#{done.attempt}: going on after {done.paused_for:.1f}s paused")
     return 0
 
 

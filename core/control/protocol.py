@@ -78,6 +78,22 @@ class StopRequest(_OperatorRequest):
     reason: str = Field(default="", max_length=500)
 
 
+class PauseRequest(_OperatorRequest):
+    """A person freezes a running agent's whole tree (SIGSTOP); its timeouts stand still."""
+
+    op: Literal["pause"] = "pause"
+    agent: str
+    by: str = Field(min_length=1, max_length=100)
+
+
+class UnpauseRequest(_OperatorRequest):
+    """A person lets a paused agent go on (SIGCONT)."""
+
+    op: Literal["unpause"] = "unpause"
+    agent: str
+    by: str = Field(min_length=1, max_length=100)
+
+
 class InputRequest(_OperatorRequest):
     """A person sends a message to a running agent that takes input (`input_format`)."""
 
@@ -197,6 +213,8 @@ OperatorAction = Literal[
     "acknowledge tampering",
     "kill",
     "stop",
+    "pause",
+    "unpause",
     "retry",
     "input",
     "answer",
@@ -228,7 +246,14 @@ LockRequest = (
 )
 
 OperatorRequest = (
-    KillRequest | StopRequest | RetryRequest | LockBreakRequest | InputRequest | AnswerRequest
+    KillRequest
+    | StopRequest
+    | PauseRequest
+    | UnpauseRequest
+    | RetryRequest
+    | LockBreakRequest
+    | InputRequest
+    | AnswerRequest
 )
 """What the engine answers only when a person asks (core/trust/authority.py decides who asks)."""
 
@@ -238,6 +263,8 @@ Request = Annotated[
     | StatusRequest
     | KillRequest
     | StopRequest
+    | PauseRequest
+    | UnpauseRequest
     | RetryRequest
     | InputRequest
     | LockAcquireRequest

@@ -68,6 +68,32 @@ class AttemptControl:
     """The question the agent waits on a person for; the liveness watch counts the wait as
     activity, since an agent waiting for a person is rightly silent."""
 
+    paused_since: float | None = None
+    """When a person paused it (monotonic), while it is paused."""
+    paused_total: float = 0.0
+    """Seconds it was paused before, which count against none of its timeouts."""
+
+    def pause(self) -> None:
+        self.paused_since = time.monotonic()
+
+    def unpause(self) -> float:
+        """It goes on: how long this pause lasted. Its silence starts again from now."""
+        since, self.paused_since = self.paused_since, None
+        lasted = time.monotonic() - since if since is not None else 0.0
+        self.paused_total += lasted
+        self.note_activity()
+        self.changed.set()
+        return lasted
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_since is not None
+
+    def paused_for(self, now: float) -> float:
+        """Seconds paused so far in this attempt, the current pause included."""
+        current = now - self.paused_since if self.paused_since is not None else 0.0
+        return self.paused_total + current
+
     def request_kill(self, reason: str) -> None:
         self.kill_reason = reason
         self.changed.set()

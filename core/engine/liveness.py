@@ -113,7 +113,11 @@ async def _watch(
             if control.interrupted:
                 return interrupted(control)
             now = time.monotonic()
-            if now >= deadline:
+            if control.paused:  # frozen by a person: neither timeout runs meanwhile
+                control.note_activity()
+                stalled = False
+                continue
+            if now - control.paused_for(now) >= deadline:
                 return AttemptResult(
                     "timed_out", reason=f"ran past its timeout of {spec.timeout:.0f}s"
                 )

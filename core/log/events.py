@@ -19,8 +19,10 @@ from corral.core.log.event_types.agent import (
     AgentFinished,
     AgentHeartbeat,
     AgentInputSent,
+    AgentPaused,
     AgentQueued,
     AgentRedriven,
+    AgentResumed,
     AgentRetried,
     AgentSkipped,
     AgentStalled,
@@ -91,8 +93,10 @@ __all__ = [
     "AgentFinished",
     "AgentHeartbeat",
     "AgentInputSent",
+    "AgentPaused",
     "AgentQueued",
     "AgentRedriven",
+    "AgentResumed",
     "AgentRetried",
     "AgentSkipped",
     "AgentStalled",
@@ -167,6 +171,8 @@ Event = Annotated[
     | AgentRedriven
     | NetworkRefused
     | AgentInputSent
+    | AgentPaused
+    | AgentResumed
     | HumanAsked
     | HumanAnswered
     | HumanUnanswered

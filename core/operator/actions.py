@@ -15,7 +15,9 @@ from corral.core.control.protocol import (
     KillRequest,
     LockBreakRequest,
     OperatorRequest,
+    PauseRequest,
     StopRequest,
+    UnpauseRequest,
 )
 from corral.core.operator.errors import AgentRefused, EngineRefused, OperatorError, StartFailed
 from corral.core.operator.guard import people_only
@@ -25,6 +27,7 @@ from corral.core.operator.results import (
     InputSent,
     Killed,
     LockBroken,
+    Paused,
     Retried,
     Started,
     Stopped,
@@ -85,6 +88,28 @@ def stop(rundir: RunDir, by: Operator, reason: str = "") -> Stopped:
     running = data.get("running")
     names = tuple(str(a) for a in running) if isinstance(running, list) else ()
     return Stopped(str(data.get("run_id") or rundir.run_id), names)
+
+
+def pause(rundir: RunDir, agent: str, by: Operator) -> Paused:
+    """Freeze a running agent's whole process tree (SIGSTOP): it uses no CPU and its timeouts
+    stand still until `unpause`; a kill still ends it."""
+    request: PauseRequest = _built(PauseRequest, agent=agent, by=by.user)
+    people_only("pause", f"agent {agent}", rundir, request)
+    data = send(str(rundir.socket), request)
+    return Paused(agent, int(data.get("attempt") or 0), processes=int(data.get("processes") or 0))
+
+
+def unpause(rundir: RunDir, agent: str, by: Operator) -> Paused:
+    """Let a paused agent go on (SIGCONT); its timeouts run again from where they stood."""
+    request: UnpauseRequest = _built(UnpauseRequest, agent=agent, by=by.user)
+    people_only("unpause", f"agent {agent}", rundir, request)
+    data = send(str(rundir.socket), request)
+    lasted = data.get("paused_for")
+    return Paused(
+        agent,
+        int(data.get("attempt") or 0),
+        paused_for=float(lasted) if isinstance(lasted, (int, float)) else 0.0,
+    )
 
 
 def send_input(rundir: RunDir, agent: str, text: str, by: Operator) -> InputSent:

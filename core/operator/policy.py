@@ -32,6 +32,18 @@ def stoppable(state: RunState | None) -> bool:
     return state is not None and state.status == "running"
 
 
+def pausable(state: RunState | None, agent: str) -> bool:
+    """A running agent not paused yet can be paused (if its runtime can: the engine says)."""
+    found = state.agents.get(agent) if state is not None else None
+    return found is not None and found.state == "running" and not found.paused
+
+
+def unpausable(state: RunState | None, agent: str) -> bool:
+    """A paused agent can be let go on."""
+    found = state.agents.get(agent) if state is not None else None
+    return found is not None and found.state == "running" and found.paused
+
+
 def running_agents(state: RunState) -> list[str]:
     """The agents whose process trees a stop of the run would end."""
     return [a.id for a in state.agents.values() if a.state in ACTIVE_STATES]

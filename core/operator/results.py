@@ -29,6 +29,17 @@ class Stopped:
 
 
 @dataclass(frozen=True)
+class Paused:
+    """`agent`'s attempt `attempt` is paused (`processes` stopped) or goes on again
+    (`paused_for` seconds after it was paused)."""
+
+    agent: str
+    attempt: int
+    processes: int = 0
+    paused_for: float = 0.0
+
+
+@dataclass(frozen=True)
 class InputSent:
     """The message reached `agent`'s attempt `attempt` (its stdin)."""
 

@@ -1,9 +1,14 @@
-"""Run control: a person stops a whole run (`corral stop`), and it carries on with a resume."""
+"""Run control: a person stops a whole run (`corral stop`), and it carries on with a resume;
+pauses and unpauses an agent (`corral pause`, `corral unpause`)."""
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from corral.core.log import events as ev
@@ -19,6 +24,7 @@ from tests.core.engine_helpers import (
     processes_with_env,
     start_corral,
     state_of,
+    wait_for_event,
     wait_for_run,
     write_plan,
 )
@@ -80,3 +86,84 @@ def test_stop_through_the_api_names_the_person(repo: Path, tmp_path: Path) -> No
     stopped = [e for e in events_of(rundir) if isinstance(e, ev.EngineStopped)]
     assert [(e.by, e.reason, e.signal) for e in stopped] == [("alice", "stopped by alice", 15)]
     assert not processes_with_env("CORRAL_RUN_ID", started.run_id)
+
+
+COUNTER = (
+    "import sys, time\n"
+    "path = sys.argv[1]\n"
+    "n = 0\n"
+    "while True:\n"
+    "    n += 1\n"
+    "    open(path, 'w').write(str(n))\n"
+    "    print(n, flush=True)\n"
+    "    time.sleep(0.05)\n"
+)
+
+
+def _count(path: Path) -> int:
+    try:
+        return int(path.read_text() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def test_a_paused_agent_stands_still_outlives_its_timeouts_resumes_and_can_be_killed(
+    repo: Path, tmp_path: Path
+) -> None:
+    """Paused: its counter and CPU do not advance and neither its timeout (3s) nor its
+    heartbeat timeout (1s) fires while it is frozen for longer than both; unpaused, it counts on;
+    paused again, a kill ends it with no process left."""
+    script = tmp_path / "counter.py"
+    script.write_text(COUNTER)
+    counter = tmp_path / "count"
+    body = agent_block(
+        "ticker",
+        [sys.executable, str(script), str(counter)],
+        timeout="3s",
+        heartbeat_timeout="1s",
+    )
+    started = actions.start_run(repo, write_plan(tmp_path, body, header="min_success = 0\n"))
+    rundir = wait_for_run(repo)
+    wait_until(lambda: _count(counter) > 3, what="the agent counting")
+    assert policy.pausable(state_of(rundir), "ticker")
+    paused = actions.pause(rundir, "ticker", ALICE)
+    assert paused.processes >= 1
+    with pytest.raises(EngineRefused, match="already paused"):
+        actions.pause(rundir, "ticker", ALICE)
+    pids = processes_with_env("CORRAL_RUN_ID", started.run_id)
+    wait_until(
+        lambda: all(psutil.Process(p).status() == psutil.STATUS_STOPPED for p in pids),
+        what="the tree stopped",
+    )
+    frozen, cpu = _count(counter), _cpu(pids)
+    time.sleep(3.5)  # longer than both timeouts: a watch that kept counting would end it
+    state = state_of(rundir)
+    assert state.agents["ticker"].state == "running"
+    assert state.agents["ticker"].paused_by == "alice"
+    assert policy.unpausable(state, "ticker")
+    assert _count(counter) == frozen
+    assert _cpu(pids) == cpu
+    resumed = actions.unpause(rundir, "ticker", ALICE)
+    assert resumed.paused_for >= 3.5
+    wait_until(lambda: _count(counter) > frozen + 3, what="the agent counting on")
+    actions.pause(rundir, "ticker", ALICE)
+    actions.kill(rundir, "ticker", ALICE, "paused and done")
+    wait_for_event(rundir, lambda e: isinstance(e, ev.RunFinished), what="the run to end")
+    assert not processes_with_env("CORRAL_RUN_ID", started.run_id)
+    events = events_of(rundir)
+    assert [e.by for e in events if isinstance(e, ev.AgentPaused)] == ["alice", "alice"]
+    assert [e.by for e in events if isinstance(e, ev.AgentResumed)] == ["alice"]
+    state = state_of(rundir)
+    assert state.agents["ticker"].state == "cancelled"
+    assert not state.agents["ticker"].paused
+    stalls = [e for e in events if isinstance(e, ev.AgentStalled)]
+    assert not stalls, "no stall was seen while it was paused"
+
+
+def _cpu(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system
+    return total
