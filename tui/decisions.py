@@ -117,6 +117,40 @@ async def retry(screen: Screen[Any], session: RunSession, targets: list[str]) ->
             screen.notify(f"{agent_id}: {said}", title="retry")
 
 
+def can_pause(session: RunSession, agent_id: str) -> bool:
+    state = session.feed.state if session.feed else None
+    return not session.read_only and session.engine_live and policy.pausable(state, agent_id)
+
+
+def can_unpause(session: RunSession, agent_id: str) -> bool:
+    state = session.feed.state if session.feed else None
+    return not session.read_only and session.engine_live and policy.unpausable(state, agent_id)
+
+
+async def pause(screen: Screen[Any], session: RunSession, agent_id: str) -> None:
+    """Freeze the agent's tree at once: no confirmation, since `p` again lets it go on and
+    nothing is lost meanwhile."""
+    if not can_pause(session, agent_id):
+        return
+    try:
+        done = await asyncio.to_thread(actions.pause, session.rundir, agent_id, session.operator)
+    except OperatorError as exc:
+        screen.notify(inert(str(exc)), title=f"pause {agent_id}", severity="error")
+    else:
+        screen.notify(f"{agent_id}#{done.attempt}: paused (p lets it go on)", title="pause")
+
+
+async def unpause(screen: Screen[Any], session: RunSession, agent_id: str) -> None:
+    if not can_unpause(session, agent_id):
+        return
+    try:
+        done = await asyncio.to_thread(actions.unpause, session.rundir, agent_id, session.operator)
+    except OperatorError as exc:
+        screen.notify(inert(str(exc)), title=f"unpause {agent_id}", severity="error")
+    else:
+        screen.notify(f"{agent_id}#{done.attempt}: going on", title="unpause")
+
+
 def can_send(session: RunSession, agent_id: str) -> bool:
     """A running agent that reads a person's messages, and a live engine to hand them over."""
     state = session.feed.state if session.feed else None

@@ -179,6 +179,48 @@ def test_stop_the_run_with_a_confirmation_naming_what_runs(
     assert {state.agents[a].state for a in ("alpha", "beta")} == {"killed"}
 
 
+def test_p_pauses_and_unpauses_an_agent_shown_as_paused(
+    repo: Path, tmp_path: Path, engines: list[RunDir]
+) -> None:
+    """`p` on the dashboard freezes the agent under the cursor (its state cell says paused);
+    on its detail screen the footer offers Unpause, and `p` lets it go on."""
+    rundir = start(repo, tmp_path, agent_block("alpha", ["sleep", "600"]), engines)
+    me = getpass.getuser()
+
+    async def scenario() -> None:
+        app = CorralApp(repo, rundir.run_id)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await until(pilot, lambda: agent_state(app, "alpha") == "running", what="running")
+            dashboard = app.screen
+            assert isinstance(dashboard, DashboardScreen)
+            await until(
+                pilot, lambda: dashboard.check_action("pause", ()) is True, what="pause offered"
+            )
+            assert dashboard.check_action("unpause", ()) is False
+            await pilot.press("p")
+            await until(
+                pilot, lambda: "paused" in on_screen(app, "alpha", "state"), what="paused cell"
+            )
+            await pilot.press("enter")
+            detail = app.screen
+            assert isinstance(detail, AgentScreen)
+            await until(
+                pilot, lambda: detail.check_action("unpause", ()) is True, what="unpause offered"
+            )
+            assert detail.check_action("pause", ()) is False
+            await until(pilot, lambda: "Unpause" in screen_text(pilot), what="the footer key")
+            await pilot.press("p")
+            await until(
+                pilot, lambda: detail.check_action("pause", ()) is True, what="running again"
+            )
+
+    asyncio.run(scenario())
+    events = events_of(rundir)
+    assert [e.by for e in events if isinstance(e, ev.AgentPaused)] == [me]
+    assert [e.by for e in events if isinstance(e, ev.AgentResumed)] == [me]
+    assert state_of(rundir).agents["alpha"].paused_by is None
+
+
 def test_break_a_lock_with_confirmation(repo: Path, tmp_path: Path, engines: list[RunDir]) -> None:
     holder = ["sh", "-c", f"{LOCK} acquire db --ttl 60 --reason 'migrating' && sleep 600"]
     waiter = [
