@@ -430,7 +430,10 @@ def test_a_sandboxed_agent_pauses_whole_with_its_pid_1_and_goes_on(
     plan = sandboxed_plan(tmp_path, agent_block("ticker", [sys.executable, "-c", TICKER]))
     engine = start_corral(repo, "run", str(plan), "--quiet")
     rundir = wait_for_run(repo)
-    log = lambda: rundir.output_log("ticker", 1)  # noqa: E731
+
+    def log() -> Path:
+        return rundir.output_log("ticker", 1)
+
     wait_until(lambda: log().exists() and len(log().read_text().split()) > 3, what="output")
     started = next(e for e in events_of(rundir) if isinstance(e, ev.AgentStarted))
     init_pid = started.identity.model_dump().get("init_pid")
