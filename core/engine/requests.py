@@ -46,6 +46,8 @@ from corral.core.runtime.agent_input import InputRefused, encode_input
 from corral.core.runtime.base import Pausable
 from corral.core.trust import authority
 
+PAUSABLE_STATES = ACTIVE_STATES - {"starting"}
+"""An agent can be paused once its command runs (not while its workspace is made)."""
 MAX_REPORTED_REFUSALS = 20
 """Refusals an attempt may report itself (`RefusalReport`) before the engine stops logging
 them: enough to see what it tried, too few to flood the log."""
@@ -313,7 +315,7 @@ class ControlRequests:
             return Response(ok=False, error=f"no agent {agent_id!r} in this run")
         control = self.controls.get(agent_id)
         execution = control.execution if control is not None else None
-        if agent.state != "running" or control is None or execution is None:
+        if agent.state not in PAUSABLE_STATES or control is None or execution is None:
             return Response(
                 ok=False, code="invalid", error=f"agent {agent_id!r} is not running ({agent.state})"
             )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from corral.core.log import events as ev
-from corral.core.log.state import AgentState, Usage
+from corral.core.log.state import ACTIVE_STATES, AgentState, Usage
 from corral.core.plan.durations import format_duration
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ NO_COLOR_STYLE = "bold reverse"
 def shown_state(agent: AgentState) -> str:
     """The state a person sees: `paused` for a running agent a person froze (it stays
     `running` in the log's terms: its attempt goes on once unpaused)."""
-    return "paused" if agent.paused and agent.state == "running" else agent.state
+    return "paused" if agent.paused and agent.state in ACTIVE_STATES else agent.state
 
 
 def state_style(state: str, *, color: bool = True) -> tuple[str, str]:

@@ -32,16 +32,21 @@ def stoppable(state: RunState | None) -> bool:
     return state is not None and state.status == "running"
 
 
+PAUSABLE = ACTIVE_STATES - {"starting"}
+"""States of an agent whose command runs: it can be paused (if its runtime can: the engine
+says) and let go on."""
+
+
 def pausable(state: RunState | None, agent: str) -> bool:
-    """A running agent not paused yet can be paused (if its runtime can: the engine says)."""
+    """An agent whose command runs, not paused yet, can be paused."""
     found = state.agents.get(agent) if state is not None else None
-    return found is not None and found.state == "running" and not found.paused
+    return found is not None and found.state in PAUSABLE and not found.paused
 
 
 def unpausable(state: RunState | None, agent: str) -> bool:
     """A paused agent can be let go on."""
     found = state.agents.get(agent) if state is not None else None
-    return found is not None and found.state == "running" and found.paused
+    return found is not None and found.state in PAUSABLE and found.paused
 
 
 def running_agents(state: RunState) -> list[str]:
