@@ -419,8 +419,8 @@ TICKER = (
 def test_a_sandboxed_agent_pauses_whole_with_its_pid_1_and_goes_on(
     repo: Path, tmp_path: Path
 ) -> None:
-    """Pause stops bubblewrap's tree and the sandbox's pid 1; its output stands still until
-    unpause; a kill of the paused sandbox leaves nothing."""
+    """Pause stops bubblewrap's tree and the sandbox's pid 1 (every process of the attempt is
+    stopped); unpaused, its output goes on; a kill of the paused sandbox leaves nothing."""
     import psutil
 
     from corral.core.operator import actions
