@@ -53,6 +53,8 @@ class AttemptControl:
     token: str = field(default_factory=lambda: secrets.token_hex(16))
     kill_reason: str | None = None
     stop_signal: int | None = None
+    stop_reason: str = ""
+    """Why the engine stopped it, when a person stopped the run (`corral stop`)."""
     last_activity: float = field(default_factory=time.monotonic)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     redactor: Redactor = field(default_factory=lambda: Redactor({}))
@@ -98,8 +100,9 @@ class AttemptControl:
         self.kill_reason = reason
         self.changed.set()
 
-    def request_stop(self, signum: int) -> None:
+    def request_stop(self, signum: int, reason: str = "") -> None:
         self.stop_signal = signum
+        self.stop_reason = reason
         self.changed.set()
 
     def close_question(self) -> None:

@@ -52,7 +52,8 @@ def ended_result(ended: Ended) -> AttemptResult:
 def stopped(control: AttemptControl) -> AttemptResult:
     """The engine stopped: the attempt is given again, not counted (requeue)."""
     name = signal.Signals(control.stop_signal).name if control.stop_signal else "request"
-    return AttemptResult("killed", reason=f"the engine was stopped ({name})", requeue=True)
+    reason = control.stop_reason or f"the engine was stopped ({name})"
+    return AttemptResult("killed", reason=reason, requeue=True)
 
 
 def interrupted(control: AttemptControl) -> AttemptResult:

@@ -213,8 +213,14 @@ class Engine(ControlRequests):
         if self.stop_signal is None:
             self.stop_signal = signum
             for control in self.controls.values():
-                control.request_stop(signum)
+                control.request_stop(signum, self._stop_reason())
             self.wake.set()
+
+    def _stop_reason(self) -> str:
+        """What an attempt stopped with the run says (a signal's default when '')."""
+        if self.stopped_by is None:
+            return ""
+        return f"the run was stopped by {self.stopped_by[0]}"
 
     def stop_by(self, by: str, reason: str) -> bool:
         """A person's stop (`corral stop`): what SIGTERM does, recorded with who asked. False
@@ -228,7 +234,7 @@ class Engine(ControlRequests):
     async def _shutdown(self) -> None:
         if self.tasks:
             for control in self.controls.values():
-                control.request_stop(self.stop_signal or signal.SIGTERM)
+                control.request_stop(self.stop_signal or signal.SIGTERM, self._stop_reason())
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
         for runtime in self.runtimes.values():
             runtime.close()

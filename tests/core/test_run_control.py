@@ -63,6 +63,7 @@ def test_stop_ends_every_agent_tree_records_who_and_resume_finishes(
     assert state.status == "stopped"
     assert not policy.stoppable(state)
     assert all(state.agents[f"w{i}"].state == "killed" for i in range(2))
+    assert state.agents["w0"].reason == f"the run was stopped by {stopped[0].by}"
     with pytest.raises(EngineRefused, match="no engine running"):
         actions.stop(rundir, ALICE)
     rundir.plan.write_text(rundir.plan.read_text().replace(LONG, "echo resumed"))
