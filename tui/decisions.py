@@ -35,6 +35,12 @@ def can_kill(session: RunSession, targets: list[str]) -> bool:
     return not session.read_only and session.engine_live and bool(_killable(session, targets))
 
 
+def can_stop(session: RunSession) -> bool:
+    """The whole run can be stopped while its engine drives it (and resumed later)."""
+    state = session.feed.state if session.feed else None
+    return not session.read_only and session.engine_live and policy.stoppable(state)
+
+
 def can_retry(session: RunSession, targets: list[str]) -> bool:
     """Also without a live engine: a retry then resumes it, as `corral retry` does."""
     return not session.read_only and bool(_retryable(session, targets))
@@ -68,6 +74,32 @@ async def kill(screen: Screen[Any], session: RunSession, targets: list[str]) -> 
     return True
 
 
+async def stop_run(screen: Screen[Any], session: RunSession) -> bool:
+    """Confirm, naming the run and what runs in it, then stop the whole run (resumable)."""
+    feed = session.feed
+    if feed is None or not can_stop(session):
+        return False
+    running = policy.running_agents(feed.state)
+    listed = inert(", ".join(running), limit=400) if running else "no agent is running"
+    body = Text(
+        f"Stop run {session.run_id}: {len(running)} agent(s) running ({listed}).\n"
+        "Every agent's process tree gets SIGTERM, then SIGKILL, and the engine exits; the "
+        f"stopped attempts run again after `corral run --resume {session.run_id}`."
+    )
+    title = f"Stop run {session.run_id}?"
+    if not await screen.app.push_screen_wait(ConfirmScreen(title, body, yes="stop")):
+        return False
+    try:
+        done = await asyncio.to_thread(
+            actions.stop, session.rundir, session.operator, "stopped from the console"
+        )
+    except OperatorError as exc:
+        screen.notify(inert(str(exc)), title=f"stop {session.run_id}", severity="error")
+        return False
+    screen.notify(f"run {done.run_id}: stopping", title="stop")
+    return True
+
+
 async def retry(screen: Screen[Any], session: RunSession, targets: list[str]) -> None:
     for agent_id in _retryable(session, targets):
         try:
@@ -83,6 +115,40 @@ async def retry(screen: Screen[Any], session: RunSession, targets: list[str]) ->
                 else f"resumed the run's engine (pid {done.resumed_pid}) to retry it"
             )
             screen.notify(f"{agent_id}: {said}", title="retry")
+
+
+def can_pause(session: RunSession, agent_id: str) -> bool:
+    state = session.feed.state if session.feed else None
+    return not session.read_only and session.engine_live and policy.pausable(state, agent_id)
+
+
+def can_unpause(session: RunSession, agent_id: str) -> bool:
+    state = session.feed.state if session.feed else None
+    return not session.read_only and session.engine_live and policy.unpausable(state, agent_id)
+
+
+async def pause(screen: Screen[Any], session: RunSession, agent_id: str) -> None:
+    """Freeze the agent's tree at once: no confirmation, since `p` again lets it go on and
+    nothing is lost meanwhile."""
+    if not can_pause(session, agent_id):
+        return
+    try:
+        done = await asyncio.to_thread(actions.pause, session.rundir, agent_id, session.operator)
+    except OperatorError as exc:
+        screen.notify(inert(str(exc)), title=f"pause {agent_id}", severity="error")
+    else:
+        screen.notify(f"{agent_id}#{done.attempt}: paused (p lets it go on)", title="pause")
+
+
+async def unpause(screen: Screen[Any], session: RunSession, agent_id: str) -> None:
+    if not can_unpause(session, agent_id):
+        return
+    try:
+        done = await asyncio.to_thread(actions.unpause, session.rundir, agent_id, session.operator)
+    except OperatorError as exc:
+        screen.notify(inert(str(exc)), title=f"unpause {agent_id}", severity="error")
+    else:
+        screen.notify(f"{agent_id}#{done.attempt}: going on", title="unpause")
 
 
 def can_send(session: RunSession, agent_id: str) -> bool:

@@ -1,5 +1,5 @@
-"""`corral kill`, `corral retry` and `corral send`: what a person does to one agent, through the
-operator API."""
+"""`corral kill`, `retry`, `send`, `pause`, `unpause` and `stop`: what a person does to one
+agent or to the whole run, through the operator API."""
 
 from __future__ import annotations
 
@@ -14,6 +14,36 @@ def cmd_kill(args: argparse.Namespace) -> int:
     rundir = find_to_operate(args, args.run, "kill", f"agent {args.agent}")
     killed = kill(rundir, args.agent, operator(), args.reason)
     print(f"{args.agent}: stopping (was {killed.was})")
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from corral.core.operator.actions import stop
+
+    rundir = find_to_operate(args, args.run, "stop", f"run {args.run}")
+    stopped = stop(rundir, operator(), args.reason)
+    running = ", ".join(stopped.running) or "no agent running"
+    print(f"run {stopped.run_id}: stopping ({running})")
+    print(f"  carry it on later:  corral run --resume {stopped.run_id}")
+    return 0
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    from corral.core.operator.actions import pause
+
+    rundir = find_to_operate(args, args.run, "pause", f"agent {args.agent}")
+    done = pause(rundir, args.agent, operator())
+    print(f"{done.agent}#{done.attempt}: paused ({done.processes} processes stopped)")
+    print(f"  let it go on:  corral unpause {rundir.run_id} {done.agent}")
+    return 0
+
+
+def cmd_unpause(args: argparse.Namespace) -> int:
+    from corral.core.operator.actions import unpause
+
+    rundir = find_to_operate(args, args.run, "unpause", f"agent {args.agent}")
+    done = unpause(rundir, args.agent, operator())
+    print(f"{done.agent}#{done.attempt}: going on after {done.paused_for:.1f}s paused")
     return 0
 
 

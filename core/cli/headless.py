@@ -21,6 +21,7 @@ from corral.core.operator.describe import (
     STATE_STYLE,
     progress_line,
     runtime_line,
+    shown_state,
     stream_detail,
     usage_cell,
     usage_line,
@@ -77,7 +78,8 @@ def agent_rows(state: RunState, now: float) -> list[list[Text]]:
     with_usage = columns(state) is STREAM_COLUMNS
     rows = []
     for agent in state.agents.values():
-        glyph, style = STATE_STYLE[agent.state]
+        shown = shown_state(agent)
+        glyph, style = STATE_STYLE[shown]
         attempt = agent.current
         elapsed = ""
         if attempt is not None and attempt.started_ts is not None:
@@ -94,7 +96,7 @@ def agent_rows(state: RunState, now: float) -> list[list[Text]]:
         row = [
             Text(agent.id),
             Text(agent.kind),
-            Text(f"{glyph} {agent.state}", style=style),
+            Text(f"{glyph} {shown}", style=style),
             Text(str(agent.attempt or "")),
             heartbeat_cell(agent, now),
             Text(inert(detail)),

@@ -100,6 +100,9 @@ cmd_gc = _guard(runs.cmd_gc)
 cmd_kill = _guard(agents.cmd_kill)
 cmd_retry = _guard(agents.cmd_retry)
 cmd_send = _guard(agents.cmd_send)
+cmd_stop = _guard(agents.cmd_stop)
+cmd_pause = _guard(agents.cmd_pause)
+cmd_unpause = _guard(agents.cmd_unpause)
 
 
 @_guard
@@ -265,6 +268,9 @@ _COMMANDS = {
     "kill": cmd_kill,
     "retry": cmd_retry,
     "send": cmd_send,
+    "stop": cmd_stop,
+    "pause": cmd_pause,
+    "unpause": cmd_unpause,
     "answer": _guard(agents.cmd_answer),
     "mcp": cmd_mcp,
     "lock": cmd_lock,

@@ -77,6 +77,21 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     kill.add_argument("agent")
     kill.add_argument("--reason", default="")
 
+    stop = sub.add_parser(
+        "stop", help="stop a whole run: every agent's tree; `run --resume` carries it on"
+    )
+    stop.add_argument("run")
+    stop.add_argument("--reason", default="")
+
+    pause = sub.add_parser(
+        "pause", help="freeze a running agent's process tree (SIGSTOP); its timeouts stand still"
+    )
+    pause.add_argument("run")
+    pause.add_argument("agent")
+    unpause = sub.add_parser("unpause", help="let a paused agent go on (SIGCONT)")
+    unpause.add_argument("run")
+    unpause.add_argument("agent")
+
     retry = sub.add_parser("retry", help="give an ended agent another attempt")
     retry.add_argument("run")
     retry.add_argument("agent")

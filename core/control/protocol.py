@@ -68,6 +68,32 @@ class KillRequest(_OperatorRequest):
     reason: str = Field(default="", max_length=500)
 
 
+class StopRequest(_OperatorRequest):
+    """A person stops the whole run: every agent's tree is stopped as on SIGTERM, the engine
+    records who stopped it (`engine_stopped` with `by`) and exits; `corral run --resume` carries
+    on later."""
+
+    op: Literal["stop"] = "stop"
+    by: str = Field(min_length=1, max_length=100)
+    reason: str = Field(default="", max_length=500)
+
+
+class PauseRequest(_OperatorRequest):
+    """A person freezes a running agent's whole tree (SIGSTOP); its timeouts stand still."""
+
+    op: Literal["pause"] = "pause"
+    agent: str
+    by: str = Field(min_length=1, max_length=100)
+
+
+class UnpauseRequest(_OperatorRequest):
+    """A person lets a paused agent go on (SIGCONT)."""
+
+    op: Literal["unpause"] = "unpause"
+    agent: str
+    by: str = Field(min_length=1, max_length=100)
+
+
 class InputRequest(_OperatorRequest):
     """A person sends a message to a running agent that takes input (`input_format`)."""
 
@@ -187,6 +213,9 @@ OperatorAction = Literal[
     "acknowledge tampering",
     "suppress",
     "kill",
+    "stop",
+    "pause",
+    "unpause",
     "retry",
     "input",
     "answer",
@@ -217,7 +246,16 @@ LockRequest = (
     | PutRequest
 )
 
-OperatorRequest = KillRequest | RetryRequest | LockBreakRequest | InputRequest | AnswerRequest
+OperatorRequest = (
+    KillRequest
+    | StopRequest
+    | PauseRequest
+    | UnpauseRequest
+    | RetryRequest
+    | LockBreakRequest
+    | InputRequest
+    | AnswerRequest
+)
 """What the engine answers only when a person asks (core/trust/authority.py decides who asks)."""
 
 Request = Annotated[
@@ -225,6 +263,9 @@ Request = Annotated[
     | HeartbeatRequest
     | StatusRequest
     | KillRequest
+    | StopRequest
+    | PauseRequest
+    | UnpauseRequest
     | RetryRequest
     | InputRequest
     | LockAcquireRequest

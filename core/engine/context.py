@@ -53,6 +53,8 @@ class AttemptControl:
     token: str = field(default_factory=lambda: secrets.token_hex(16))
     kill_reason: str | None = None
     stop_signal: int | None = None
+    stop_reason: str = ""
+    """Why the engine stopped it, when a person stopped the run (`corral stop`)."""
     last_activity: float = field(default_factory=time.monotonic)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     redactor: Redactor = field(default_factory=lambda: Redactor({}))
@@ -68,12 +70,39 @@ class AttemptControl:
     """The question the agent waits on a person for; the liveness watch counts the wait as
     activity, since an agent waiting for a person is rightly silent."""
 
+    paused_since: float | None = None
+    """When a person paused it (monotonic), while it is paused."""
+    paused_total: float = 0.0
+    """Seconds it was paused before, which count against none of its timeouts."""
+
+    def pause(self) -> None:
+        self.paused_since = time.monotonic()
+
+    def unpause(self) -> float:
+        """It goes on: how long this pause lasted. Its silence starts again from now."""
+        since, self.paused_since = self.paused_since, None
+        lasted = time.monotonic() - since if since is not None else 0.0
+        self.paused_total += lasted
+        self.note_activity()
+        self.changed.set()
+        return lasted
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_since is not None
+
+    def paused_for(self, now: float) -> float:
+        """Seconds paused so far in this attempt, the current pause included."""
+        current = now - self.paused_since if self.paused_since is not None else 0.0
+        return self.paused_total + current
+
     def request_kill(self, reason: str) -> None:
         self.kill_reason = reason
         self.changed.set()
 
-    def request_stop(self, signum: int) -> None:
+    def request_stop(self, signum: int, reason: str = "") -> None:
         self.stop_signal = signum
+        self.stop_reason = reason
         self.changed.set()
 
     def close_question(self) -> None:

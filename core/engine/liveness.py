@@ -52,7 +52,8 @@ def ended_result(ended: Ended) -> AttemptResult:
 def stopped(control: AttemptControl) -> AttemptResult:
     """The engine stopped: the attempt is given again, not counted (requeue)."""
     name = signal.Signals(control.stop_signal).name if control.stop_signal else "request"
-    return AttemptResult("killed", reason=f"the engine was stopped ({name})", requeue=True)
+    reason = control.stop_reason or f"the engine was stopped ({name})"
+    return AttemptResult("killed", reason=reason, requeue=True)
 
 
 def interrupted(control: AttemptControl) -> AttemptResult:
@@ -113,7 +114,11 @@ async def _watch(
             if control.interrupted:
                 return interrupted(control)
             now = time.monotonic()
-            if now >= deadline:
+            if control.paused:  # frozen by a person: neither timeout runs meanwhile
+                control.note_activity()
+                stalled = False
+                continue
+            if now - control.paused_for(now) >= deadline:
                 return AttemptResult(
                     "timed_out", reason=f"ran past its timeout of {spec.timeout:.0f}s"
                 )

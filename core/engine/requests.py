@@ -23,6 +23,7 @@ from corral.core.control.protocol import (
     LockRenewRequest,
     LockRequest,
     OperatorRequest,
+    PauseRequest,
     PingRequest,
     PutRequest,
     RefusalReport,
@@ -30,6 +31,8 @@ from corral.core.control.protocol import (
     Response,
     RetryRequest,
     StatusRequest,
+    StopRequest,
+    UnpauseRequest,
 )
 from corral.core.engine.context import AttemptControl, PendingQuestion, RunContext
 from corral.core.engine.supervisor import Supervisor
@@ -40,8 +43,11 @@ from corral.core.log import events as ev
 from corral.core.log.state import ACTIVE_STATES, TERMINAL_STATES, RunState
 from corral.core.plan.model import Plan
 from corral.core.runtime.agent_input import InputRefused, encode_input
+from corral.core.runtime.base import Pausable
 from corral.core.trust import authority
 
+PAUSABLE_STATES = ACTIVE_STATES - {"starting"}
+"""An agent can be paused once its command runs (not while its workspace is made)."""
 MAX_REPORTED_REFUSALS = 20
 """Refusals an attempt may report itself (`RefusalReport`) before the engine stops logging
 them: enough to see what it tried, too few to flood the log."""
@@ -71,6 +77,9 @@ class ControlRequests:
     def _log_failed(self, exc: BaseException) -> None:
         raise NotImplementedError
 
+    def stop_by(self, by: str, reason: str) -> bool:
+        raise NotImplementedError
+
     async def handle(self, request: Request) -> Response:
         match request:
             case PingRequest():
@@ -81,6 +90,12 @@ class ControlRequests:
                 return await self._heartbeat(request)
             case KillRequest():
                 return await self.kill(request.agent, request.by, request.reason)
+            case StopRequest():
+                return self.stop_run(request.by, request.reason)
+            case PauseRequest():
+                return await self.pause(request.agent, request.by)
+            case UnpauseRequest():
+                return await self.unpause(request.agent, request.by)
             case RetryRequest():
                 return await self.redrive(request.agent, request.by)
             case InputRequest():
@@ -284,6 +299,70 @@ class ControlRequests:
             await self.emit(ev.AgentCancelled(agent=agent_id, by=by, reason=reason))
             self.wake.set()
         return Response(ok=True, data={"agent": agent_id, "was": agent.state})
+
+    def stop_run(self, by: str, reason: str) -> Response:
+        """A person's stop of the whole run: as SIGTERM, with who asked recorded; the answer
+        names the agents whose trees are being stopped."""
+        running = [a for a in self.order if self.state.agents[a].state in ACTIVE_STATES]
+        if not self.stop_by(by, reason):
+            return Response(ok=False, code="invalid", error="the run is already stopping")
+        return Response(ok=True, data={"run_id": self.ctx.run_id, "running": running})
+
+    def _pausable(self, agent_id: str) -> tuple[AttemptControl, Pausable] | Response:
+        """The running attempt of `agent_id` and its pausable execution, or why not."""
+        agent = self.state.agents.get(agent_id)
+        if agent is None:
+            return Response(ok=False, error=f"no agent {agent_id!r} in this run")
+        control = self.controls.get(agent_id)
+        execution = control.execution if control is not None else None
+        if agent.state not in PAUSABLE_STATES or control is None or execution is None:
+            return Response(
+                ok=False, code="invalid", error=f"agent {agent_id!r} is not running ({agent.state})"
+            )
+        if not isinstance(execution, Pausable):
+            runtime = execution.identity.runtime
+            return Response(
+                ok=False,
+                code="invalid",
+                error=f"agent {agent_id!r} runs on the {runtime!r} runtime, which cannot pause",
+            )
+        return control, execution
+
+    async def pause(self, agent_id: str, by: str) -> Response:
+        """SIGSTOP the agent's whole tree; its timeouts stand still until `unpause`."""
+        found = self._pausable(agent_id)
+        if isinstance(found, Response):
+            return found
+        control, execution = found
+        if control.paused:
+            return Response(ok=False, code="invalid", error=f"agent {agent_id!r} is already paused")
+        control.pause()  # first: the watch must not count the time the freeze takes
+        processes = await execution.pause()
+        await self.emit(
+            ev.AgentPaused(agent=agent_id, attempt=control.attempt, by=by, processes=processes)
+        )
+        return Response(
+            ok=True, data={"agent": agent_id, "attempt": control.attempt, "processes": processes}
+        )
+
+    async def unpause(self, agent_id: str, by: str) -> Response:
+        """SIGCONT what `pause` stopped; its timeouts run again from where they stood."""
+        found = self._pausable(agent_id)
+        if isinstance(found, Response):
+            return found
+        control, execution = found
+        if not control.paused:
+            return Response(ok=False, code="invalid", error=f"agent {agent_id!r} is not paused")
+        await execution.resume()
+        lasted = control.unpause()
+        await self.emit(
+            ev.AgentResumed(
+                agent=agent_id, attempt=control.attempt, by=by, paused_for=round(lasted, 3)
+            )
+        )
+        return Response(
+            ok=True, data={"agent": agent_id, "attempt": control.attempt, "paused_for": lasted}
+        )
 
     async def send_input(self, agent_id: str, by: str, text: str) -> Response:
         """A person's message to a running agent's stdin, in its `input_format`, then logged."""

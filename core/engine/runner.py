@@ -399,6 +399,13 @@ async def drive(
             EXIT_ENGINE_ERROR,
             f"the event log failed ({engine.failure}); the run was stopped and nothing further was recorded",
         )
+    if engine.stopped_by is not None:
+        return Outcome(
+            run_id,
+            state,
+            128 + signal.SIGTERM,  # as if SIGTERM had stopped it: the same resume follows
+            f"stopped by {engine.stopped_by[0]}; resume with `corral run --resume {run_id}`",
+        )
     if engine.stop_signal is not None:
         name = signal.Signals(engine.stop_signal).name
         return Outcome(

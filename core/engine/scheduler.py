@@ -95,6 +95,8 @@ class Engine(ControlRequests):
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.cancelled_by: dict[str, tuple[str, str]] = {}
         self.stop_signal: int | None = None
+        self.stopped_by: tuple[str, str] | None = None
+        """(who, why) when a person stopped the run (`corral stop`), not a signal."""
         self.failure: BaseException | None = None
         self.wake = asyncio.Event()
         self.next_start = 0.0
@@ -211,13 +213,28 @@ class Engine(ControlRequests):
         if self.stop_signal is None:
             self.stop_signal = signum
             for control in self.controls.values():
-                control.request_stop(signum)
+                control.request_stop(signum, self._stop_reason())
             self.wake.set()
+
+    def _stop_reason(self) -> str:
+        """What an attempt stopped with the run says (a signal's default when '')."""
+        if self.stopped_by is None:
+            return ""
+        return f"the run was stopped by {self.stopped_by[0]}"
+
+    def stop_by(self, by: str, reason: str) -> bool:
+        """A person's stop (`corral stop`): what SIGTERM does, recorded with who asked. False
+        when the engine is already stopping."""
+        if self.stop_signal is not None:
+            return False
+        self.stopped_by = (by, reason)
+        self.stop(signal.SIGTERM)
+        return True
 
     async def _shutdown(self) -> None:
         if self.tasks:
             for control in self.controls.values():
-                control.request_stop(self.stop_signal or signal.SIGTERM)
+                control.request_stop(self.stop_signal or signal.SIGTERM, self._stop_reason())
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
         for runtime in self.runtimes.values():
             runtime.close()
@@ -231,6 +248,15 @@ class Engine(ControlRequests):
                 await self.emit(ev.EngineStopped(reason=reason))
             elif self.failure is not None:
                 await self.emit(ev.EngineStopped(reason=f"failed: {self.failure}"))
+            elif self.stopped_by is not None:
+                by, why = self.stopped_by
+                await self.emit(
+                    ev.EngineStopped(
+                        reason=f"stopped by {by}" + (f": {why}" if why else ""),
+                        signal=self.stop_signal,
+                        by=by,
+                    )
+                )
             elif self.stop_signal is not None:
                 name = signal.Signals(self.stop_signal).name
                 await self.emit(

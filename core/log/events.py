@@ -19,8 +19,10 @@ from corral.core.log.event_types.agent import (
     AgentFinished,
     AgentHeartbeat,
     AgentInputSent,
+    AgentPaused,
     AgentQueued,
     AgentRedriven,
+    AgentResumed,
     AgentRetried,
     AgentSkipped,
     AgentStalled,
@@ -92,8 +94,10 @@ __all__ = [
     "AgentFinished",
     "AgentHeartbeat",
     "AgentInputSent",
+    "AgentPaused",
     "AgentQueued",
     "AgentRedriven",
+    "AgentResumed",
     "AgentRetried",
     "AgentSkipped",
     "AgentStalled",
@@ -169,6 +173,8 @@ Event = Annotated[
     | AgentRedriven
     | NetworkRefused
     | AgentInputSent
+    | AgentPaused
+    | AgentResumed
     | HumanAsked
     | HumanAnswered
     | HumanUnanswered

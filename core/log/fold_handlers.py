@@ -115,8 +115,19 @@ def agent_starting(state: RunState, event: ev.AgentStarting) -> None:
 def agent_started(state: RunState, event: ev.AgentStarted) -> None:
     agent, attempt = _attempt(state, event.agent, event.attempt)
     agent.state = attempt.state = "running"
+    agent.paused_by = None
     attempt.pid = event.pid
     attempt.proc_start_time = event.proc_start_time
+
+
+def agent_paused(state: RunState, event: ev.AgentPaused) -> None:
+    agent, _ = _attempt(state, event.agent, event.attempt)
+    agent.paused_by = event.by
+
+
+def agent_resumed(state: RunState, event: ev.AgentResumed) -> None:
+    agent, _ = _attempt(state, event.agent, event.attempt)
+    agent.paused_by = None
 
 
 def agent_heartbeat(state: RunState, event: ev.AgentHeartbeat) -> None:
@@ -184,6 +195,7 @@ def agent_finished(state: RunState, event: ev.AgentFinished) -> None:
     agent, attempt = _attempt(state, event.agent, event.attempt)
     agent.state = attempt.state = event.outcome
     agent.question = None
+    agent.paused_by = None
     attempt.ended_ts = event.ts
     attempt.exit_code = event.exit_code
     attempt.signal = event.signal

@@ -158,5 +158,9 @@ def apply(state: RunState, event: ev.Event) -> None:
             on.human_answered(state, event)
         case ev.HumanUnanswered():
             on.human_unanswered(state, event)
+        case ev.AgentPaused():
+            on.agent_paused(state, event)
+        case ev.AgentResumed():
+            on.agent_resumed(state, event)
         case ev.NetworkRefused() | ev.AgentInputSent():
             pass  # a fact for people (the tail, the report's log), no state of its own

@@ -153,6 +153,12 @@ class AgentState(BaseModel):
     """Earliest start of the next attempt while a retry backoff runs."""
     usage: Usage = Field(default_factory=Usage)
     """Tokens, cost and turns of all its attempts (each attempt's own: `attempts[].stream`)."""
+    paused_by: str | None = None
+    """Who paused its running attempt (`agent_paused`); None while it is not paused."""
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_by is not None
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -1,5 +1,5 @@
-"""What a person does to a running (or ended) run: kill, retry, send input, break a lock, start or resume
-a run in the background. Each checks who asks (guard.py), sends a typed request from
+"""What a person does to a running (or ended) run: kill, retry, send input, break a lock, stop
+the run, start or resume a run in the background. Each checks who asks (guard.py), sends a typed request from
 core/control/protocol.py, and returns a typed result or raises an OperatorError."""
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from corral.core.control.protocol import (
     KillRequest,
     LockBreakRequest,
     OperatorRequest,
+    PauseRequest,
+    StopRequest,
+    UnpauseRequest,
 )
 from corral.core.operator.errors import AgentRefused, EngineRefused, OperatorError, StartFailed
 from corral.core.operator.guard import people_only
@@ -24,8 +27,10 @@ from corral.core.operator.results import (
     InputSent,
     Killed,
     LockBroken,
+    Paused,
     Retried,
     Started,
+    Stopped,
 )
 from corral.core.runs.rundir import RunDir
 
@@ -64,6 +69,47 @@ def kill(rundir: RunDir, agent: str, by: Operator, reason: str = "") -> Killed:
     people_only("kill", f"agent {agent}", rundir, request)
     data = send(str(rundir.socket), request)
     return Killed(agent, str(data.get("was")))
+
+
+def stop(rundir: RunDir, by: Operator, reason: str = "") -> Stopped:
+    """Stop the whole run: every agent's tree gets SIGTERM, then SIGKILL, as when the engine is
+    sent SIGTERM; the engine records who stopped it and exits. `corral run --resume` carries on,
+    requeueing the attempts it stopped."""
+    from corral.core.runs.engine_lock import engine_is_live
+
+    request: StopRequest = _built(StopRequest, by=by.user, reason=reason)
+    people_only("stop", f"run {rundir.run_id}", rundir, request)
+    if not engine_is_live(rundir.check()):
+        raise EngineRefused(
+            f"run {rundir.run_id} has no engine running: there is nothing to stop "
+            f"(`corral run --resume {rundir.run_id}` carries it on)"
+        )
+    data = send(str(rundir.socket), request)
+    running = data.get("running")
+    names = tuple(str(a) for a in running) if isinstance(running, list) else ()
+    return Stopped(str(data.get("run_id") or rundir.run_id), names)
+
+
+def pause(rundir: RunDir, agent: str, by: Operator) -> Paused:
+    """Freeze a running agent's whole process tree (SIGSTOP): it uses no CPU and its timeouts
+    stand still until `unpause`; a kill still ends it."""
+    request: PauseRequest = _built(PauseRequest, agent=agent, by=by.user)
+    people_only("pause", f"agent {agent}", rundir, request)
+    data = send(str(rundir.socket), request)
+    return Paused(agent, int(data.get("attempt") or 0), processes=int(data.get("processes") or 0))
+
+
+def unpause(rundir: RunDir, agent: str, by: Operator) -> Paused:
+    """Let a paused agent go on (SIGCONT); its timeouts run again from where they stood."""
+    request: UnpauseRequest = _built(UnpauseRequest, agent=agent, by=by.user)
+    people_only("unpause", f"agent {agent}", rundir, request)
+    data = send(str(rundir.socket), request)
+    lasted = data.get("paused_for")
+    return Paused(
+        agent,
+        int(data.get("attempt") or 0),
+        paused_for=float(lasted) if isinstance(lasted, (int, float)) else 0.0,
+    )
 
 
 def send_input(rundir: RunDir, agent: str, text: str, by: Operator) -> InputSent:

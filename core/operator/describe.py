@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from corral.core.log import events as ev
-from corral.core.log.state import AgentState, Usage
+from corral.core.log.state import ACTIVE_STATES, AgentState, Usage
 from corral.core.plan.durations import format_duration
 
 if TYPE_CHECKING:
@@ -23,6 +23,7 @@ STATE_STYLE = {
     "starting": ("◌", "cyan"),
     "running": ("●", "green"),
     "stalled": ("◐", "yellow bold"),
+    "paused": ("‖", "yellow"),
     "waiting_for_human": ("?", "yellow bold reverse"),
     "succeeded": ("✔", "green bold"),
     "failed": ("✘", "red"),
@@ -39,6 +40,12 @@ FAILED_STATES = frozenset({"failed", "timed_out", "killed", "lost", "dead_letter
 """The states a person must not miss: without colour (`NO_COLOR`) they are drawn NO_COLOR_STYLE,
 never a grey a monochrome terminal may show dark on black."""
 NO_COLOR_STYLE = "bold reverse"
+
+
+def shown_state(agent: AgentState) -> str:
+    """The state a person sees: `paused` for a running agent a person froze (it stays
+    `running` in the log's terms: its attempt goes on once unpaused)."""
+    return "paused" if agent.paused and agent.state in ACTIVE_STATES else agent.state
 
 
 def state_style(state: str, *, color: bool = True) -> tuple[str, str]:
@@ -121,6 +128,13 @@ def progress_line(event: ev.Event) -> str:
         case ev.AgentCancelled():
             return f"{event.agent} cancelled by {event.by}" + (
                 f": {event.reason}" if event.reason else ""
+            )
+        case ev.AgentPaused():
+            return f"{event.agent}#{event.attempt} paused by {event.by} (its timeouts stand still)"
+        case ev.AgentResumed():
+            return (
+                f"{event.agent}#{event.attempt} unpaused by {event.by} after "
+                f"{format_duration(event.paused_for)}"
             )
         case ev.AgentRedriven():
             return f"{event.agent} retry requested by {event.by}"
@@ -262,6 +276,10 @@ def command_line(event: ev.Event, command: list[str] | None) -> str:
             )
         case ev.AgentRedriven():
             return f"retry {event.agent} by {event.by}"
+        case ev.AgentPaused():
+            return f"pause {event.agent}#{event.attempt} by {event.by}"
+        case ev.AgentResumed():
+            return f"unpause {event.agent}#{event.attempt} by {event.by}"
         case ev.AgentInputSent():
             return f"input {event.agent}#{event.attempt} by {event.by}: {event.text}"
         case ev.LockBroken():

@@ -27,6 +27,33 @@ def killable(state: RunState | None, agent: str) -> bool:
     return agent_state(state, agent) not in TERMINAL_STATES
 
 
+def stoppable(state: RunState | None) -> bool:
+    """A run whose engine still drives it can be stopped as a whole (and resumed later)."""
+    return state is not None and state.status == "running"
+
+
+PAUSABLE = ACTIVE_STATES - {"starting"}
+"""States of an agent whose command runs: it can be paused (if its runtime can: the engine
+says) and let go on."""
+
+
+def pausable(state: RunState | None, agent: str) -> bool:
+    """An agent whose command runs, not paused yet, can be paused."""
+    found = state.agents.get(agent) if state is not None else None
+    return found is not None and found.state in PAUSABLE and not found.paused
+
+
+def unpausable(state: RunState | None, agent: str) -> bool:
+    """A paused agent can be let go on."""
+    found = state.agents.get(agent) if state is not None else None
+    return found is not None and found.state in PAUSABLE and found.paused
+
+
+def running_agents(state: RunState) -> list[str]:
+    """The agents whose process trees a stop of the run would end."""
+    return [a.id for a in state.agents.values() if a.state in ACTIVE_STATES]
+
+
 def takes_input(state: RunState | None, agent: str) -> bool:
     """A running agent whose plan says it reads a person's messages (`input_format`)."""
     found = state.agents.get(agent) if state is not None else None

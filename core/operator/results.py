@@ -20,6 +20,26 @@ class Killed:
 
 
 @dataclass(frozen=True)
+class Stopped:
+    """The engine of `run_id` is stopping the run; `running` are the agents whose trees it
+    stops (each attempt is requeued, as after SIGTERM)."""
+
+    run_id: str
+    running: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Paused:
+    """`agent`'s attempt `attempt` is paused (`processes` stopped) or goes on again
+    (`paused_for` seconds after it was paused)."""
+
+    agent: str
+    attempt: int
+    processes: int = 0
+    paused_for: float = 0.0
+
+
+@dataclass(frozen=True)
 class InputSent:
     """The message reached `agent`'s attempt `attempt` (its stdin)."""
 

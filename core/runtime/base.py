@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -207,6 +207,22 @@ class Execution(Protocol):
     @property
     def input(self) -> AgentInput | None:
         """Its stdin, when started `interactive` and this engine still holds it; else None."""
+        ...
+
+
+@runtime_checkable
+class Pausable(Protocol):
+    """An optional capability of an Execution: freeze its whole tree (SIGSTOP for processes)
+    and let it go on. The engine offers `corral pause` only for an execution that has it, and
+    keeps its timeouts still while it is paused (core/engine/liveness.py). `terminate` must
+    still work on a paused execution."""
+
+    async def pause(self) -> int:
+        """Stop everything of it from running; how many processes (or units) were paused."""
+        ...
+
+    async def resume(self) -> int:
+        """Let what `pause` stopped run on; how many were continued."""
         ...
 
 

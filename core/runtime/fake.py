@@ -79,6 +79,8 @@ class FakeExecution:
         self.started = time.monotonic()
         self.ended: asyncio.Future[Ended] = asyncio.get_running_loop().create_future()
         self.signals: list[int] = []
+        self.paused_at: float | None = None
+        self.paused_for = 0.0
         self._output = 0
         self._timers: list[asyncio.TimerHandle] = []
         loop = asyncio.get_running_loop()
@@ -141,10 +143,27 @@ class FakeExecution:
         self._end(Ended("killed", signal=signal.SIGKILL))
         return Stopped(stopped=1, forced=1)
 
+    async def pause(self) -> int:
+        """As SIGSTOP: its CPU time stands still until `resume` (core/runtime/base.py)."""
+        if self.ended.done() or self.paused_at is not None:
+            return 0
+        self.signals.append(signal.SIGSTOP)
+        self.paused_at = time.monotonic()
+        return 1
+
+    async def resume(self) -> int:
+        if self.paused_at is None:
+            return 0
+        self.signals.append(signal.SIGCONT)
+        self.paused_for += time.monotonic() - self.paused_at
+        self.paused_at = None
+        return 1
+
     def cpu_seconds(self) -> float | None:
         if self.ended.done():
             return None
-        return (time.monotonic() - self.started) * self.script.cpu_rate
+        now = self.paused_at if self.paused_at is not None else time.monotonic()
+        return (now - self.started - self.paused_for) * self.script.cpu_rate
 
     def output_size(self) -> int | None:
         try:

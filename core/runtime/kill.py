@@ -330,3 +330,19 @@ async def terminate_attempt(
     return await terminate_tree(
         pid, start_time, grace=grace, popen=popen, marks=marks, confirm_timeout=confirm_timeout
     )
+
+
+def pause_tree(pid: int, start_time: float, *, marks: Marks | None = None) -> int:
+    """SIGSTOP the agent's whole tree (and, with `marks`, every process carrying them) until no
+    new member appears, so nothing of it runs or forks; how many processes were stopped.
+
+    Only processes of the agent's identity are touched (a reused pid is safe). Blocking: it
+    reads /proc. `terminate_tree` continues a paused tree itself, so a kill still works."""
+    return len(_freeze(_Target(pid, start_time, marks)))
+
+
+def resume_tree(pid: int, start_time: float, *, marks: Marks | None = None) -> int:
+    """SIGCONT what `pause_tree` stopped; how many processes were continued. Blocking."""
+    target = _Target(pid, start_time, marks)
+    members = target.survey(fresh=True)
+    return len(_signal_tree(pid, members, signal.SIGCONT))

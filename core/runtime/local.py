@@ -38,6 +38,8 @@ from corral.core.runtime.proctree import (
     Spawned,
     SpawnError,
     is_same_process,
+    pause_tree,
+    resume_tree,
     spawn,
     terminate_attempt,
     terminate_tree,
@@ -134,6 +136,13 @@ class LocalExecution:
             popen=self.spawned.popen if self.spawned else None,
         )
         return _stopped(result)
+
+    async def pause(self) -> int:
+        """SIGSTOP its whole tree (core/runtime/base.py `Pausable`)."""
+        return await asyncio.to_thread(pause_tree, self._identity.pid, self._identity.start_time)
+
+    async def resume(self) -> int:
+        return await asyncio.to_thread(resume_tree, self._identity.pid, self._identity.start_time)
 
     def cpu_seconds(self) -> float | None:
         return self.cpu.cpu_seconds(self._identity.pid, self._identity.start_time)

@@ -50,6 +50,8 @@ from corral.core.runtime.proctree import (
     Marks,
     Spawned,
     SpawnError,
+    pause_tree,
+    resume_tree,
     spawn,
     terminate_tree,
 )
@@ -170,6 +172,26 @@ async def _kill_init_polling(pid: int, start_time: float) -> bool:
     return True
 
 
+def _signal_init(pid: int | None, start_time: float | None, sig: signal.Signals) -> bool:
+    """Signal the sandbox's pid 1 itself (from the host, where its namespace's shield against
+    signals does not apply), through a pidfd so that no later holder of the pid gets it."""
+    if pid is None or start_time is None:
+        return False
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (ProcessLookupError, AttributeError, OSError):
+        return False
+    try:
+        if not _init_runs(pid, start_time):
+            return False
+        signal.pidfd_send_signal(pidfd, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+    finally:
+        os.close(pidfd)
+
+
 class SandboxExecution(LocalExecution):
     """A bubblewrap process tree; stopping it ends the sandbox's pid namespace too."""
 
@@ -189,6 +211,27 @@ class SandboxExecution(LocalExecution):
         identity = self._identity
         assert isinstance(identity, SandboxIdentity)
         return identity
+
+    async def pause(self) -> int:
+        """SIGSTOP bubblewrap's tree, whatever carries the attempt's marks, and the sandbox's
+        pid 1 (core/runtime/base.py `Pausable`)."""
+        identity = self.identity
+
+        def freeze() -> int:
+            paused = int(_signal_init(identity.init_pid, identity.init_start_time, signal.SIGSTOP))
+            return paused + pause_tree(identity.pid, identity.start_time, marks=self.marks)
+
+        return await asyncio.to_thread(freeze)
+
+    async def resume(self) -> int:
+        identity = self.identity
+
+        def thaw() -> int:
+            went_on = resume_tree(identity.pid, identity.start_time, marks=self.marks)
+            init = _signal_init(identity.init_pid, identity.init_start_time, signal.SIGCONT)
+            return went_on + int(init)
+
+        return await asyncio.to_thread(thaw)
 
     async def terminate(self, grace: float) -> Stopped:
         identity = self.identity

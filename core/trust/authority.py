@@ -249,10 +249,12 @@ def refusal_event(action: str, target: str, caller: Caller) -> ev.OperatorAction
 
 def describe_request(request: OperatorRequest) -> tuple[str, str]:
     """(action, target) of an operator request, in the words of `refusal`."""
-    from corral.core.control.protocol import LockBreakRequest
+    from corral.core.control.protocol import LockBreakRequest, StopRequest
 
     if isinstance(request, LockBreakRequest):
         return "lock break", f"lock {request.lock}"
+    if isinstance(request, StopRequest):
+        return "stop", "the run"
     return request.op, f"agent {request.agent}"
 
 

@@ -63,6 +63,9 @@ def test_operator_commands_in_an_agents_environment_are_refused(
         ("reject", ["review", "reject", "r1", "--reason", "no", "--sha", sha]),
         ("suppress", ["review", "suppress", "r1", "--rule", "x", "--reason", "no", "--sha", sha]),
         ("kill", ["kill", "r1", "a"]),
+        ("stop", ["stop", "r1"]),
+        ("pause", ["pause", "r1", "a"]),
+        ("unpause", ["unpause", "r1", "a"]),
         ("retry", ["retry", "r1", "a"]),
         ("retry", ["run", "--resume", "r1", "--retry", "a"]),
         ("lock break", ["lock", "break", "db", "--reason", "mine", "--run", "r1"]),
@@ -83,7 +86,18 @@ def test_operator_commands_in_an_agents_environment_are_refused(
         (e.action, e.caller_run, e.caller_agent, e.caller_attempt) for e in refusals(rundir)
     ] == [
         (action, "other-run", "intruder", 3)
-        for action in ("approve", "reject", "suppress", "kill", "retry", "retry", "lock break")
+        for action in (
+            "approve",
+            "reject",
+            "suppress",
+            "kill",
+            "stop",
+            "pause",
+            "unpause",
+            "retry",
+            "retry",
+            "lock break",
+        )
     ]
     assert FAKE_AGENT["CORRAL_AGENT_TOKEN"] not in rundir.events.read_text()
 

@@ -47,6 +47,9 @@ def test_every_operator_action_refuses_an_agent_through_the_api(
         monkeypatch.setenv(key, value)
     attempts: list[tuple[str, Callable[[], object]]] = [
         ("kill", lambda: actions.kill(rundir, "a", ALICE, "mine")),
+        ("stop", lambda: actions.stop(rundir, ALICE, "mine")),
+        ("pause", lambda: actions.pause(rundir, "a", ALICE)),
+        ("unpause", lambda: actions.unpause(rundir, "a", ALICE)),
         ("retry", lambda: actions.retry(rundir, "a", ALICE)),
         ("lock break", lambda: actions.break_lock(rundir, "db", ALICE, "mine", 3)),
         ("retry", lambda: actions.resume_in_background(rundir, ["a"])),

@@ -658,3 +658,37 @@ def test_cpu_sampler_scans_once_per_interval(procs: Procs) -> None:
     if time.monotonic() - started < 0.5:
         assert first == second  # served from the same scan
     asyncio.run(terminate_tree(busy.pid, busy.start_time, grace=10, popen=busy.popen))
+
+
+def _tree_cpu(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def test_a_paused_tree_uses_no_cpu_and_resumes_where_it_was(procs: Procs) -> None:
+    """pause_tree stops every member (a busy shell loop and a busy child); nothing advances
+    until resume_tree, after which both go on; a kill of a paused tree still ends it."""
+    busy = f"{PY} -c 'while True: pass' & while :; do :; done"
+    agent = procs.spawn(["sh", "-c", busy])
+    wait_until(lambda: len(procs.track_tree(agent)) == 2, what="shell + busy child")
+    tree = procs.track_tree(agent)
+    assert proc_kill.pause_tree(agent.pid, agent.start_time) == 2
+
+    def all_stopped() -> bool:
+        return all(psutil.Process(pid).status() == psutil.STATUS_STOPPED for pid in tree)
+
+    wait_until(all_stopped, what="the tree stopped")
+    before = _tree_cpu(tree)
+    time.sleep(0.3)  # an interval in which a running tree would use CPU: none may pass
+    assert _tree_cpu(tree) == before
+    assert proc_kill.resume_tree(agent.pid, agent.start_time) == 2
+    wait_until(lambda: _tree_cpu(tree) > before + 0.05, what="the tree to run on")
+    proc_kill.pause_tree(agent.pid, agent.start_time)
+    wait_until(all_stopped, what="paused again")
+    result = asyncio.run(terminate_tree(agent.pid, agent.start_time, grace=5, popen=agent.popen))
+    assert result.forced == []
+    assert all(gone(pid, procs.pids[pid]) for pid in tree)

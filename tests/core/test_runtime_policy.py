@@ -341,3 +341,48 @@ def test_a_stream_that_is_not_json_counts_as_output_and_the_agent_succeeds(
     assert ran.state.agents["chatty"].state == "succeeded"
     assert ran.of(ev.AgentActivity) == []
     assert {e.source for e in ran.of(ev.AgentHeartbeat)} == {"output"}
+
+
+def test_a_paused_fake_agent_is_not_hung_until_it_goes_on(
+    repo: Path, run_fake: Callable[..., Ran]
+) -> None:
+    """The seam's optional Pausable on FakeRuntime: paused for three heartbeat timeouts, a silent
+    agent is neither stalled nor killed; once unpaused its silence counts again and it is hung."""
+    import threading
+
+    from corral.core.operator import actions
+    from corral.core.operator.identity import Operator
+    from tests.conftest import wait_until
+
+    alice = Operator(user="alice", reviewer="alice")
+    done: list[str] = []
+
+    def operate() -> None:
+        def rundir() -> RunDir | None:
+            runs = list_runs(repo / ".git")
+            found = runs[-1] if runs else None
+            if found is None or not found.events.exists():
+                return None
+            started = any(isinstance(e, ev.AgentStarted) for e in read_log(found.events).events)
+            return found if started else None
+
+        found = wait_until(rundir, what="the agent started")
+        assert isinstance(found, RunDir)
+        actions.pause(found, "quiet", alice)
+        threading.Event().wait(0.6)  # three heartbeat timeouts, paused
+        actions.unpause(found, "quiet", alice)
+        done.append("ok")
+
+    helper = threading.Thread(target=operate)
+    helper.start()
+    ran = run_fake([{**QUICK_HANG, "id": "quiet", "retries": 0}], {"quiet": [SILENT]})
+    helper.join()
+    assert done == ["ok"]
+    [paused] = ran.of(ev.AgentPaused)
+    [resumed] = ran.of(ev.AgentResumed)
+    assert resumed.paused_for >= 0.6
+    assert all(e.seq > resumed.seq for e in ran.of(ev.AgentStalled)), "no stall while paused"
+    [execution] = ran.fake.executions[("quiet", 1)]
+    assert execution.signals == [signal.SIGSTOP, signal.SIGCONT, signal.SIGTERM]
+    assert ran.state.agents["quiet"].attempts[0].reason.startswith("hung")
+    assert paused.by == "alice"

@@ -10,6 +10,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -126,6 +127,99 @@ def test_move_open_kill_and_retry(repo: Path, tmp_path: Path, engines: list[RunD
     redriven = [e for e in events if isinstance(e, ev.AgentRedriven)]
     assert [(e.agent, e.by) for e in redriven] == [("alpha", me)]
     assert state_of(rundir).agents["beta"].state == "running", "the console never stops the rest"
+
+
+def test_stop_the_run_with_a_confirmation_naming_what_runs(
+    repo: Path, tmp_path: Path, engines: list[RunDir]
+) -> None:
+    """`S` on the dashboard asks first, naming the run and its running agents; yes stops every
+    agent and the engine, recorded with who stopped it."""
+    body = agent_block("alpha", ["sleep", "600"]) + agent_block("beta", ["sleep", "600"])
+    rundir = start(repo, tmp_path, body, engines)
+    me = getpass.getuser()
+
+    async def scenario() -> None:
+        app = CorralApp(repo, rundir.run_id)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await until(
+                pilot,
+                lambda: (
+                    agent_state(app, "alpha") == "running" and agent_state(app, "beta") == "running"
+                ),
+                what="both agents running",
+            )
+            dashboard = app.screen
+            assert isinstance(dashboard, DashboardScreen)
+            await until(
+                pilot, lambda: dashboard.check_action("stop_run", ()) is True, what="stop offered"
+            )
+            await pilot.press("S")
+            await until(
+                pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the stop prompt"
+            )
+            confirm = app.screen
+            assert isinstance(confirm, ConfirmScreen)
+            assert confirm.title_text == f"Stop run {rundir.run_id}?"
+            assert "alpha, beta" in screen_text(pilot)
+            await pilot.press("y")
+            await until(
+                pilot,
+                lambda: app.session is not None and not app.session.engine_live,
+                what="the engine to exit",
+                within=30,
+            )
+            assert dashboard.check_action("stop_run", ()) is None, "nothing left to stop"
+
+    asyncio.run(scenario())
+    stopped = [e for e in events_of(rundir) if isinstance(e, ev.EngineStopped)]
+    assert [(e.by, e.reason) for e in stopped] == [
+        (me, f"stopped by {me}: stopped from the console")
+    ]
+    state = state_of(rundir)
+    assert state.status == "stopped"
+    assert {state.agents[a].state for a in ("alpha", "beta")} == {"killed"}
+
+
+def test_p_pauses_and_unpauses_an_agent_shown_as_paused(
+    repo: Path, tmp_path: Path, engines: list[RunDir]
+) -> None:
+    """`p` on the dashboard freezes the agent under the cursor (its state cell says paused);
+    on its detail screen the footer offers Unpause, and `p` lets it go on."""
+    rundir = start(repo, tmp_path, agent_block("alpha", ["sleep", "600"]), engines)
+    me = getpass.getuser()
+
+    async def scenario() -> None:
+        app = CorralApp(repo, rundir.run_id)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await until(pilot, lambda: agent_state(app, "alpha") == "running", what="running")
+            dashboard = app.screen
+            assert isinstance(dashboard, DashboardScreen)
+            await until(
+                pilot, lambda: dashboard.check_action("pause", ()) is True, what="pause offered"
+            )
+            assert dashboard.check_action("unpause", ()) is False
+            await pilot.press("p")
+            await until(
+                pilot, lambda: "paused" in on_screen(app, "alpha", "state"), what="paused cell"
+            )
+            await pilot.press("enter")
+            detail = app.screen
+            assert isinstance(detail, AgentScreen)
+            await until(
+                pilot, lambda: detail.check_action("unpause", ()) is True, what="unpause offered"
+            )
+            assert detail.check_action("pause", ()) is False
+            await until(pilot, lambda: "Unpause" in screen_text(pilot), what="the footer key")
+            await pilot.press("p")
+            await until(
+                pilot, lambda: detail.check_action("pause", ()) is True, what="running again"
+            )
+
+    asyncio.run(scenario())
+    events = events_of(rundir)
+    assert [e.by for e in events if isinstance(e, ev.AgentPaused)] == [me]
+    assert [e.by for e in events if isinstance(e, ev.AgentResumed)] == [me]
+    assert state_of(rundir).agents["alpha"].paused_by is None
 
 
 def test_break_a_lock_with_confirmation(repo: Path, tmp_path: Path, engines: list[RunDir]) -> None:
@@ -270,6 +364,81 @@ def test_start_a_run_from_the_runs_list(repo: Path, tmp_path: Path, engines: lis
     engine = state_of(only_run(repo)).engine
     assert engine is not None
     assert is_same_process(engine.pid, engine.start_time), "the engine runs in its own process"
+
+
+def test_n_picks_a_plan_of_the_repository_and_r_runs_it_again(
+    repo: Path, tmp_path: Path, engines: list[RunDir]
+) -> None:
+    """`n` lists the repository's *.toml that hold agents (not pyproject.toml); picking one
+    starts it. `R` on that run starts the same plan again after a confirmation naming it; once
+    the file is edited, `R` says the plan is gone rather than start another."""
+    from corral.core.runs.rundir import list_runs
+    from corral.tui.screens.pick import PickScreen
+    from corral.tui.screens.runs import RunsScreen
+
+    plan = write_plan(tmp_path, agent_block("worker", ["true"]), header="min_success = 0\n")
+    (repo / "plans").mkdir()
+    (repo / "plans" / "quick.toml").write_text(plan.read_text())
+    (repo / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+
+    def runs() -> list[RunDir]:
+        found = list_runs(repo / ".git")
+        engines[:] = found
+        return found
+
+    def finished(count: int) -> bool:
+        found = runs()
+        return len(found) == count and all(
+            state_of(r).status == "finished" for r in found if r.events.exists()
+        )
+
+    async def back_to_runs(pilot: Any) -> None:
+        """A finished run opens on its review: esc to the dashboard, esc to the list."""
+        app = pilot.app
+        await until(pilot, lambda: not isinstance(app.screen, RunsScreen), what="the run shown")
+        for _ in range(3):
+            if isinstance(app.screen, RunsScreen):
+                return
+            await pilot.press("escape")
+            await pilot.pause(0.2)
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen), what="the runs list")
+
+    async def scenario() -> None:
+        app = CorralApp(repo)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await until(pilot, lambda: "no runs yet" in screen_text(pilot), what="the empty list")
+            await pilot.press("n")
+            await until(pilot, lambda: isinstance(app.screen, PickScreen), what="the plan list")
+            picker = app.screen
+            assert isinstance(picker, PickScreen)
+            assert picker.choices == ["plans/quick.toml"]
+            await pilot.press("enter")
+            await until(pilot, lambda: finished(1), within=60, what="the first run")
+            await until(pilot, lambda: app.session is not None, what="the run attached")
+            await back_to_runs(pilot)
+            listing = app.screen
+            assert isinstance(listing, RunsScreen)
+            await until(pilot, lambda: listing.table.current_key is not None, what="a row")
+            await pilot.press("R")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
+            confirm = app.screen
+            assert isinstance(confirm, ConfirmScreen)
+            assert confirm.title_text == "Run plans/quick.toml again?"
+            await pilot.press("y")
+            await until(pilot, lambda: finished(2), within=60, what="the second run")
+            await until(pilot, lambda: app.session is not None, what="the run attached")
+            await back_to_runs(pilot)
+            (repo / "plans" / "quick.toml").write_text(plan.read_text() + "\n# edited\n")
+            await pilot.press("R")
+
+            def told_gone() -> bool:
+                return any("any more" in note.message for note in app._notifications)
+
+            await until(pilot, told_gone, what="the plan is gone notice")
+            assert len(runs()) == 2, "nothing was started"
+
+    asyncio.run(scenario())
+    assert len(runs()) == 2
 
 
 def test_retry_on_a_finished_run_resumes_its_engine_as_corral_retry_does(

@@ -81,6 +81,8 @@ class AgentScreen(RunScreen):
         Binding("r", "retry", "Retry", id="agent.retry"),
         Binding("i", "send_input", "Message", id="agent.send_input"),
         Binding("a", "answer", "Answer", id="agent.answer"),
+        Binding("p", "pause", "Pause", id="agent.pause"),
+        Binding("p", "unpause", "Unpause", id="agent.unpause"),
         Binding("o", "shell", "Shell in worktree", id="agent.shell"),
         Binding("c", "copy_path", "Copy path", id="agent.copy_path"),
         Binding("d", "diff", "Diff", id="agent.diff"),
@@ -155,7 +157,7 @@ class AgentScreen(RunScreen):
         self.load_runtime()
 
     def palette_target(self, action: str) -> str:
-        named = {"kill", "retry", "send_input", "shell", "copy_path", "diff"}
+        named = {"kill", "retry", "send_input", "shell", "copy_path", "diff", "pause", "unpause"}
         return f"agent {inert(self.agent_id, limit=40)}" if action in named else ""
 
     @property
@@ -323,6 +325,10 @@ class AgentScreen(RunScreen):
             return True if decisions.can_retry(self.session, [self.agent_id]) else None
         if action == "answer":
             return True if answer.can_answer(self.session, self.agent_id) else None
+        if action == "pause":  # shown only where it applies, like `i`
+            return decisions.can_pause(self.session, self.agent_id)
+        if action == "unpause":
+            return decisions.can_unpause(self.session, self.agent_id)
         if action in ("shell", "copy_path"):
             agent = self.agent
             attempt = agent.current if agent is not None else None
@@ -394,6 +400,14 @@ class AgentScreen(RunScreen):
     @work(group="decisions")
     async def action_retry(self) -> None:
         await decisions.retry(self, self.session, [self.agent_id])
+
+    @work(group="decisions")
+    async def action_pause(self) -> None:
+        await decisions.pause(self, self.session, self.agent_id)
+
+    @work(group="decisions")
+    async def action_unpause(self) -> None:
+        await decisions.unpause(self, self.session, self.agent_id)
 
     @work(group="decisions")
     async def action_send_input(self) -> None:

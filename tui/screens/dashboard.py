@@ -62,6 +62,9 @@ class DashboardScreen(RunScreen):
         Binding("r", "retry", "Retry", id="dashboard.retry"),
         Binding("i", "send_input", "Message", id="dashboard.send_input"),
         Binding("b", "break_lock", "Break lock", id="dashboard.break_lock"),
+        Binding("p", "pause", "Pause", show=False, id="dashboard.pause"),
+        Binding("p", "unpause", "Unpause", show=False, id="dashboard.unpause"),
+        Binding("S", "stop_run", "Stop run", show=False, id="dashboard.stop_run"),
         Binding("space", "mark", "Mark", id="dashboard.mark"),
         Binding("v", "review", "Review", id="dashboard.review"),
         Binding("slash", "filter", "Filter", id="dashboard.filter"),
@@ -144,8 +147,19 @@ class DashboardScreen(RunScreen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         feed = self.session.feed
-        if action in ("kill", "retry", "break_lock") and (self.session.read_only or feed is None):
+        if action in ("kill", "retry", "break_lock", "stop_run") and (
+            self.session.read_only or feed is None
+        ):
             return None
+        if action == "stop_run":
+            return True if decisions.can_stop(self.session) else None
+        if action in (
+            "pause",
+            "unpause",
+        ):  # one key: whichever applies to the agent under the cursor
+            key = self.agents.current_key
+            can = decisions.can_pause if action == "pause" else decisions.can_unpause
+            return key is not None and can(self.session, key)
         if action == "kill":
             return True if decisions.can_kill(self.session, self.targets()) else None
         if action == "send_input":  # shown only for an agent that reads messages
@@ -208,8 +222,10 @@ class DashboardScreen(RunScreen):
     def palette_target(self, action: str) -> str:
         if action in ("kill", "retry"):
             return agents_named(self.targets())
-        if action in ("send_input", "open_agent", "mark"):
+        if action in ("send_input", "open_agent", "mark", "pause", "unpause"):
             return agents_named([self.agents.current_key] if self.agents.current_key else [])
+        if action == "stop_run":
+            return f"run {self.session.run_id}"
         if action == "break_lock" and self.locks.current_key:
             return f"lock {inert(self.locks.current_key, limit=60)}"
         return ""
@@ -248,6 +264,22 @@ class DashboardScreen(RunScreen):
         if await decisions.kill(self, self.session, self.targets()):
             self.agents.marked.clear()
             self.drawn_version = -1
+
+    @work(group="decisions")
+    async def action_pause(self) -> None:
+        key = self.agents.current_key
+        if key:
+            await decisions.pause(self, self.session, key)
+
+    @work(group="decisions")
+    async def action_unpause(self) -> None:
+        key = self.agents.current_key
+        if key:
+            await decisions.unpause(self, self.session, key)
+
+    @work(group="decisions")
+    async def action_stop_run(self) -> None:
+        await decisions.stop_run(self, self.session)
 
     @work(group="decisions")
     async def action_retry(self) -> None:

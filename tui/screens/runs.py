@@ -1,5 +1,7 @@
 """The runs of the repository: `corral` with no arguments opens here. `enter` attaches to a run,
-`n` starts a new one (`corral run PLAN --detach`, the engine in its own process)."""
+`n` starts a new one from a plan picked among the repository's `*.toml` (or a path typed), `R`
+starts the highlighted run's plan again (the engine in its own process, as `corral run PLAN
+--detach`)."""
 
 from __future__ import annotations
 
@@ -16,13 +18,20 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
 
-from corral.core.operator import actions
+from corral.core.operator import actions, plans
 from corral.core.operator.errors import OperatorError
 from corral.core.plan.durations import format_duration
 from corral.core.runs.listing import RunSummary
-from corral.core.runs.rundir import NotInRepository, UnsafeRunDir, git_common_dir
+from corral.core.runs.rundir import (
+    NotInRepository,
+    RunDir,
+    UnsafeRunDir,
+    git_common_dir,
+    runs_root,
+)
 from corral.tui.runs_index import RunsIndex
-from corral.tui.screens.dialogs import AskScreen
+from corral.tui.screens.dialogs import AskScreen, ConfirmScreen
+from corral.tui.screens.pick import OTHER, PickScreen
 from corral.tui.text import inert
 from corral.tui.widgets.footer import CorralFooter
 from corral.tui.widgets.tables import KeyTable, Row
@@ -72,6 +81,7 @@ class RunsScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open", "Open", priority=True, id="runs.open"),
         Binding("n", "new_run", "New run", id="runs.new"),
+        Binding("R", "rerun", "Run again", id="runs.rerun"),
         Binding("ctrl+r", "refresh", "Refresh", id="runs.refresh"),
         Binding("slash", "filter", "Filter", id="runs.filter"),
         Binding("1", "focus_table", "Runs", show=False, id="runs.panel"),
@@ -152,6 +162,8 @@ class RunsScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "new_run":
             return None if self.read_only else True
+        if action == "rerun":
+            return None if self.read_only or not self.table.current_key else True
         if action == "open":
             return True if self.table.current_key else None
         return True
@@ -178,6 +190,21 @@ class RunsScreen(Screen[None]):
 
     @work(group="start", exclusive=True)
     async def action_new_run(self) -> None:
+        found = await asyncio.to_thread(plans.find_plans, self.repo)
+        if found:
+            picked = await self.app.push_screen_wait(
+                PickScreen(
+                    "Start a run",
+                    "Plan file (the repository's *.toml holding [[agent]]):",
+                    [plan.name for plan in found],
+                    other="another path…",
+                )
+            )
+            if picked is None:
+                return
+            if picked != OTHER:
+                await self._start(next(p.path for p in found if p.name == picked))
+                return
         answer = await self.app.push_screen_wait(
             AskScreen(
                 "Start a run",
@@ -192,6 +219,35 @@ class RunsScreen(Screen[None]):
         if not await asyncio.to_thread(plan.is_file):
             self.notify(f"no plan file at {plan}", severity="error")
             return
+        await self._start(plan)
+
+    @work(group="start", exclusive=True)
+    async def action_rerun(self) -> None:
+        """The highlighted run's plan again, from the file it was started from (found by its
+        bytes, so a plan edited since is never taken for it), after a confirmation."""
+        key = self.table.current_key
+        if key is None:
+            return
+        rundir = RunDir(runs_root(git_common_dir(self.repo)) / key)
+        plan = await asyncio.to_thread(plans.plan_of_run, rundir, self.repo)
+        if plan is None:
+            self.notify(
+                f"the plan run {key} ran is in no *.toml of the repository any more (edited or "
+                "moved since); press n to pick a plan",
+                title="run again",
+                severity="error",
+                timeout=10,
+            )
+            return
+        body = Text(
+            f"A new run of {inert(plan.name, limit=200)}, as run {key} ran it (the same bytes), "
+            f"from the commit its base names now. Run {key} stays as it is."
+        )
+        title = f"Run {inert(plan.name, limit=60)} again?"
+        if await self.app.push_screen_wait(ConfirmScreen(title, body, yes="start", danger=False)):
+            await self._start(plan.path)
+
+    async def _start(self, plan: Path) -> None:
         self.notify(f"starting {plan.name}…", title="corral run")
         try:
             started = await asyncio.to_thread(actions.start_run, self.repo, plan)

@@ -13,7 +13,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
 from corral.core.log.state import AgentState, ConflictState, LockState
-from corral.core.operator.describe import FAILED_STATES
+from corral.core.operator.describe import FAILED_STATES, shown_state
 from corral.tui import look
 from corral.tui.feed import RunFeed
 from corral.tui.text import inert
@@ -260,7 +260,7 @@ class AgentsTable(KeyTable):
             "mark": Text("◆", style="bold magenta") if agent.id in self.marked else Text(" "),
             "id": Text(inert(agent.id, limit=64), style="bold"),
             "kind": Text(agent.kind, style="dim"),
-            "state": look.state_text(agent.state, color=not self.app.no_color),
+            "state": look.state_text(shown_state(agent), color=not self.app.no_color),
             "beat": look.heartbeat_text(agent, now, timeout),
             "activity": Text(look.sparkline(feed.sparkline_counts(agent.id, now)), style="cyan"),
             "progress": look.progress_text(agent),

@@ -161,6 +161,29 @@ class NetworkRefused(EventBase):
     """`host:port` as the agent asked for it."""
 
 
+class AgentPaused(EventBase):
+    """A person froze a running agent's whole tree (SIGSTOP): it uses no CPU, and its timeout
+    and heartbeat timeout stand still until `agent_resumed`. It stays `running`, paused."""
+
+    type: Literal["agent_paused"] = "agent_paused"
+    agent: str
+    attempt: int
+    by: str
+    processes: int = 0
+    """How many processes of its tree were stopped."""
+
+
+class AgentResumed(EventBase):
+    """A person let a paused agent go on (SIGCONT); `paused_for` seconds did not count against
+    its timeouts."""
+
+    type: Literal["agent_resumed"] = "agent_resumed"
+    agent: str
+    attempt: int
+    by: str
+    paused_for: float = 0.0
+
+
 class AgentInputSent(EventBase):
     """A person's message was written to a running agent's stdin (`input_format`): who sent
     what, as the agent received it. A fact to see; a sign of life of the person, not the agent."""

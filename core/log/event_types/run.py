@@ -65,6 +65,9 @@ class EngineStopped(EventBase):
     type: Literal["engine_stopped"] = "engine_stopped"
     reason: str
     signal: int | None = None
+    by: str | None = None
+    """The person who stopped the run (`corral stop`, the console); None for a signal, a
+    failure or the end of the run."""
 
 
 class RunFinished(EventBase):

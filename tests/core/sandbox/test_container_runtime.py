@@ -145,3 +145,41 @@ def test_validate_explains_an_image_agent(repo: Path, tmp_path: Path, image: Ima
     assert shown.returncode == 0, shown.stdout + shown.stderr
     assert f"read-only: the image {image.path} as /" in shown.stdout
     assert "(as /workspace)" in shown.stdout
+
+
+def test_an_image_agent_pauses_and_goes_on(repo: Path, tmp_path: Path, image: Image) -> None:
+    """The container runtime pauses as the sandbox does (its execution is bubblewrap's): every
+    process of it stops, its output goes on once unpaused, and a kill of the paused agent ends
+    it with nothing left."""
+    import psutil
+
+    from corral.core.operator import actions
+    from corral.core.operator.identity import Operator
+    from tests.conftest import wait_until
+    from tests.core.engine_helpers import processes_with_env, start_corral, wait_for_run
+
+    alice = Operator(user="alice", reviewer="alice")
+    ticker = "n=0; while :; do n=$((n+1)); echo $n; sleep 0.05; done"
+    plan = container_plan(tmp_path, image, agent_block("boxed", ["sh", "-c", ticker]))
+    engine = start_corral(repo, "run", str(plan), "--quiet")
+    rundir = wait_for_run(repo)
+
+    def output() -> str:
+        log = rundir.output_log("boxed", 1)
+        return log.read_text() if log.exists() else ""
+
+    wait_until(lambda: len(output().split()) > 3, what="output")
+    run_id = state_of(rundir).run_id
+    assert actions.pause(rundir, "boxed", alice).processes >= 2
+    inside = processes_with_env("CORRAL_RUN_ID", run_id)
+    wait_until(
+        lambda: all(psutil.Process(p).status() == psutil.STATUS_STOPPED for p in inside),
+        what="every process of the container stopped",
+    )
+    frozen = output()
+    actions.unpause(rundir, "boxed", alice)
+    wait_until(lambda: len(output()) > len(frozen) + 6, what="output going on")
+    actions.pause(rundir, "boxed", alice)
+    actions.kill(rundir, "boxed", alice)
+    assert engine.wait(timeout=60) == 1
+    assert not processes_with_env("CORRAL_RUN_ID", run_id)

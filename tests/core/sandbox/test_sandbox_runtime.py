@@ -409,3 +409,52 @@ def test_a_sandboxed_agent_does_not_outlive_a_killed_engine(repo: Path, tmp_path
         timeout=10,
         what="nothing of the run left",
     )
+
+
+TICKER = (
+    "import time\nn = 0\nwhile True:\n    n += 1\n    print(n, flush=True)\n    time.sleep(0.05)\n"
+)
+
+
+def test_a_sandboxed_agent_pauses_whole_with_its_pid_1_and_goes_on(
+    repo: Path, tmp_path: Path
+) -> None:
+    """Pause stops bubblewrap's tree and the sandbox's pid 1 (every process of the attempt is
+    stopped); unpaused, its output goes on; a kill of the paused sandbox leaves nothing."""
+    import psutil
+
+    from corral.core.operator import actions
+    from corral.core.operator.identity import Operator
+
+    alice = Operator(user="alice", reviewer="alice")
+    plan = sandboxed_plan(tmp_path, agent_block("ticker", [sys.executable, "-c", TICKER]))
+    engine = start_corral(repo, "run", str(plan), "--quiet")
+    rundir = wait_for_run(repo)
+
+    def log() -> Path:
+        return rundir.output_log("ticker", 1)
+
+    wait_until(lambda: log().exists() and len(log().read_text().split()) > 3, what="output")
+    started = next(e for e in events_of(rundir) if isinstance(e, ev.AgentStarted))
+    init_pid = started.identity.model_dump().get("init_pid")
+    assert isinstance(init_pid, int)
+    paused = actions.pause(rundir, "ticker", alice)
+    assert paused.processes >= 2
+    wait_until(
+        lambda: psutil.Process(init_pid).status() == psutil.STATUS_STOPPED, what="pid 1 stopped"
+    )
+    run_id = state_of(rundir).run_id
+    inside = processes_with_env("CORRAL_RUN_ID", run_id)
+    assert inside
+    wait_until(
+        lambda: all(psutil.Process(p).status() == psutil.STATUS_STOPPED for p in inside),
+        what="every process of the sandbox stopped",
+    )
+    frozen = log().read_text()
+    actions.unpause(rundir, "ticker", alice)
+    wait_until(lambda: len(log().read_text()) > len(frozen) + 6, what="output going on")
+    actions.pause(rundir, "ticker", alice)
+    actions.kill(rundir, "ticker", alice)
+    assert engine.wait(timeout=60) == 1, "the only agent was cancelled: the run fails"
+    assert not processes_with_env("CORRAL_RUN_ID", run_id)
+    assert not psutil.pid_exists(init_pid) or psutil.Process(init_pid).status() == "zombie"
