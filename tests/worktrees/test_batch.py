@@ -21,7 +21,7 @@ from corral.worktrees.workspace import (
     unlock_workspace,
 )
 from tests.conftest import git, make_repo
-from tests.worktrees.test_concurrency import assert_all_present
+from tests.worktrees.checks import assert_all_present
 
 
 def no_careful_path(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:

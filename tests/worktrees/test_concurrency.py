@@ -9,9 +9,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from corral.worktrees.git import list_worktrees
-from corral.worktrees.workspace import Workspace, create_workspace, default_root, is_dirty
+from corral.worktrees.workspace import Workspace, create_workspace, default_root
 from tests.conftest import git
+from tests.worktrees.checks import assert_all_present
 
 CHILD = """
 import json, sys, threading
@@ -43,22 +43,6 @@ def create_all(repo: Path, run_id: str, agents: list[str], commit: str) -> list[
 
     with ThreadPoolExecutor(len(agents)) as pool:
         return list(pool.map(make, agents))
-
-
-def assert_all_present(repo: Path, made: list[Workspace], commit: str) -> None:
-    """Every workspace made is registered, locked, on its own branch, complete and clean."""
-    entries = {entry.path: entry for entry in list_worktrees(repo)[1:]}
-    assert len(entries) == len(made)
-    assert len({ws.branch for ws in made}) == len(made)
-    for ws in made:
-        entry = entries[ws.path]
-        assert entry.branch == ws.branch
-        assert entry.head == commit == ws.commit
-        assert entry.locked
-        assert (ws.path / "src" / "app.py").read_text() == "print('hi')\n"
-        assert not is_dirty(ws.path)
-    branches = git(repo, "for-each-ref", "--format=%(refname)", "refs/heads/corral/")
-    assert sorted(branches.splitlines()) == sorted(f"refs/heads/{ws.branch}" for ws in made)
 
 
 def test_sixteen_threads_create_at_once(repo: Path) -> None:

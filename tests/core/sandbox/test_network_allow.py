@@ -15,7 +15,7 @@ import pytest
 from corral.core.sandbox.policy import SandboxPolicy
 from corral.core.sandbox.proxy import AllowlistProxy
 from tests.core.sandbox.conftest import Attempt
-from tests.core.sandbox.test_proxy import Origin
+from tests.core.sandbox.origin import Origin
 
 FETCH = """
 import sys, urllib.request, urllib.error
