@@ -192,6 +192,7 @@ def _summaries(pre: Preflight) -> list[ev.AgentSummary]:
             timeout=spec.timeout,
             heartbeat_timeout=spec.heartbeat_timeout,
             input_format=spec.input_format,
+            tty=spec.tty,
         )
         for spec in pre.plan.agents
     ]

@@ -56,6 +56,7 @@ def run_started(state: RunState, event: ev.RunStarted) -> None:
             depends_on=list(summary.depends_on),
             retries=summary.retries,
             input_format=summary.input_format,
+            tty=summary.tty,
         )
         for summary in event.agents
     }

@@ -382,10 +382,20 @@ class SandboxRuntime(LocalRuntime):
         return placement.model_copy(update={"runtime": LocalRuntime.name})
 
     async def start(
-        self, placement: Placement, argv: list[str], *, interactive: bool = False
+        self,
+        placement: Placement,
+        argv: list[str],
+        *,
+        interactive: bool = False,
+        tty: tuple[int, int] | None = None,
     ) -> LocalExecution:
         if placement.runtime != self.name:  # `place_command`'s: unsandboxed
-            return await super().start(placement, argv, interactive=interactive)
+            return await super().start(placement, argv, interactive=interactive, tty=tty)
+        if tty is not None:
+            raise StartFailed(
+                f"the {self.name} runtime cannot give an agent a terminal yet; run it with "
+                'runtime = "local", or remove tty'
+            )
         ref = placement.ref
         held = self.attempts.get(ref)
         if held is None:

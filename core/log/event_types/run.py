@@ -33,6 +33,9 @@ class AgentSummary(BaseModel):
     heartbeat_timeout: float = 0.0
     input_format: str | None = None
     """How it takes a person's messages while it runs (`input_format`), or None: it does not."""
+    tty: bool = False
+    """It runs on a terminal the engine holds (`tty`): its log is a screen to replay, and it
+    takes keystrokes (`send_keys`) and a size (`resize`)."""
 
 
 class RunStarted(EventBase):
