@@ -103,7 +103,7 @@ class InputRequest(_OperatorRequest):
     text: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
     raw: bool = False
     """Keystrokes written as is (a terminal agent's `send_keys`), not encoded by its
-    `input_format`; a `tty` agent's input is always written as is."""
+    `input_format`; a message (not raw) to a `tty` agent is typed, then Enter."""
 
 
 class ResizeRequest(_OperatorRequest):

@@ -374,12 +374,12 @@ class ControlRequests:
 
     async def send_input(self, agent_id: str, by: str, text: str, *, raw: bool = False) -> Response:
         """A person's message to a running agent's stdin, in its `input_format`, then logged;
-        `raw` (and always for a `tty` agent): keystrokes written as is."""
+        to a `tty` agent it is typed and Enter pressed. `raw`: keystrokes written as is (a
+        terminal agent's only)."""
         found = self._input_channel(agent_id)
         if isinstance(found, Response):
             return found
         spec, control, channel = found
-        raw = raw or spec.tty
         if raw and not spec.tty:
             return Response(
                 ok=False,
@@ -388,8 +388,10 @@ class ControlRequests:
                 "message instead",
             )
         try:
-            if raw or spec.input_format is None:
+            if raw:
                 channel.send(text.encode())
+            elif spec.tty or spec.input_format is None:
+                channel.send(" ".join(text.splitlines()).encode() + b"\r")
             else:
                 channel.send(encode_input(spec.input_format, text))
         except InputRefused as exc:

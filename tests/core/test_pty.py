@@ -135,7 +135,8 @@ def test_keys_and_a_size_are_refused_to_an_agent_without_a_terminal_and_from_an_
             send_keys(run, "plain", "x", me)
         with pytest.raises(OperatorError, match="has no terminal"):
             resize(run, "plain", 80, 24, me)
-        send_keys(run, "term", "ok\r", me)
+        sent = corral(repo, "send", run.run_id, "term", "ok")
+        assert sent.returncode == 0, sent.stderr
         wait_for_event(
             run,
             lambda e: isinstance(e, ev.AgentFinished) and e.agent == "term",
@@ -149,7 +150,7 @@ def test_keys_and_a_size_are_refused_to_an_agent_without_a_terminal_and_from_an_
     assert b"got ok" in _log(run, "term")
     assert b"exit 0" not in _log(run, "meddler")
     events = events_of(run)
-    assert [e.text for e in events if isinstance(e, ev.AgentInputSent)] == ["ok\r"]
+    assert [(e.text, e.raw) for e in events if isinstance(e, ev.AgentInputSent)] == [("ok", False)]
     refusals = [e for e in events if isinstance(e, ev.OperatorActionRefused)]
     assert [(r.action, r.target, r.caller_agent) for r in refusals] == [
         ("input", "agent term", "meddler")
