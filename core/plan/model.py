@@ -216,8 +216,8 @@ class AgentSpec(AgentDefaults):
     """The agent runs on a pseudo-terminal the engine owns (an interactive CLI as a person
     would see it): its output, escapes included, goes to its log as written, and a person's
     keystrokes reach it (`corral send`, the console's attach). It implies it takes input.
-    `local` runtime only: the engine holds the terminal, so the agent gets SIGHUP when the
-    engine dies (core/runtime/pty_io.py)."""
+    `local`, `sandbox` and `container` runtimes: the engine holds the terminal, so the agent
+    gets SIGHUP when the engine dies (core/runtime/pty_io.py)."""
     tty_size: tuple[Annotated[int, Field(ge=10, le=1000)], Annotated[int, Field(ge=2, le=1000)]] = (
         120,
         40,
@@ -391,8 +391,9 @@ def parse_plan(data: dict[str, Any], source: str = "plan") -> Plan:
     return plan
 
 
-TTY_RUNTIMES = frozenset({"local"})
-"""Runtimes that can give an agent a terminal (`tty = true`): the engine's own host only."""
+TTY_RUNTIMES = frozenset({"local", "sandbox", "container"})
+"""Runtimes that can give an agent a terminal (`tty = true`): the engine's host, bubblewrap
+or not (a remote runtime would have to carry the terminal's bytes)."""
 
 
 def _tty_problems(plan: Plan) -> Iterable[PlanProblem]:

@@ -98,6 +98,7 @@ class ContainerRuntime(SandboxRuntime):
         argv: list[str],
         env: dict[str, str],
         info_fd: int,
+        terminal: bool = False,
     ) -> SandboxCommand:
         return sandbox_command(
             policy,
@@ -108,6 +109,7 @@ class ContainerRuntime(SandboxRuntime):
             python="python3",
             shim_dir=self._shim_dir(),
             info_fd=info_fd,
+            terminal=terminal,
         )
 
     # -- the plan's `verify`, in the run's image --------------------------------------------

@@ -179,9 +179,9 @@ def test_a_fast_terminal_writer_does_not_stop_the_engine_answering(
 
 
 def test_a_terminal_is_refused_where_the_runtime_cannot_give_one() -> None:
-    with pytest.raises(PlanError, match="a terminal is not available with runtime 'sandbox'"):
+    with pytest.raises(PlanError, match="a terminal is not available with runtime 'ray'"):
         parse_plan(
-            {"run": {"runtime": "sandbox"}, "agent": [{"id": "a", "command": ["x"], "tty": True}]}
+            {"run": {"runtime": "ray"}, "agent": [{"id": "a", "command": ["x"], "tty": True}]}
         )
     plan = parse_plan({"agent": [{"id": "a", "command": ["x"], "tty": True}]})
     assert plan.agents[0].tty_size == (120, 40)
