@@ -45,6 +45,7 @@ from corral.core.log.state import ACTIVE_STATES, TERMINAL_STATES, RunState
 from corral.core.plan.model import AgentSpec, Plan
 from corral.core.runtime.agent_input import InputRefused, encode_input
 from corral.core.runtime.base import AgentInput, Pausable, TerminalInput
+from corral.core.runtime.pty_io import typed_line
 from corral.core.trust import authority
 
 MAX_LOGGED_INPUT = 4000
@@ -391,7 +392,7 @@ class ControlRequests:
             if raw:
                 channel.send(text.encode())
             elif spec.tty or spec.input_format is None:
-                channel.send(" ".join(text.splitlines()).encode() + b"\r")
+                channel.send(typed_line(text))
             else:
                 channel.send(encode_input(spec.input_format, text))
         except InputRefused as exc:

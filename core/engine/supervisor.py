@@ -40,6 +40,7 @@ from corral.core.runtime.base import (
     Runtime,
     RuntimeFailure,
 )
+from corral.core.runtime.pty_io import typed_line
 from corral.core.streams import PriceTable, load_prices
 from corral.core.streams.prices import packaged_prices
 
@@ -259,7 +260,7 @@ class Supervisor:
         if first_input is not None and channel is not None:
             with contextlib.suppress(InputRefused):  # a fresh pipe takes a prompt at once
                 if spec.tty:
-                    channel.send(first_input.encode())
+                    channel.send(typed_line(first_input))
                 elif spec.input_format is not None:
                     channel.send(encode_input(spec.input_format, first_input))
         return execution

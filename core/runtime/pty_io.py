@@ -31,6 +31,12 @@ DRAIN_READS = 64
 LOG_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
+def typed_line(text: str) -> bytes:
+    """A message to a terminal agent as a person would type it: one line, then Enter (a
+    terminal's Enter is a carriage return, which the line discipline makes a line feed)."""
+    return " ".join(text.splitlines()).encode() + b"\r"
+
+
 class PtyInput:
     """The master side of an agent's terminal: its output copied to the log, input and size in."""
 

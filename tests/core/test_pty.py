@@ -185,3 +185,24 @@ def test_a_terminal_is_refused_where_the_runtime_cannot_give_one() -> None:
         )
     plan = parse_plan({"agent": [{"id": "a", "command": ["x"], "tty": True}]})
     assert plan.agents[0].tty_size == (120, 40)
+
+
+def test_keys_reach_a_raw_terminal_whole_and_the_log_keeps_their_first_4000(
+    repo: Path, tmp_path: Path
+) -> None:
+    script = "stty raw -echo && echo ready && head -c 5000 > got.txt"
+    plan = write_plan(tmp_path, agent_block("raw", ["sh", "-c", script], tty=True))
+    engine = start_corral(repo, "run", str(plan), "--quiet")
+    try:
+        run = wait_for_run(repo)
+        wait_until(lambda: b"ready" in _log(run, "raw"), what="the agent in raw mode")
+        send_keys(run, "raw", "y" * 5000, Operator.current())
+        assert engine.wait(timeout=60) == 0
+    finally:
+        if engine.poll() is None:
+            engine.kill()
+    (sent,) = [e for e in events_of(run) if isinstance(e, ev.AgentInputSent)]
+    assert (sent.text, sent.raw, sent.truncated) == ("y" * 4000, True, True)
+    integration = state_of(run).merge.integration_commit
+    assert integration is not None
+    assert git(repo, "show", f"{integration}:got.txt") == "y" * 5000
