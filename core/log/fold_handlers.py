@@ -57,6 +57,7 @@ def run_started(state: RunState, event: ev.RunStarted) -> None:
             retries=summary.retries,
             input_format=summary.input_format,
             tty=summary.tty,
+            tty_size=summary.tty_size,
         )
         for summary in event.agents
     }

@@ -102,6 +102,7 @@ def test_a_terminal_agent_shows_its_escapes_and_takes_keys_and_a_size(
     assert [(e.agent, e.text, e.raw) for e in inputs] == [("term", "hello\r", True)]
     state = state_of(run)
     assert state.agents["term"].tty
+    assert state.agents["term"].tty_size == (90, 30)
     assert state.agents["term"].state == "succeeded"
     integration = state.merge.integration_commit
     assert integration is not None
