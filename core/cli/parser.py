@@ -97,7 +97,9 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     retry.add_argument("agent")
 
     send = sub.add_parser(
-        "send", help="send a message to a running agent that takes input (its input_format)"
+        "send",
+        help="send a message to a running agent that takes input (its input_format; on a "
+        "tty it is typed, then Enter)",
     )
     send.add_argument("run")
     send.add_argument("agent")

@@ -101,6 +101,19 @@ class InputRequest(_OperatorRequest):
     agent: str
     by: str
     text: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
+    raw: bool = False
+    """Keystrokes written as is (a terminal agent's `send_keys`), not encoded by its
+    `input_format`; a message (not raw) to a `tty` agent is typed, then Enter."""
+
+
+class ResizeRequest(_OperatorRequest):
+    """A person's view of a terminal agent changed size: its terminal takes the new one."""
+
+    op: Literal["resize"] = "resize"
+    agent: str
+    by: str = Field(min_length=1, max_length=100)
+    cols: int = Field(ge=10, le=1000)
+    rows: int = Field(ge=2, le=1000)
 
 
 class RetryRequest(_OperatorRequest):
@@ -254,6 +267,7 @@ OperatorRequest = (
     | RetryRequest
     | LockBreakRequest
     | InputRequest
+    | ResizeRequest
     | AnswerRequest
 )
 """What the engine answers only when a person asks (core/trust/authority.py decides who asks)."""
@@ -268,6 +282,7 @@ Request = Annotated[
     | UnpauseRequest
     | RetryRequest
     | InputRequest
+    | ResizeRequest
     | LockAcquireRequest
     | LockRenewRequest
     | LockReleaseRequest

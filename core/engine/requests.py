@@ -28,6 +28,7 @@ from corral.core.control.protocol import (
     PutRequest,
     RefusalReport,
     Request,
+    ResizeRequest,
     Response,
     RetryRequest,
     StatusRequest,
@@ -41,10 +42,14 @@ from corral.core.locks.service import answer as answer_lock_request
 from corral.core.log import LogFailed
 from corral.core.log import events as ev
 from corral.core.log.state import ACTIVE_STATES, TERMINAL_STATES, RunState
-from corral.core.plan.model import Plan
+from corral.core.plan.model import AgentSpec, Plan
 from corral.core.runtime.agent_input import InputRefused, encode_input
-from corral.core.runtime.base import Pausable
+from corral.core.runtime.base import AgentInput, Pausable, TerminalInput
+from corral.core.runtime.pty_io import typed_line
 from corral.core.trust import authority
+
+MAX_LOGGED_INPUT = 4000
+"""Characters of a sent input the log keeps: events stay small (a paste may be 16000)."""
 
 PAUSABLE_STATES = ACTIVE_STATES - {"starting"}
 """An agent can be paused once its command runs (not while its workspace is made)."""
@@ -99,7 +104,11 @@ class ControlRequests:
             case RetryRequest():
                 return await self.redrive(request.agent, request.by)
             case InputRequest():
-                return await self.send_input(request.agent, request.by, request.text)
+                return await self.send_input(
+                    request.agent, request.by, request.text, raw=request.raw
+                )
+            case ResizeRequest():
+                return await self.resize(request.agent, request.cols, request.rows)
             case LockListRequest() | LockBreakRequest():
                 return await self._lock_request(request)
             case RefusalReport():
@@ -364,17 +373,78 @@ class ControlRequests:
             ok=True, data={"agent": agent_id, "attempt": control.attempt, "paused_for": lasted}
         )
 
-    async def send_input(self, agent_id: str, by: str, text: str) -> Response:
-        """A person's message to a running agent's stdin, in its `input_format`, then logged."""
+    async def send_input(self, agent_id: str, by: str, text: str, *, raw: bool = False) -> Response:
+        """A person's message to a running agent's stdin, in its `input_format`, then logged;
+        to a `tty` agent it is typed and Enter pressed. `raw`: keystrokes written as is (a
+        terminal agent's only)."""
+        found = self._input_channel(agent_id)
+        if isinstance(found, Response):
+            return found
+        spec, control, channel = found
+        if raw and not spec.tty:
+            return Response(
+                ok=False,
+                code="invalid",
+                error=f"agent {agent_id!r} has no terminal (its plan sets no tty): send it a "
+                "message instead",
+            )
+        try:
+            if raw:
+                channel.send(text.encode())
+            elif spec.tty or spec.input_format is None:
+                channel.send(typed_line(text))
+            else:
+                channel.send(encode_input(spec.input_format, text))
+        except InputRefused as exc:
+            return Response(ok=False, code="refused", error=f"agent {agent_id!r}: {exc}")
+        control.note_activity()
+        logged = text[:MAX_LOGGED_INPUT]
+        await self.emit(
+            ev.AgentInputSent(
+                agent=agent_id,
+                attempt=control.attempt,
+                by=by,
+                text=logged,
+                raw=raw,
+                truncated=len(logged) < len(text),
+            )
+        )
+        return Response(ok=True, data={"agent": agent_id, "attempt": control.attempt})
+
+    async def resize(self, agent_id: str, cols: int, rows: int) -> Response:
+        """A terminal agent's new size (SIGWINCH); not logged: a view changed, not the work."""
+        found = self._input_channel(agent_id)
+        if isinstance(found, Response):
+            return found
+        spec, control, channel = found
+        if not spec.tty or not isinstance(channel, TerminalInput):
+            return Response(
+                ok=False,
+                code="invalid",
+                error=f"agent {agent_id!r} has no terminal (its plan sets no tty)",
+            )
+        try:
+            channel.resize(cols, rows)
+        except InputRefused as exc:
+            return Response(ok=False, code="refused", error=f"agent {agent_id!r}: {exc}")
+        return Response(
+            ok=True,
+            data={"agent": agent_id, "attempt": control.attempt, "cols": cols, "rows": rows},
+        )
+
+    def _input_channel(
+        self, agent_id: str
+    ) -> tuple[AgentSpec, AttemptControl, AgentInput] | Response:
+        """A running agent's input as this engine holds it, or the refusal that says why not."""
         spec = next((s for s in self.plan.agents if s.id == agent_id), None)
         agent = self.state.agents.get(agent_id)
         if spec is None or agent is None:
             return Response(ok=False, error=f"no agent {agent_id!r} in this run")
-        if spec.input_format is None:
+        if spec.input_format is None and not spec.tty:
             return Response(
                 ok=False,
                 error=f"agent {agent_id!r} takes no input while it runs (its plan sets no "
-                "input_format)",
+                "input_format and no tty)",
             )
         control = self.controls.get(agent_id)
         execution = control.execution if control is not None else None
@@ -387,15 +457,7 @@ class ControlRequests:
                 error=f"agent {agent_id!r}'s input was lost when the engine restarted; "
                 "kill and retry it to talk to it again",
             )
-        try:
-            channel.send(encode_input(spec.input_format, text))
-        except InputRefused as exc:
-            return Response(ok=False, code="refused", error=f"agent {agent_id!r}: {exc}")
-        control.note_activity()
-        await self.emit(
-            ev.AgentInputSent(agent=agent_id, attempt=control.attempt, by=by, text=text)
-        )
-        return Response(ok=True, data={"agent": agent_id, "attempt": control.attempt})
+        return spec, control, channel
 
     async def redrive(self, agent_id: str, by: str) -> Response:
         agent = self.state.agents.get(agent_id)

@@ -192,6 +192,8 @@ def _summaries(pre: Preflight) -> list[ev.AgentSummary]:
             timeout=spec.timeout,
             heartbeat_timeout=spec.heartbeat_timeout,
             input_format=spec.input_format,
+            tty=spec.tty,
+            tty_size=spec.tty_size if spec.tty else None,
         )
         for spec in pre.plan.agents
     ]

@@ -40,6 +40,7 @@ from corral.core.runtime.base import (
     Runtime,
     RuntimeFailure,
 )
+from corral.core.runtime.pty_io import typed_line
 from corral.core.streams import PriceTable, load_prices
 from corral.core.streams.prices import packaged_prices
 
@@ -248,14 +249,20 @@ class Supervisor:
             control.output_offset = 0
         try:
             execution = await runtime.start(
-                placement, argv, interactive=spec.input_format is not None
+                placement,
+                argv,
+                interactive=spec.input_format is not None,
+                tty=spec.tty_size if spec.tty else None,
             )
         except RuntimeFailure as exc:
             return AttemptResult("failed", reason=str(exc))
         channel = execution.input
-        if first_input is not None and spec.input_format is not None and channel is not None:
+        if first_input is not None and channel is not None:
             with contextlib.suppress(InputRefused):  # a fresh pipe takes a prompt at once
-                channel.send(encode_input(spec.input_format, first_input))
+                if spec.tty:
+                    channel.send(typed_line(first_input))
+                elif spec.input_format is not None:
+                    channel.send(encode_input(spec.input_format, first_input))
         return execution
 
     def _launch(

@@ -56,6 +56,8 @@ def run_started(state: RunState, event: ev.RunStarted) -> None:
             depends_on=list(summary.depends_on),
             retries=summary.retries,
             input_format=summary.input_format,
+            tty=summary.tty,
+            tty_size=summary.tty_size,
         )
         for summary in event.agents
     }

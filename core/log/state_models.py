@@ -138,6 +138,10 @@ class AgentState(BaseModel):
     retries: int = 0
     input_format: str | None = None
     """How it takes a person's messages while it runs; None: it does not (no `i`)."""
+    tty: bool = False
+    """It runs on a terminal the engine holds: attach to it (keystrokes, resize)."""
+    tty_size: tuple[int, int] | None = None
+    """Its terminal's size as it starts, (columns, rows), when `tty`."""
     state: AgentStateName = "queued"
     attempt: int = 0
     """Number of the current (or last) attempt; 0 before the first starts."""

@@ -16,6 +16,7 @@ from corral.core.control.protocol import (
     LockBreakRequest,
     OperatorRequest,
     PauseRequest,
+    ResizeRequest,
     StopRequest,
     UnpauseRequest,
 )
@@ -28,6 +29,7 @@ from corral.core.operator.results import (
     Killed,
     LockBroken,
     Paused,
+    Resized,
     Retried,
     Started,
     Stopped,
@@ -119,6 +121,24 @@ def send_input(rundir: RunDir, agent: str, text: str, by: Operator) -> InputSent
     people_only("input", f"agent {agent}", rundir, request)
     data = send(str(rundir.socket), request)
     return InputSent(agent, int(data.get("attempt") or 0))
+
+
+def send_keys(rundir: RunDir, agent: str, keys: str, by: Operator) -> InputSent:
+    """Keystrokes to a running terminal agent (`tty`), written as is (`"hello\\r"`, escapes
+    such as `"\\x1b[A"` for the up arrow) and logged with who sent them (`agent_input_sent`,
+    `raw`)."""
+    request: InputRequest = _built(InputRequest, agent=agent, by=by.user, text=keys, raw=True)
+    people_only("input", f"agent {agent}", rundir, request)
+    data = send(str(rundir.socket), request)
+    return InputSent(agent, int(data.get("attempt") or 0))
+
+
+def resize(rundir: RunDir, agent: str, cols: int, rows: int, by: Operator) -> Resized:
+    """A terminal agent's new size, as the person's view of it now is (it gets SIGWINCH)."""
+    request: ResizeRequest = _built(ResizeRequest, agent=agent, by=by.user, cols=cols, rows=rows)
+    people_only("resize", f"agent {agent}", rundir, request)
+    data = send(str(rundir.socket), request)
+    return Resized(agent, int(data.get("attempt") or 0), cols, rows)
 
 
 def answer(

@@ -55,9 +55,13 @@ def running_agents(state: RunState) -> list[str]:
 
 
 def takes_input(state: RunState | None, agent: str) -> bool:
-    """A running agent whose plan says it reads a person's messages (`input_format`)."""
+    """A running agent whose plan says it reads a person's messages (`input_format`, `tty`)."""
     found = state.agents.get(agent) if state is not None else None
-    return found is not None and found.input_format is not None and found.state in ACTIVE_STATES
+    return (
+        found is not None
+        and (found.input_format is not None or found.tty)
+        and found.state in ACTIVE_STATES
+    )
 
 
 def retryable(state: RunState | None, agent: str) -> bool:

@@ -48,6 +48,16 @@ class InputSent:
 
 
 @dataclass(frozen=True)
+class Resized:
+    """`agent`'s terminal (attempt `attempt`) is now `cols` x `rows`."""
+
+    agent: str
+    attempt: int
+    cols: int
+    rows: int
+
+
+@dataclass(frozen=True)
 class LockBroken:
     """The lease taken away: whose it was and its token, now stale."""
 

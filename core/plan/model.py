@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -212,6 +212,17 @@ class AgentSpec(AgentDefaults):
     one line of text) or `stream-json` (Claude Code's `--input-format stream-json` user
     messages). Unset: its stdin is /dev/null (core/runtime/agent_input.py). A preset agent may
     set it when its preset has an `[input]` table (claude-code)."""
+    tty: bool = False
+    """The agent runs on a pseudo-terminal the engine owns (an interactive CLI as a person
+    would see it): its output, escapes included, goes to its log as written, and a person's
+    keystrokes reach it (`corral send`, the console's attach). It implies it takes input.
+    `local`, `sandbox` and `container` runtimes: the engine holds the terminal, so the agent
+    gets SIGHUP when the engine dies (core/runtime/pty_io.py)."""
+    tty_size: tuple[Annotated[int, Field(ge=10, le=1000)], Annotated[int, Field(ge=2, le=1000)]] = (
+        120,
+        40,
+    )
+    """The terminal's size as it starts, `[columns, rows]`; a front end may resize it."""
     first_input: str | None = None
     """A message written to its stdin as it starts (with `input_format`); a preset that takes
     its prompt that way sets it."""
@@ -374,10 +385,28 @@ def parse_plan(data: dict[str, Any], source: str = "plan") -> Plan:
         plan = Plan.model_validate(merged)
     except ValidationError as exc:
         raise PlanError(source, describe_validation_error(exc, merged)) from None
-    problems = list(check_graph(plan))
+    problems = [*check_graph(plan), *_tty_problems(plan)]
     if problems:
         raise PlanError(source, problems)
     return plan
+
+
+TTY_RUNTIMES = frozenset({"local", "sandbox", "container"})
+"""Runtimes that can give an agent a terminal (`tty = true`): the engine's host, bubblewrap
+or not (a remote runtime would have to carry the terminal's bytes)."""
+
+
+def _tty_problems(plan: Plan) -> Iterable[PlanProblem]:
+    """`tty = true` only where the runtime can hold a terminal for the agent."""
+    for spec in plan.agents:
+        runtime = plan.runtime_of(spec)
+        if spec.tty and runtime not in TTY_RUNTIMES:
+            yield PlanProblem(
+                where=f"agent {spec.id!r}",
+                field="tty",
+                message=f"a terminal is not available with runtime {runtime!r} yet; run this "
+                'agent with runtime = "local", or remove tty',
+            )
 
 
 def load_plan(path: Path) -> Plan:

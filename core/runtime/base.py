@@ -241,6 +241,16 @@ class AgentInput(Protocol):
         ...
 
 
+@runtime_checkable
+class TerminalInput(AgentInput, Protocol):
+    """The input of an agent started with `tty`: keystrokes as is, and the terminal's size
+    (core/runtime/pty_io.py `PtyInput`)."""
+
+    def resize(self, columns: int, rows: int) -> None:
+        """The terminal's new size (the agent gets SIGWINCH); InputRefused once it ended."""
+        ...
+
+
 class Runtime(Protocol):
     """Where and how attempts run. One instance per runtime name per engine."""
 
@@ -255,12 +265,20 @@ class Runtime(Protocol):
         ...
 
     async def start(
-        self, placement: Placement, argv: list[str], *, interactive: bool = False
+        self,
+        placement: Placement,
+        argv: list[str],
+        *,
+        interactive: bool = False,
+        tty: tuple[int, int] | None = None,
     ) -> Execution:
         """Start `argv` in the placement, its output appended to the host log; StartFailed.
 
         `interactive`: its stdin is a pipe the engine holds (`Execution.input`), for an agent
-        that takes a person's messages while it runs; otherwise it reads end-of-file."""
+        that takes a person's messages while it runs; otherwise it reads end-of-file. `tty`
+        (columns, rows): it runs on a pseudo-terminal the engine holds instead, its output
+        copied to the log, its `Execution.input` a `TerminalInput`; a runtime that cannot
+        raises StartFailed (the plan refuses `tty` for it first: core/plan/model.py)."""
         ...
 
     def place_command(

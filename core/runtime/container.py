@@ -98,6 +98,7 @@ class ContainerRuntime(SandboxRuntime):
         argv: list[str],
         env: dict[str, str],
         info_fd: int,
+        terminal: bool = False,
     ) -> SandboxCommand:
         return sandbox_command(
             policy,
@@ -108,6 +109,7 @@ class ContainerRuntime(SandboxRuntime):
             python="python3",
             shim_dir=self._shim_dir(),
             info_fd=info_fd,
+            terminal=terminal,
         )
 
     # -- the plan's `verify`, in the run's image --------------------------------------------
@@ -133,11 +135,16 @@ class ContainerRuntime(SandboxRuntime):
         )
 
     async def start(
-        self, placement: Placement, argv: list[str], *, interactive: bool = False
+        self,
+        placement: Placement,
+        argv: list[str],
+        *,
+        interactive: bool = False,
+        tty: tuple[int, int] | None = None,
     ) -> LocalExecution:
         if placement.runtime == self.name and placement.ref not in self.attempts:
             return await self._start_command(placement, argv)
-        return await super().start(placement, argv, interactive=interactive)
+        return await super().start(placement, argv, interactive=interactive, tty=tty)
 
     async def _start_command(self, placement: Placement, argv: list[str]) -> LocalExecution:
         """A command of corral's own (the `verify`) in the run's image, on `host_workspace`."""

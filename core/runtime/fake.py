@@ -215,7 +215,12 @@ class FakeRuntime:
             raise PlacementFailed(problem)
 
     async def start(
-        self, placement: Placement, argv: list[str], *, interactive: bool = False
+        self,
+        placement: Placement,
+        argv: list[str],
+        *,
+        interactive: bool = False,
+        tty: tuple[int, int] | None = None,
     ) -> Execution:
         script = self.script(placement.ref)
         if script.fails_to_start is not None:

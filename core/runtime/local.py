@@ -45,6 +45,7 @@ from corral.core.runtime.proctree import (
     terminate_tree,
     wait_exit,
 )
+from corral.core.runtime.pty_io import PtyInput
 from corral.core.runtime.workspaces import WorkspaceFactory
 from corral.worktrees.errors import GitError
 from corral.worktrees.workspace import (
@@ -87,18 +88,18 @@ class LocalExecution:
         self.cpu = cpu
         self.spawned = spawned
         self._ended: Ended | None = None
-        self._input = (
-            PipeInput(spawned.stdin_fd)
-            if spawned is not None and spawned.stdin_fd is not None
-            else None
-        )
+        self._input: PipeInput | PtyInput | None = None
+        if spawned is not None and spawned.pty_fd is not None:
+            self._input = PtyInput(spawned.pty_fd, log_path)
+        elif spawned is not None and spawned.stdin_fd is not None:
+            self._input = PipeInput(spawned.stdin_fd)
 
     @property
     def identity(self) -> LocalIdentity:
         return self._identity
 
     @property
-    def input(self) -> PipeInput | None:
+    def input(self) -> PipeInput | PtyInput | None:
         return self._input
 
     async def wait(self, timeout: float | None) -> Ended | None:  # noqa: ASYNC109
@@ -211,7 +212,12 @@ class LocalRuntime:
             raise PlacementFailed(str(exc)) from exc
 
     async def start(
-        self, placement: Placement, argv: list[str], *, interactive: bool = False
+        self,
+        placement: Placement,
+        argv: list[str],
+        *,
+        interactive: bool = False,
+        tty: tuple[int, int] | None = None,
     ) -> LocalExecution:
         try:
             spawned = spawn(
@@ -220,6 +226,7 @@ class LocalRuntime:
                 env=placement.env,
                 log_path=placement.log_path,
                 interactive=interactive,
+                tty=tty,
             )
         except SpawnError as exc:
             raise StartFailed(str(exc)) from exc

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import os
 import subprocess
+import termios
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +78,8 @@ class Spawned:
     popen: subprocess.Popen[bytes]
     stdin_fd: int | None = None
     """The write end of its stdin pipe when started `interactive` (the engine's to hold)."""
+    pty_fd: int | None = None
+    """The master side of its terminal when started with `tty` (the engine's to hold)."""
 
 
 # --- spawn -------------------------------------------------------------------------------------
@@ -131,6 +135,7 @@ def spawn(
     log_path: Path,
     pass_fds: tuple[int, ...] = (),
     interactive: bool = False,
+    tty: tuple[int, int] | None = None,
 ) -> Spawned:
     """Start an agent in its own session with its output appended straight to `log_path`.
 
@@ -139,7 +144,10 @@ def spawn(
     `tree_members` and `terminate_tree` find it by. `env` is the agent's whole environment;
     `pass_fds` are inherited besides (the sandbox's `--info-fd`). `interactive` gives it a pipe
     as stdin, whose write end is `Spawned.stdin_fd` (core/runtime/agent_input.py); otherwise its
-    stdin is /dev/null.
+    stdin is /dev/null. `tty` (columns, rows) starts it on a new pseudo-terminal instead: its
+    stdin, stdout and stderr are the terminal, which is its session's controlling terminal, and
+    whose master side is `Spawned.pty_fd`; the engine copies what it yields into the log
+    (core/runtime/pty_io.py), so the log is not the agent's own to write then.
     """
     if not argv:
         raise SpawnError("cannot start an agent with an empty command; give the program to run")
@@ -148,6 +156,8 @@ def spawn(
             f"cannot start {argv[0]!r}: working directory {cwd} does not exist or is not a "
             "directory; create the agent's workspace first"
         )
+    if tty is not None:
+        return _spawn_on_tty(argv, cwd=cwd, env=env, log_path=log_path, pass_fds=pass_fds, size=tty)
     log_fd = _open_log(log_path)
     read_end, write_end = os.pipe2(os.O_CLOEXEC) if interactive else (None, None)
     try:
@@ -170,11 +180,72 @@ def spawn(
         os.close(log_fd)
         if read_end is not None:
             os.close(read_end)
+    return _identified(argv, popen, stdin_fd=write_end)
+
+
+def _take_terminal() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Make stdin (the new terminal) the controlling terminal of the session `setsid` made.
+
+    Only an ioctl: the child runs no other Python between fork and exec."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def _spawn_on_tty(
+    argv: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    log_path: Path,
+    pass_fds: tuple[int, ...],
+    size: tuple[int, int],
+) -> Spawned:
+    """`spawn` on a new pseudo-terminal: still its own session (pid == pgid == sid), the
+    terminal its controlling one, so the kill and mark code see it as any other agent."""
+    _open_log_checked(log_path)
+    master, slave = os.openpty()
+    os.set_inheritable(master, False)
+    columns, rows = size
+    termios.tcsetwinsize(master, (rows, columns))
+    try:
+        popen = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            close_fds=True,
+            pass_fds=pass_fds,
+            start_new_session=True,
+            preexec_fn=_take_terminal,  # one ioctl after setsid: see _take_terminal
+        )
+    except OSError as exc:
+        os.close(master)
+        raise _spawn_error(argv[0], cwd, exc) from exc
+    finally:
+        os.close(slave)
+    return _identified(argv, popen, pty_fd=master)
+
+
+def _open_log_checked(log_path: Path) -> None:
+    """The log can be opened for appending (the engine writes it for a terminal agent)."""
+    os.close(_open_log(log_path))
+
+
+def _identified(
+    argv: list[str],
+    popen: subprocess.Popen[bytes],
+    *,
+    stdin_fd: int | None = None,
+    pty_fd: int | None = None,
+) -> Spawned:
     # Unreaped, the child cannot vanish from /proc, so its start time is always readable here.
     start_time = process_start_time(popen.pid)
     if start_time is None:  # pragma: no cover - only if someone else reaped our child
         raise SpawnError(f"{argv[0]!r} (pid {popen.pid}) vanished before it could be identified")
-    return Spawned(pid=popen.pid, start_time=start_time, popen=popen, stdin_fd=write_end)
+    return Spawned(
+        pid=popen.pid, start_time=start_time, popen=popen, stdin_fd=stdin_fd, pty_fd=pty_fd
+    )
 
 
 # --- wait_exit ---------------------------------------------------------------------------------

@@ -382,17 +382,22 @@ class SandboxRuntime(LocalRuntime):
         return placement.model_copy(update={"runtime": LocalRuntime.name})
 
     async def start(
-        self, placement: Placement, argv: list[str], *, interactive: bool = False
+        self,
+        placement: Placement,
+        argv: list[str],
+        *,
+        interactive: bool = False,
+        tty: tuple[int, int] | None = None,
     ) -> LocalExecution:
         if placement.runtime != self.name:  # `place_command`'s: unsandboxed
-            return await super().start(placement, argv, interactive=interactive)
+            return await super().start(placement, argv, interactive=interactive, tty=tty)
         ref = placement.ref
         held = self.attempts.get(ref)
         if held is None:
             raise StartFailed(f"{ref.label} was not prepared by the {self.name} runtime")
         paths = await self._attempt_paths(placement, held)
         resolved = self._resolve(held.policy, paths.home, placement.env.get("CORRAL_SHARED"))
-        return await self._spawn(placement, resolved, paths, argv, interactive=interactive)
+        return await self._spawn(placement, resolved, paths, argv, interactive=interactive, tty=tty)
 
     async def _attempt_paths(self, placement: Placement, held: _Attempt) -> AttemptPaths:
         """Where the attempt's files are, on the host and inside."""
@@ -414,9 +419,12 @@ class SandboxRuntime(LocalRuntime):
         argv: list[str],
         env: dict[str, str],
         info_fd: int,
+        terminal: bool = False,
     ) -> SandboxCommand:
         """The bubblewrap command line (the container runtime adds its image's parts)."""
-        return sandbox_command(policy, paths, argv, env, bwrap=self.bwrap, info_fd=info_fd)
+        return sandbox_command(
+            policy, paths, argv, env, bwrap=self.bwrap, info_fd=info_fd, terminal=terminal
+        )
 
     async def _spawn(
         self,
@@ -426,11 +434,14 @@ class SandboxRuntime(LocalRuntime):
         argv: list[str],
         *,
         interactive: bool = False,
+        tty: tuple[int, int] | None = None,
     ) -> SandboxExecution:
         """Start `argv` in a sandbox built from `policy` and `paths`; learn its pid 1."""
         read_end, write_end = os.pipe()
         try:
-            command = self._command(policy, paths, argv, placement.env, write_end)
+            command = self._command(
+                policy, paths, argv, placement.env, write_end, terminal=tty is not None
+            )
             spawned = spawn(
                 command.argv,
                 cwd=placement.host_workspace,
@@ -438,6 +449,7 @@ class SandboxRuntime(LocalRuntime):
                 log_path=placement.log_path,
                 pass_fds=(write_end,),
                 interactive=interactive,
+                tty=tty,
             )
         except (SpawnError, ValueError) as exc:
             os.close(read_end)

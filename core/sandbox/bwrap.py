@@ -133,18 +133,23 @@ def sandbox_command(
     python: str | None = None,
     shim_dir: Path | None = None,
     info_fd: int | None = None,
+    terminal: bool = False,
 ) -> SandboxCommand:
     """The bubblewrap command for `command`, with `env` plus what the sandbox itself sets.
 
     `python` runs the relay when `policy.network == "allow"` (default: this interpreter on the
     host, `python3` in an image). `shim_dir` (container mode) holds the `corral` shim.
     `info_fd` (inherited by bubblewrap) receives `{"child-pid": N}`: see `sandbox_init_pid`.
+    `terminal`: the agent runs on a terminal the engine holds (`tty = true`), so it keeps the
+    session whose controlling terminal that is (no `--new-session`, which would take it away);
+    what `--new-session` guards against, TIOCSTI typing into a person's terminal, can reach
+    only the agent's own terminal then.
     """
     relative = [str(p) for p in (*policy.read, *policy.write, *policy.hide) if not p.is_absolute()]
     if relative:
         raise ValueError(f"sandbox paths must be absolute (check the policy first): {relative}")
     container = paths.image is not None
-    args = [bwrap, "--die-with-parent", "--new-session"]
+    args = [bwrap, "--die-with-parent"] + ([] if terminal else ["--new-session"])
     if info_fd is not None:
         args += ["--info-fd", str(info_fd)]
     args += ["--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]

@@ -193,3 +193,7 @@ class AgentInputSent(EventBase):
     attempt: int
     by: str
     text: str
+    """What was sent, cut to MAX_LOGGED_INPUT characters (`truncated` says so)."""
+    raw: bool = False
+    """Keystrokes written as is to its terminal (`send_keys`), not a message in its format."""
+    truncated: bool = False

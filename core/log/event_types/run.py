@@ -33,6 +33,12 @@ class AgentSummary(BaseModel):
     heartbeat_timeout: float = 0.0
     input_format: str | None = None
     """How it takes a person's messages while it runs (`input_format`), or None: it does not."""
+    tty: bool = False
+    """It runs on a terminal the engine holds (`tty`): its log is a screen to replay, and it
+    takes keystrokes (`send_keys`) and a size (`resize`)."""
+    tty_size: tuple[int, int] | None = None
+    """Its terminal's size as it starts, (columns, rows), when `tty`: a screen to replay the
+    log on starts this size (resizes since are not logged)."""
 
 
 class RunStarted(EventBase):

@@ -19,16 +19,21 @@ import pytest
 
 from corral.core.locks.shared_files import shared_dir
 from corral.core.log import events as ev
+from corral.core.operator.actions import resize, send_keys
+from corral.core.operator.identity import Operator
 from corral.core.sandbox.image import image_problem
-from tests.conftest import git
+from tests.conftest import git, wait_until
 from tests.core.engine_helpers import (
     agent_block,
     corral,
     events_of,
     only_run,
+    start_corral,
     state_of,
+    wait_for_run,
     write_plan,
 )
+from tests.core.test_pty import TERMINAL_AGENT
 
 
 @pytest.fixture(autouse=True)
@@ -183,3 +188,28 @@ def test_an_image_agent_pauses_and_goes_on(repo: Path, tmp_path: Path, image: Im
     actions.kill(rundir, "boxed", alice)
     assert engine.wait(timeout=60) == 1
     assert not processes_with_env("CORRAL_RUN_ID", run_id)
+
+
+def test_an_image_agent_on_a_terminal_takes_keys_and_a_size(
+    repo: Path, tmp_path: Path, image: Image
+) -> None:
+    body = agent_block("term", ["python3", "-c", TERMINAL_AGENT], tty=True, tty_size=[90, 30])
+    plan = container_plan(tmp_path, image, body)
+    engine = start_corral(repo, "run", str(plan), "--quiet")
+    me = Operator.current()
+    try:
+        run = wait_for_run(repo)
+        log = run.output_log("term", 1)
+        wait_until(lambda: log.is_file() and b"name? " in log.read_bytes(), what="the prompt")
+        resize(run, "term", 100, 33, me)
+        send_keys(run, "term", "imaged\r", me)
+        assert engine.wait(timeout=60) == 0
+    finally:
+        if engine.poll() is None:
+            engine.kill()
+    output = log.read_bytes()
+    assert b"\x1b[31mred\x1b[0m isatty=TrueTrue" in output
+    assert b"hi imaged at 100x33" in output
+    integration = state_of(run).merge.integration_commit
+    assert integration is not None
+    assert git(repo, "show", f"{integration}:answer.txt") == "imaged True 100x33"
