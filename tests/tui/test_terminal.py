@@ -1,0 +1,203 @@
+"""A tty agent in the console (issue 15, item 1): its output.log's bytes drawn through a terminal
+emulator (colours and cursor motion rendered, escapes never shown), `t` attaching full screen
+with keys sent raw to the engine until ctrl+], and a read-only console that cannot type."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from corral.core.log import events as ev
+from corral.core.log.state_models import AgentState
+from corral.core.runs.rundir import RunDir, runs_root
+from corral.tui import keys
+from corral.tui.app import CorralApp
+from corral.tui.screens.agent import AgentScreen
+from corral.tui.screens.attach import AttachScreen
+from corral.tui.screens.dashboard import DashboardScreen
+from corral.tui.widgets.terminal import TerminalView, rich_colour
+from tests.tui.conftest import screen_text, until
+from tests.tui.synthetic import frozen_clock, launch, started, this_engine, write_events
+
+COLOURED = (
+    b"plain line\r\n"
+    b"\x1b[31mred words\x1b[0m and \x1b[1;44mbold on blue\x1b[0m\r\n"
+    b"this line is erased\r\n"
+    b"\x1b]0;a hostile title\x07\x1b]52;c;aGk=\x07"  # OSC title and clipboard: swallowed
+    b"\x1b[5;10Hmoved here"  # cursor motion: row 5, column 10
+    b"\x1b[3;1H\x1b[Koverwritten\r\n"  # erase line 3, write over it
+)
+
+
+class RecordingEngine:
+    """A real Unix socket at the run's control socket that records requests and says ok."""
+
+    def __init__(self, path: Path) -> None:
+        self.requests: list[dict[str, object]] = []
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen()
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                self.requests.append(json.loads(conn.makefile().readline()))
+                conn.sendall(json.dumps({"ok": True, "data": {"attempt": 1}}).encode() + b"\n")
+
+    def typed(self) -> str:
+        return "".join(str(r["text"]) for r in self.requests if r["op"] == "input")
+
+
+@pytest.fixture
+def tty_run(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RunDir:
+    """A live run of one tty agent whose output.log holds colour and cursor motion."""
+    # Until the engine's side lands, AgentState has no `tty`: every agent of this run is one.
+    monkeypatch.setattr(AgentState, "tty", True, raising=False)
+    rundir = RunDir(runs_root(repo / ".git") / "20231114-221320-abcdef")
+    root = tmp_path / "agentfiles"
+    agents = [ev.AgentSummary(id="shell", kind="coding", command=["sh"])]
+    write_events(
+        rundir,
+        [
+            started(rundir.run_id, repo, agents, this_engine(), "a" * 40),
+            *launch("shell", 1, 1, 101, root=str(root)),
+        ],
+    )
+    log = root / "agents" / "shell" / "1" / "output.log"
+    log.parent.mkdir(parents=True)
+    log.write_bytes(COLOURED)
+    return rundir
+
+
+def test_pyte_colours_become_rich_colours() -> None:
+    assert rich_colour("red") == "red"
+    assert rich_colour("brown") == "yellow"
+    assert rich_colour("brightred") == "bright_red"
+    assert rich_colour("ff8700") == "#ff8700"
+    assert rich_colour("default") is None
+
+
+def test_keys_are_the_bytes_a_terminal_sends() -> None:
+    assert keys.key_bytes("h", "h") == "h"
+    assert keys.key_bytes("enter", "\r") == "\r"
+    assert keys.key_bytes("backspace", "\x08") == "\x7f"
+    assert keys.key_bytes("up", None) == "\x1b[A"
+    assert keys.key_bytes("ctrl+c", "\x03") == "\x03"
+    assert keys.key_bytes("ctrl+d", None) == "\x04"
+    assert keys.key_bytes("alt+b", "b") == "\x1bb"
+    assert keys.key_bytes("tab", "\t") == "\t"
+    assert keys.key_bytes("f24", None) is None
+
+
+def test_the_output_tab_of_a_tty_agent_is_its_terminal_rendered(
+    repo: Path, tty_run: RunDir
+) -> None:
+    async def scenario() -> None:
+        app = CorralApp(repo, tty_run.run_id, clock=frozen_clock)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(
+                pilot,
+                lambda: isinstance(app.screen, DashboardScreen) and app.screen.draws > 0,
+                what="the dashboard",
+            )
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, AgentScreen), what="agent detail")
+            await until(pilot, lambda: "moved here" in screen_text(pilot), what="the terminal")
+            shown = screen_text(pilot)
+            assert "overwritten" in shown
+            assert "red words and bold on blue" in shown
+            assert "\x1b" not in shown
+            assert "hostile" not in shown
+            assert "aGk=" not in shown
+            view = app.screen.query_one(TerminalView)
+            rows = view.lines()
+            assert rows[4] == " " * 9 + "moved here"  # cursor motion rendered, not printed
+            assert rows[2] == "overwritten"
+            assert "erased" not in shown
+            styles = {seg.text: seg.style for seg in view.render_line(1) if seg.text.strip()}
+            red = next(style for text, style in styles.items() if "red words" in text)
+            assert red is not None
+            assert red.color is not None
+            assert red.color.name == "red"
+            blue = next(style for text, style in styles.items() if "bold on blue" in text)
+            assert blue is not None
+            assert blue.bold
+            assert blue.bgcolor is not None
+            assert app.screen.check_action("attach", ()) is True  # `t` is offered
+
+    asyncio.run(scenario())
+
+
+def test_t_attaches_and_keys_go_raw_to_the_engine_until_ctrl_bracket(
+    repo: Path, tty_run: RunDir
+) -> None:
+    engine = RecordingEngine(tty_run.socket)
+
+    async def scenario() -> None:
+        app = CorralApp(repo, tty_run.run_id, clock=frozen_clock)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(
+                pilot,
+                lambda: isinstance(app.screen, DashboardScreen) and app.screen.draws > 0,
+                what="the dashboard",
+            )
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, AgentScreen), what="agent detail")
+            await until(pilot, lambda: app.screen.check_action("attach", ()), what="the t key")
+            await pilot.press("t")
+            await until(pilot, lambda: isinstance(app.screen, AttachScreen), what="attached")
+            await until(pilot, lambda: "moved here" in screen_text(pilot), what="the terminal")
+            assert "ctrl+] detaches" in screen_text(pilot)
+            await pilot.press("h", "i", "enter", "q", "up", "ctrl+c", "backspace")
+            await until(pilot, lambda: engine.typed() == "hi\rq\x1b[A\x03\x7f", what="the keys")
+            assert isinstance(app.screen, AttachScreen)  # q, ctrl+c went to the agent
+            await until(
+                pilot,
+                lambda: any(r["op"] == "resize" for r in engine.requests),
+                what="the size",
+            )
+            await pilot.press("ctrl+right_square_bracket")
+            await until(pilot, lambda: isinstance(app.screen, AgentScreen), what="detached")
+
+    asyncio.run(scenario())
+    inputs = [r for r in engine.requests if r["op"] == "input"]
+    assert all(r["agent"] == "shell" and r["raw"] is True and r["by"] for r in inputs)
+    size = next(r for r in engine.requests if r["op"] == "resize")
+    assert size["agent"] == "shell"
+    assert size["cols"] == 100
+    assert size["rows"] == 29
+
+
+def test_a_read_only_console_watches_but_cannot_type(repo: Path, tty_run: RunDir) -> None:
+    engine = RecordingEngine(tty_run.socket)
+
+    async def scenario() -> None:
+        app = CorralApp(
+            repo,
+            tty_run.run_id,
+            clock=frozen_clock,
+            read_only=True,
+            attach_to="shell",
+        )
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, AttachScreen), what="attached")
+            await until(pilot, lambda: "moved here" in screen_text(pilot), what="the terminal")
+            assert "read-only" in screen_text(pilot)
+            await pilot.press("h", "i", "enter")
+            await pilot.pause(0.3)
+            await pilot.press("ctrl+right_square_bracket")
+            await until(pilot, lambda: not app.is_running, what="the console to leave")
+
+    asyncio.run(scenario())
+    assert engine.requests == []
