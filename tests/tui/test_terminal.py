@@ -8,9 +8,12 @@ import asyncio
 import json
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from textual.pilot import Pilot
 
 from corral.core.log import events as ev
 from corral.core.log.state_models import AgentState
@@ -64,6 +67,11 @@ def tty_run(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RunD
     """A live run of one tty agent whose output.log holds colour and cursor motion."""
     # Until the engine's side lands, AgentState has no `tty`: every agent of this run is one.
     monkeypatch.setattr(AgentState, "tty", True, raising=False)
+    return make_tty_run(repo, tmp_path)
+
+
+def make_tty_run(repo: Path, tmp_path: Path) -> RunDir:
+    """A live run (this process poses as its engine) of agent `shell`, its log COLOURED."""
     rundir = RunDir(runs_root(repo / ".git") / "20231114-221320-abcdef")
     root = tmp_path / "agentfiles"
     agents = [ev.AgentSummary(id="shell", kind="coding", command=["sh"])]
@@ -201,3 +209,15 @@ def test_a_read_only_console_watches_but_cannot_type(repo: Path, tty_run: RunDir
 
     asyncio.run(scenario())
     assert engine.requests == []
+
+
+def test_attach_screen_snapshot_80x24(
+    snap_compare: Callable[..., bool], repo: Path, tty_run: RunDir
+) -> None:
+    app = CorralApp(repo, tty_run.run_id, clock=frozen_clock, attach_to="shell")
+
+    async def settled(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: "moved here" in screen_text(pilot), what="the terminal")
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=settled)

@@ -18,6 +18,7 @@ from corral.core.runs.rundir import RunDir
 from corral.core.runtime.procfs import is_same_process
 from tests.core.engine_helpers import agent_block, state_of, wait_for_event
 from tests.tui.test_engine_console import start
+from tests.tui.test_terminal import RecordingEngine, make_tty_run
 
 pytestmark = [
     pytest.mark.slow,
@@ -118,3 +119,45 @@ def test_console_in_a_real_terminal(
     assert engine is not None
     assert is_same_process(engine.pid, engine.start_time), "quitting the console stopped the engine"
     assert state_of(rundir).agents["sleeper"].state == "running"
+
+
+def test_corral_attach_shows_the_agents_terminal_and_types_into_it(
+    repo: Path, tmp_path: Path, tmux: Tmux
+) -> None:
+    """`corral attach RUN AGENT` from a shell: the emulated terminal, in colour, with the
+    agent's own escapes (a title, a clipboard write) kept from the host; keys go to the
+    engine raw; ctrl+] goes back to the shell."""
+    rundir = make_tty_run(repo, tmp_path)
+    engine = RecordingEngine(rundir.socket)
+    command = (
+        f"cd {shlex.quote(str(repo))} && exec {shlex.quote(sys.executable)} -m corral.core.cli"
+        f" attach {rundir.run_id} shell"
+    )
+    tmux("new-session", "-d", "-s", "console", "-x", "80", "-y", "24", command)
+    tmux("set-option", "-g", "escape-time", "0")
+    shown = tmux.wait_for("moved here", "overwritten", "ctrl+] detaches")
+    assert "erased" not in shown
+    assert "hostile" not in tmux("display-message", "-p", "-t", "console", "#{pane_title}")
+    coloured = tmux("capture-pane", "-p", "-e", "-t", "console")
+    def colour_of(text: str) -> str:
+        return coloured.split(text)[0].rsplit("\x1b[", 1)[-1]
+
+    assert colour_of("red words") != colour_of("plain line")  # drawn in the agent's colour
+    tmux.keys("h", "i", "Enter")
+    deadline = time.monotonic() + 10
+    while engine.typed() != "hi\r":
+        assert time.monotonic() < deadline, f"typed {engine.typed()!r}"
+        time.sleep(0.1)
+    tmux.keys("C-]")
+    deadline = time.monotonic() + 10
+    while (
+        "console"
+        in subprocess.run(
+            ["tmux", "-L", tmux.socket, "list-sessions"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+    ):
+        assert time.monotonic() < deadline, "ctrl+] did not leave the console"
+        time.sleep(0.1)
