@@ -139,6 +139,7 @@ def test_corral_attach_shows_the_agents_terminal_and_types_into_it(
     assert "erased" not in shown
     assert "hostile" not in tmux("display-message", "-p", "-t", "console", "#{pane_title}")
     coloured = tmux("capture-pane", "-p", "-e", "-t", "console")
+
     def colour_of(text: str) -> str:
         return coloured.split(text)[0].rsplit("\x1b[", 1)[-1]
 
