@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyte
 import pytest
 from textual.pilot import Pilot
 
@@ -23,7 +24,7 @@ from corral.tui.app import CorralApp
 from corral.tui.screens.agent import AgentScreen
 from corral.tui.screens.attach import AttachScreen
 from corral.tui.screens.dashboard import DashboardScreen
-from corral.tui.widgets.terminal import TerminalView, rich_colour
+from corral.tui.widgets.terminal import TerminalView, line_segments, rich_colour
 from tests.tui.conftest import screen_text, until
 from tests.tui.synthetic import frozen_clock, launch, started, this_engine, write_events
 
@@ -94,6 +95,11 @@ def test_pyte_colours_become_rich_colours() -> None:
     assert rich_colour("brightred") == "bright_red"
     assert rich_colour("ff8700") == "#ff8700"
     assert rich_colour("default") is None
+
+
+def test_a_cell_holding_a_control_is_drawn_as_a_space() -> None:
+    line = {0: pyte.screens.Char("a"), 1: pyte.screens.Char("\x9b"), 2: pyte.screens.Char("\u202e")}
+    assert "".join(s.text for s in line_segments(line, 4, color=True, cursor_x=None)) == "a   "
 
 
 def test_keys_are_the_bytes_a_terminal_sends() -> None:

@@ -2,7 +2,7 @@
 from the emulator's cells, never from the bytes. An agent's escapes (colours, cursor motion, and
 anything hostile: OSC 52, title changes, DCS) end in pyte's state; what reaches the host terminal
 is pyte's characters as Rich segments, control characters among them replaced (docs/reliability.md
-T5). Only lines pyte marks dirty are re-rendered."""
+U2). Only lines pyte marks dirty are re-rendered."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
+from corral.core.trust.inert import UNSAFE
 from corral.tui import ops
 
 POLL = 0.05
@@ -47,8 +48,9 @@ def rich_colour(name: str) -> str | None:
 
 
 def printable(char: str) -> str:
-    """A cell's character made inert: C0, DEL and C1 controls become a space."""
-    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in char):
+    """A cell's character made inert: C0, DEL, C1 and bidirectional controls become a space
+    (core/trust/inert.py's rule: a cell holds what pyte drew, which may be any code point)."""
+    if UNSAFE.search(char) or "\t" in char or "\n" in char:
         return " "
     return char
 
