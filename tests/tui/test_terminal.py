@@ -24,7 +24,14 @@ from corral.tui.app import CorralApp
 from corral.tui.screens.agent import AgentScreen
 from corral.tui.screens.attach import AttachScreen
 from corral.tui.screens.dashboard import DashboardScreen
-from corral.tui.widgets.terminal import TerminalView, line_segments, rich_colour
+from corral.tui.widgets.terminal import (
+    BEHIND,
+    TAIL,
+    TerminalView,
+    line_segments,
+    rich_colour,
+    skip_ahead,
+)
 from tests.tui.conftest import screen_text, until
 from tests.tui.synthetic import frozen_clock, launch, started, this_engine, write_events
 
@@ -227,3 +234,13 @@ def test_attach_screen_snapshot_80x24(
         await pilot.pause(0.3)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=settled)
+
+
+def test_a_view_far_behind_skips_to_a_line_start_in_the_logs_tail(tmp_path: Path) -> None:
+    log = tmp_path / "output.log"
+    log.write_bytes(b"x" * 10 + b"\n" + b"y\n" * (BEHIND // 2 + 1000))
+    assert skip_ahead(log, log.stat().st_size - 100) is None  # close enough: read on
+    skipped = skip_ahead(log, 0)
+    assert skipped is not None
+    assert skipped >= log.stat().st_size - TAIL
+    assert log.read_bytes()[skipped - 1 : skipped] == b"\n"

@@ -7,6 +7,7 @@ U2). Only lines pyte marks dirty are re-rendered."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -26,8 +27,14 @@ from corral.tui import ops
 
 POLL = 0.05
 """Seconds between looks at a quiet log: a typed key's echo shows within a frame or two."""
-FEED_SLICE = 32 << 10
-"""Bytes fed to the emulator at a time, so a flood never holds the screen's lock for long."""
+FEED_SLICE = 8 << 10
+"""Bytes fed to the emulator at a time, so a flood never holds the screen's lock for long
+(pyte takes about 25 ms for 8 KiB of short lines on this machine: bench/bench_terminal.py)."""
+BEHIND = 2 << 20
+"""Bytes unread past which the view skips ahead: pyte digests 0.3 to 1 MB/s, and a screen shows
+only the last few KiB of a flood (`yes | head -c 50M`) anyway."""
+TAIL = 128 << 10
+"""Bytes of the log replayed after skipping ahead, from the first line start in them."""
 DEFAULT_SIZE = (80, 24)
 
 _COLOURS = {"brown": "yellow", "default": ""}
@@ -91,6 +98,25 @@ def line_segments(
     if text:
         segments.append(Segment("".join(text), style))
     return segments
+
+
+def skip_ahead(path: Path, offset: int) -> int | None:
+    """Where to read on when more than BEHIND bytes are unread: a line start in the last TAIL."""
+    try:  # as ops.read_more opens it: no link followed, never blocking on a FIFO
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        if size - offset <= BEHIND:
+            return None
+        start = size - TAIL
+        newline = os.pread(fd, TAIL, start).find(b"\n")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return start + newline + 1 if newline >= 0 else start
 
 
 class Terminal:
@@ -195,6 +221,11 @@ class TerminalView(Widget, can_focus=True):
                 self.terminal.reset()
             data = b""
             if self.path is not None:
+                skipped = await asyncio.to_thread(skip_ahead, self.path, offset)
+                if skipped is not None:
+                    offset = skipped
+                    self.terminal.reset()
+                    reset = True
                 seen = inode
                 data, offset, inode = await asyncio.to_thread(
                     ops.read_more, self.path, offset, inode
