@@ -244,3 +244,14 @@ def test_a_view_far_behind_skips_to_a_line_start_in_the_logs_tail(tmp_path: Path
     assert skipped is not None
     assert skipped >= log.stat().st_size - TAIL
     assert log.read_bytes()[skipped - 1 : skipped] == b"\n"
+
+
+def test_attaching_to_an_agent_the_run_lacks_says_so(repo: Path, tty_run: RunDir) -> None:
+    async def scenario() -> None:
+        app = CorralApp(repo, tty_run.run_id, clock=frozen_clock, attach_to="nobody")
+        async with app.run_test(size=(100, 24)) as pilot:
+            await until(
+                pilot, lambda: "no agent nobody in this run" in screen_text(pilot), what="why"
+            )
+
+    asyncio.run(scenario())

@@ -38,6 +38,9 @@ class AttachScreen(RunScreen):
         self.typed: asyncio.Queue[str] = asyncio.Queue()
         self.sent: list[str] = []
         self.problem = ""
+        """The engine's refusal of the last keys, shown until keys go through again."""
+        self.situation = ""
+        """Why the view may stay empty: no such agent, not started, not on a terminal."""
 
     @property
     def can_type(self) -> bool:
@@ -65,13 +68,26 @@ class AttachScreen(RunScreen):
         text.append(f"  ·  {keys.DETACH_LABEL} detaches")
         if not self.can_type:
             text.append("  ·  read-only: watching, typing is off", style="bold reverse")
-        if self.problem:
-            text.append("  ·  ")
-            text.append(inert(self.problem, limit=120), style="bold")
+        for said in (self.situation, self.problem):
+            if said:
+                text.append("  ·  ")
+                text.append(inert(said, limit=120), style="bold")
         return text
 
     def redraw(self, feed: RunFeed, now: float, *, since: int, ages: bool) -> None:
-        """The terminal follows the log by itself; nothing of the feed to draw."""
+        """The terminal follows the log by itself; the status line says what stands in the way."""
+        agent = feed.state.agents.get(self.agent_id)
+        if agent is None:
+            said = f"no agent {self.agent_id} in this run"
+        elif agent.current is None:
+            said = "not started yet: its terminal shows when it starts"
+        elif not keys.is_tty(agent):
+            said = "not on a terminal (tty = false): its output, and keys it may not read"
+        else:
+            said = ""
+        if said != self.situation:
+            self.situation = said
+            self.status.update(self.status_text())
 
     def on_key(self, event: events.Key) -> None:
         event.stop()
