@@ -53,10 +53,16 @@ NAMED = {
 }
 
 
-def key_bytes(key: str, character: str | None) -> str | None:
+CURSOR_KEYS = frozenset({"up", "down", "right", "left", "home", "end"})
+"""Keys sent as `ESC O x` rather than `ESC [ x` while the program asked for application cursor
+keys (DECCKM, `ESC [ ? 1 h`: vim, less and readline do)."""
+
+
+def key_bytes(key: str, character: str | None, *, application_cursor: bool = False) -> str | None:
     """What a terminal sends for this key; None for a key it sends nothing for."""
     if key in NAMED:
-        return NAMED[key]
+        sent = NAMED[key]
+        return "\x1bO" + sent[2:] if application_cursor and key in CURSOR_KEYS else sent
     if key.startswith("ctrl+") and len(key) == 6 and key[5].isalpha():
         return chr(ord(key[5].lower()) - ord("a") + 1)
     if key.startswith("alt+"):
@@ -65,6 +71,12 @@ def key_bytes(key: str, character: str | None) -> str | None:
     if character and character.isprintable():
         return character
     return None
+
+
+def pasted(text: str, *, bracketed: bool) -> str:
+    """Pasted text as a terminal sends it: marked when the program asked (mode 2004), so an
+    editor or a shell takes it as text rather than as typed commands."""
+    return f"\x1b[200~{text}\x1b[201~" if bracketed else text
 
 
 def _request(rundir: RunDir, payload: dict[str, Any]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from corral.tui.screens.dashboard import DashboardScreen
 from corral.tui.widgets.terminal import (
     BEHIND,
     TAIL,
+    Terminal,
     TerminalView,
     line_segments,
     rich_colour,
@@ -119,6 +120,16 @@ def test_keys_are_the_bytes_a_terminal_sends() -> None:
     assert keys.key_bytes("alt+b", "b") == "\x1bb"
     assert keys.key_bytes("tab", "\t") == "\t"
     assert keys.key_bytes("f24", None) is None
+    assert keys.key_bytes("up", None, application_cursor=True) == "\x1bOA"
+    assert keys.key_bytes("enter", "\r", application_cursor=True) == "\r"
+    assert keys.pasted("ls", bracketed=True) == "\x1b[200~ls\x1b[201~"
+
+
+def test_the_programs_modes_are_read_from_the_emulator() -> None:
+    terminal = Terminal(10, 2)
+    assert terminal.modes() == (False, False)
+    terminal.feed(b"\x1b[?1h\x1b[?2004h")
+    assert terminal.modes() == (True, True)
 
 
 def test_the_output_tab_of_a_tty_agent_is_its_terminal_rendered(

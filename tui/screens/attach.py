@@ -98,14 +98,16 @@ class AttachScreen(RunScreen):
         if not self.can_type:
             self.app.bell()
             return
-        data = keys.key_bytes(event.key, event.character)
+        application_cursor, _ = self.view.terminal.modes()
+        data = keys.key_bytes(event.key, event.character, application_cursor=application_cursor)
         if data:
             self.typed.put_nowait(data)
 
     def on_paste(self, event: events.Paste) -> None:
         event.stop()
         if self.can_type and event.text:
-            self.typed.put_nowait(event.text)
+            _, bracketed = self.view.terminal.modes()
+            self.typed.put_nowait(keys.pasted(event.text, bracketed=bracketed))
 
     def detach(self) -> None:
         if self.leave_app:

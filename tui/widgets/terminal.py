@@ -37,6 +37,9 @@ TAIL = 128 << 10
 """Bytes of the log replayed after skipping ahead, from the first line start in them."""
 DEFAULT_SIZE = (80, 24)
 
+DECCKM = 1 << 5
+"""pyte keeps a private mode (`ESC [ ? n h`) as n << 5 in `screen.mode`."""
+BRACKETED_PASTE = 2004 << 5
 _COLOURS = {"brown": "yellow", "default": ""}
 _BRIGHT = "bright"
 
@@ -164,6 +167,12 @@ class Terminal:
             screen.set_margins()
             screen.dirty.clear()
             return True
+
+    def modes(self) -> tuple[bool, bool]:
+        """Whether the program asked for application cursor keys (DECCKM) and bracketed paste."""
+        with self.lock:
+            mode = self.screen.mode
+            return DECCKM in mode, BRACKETED_PASTE in mode
 
     def text(self) -> list[str]:
         """What the screen shows, row by row (tests and the bench read it)."""
