@@ -149,6 +149,18 @@ def test_corral_attach_shows_the_agents_terminal_and_types_into_it(
     while engine.typed() != "hi\r":
         assert time.monotonic() < deadline, f"typed {engine.typed()!r}"
         time.sleep(0.1)
+    # a second viewer, read-only: the same terminal, and its keys go nowhere
+    tmux("new-session", "-d", "-s", "watcher", "-x", "80", "-y", "24", command + " --read-only")
+    deadline = time.monotonic() + 20
+    while not all(
+        needle in (watched := tmux("capture-pane", "-p", "-t", "watcher"))
+        for needle in ("read-only", "moved here")
+    ):
+        assert time.monotonic() < deadline, f"the watcher shows:\n{watched}"
+        time.sleep(0.1)
+    tmux("send-keys", "-t", "watcher", "x", "Enter")
+    time.sleep(0.5)  # nothing must arrive: give it the time a key takes in the first viewer
+    assert engine.typed() == "hi\r"
     tmux.keys("C-]")
     deadline = time.monotonic() + 10
     while (
