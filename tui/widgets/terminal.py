@@ -216,11 +216,15 @@ class TerminalView(Widget, can_focus=True):
         self.strips: dict[int, Strip] = {}
         self.path: Path | None = None
         self.following = False
+        self.cursor_row = 0
+        """The row the cursor was drawn on: redrawn when it moves off."""
 
     # -- following the log ---------------------------------------------------------------------
 
     @work(group="terminal", exclusive=True)
     async def follow(self) -> None:
+        """Read the log as it grows and feed the emulator off the event loop; start over on a
+        new attempt or a replaced (redacted) log, skip ahead when far behind."""
         offset = inode = 0
         while True:
             current = self.source()
@@ -263,8 +267,7 @@ class TerminalView(Widget, can_focus=True):
         """The cursor's old and new row: it is drawn as a reversed cell."""
         with self.terminal.lock:
             y = self.terminal.screen.cursor.y
-        old = getattr(self, "_cursor_y", y)
-        self._cursor_y = y
+        old, self.cursor_row = self.cursor_row, y
         return {old, y}
 
     # -- size ----------------------------------------------------------------------------------
