@@ -235,9 +235,16 @@ def test_a_read_only_console_watches_but_cannot_type(repo: Path, tty_run: RunDir
     assert engine.requests == []
 
 
+@pytest.mark.parametrize("colour", ["colour", "no_color"])
 def test_attach_screen_snapshot_80x24(
-    snap_compare: Callable[..., bool], repo: Path, tty_run: RunDir
+    snap_compare: Callable[..., bool],
+    repo: Path,
+    tty_run: RunDir,
+    colour: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    if colour == "no_color":  # the agent's colours dropped; bold and reverse kept
+        monkeypatch.setenv("NO_COLOR", "1")
     app = CorralApp(repo, tty_run.run_id, clock=frozen_clock, attach_to="shell")
 
     async def settled(pilot: Pilot[Any]) -> None:
