@@ -73,8 +73,11 @@ class CorralApp(App[int]):
         clock: Callable[[], float] = time.time,
         poll: float = 0.05,
         operator: Operator | None = None,
+        attach_to: str | None = None,
     ) -> None:
         super().__init__()
+        self.attach_to = attach_to
+        """`corral attach RUN AGENT`: open straight into that agent's terminal."""
         self.operator = operator or Operator.current()
         """Who acts from this console, read once here: no screen reads the environment."""
         self.repo = repo
@@ -114,6 +117,10 @@ class CorralApp(App[int]):
             rundir, operator=self.operator, read_only=self.read_only, clock=self.clock
         )
         self.push_screen(DashboardScreen(self.session))
+        if self.attach_to is not None:
+            from corral.tui.screens.attach import AttachScreen
+
+            self.push_screen(AttachScreen(self.session, self.attach_to, leave_app=True))
         self.call_after_refresh(self._follow, self.session)
 
     def detach(self) -> None:
@@ -285,7 +292,9 @@ class CorralApp(App[int]):
         yield SystemCommand("Theme", "Change the colours", self.action_change_theme)
 
 
-def run_console(repo: Path, run: str | None, *, read_only: bool = False) -> int:
+def run_console(
+    repo: Path, run: str | None, *, read_only: bool = False, attach_to: str | None = None
+) -> int:
     """`corral` and `corral tui [RUN]`; quitting leaves every engine running."""
     if run is not None:
         try:
@@ -294,5 +303,8 @@ def run_console(repo: Path, run: str | None, *, read_only: bool = False) -> int:
             print(f"corral: {exc}", file=sys.stderr)
             return 2
     look.use_emoji(os.environ.get("CORRAL_EMOJI") == "1")
-    result = CorralApp(repo, run, read_only=read_only, operator=Operator.current()).run()
+    app = CorralApp(
+        repo, run, read_only=read_only, operator=Operator.current(), attach_to=attach_to
+    )
+    result = app.run()
     return int(result or 0)

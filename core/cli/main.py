@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 _parser = build_parser  # its name before the parser had a module of its own
 
-CONSOLE_COMMANDS = frozenset({"tui", "demo"})
+CONSOLE_COMMANDS = frozenset({"tui", "demo", "attach"})
 """Commands that may run the Textual console, which is left to exit the ordinary way."""
 
 
@@ -233,6 +233,15 @@ def cmd_tui(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_attach(args: argparse.Namespace) -> int:
+    """`corral attach RUN AGENT`: the console opened on that agent's terminal; ctrl+] leaves."""
+    from corral.tui.app import run_console
+
+    return run_console(
+        args.repo or _cwd(), args.run, read_only=args.read_only, attach_to=args.agent
+    )
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from corral.core.cli.serve import cmd_serve as serve
 
@@ -280,6 +289,7 @@ _COMMANDS = {
     "demo": cmd_demo,
     "review": cmd_review,
     "tui": cmd_tui,
+    "attach": cmd_attach,
     "serve": cmd_serve,
 }
 

@@ -154,6 +154,13 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
         "--read-only", action="store_true", help="watch only: no kill, retry or decision"
     )
 
+    attach = sub.add_parser(
+        "attach", help="a tty agent's terminal, full screen: watch it and type into it"
+    )
+    attach.add_argument("run")
+    attach.add_argument("agent")
+    attach.add_argument("--read-only", action="store_true", help="watch only: typing is off")
+
     add_review_parser(sub)
     add_mcp_parser(sub)
     add_serve_parser(sub)

@@ -25,7 +25,7 @@ from corral.core.findings.display import Loaded, agent_findings, severity_rank
 from corral.core.operator.describe import runtime_line, stream_detail, usage_line
 from corral.core.operator.reading import agent_runtimes
 from corral.core.operator.results import AgentRuntime
-from corral.tui import answer, decisions, look, ops
+from corral.tui import answer, decisions, keys, look, ops
 from corral.tui.bridge import RunSession
 from corral.tui.feed import RunFeed
 from corral.tui.screens.base import RunScreen
@@ -33,6 +33,7 @@ from corral.tui.text import inert, inert_lines
 from corral.tui.widgets.event_tail import EventTail
 from corral.tui.widgets.footer import CorralFooter
 from corral.tui.widgets.tables import KeyTable, Row
+from corral.tui.widgets.terminal import TerminalView
 
 OUTPUT_POLL = 0.2
 TABS = {"1": "output", "2": "diff", "3": "findings", "4": "agent-events"}
@@ -74,6 +75,7 @@ class AgentScreen(RunScreen):
     }
     AgentScreen TabbedContent { height: 1fr; }
     AgentScreen TabPane { padding: 0; }
+    AgentScreen TerminalView { height: 1fr; }
     AgentScreen Log, AgentScreen #diff-scroll, AgentScreen FindingsTable, AgentScreen EventTail { height: 1fr; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -86,6 +88,7 @@ class AgentScreen(RunScreen):
         Binding("o", "shell", "Shell in worktree", id="agent.shell"),
         Binding("c", "copy_path", "Copy path", id="agent.copy_path"),
         Binding("d", "diff", "Diff", id="agent.diff"),
+        Binding("t", "attach", "Attach", id="agent.attach"),
         Binding("1", "tab('output')", "Output", show=False, id="agent.tab_output"),
         Binding("2", "tab('diff')", "Diff", show=False, id="agent.tab_diff"),
         Binding("3", "tab('findings')", "Findings", show=False, id="agent.tab_findings"),
@@ -132,12 +135,16 @@ class AgentScreen(RunScreen):
         self.diff_text = ""
         self.runtime: AgentRuntime | None = None
         """Where the agent runs, from the run's plan (None until loaded, or if unreadable)."""
+        self.tty = keys.is_tty(self.agent)
+        """It runs on a PTY: its output tab is a terminal view, and `t` attaches."""
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f" {self.agent_id}"), id="agent-header")
         with TabbedContent(initial="output"):
             with TabPane("1 output", id="output"):
                 yield Log(id="output-log", max_lines=10_000, auto_scroll=True)
+                if self.tty:
+                    yield TerminalView(self.log_path, color=not self.app.no_color, id="terminal")
             with TabPane("2 diff", id="diff"), VerticalScroll(id="diff-scroll"):
                 yield Static(
                     Text("press d to load the diff against the snapshot", style="dim"),
@@ -151,13 +158,18 @@ class AgentScreen(RunScreen):
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.output.focus()
-        self.follow_output()
+        if self.tty:
+            self.output.display = False
+            self.query_one(TerminalView).focus()
+        else:
+            self.output.focus()
+            self.follow_output()
         self.load_findings()
         self.load_runtime()
 
     def palette_target(self, action: str) -> str:
         named = {"kill", "retry", "send_input", "shell", "copy_path", "diff", "pause", "unpause"}
+        named.add("attach")
         return f"agent {inert(self.agent_id, limit=40)}" if action in named else ""
 
     @property
@@ -201,6 +213,11 @@ class AgentScreen(RunScreen):
                 text.append(inert(said, limit=300))
             self.header.update(look.monochrome(text) if self.app.no_color else text)
         self.agent_events.add(feed.agent_events.get(self.agent_id, ()))
+
+    def log_path(self) -> Path | None:
+        agent = self.agent
+        attempt = agent.current if agent is not None else None
+        return Path(attempt.log_path) if attempt is not None and attempt.log_path else None
 
     # -- workers: they read files and run git, and post what they found ------------------------
 
@@ -329,6 +346,8 @@ class AgentScreen(RunScreen):
             return decisions.can_pause(self.session, self.agent_id)
         if action == "unpause":
             return decisions.can_unpause(self.session, self.agent_id)
+        if action == "attach":
+            return True if self.tty and self.log_path() is not None else None
         if action in ("shell", "copy_path"):
             agent = self.agent
             attempt = agent.current if agent is not None else None
@@ -348,7 +367,7 @@ class AgentScreen(RunScreen):
 
     def _active_widget(self) -> Widget:
         return {
-            "output": self.output,
+            "output": self.query_one(TerminalView) if self.tty else self.output,
             "diff": self.query_one("#diff-scroll", VerticalScroll),
             "findings": self.findings,
             "agent-events": self.agent_events,
@@ -370,6 +389,11 @@ class AgentScreen(RunScreen):
 
     def action_end(self) -> None:
         self._active_widget().scroll_end(animate=False)
+
+    def action_attach(self) -> None:
+        from corral.tui.screens.attach import AttachScreen
+
+        self.app.push_screen(AttachScreen(self.session, self.agent_id))
 
     def action_diff(self) -> None:
         self.action_tab("diff")
