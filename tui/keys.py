@@ -78,10 +78,12 @@ def pasted(text: str, *, bracketed: bool) -> str:
     return f"\x1b[200~{text}\x1b[201~" if bracketed else text
 
 
-def send_keys(rundir: RunDir, agent: str, keys: str, by: Operator) -> None:
+def send_keys(
+    rundir: RunDir, agent: str, keys: str, by: Operator, client: str | None = None
+) -> None:
     """Raw bytes to a tty agent's terminal, recorded by the engine with who typed them (the
-    operator API: T1 refuses a caller inside an agent)."""
-    actions.send_keys(rundir, agent, keys, by)
+    operator API: T1 refuses a caller inside an agent; one typist at a time, by `client`)."""
+    actions.send_keys(rundir, agent, keys, by, client)
 
 
 def resize(rundir: RunDir, agent: str, columns: int, rows: int, by: Operator) -> None:

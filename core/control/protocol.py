@@ -104,6 +104,9 @@ class InputRequest(_OperatorRequest):
     raw: bool = False
     """Keystrokes written as is (a terminal agent's `send_keys`), not encoded by its
     `input_format`; a message (not raw) to a `tty` agent is typed, then Enter."""
+    client: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+    """Which front end types (an attached console's own id): a terminal agent takes keys
+    from one typist at a time (core/engine/requests.py, TYPIST_HOLD)."""
 
 
 class ResizeRequest(_OperatorRequest):

@@ -61,6 +61,8 @@ class AttemptControl:
     """The known secrets of the attempt's environment, set when it is built."""
     execution: Execution | None = None
     """The agent's execution, once it is started."""
+    typist: tuple[str, str, float] | None = None
+    """Who types into its terminal now: (viewer, person, monotonic time of the last key)."""
     refusals_reported: int = 0
     """Refused operator actions the attempt reported itself (`RefusalReport`), to cap them."""
     output_offset: int = 0

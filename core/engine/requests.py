@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Sequence
 
 from corral.core.control.protocol import (
@@ -48,6 +49,8 @@ from corral.core.runtime.base import AgentInput, Pausable, TerminalInput
 from corral.core.runtime.pty_io import typed_line
 from corral.core.trust import authority
 
+TYPIST_HOLD = 5.0
+"""Seconds after a viewer's last key during which a terminal agent takes keys from it alone."""
 MAX_LOGGED_INPUT = 4000
 """Characters of a sent input the log keeps: events stay small (a paste may be 16000)."""
 
@@ -105,7 +108,7 @@ class ControlRequests:
                 return await self.redrive(request.agent, request.by)
             case InputRequest():
                 return await self.send_input(
-                    request.agent, request.by, request.text, raw=request.raw
+                    request.agent, request.by, request.text, raw=request.raw, client=request.client
                 )
             case ResizeRequest():
                 return await self.resize(request.agent, request.cols, request.rows)
@@ -373,7 +376,9 @@ class ControlRequests:
             ok=True, data={"agent": agent_id, "attempt": control.attempt, "paused_for": lasted}
         )
 
-    async def send_input(self, agent_id: str, by: str, text: str, *, raw: bool = False) -> Response:
+    async def send_input(
+        self, agent_id: str, by: str, text: str, *, raw: bool = False, client: str | None = None
+    ) -> Response:
         """A person's message to a running agent's stdin, in its `input_format`, then logged;
         to a `tty` agent it is typed and Enter pressed. `raw`: keystrokes written as is (a
         terminal agent's only)."""
@@ -388,6 +393,10 @@ class ControlRequests:
                 error=f"agent {agent_id!r} has no terminal (its plan sets no tty): send it a "
                 "message instead",
             )
+        if raw:
+            busy = self._typist_busy(agent_id, control, by, client)
+            if busy is not None:
+                return busy
         try:
             if raw:
                 channel.send(text.encode())
@@ -410,6 +419,25 @@ class ControlRequests:
             )
         )
         return Response(ok=True, data={"agent": agent_id, "attempt": control.attempt})
+
+    @staticmethod
+    def _typist_busy(
+        agent_id: str, control: AttemptControl, by: str, client: str | None
+    ) -> Response | None:
+        """One typist at a time on a terminal: keys from another viewer are refused until the
+        one typing has been quiet for TYPIST_HOLD seconds (then the keyboard is the next one's)."""
+        me = f"{by}/{client or ''}"
+        now = time.monotonic()
+        held = control.typist
+        if held is not None and held[0] != me and now - held[2] < TYPIST_HOLD:
+            return Response(
+                ok=False,
+                code="busy",
+                error=f"{held[1]} is typing into {agent_id}; the keyboard is yours "
+                f"{TYPIST_HOLD:g}s after they stop",
+            )
+        control.typist = (me, by, now)
+        return None
 
     async def resize(self, agent_id: str, cols: int, rows: int) -> Response:
         """A terminal agent's new size (SIGWINCH); not logged: a view changed, not the work."""

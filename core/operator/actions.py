@@ -123,11 +123,16 @@ def send_input(rundir: RunDir, agent: str, text: str, by: Operator) -> InputSent
     return InputSent(agent, int(data.get("attempt") or 0))
 
 
-def send_keys(rundir: RunDir, agent: str, keys: str, by: Operator) -> InputSent:
+def send_keys(
+    rundir: RunDir, agent: str, keys: str, by: Operator, client: str | None = None
+) -> InputSent:
     """Keystrokes to a running terminal agent (`tty`), written as is (`"hello\\r"`, escapes
     such as `"\\x1b[A"` for the up arrow) and logged with who sent them (`agent_input_sent`,
-    `raw`)."""
-    request: InputRequest = _built(InputRequest, agent=agent, by=by.user, text=keys, raw=True)
+    `raw`). `client` names the viewer that types: one typist at a time (EngineRefused, `busy`,
+    while another one types)."""
+    request: InputRequest = _built(
+        InputRequest, agent=agent, by=by.user, text=keys, raw=True, client=client
+    )
     people_only("input", f"agent {agent}", rundir, request)
     data = send(str(rundir.socket), request)
     return InputSent(agent, int(data.get("attempt") or 0))

@@ -207,3 +207,29 @@ def test_keys_reach_a_raw_terminal_whole_and_the_log_keeps_their_first_4000(
     integration = state_of(run).merge.integration_commit
     assert integration is not None
     assert git(repo, "show", f"{integration}:got.txt") == "y" * 5000
+
+
+def test_one_viewer_types_at_a_time(repo: Path, tmp_path: Path) -> None:
+    """Two attached viewers of one terminal agent: while one types, the other's keys are
+    refused (naming who types), nothing of them reaches the agent; the typist goes on."""
+    from corral.core.operator.errors import EngineRefused
+
+    body = agent_block("term", [sys.executable, "-c", TERMINAL_AGENT], tty=True)
+    plan = write_plan(tmp_path, body)
+    engine = start_corral(repo, "run", str(plan), "--quiet")
+    me = Operator.current()
+    try:
+        run = wait_for_run(repo)
+        _started(run, "term")
+        wait_until(lambda: b"name? " in _log(run, "term"), what="the agent's prompt")
+        send_keys(run, "term", "ro", me, client="viewer-a")
+        with pytest.raises(EngineRefused, match=f"{me.user} is typing into term"):
+            send_keys(run, "term", "XX", me, client="viewer-b")
+        send_keys(run, "term", "sa\r", me, client="viewer-a")
+        assert engine.wait(timeout=60) == 0
+    finally:
+        if engine.poll() is None:
+            engine.kill()
+    assert b"hi rosa at" in _log(run, "term")
+    inputs = [e.text for e in events_of(run) if isinstance(e, ev.AgentInputSent)]
+    assert inputs == ["ro", "sa\r"]

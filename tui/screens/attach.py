@@ -5,6 +5,7 @@ A read-only console watches only; resizing the view resizes the agent's terminal
 from __future__ import annotations
 
 import asyncio
+import secrets
 from pathlib import Path
 
 from rich.text import Text
@@ -41,6 +42,8 @@ class AttachScreen(RunScreen):
         """The engine's refusal of the last keys, shown until keys go through again."""
         self.situation = ""
         """Why the view may stay empty: no such agent, not started, not on a terminal."""
+        self.client_id = secrets.token_hex(8)
+        """This viewer, for the engine's one typist at a time."""
 
     @property
     def can_type(self) -> bool:
@@ -126,7 +129,7 @@ class AttachScreen(RunScreen):
             data = await self.typed.get()
             while not self.typed.empty():
                 data += self.typed.get_nowait()
-            await self._send(keys.send_keys, data)
+            await self._send(lambda r, a, d, by: keys.send_keys(r, a, d, by, self.client_id), data)
             self.sent.append(data)
 
     @work(group="attach-resize", exclusive=True)
