@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import os
+from collections.abc import Callable
 from typing import Literal
 
 from corral.core.errors import CorralError
@@ -37,15 +38,74 @@ class InputRefused(CorralError):
     """The agent cannot take this message now; the reason says why and what to do."""
 
 
+class BoundedWriter:
+    """Whole messages to a non-blocking fd: what it cannot take at once waits in a buffer of at
+    most MAX_PENDING bytes, written as the fd drains (`loop.add_writer`); a message that would
+    overflow it is refused whole. `on_drained` runs once the buffer is empty, `on_broken` when
+    the reader is gone (EPIPE, EIO): the owner decides what either means."""
+
+    def __init__(
+        self, fd: int, *, on_drained: Callable[[], None], on_broken: Callable[[], None]
+    ) -> None:
+        self.fd: int | None = fd
+        self.pending = bytearray()
+        self.watching = False
+        self.on_drained = on_drained
+        self.on_broken = on_broken
+
+    def queue(self, data: bytes) -> None:
+        if len(self.pending) + len(data) > MAX_PENDING:
+            raise InputRefused(
+                f"it has not read the {len(self.pending)} bytes already sent; wait for it"
+            )
+        self.pending += data
+        self.flush()
+
+    def flush(self) -> None:
+        fd = self.fd
+        if fd is None:
+            return
+        try:
+            while self.pending:
+                written = os.write(fd, self.pending)
+                del self.pending[:written]
+        except BlockingIOError:
+            self._watch(fd, True)
+            return
+        except OSError:  # the reader is gone: nothing more reaches the agent
+            self.stop()
+            self.on_broken()
+            return
+        self._watch(fd, False)
+        self.on_drained()
+
+    def stop(self) -> None:
+        """Drop what is pending and write no more (the owner closes the fd)."""
+        self.pending.clear()
+        if self.fd is not None:
+            self._watch(self.fd, False)
+        self.fd = None
+
+    def _watch(self, fd: int, on: bool) -> None:
+        if on == self.watching:
+            return
+        with contextlib.suppress(RuntimeError):  # no loop: the buffer waits for the next send
+            loop = asyncio.get_running_loop()
+            if on:
+                loop.add_writer(fd, self.flush)
+            else:
+                loop.remove_writer(fd)
+            self.watching = on
+
+
 class PipeInput:
     """The write end of an agent's stdin pipe (non-blocking), with a bounded buffer."""
 
     def __init__(self, fd: int) -> None:
         os.set_blocking(fd, False)
         self.fd: int | None = fd
-        self.pending = bytearray()
         self.closing = False
-        self.watching = False
+        self.writer = BoundedWriter(fd, on_drained=self._drained, on_broken=self._close_now)
 
     @property
     def closed(self) -> bool:
@@ -55,59 +115,26 @@ class PipeInput:
         """Queue `data` whole for the agent, or refuse it (InputRefused) without writing any."""
         if self.closed:
             raise InputRefused("its input is closed (its turn is over, or it ended)")
-        if len(self.pending) + len(data) > MAX_PENDING:
-            raise InputRefused(
-                f"it has not read the {len(self.pending)} bytes already sent; wait for it"
-            )
-        self.pending += data
-        self._flush()
+        self.writer.queue(data)
 
     def close(self) -> None:
         """End-of-file for the agent, once what is pending is written (or it stops reading)."""
         self.closing = True
-        if not self.pending:
+        if not self.writer.pending:
             self._close_now()
 
     def abandon(self) -> None:
         """The agent has ended: drop what it never read and close at once."""
-        self.pending.clear()
         self._close_now()
 
-    def _flush(self) -> None:
-        fd = self.fd
-        if fd is None:
-            return
-        try:
-            while self.pending:
-                written = os.write(fd, self.pending)
-                del self.pending[:written]
-        except BlockingIOError:
-            self._watch(fd)
-            return
-        except OSError:  # the agent closed its end (EPIPE) or ended: nothing more reaches it
-            self.pending.clear()
-            self._close_now()
-            return
-        self._unwatch(fd)
+    def _drained(self) -> None:
         if self.closing:
             self._close_now()
-
-    def _watch(self, fd: int) -> None:
-        if not self.watching:
-            with contextlib.suppress(RuntimeError):  # no loop: the buffer waits for the next send
-                asyncio.get_running_loop().add_writer(fd, self._flush)
-                self.watching = True
-
-    def _unwatch(self, fd: int) -> None:
-        if self.watching:
-            with contextlib.suppress(RuntimeError):
-                asyncio.get_running_loop().remove_writer(fd)
-            self.watching = False
 
     def _close_now(self) -> None:
         fd, self.fd = self.fd, None
         self.closing = True
+        self.writer.stop()
         if fd is not None:
-            self._unwatch(fd)
             with contextlib.suppress(OSError):
                 os.close(fd)

@@ -6,8 +6,8 @@ copied, byte for byte with its escapes, into its output.log, so a front end can 
 screen from the log and liveness-by-output keeps working (it reads the log's size). The copy
 never blocks the loop and never starves it: each time the master is readable at most
 READS_PER_WAKE reads of READ_CHUNK bytes are taken, then the loop runs everything else that
-is ready. Keystrokes go the other way as `AgentInput`, written whole through a bounded buffer
-as `PipeInput` does, and `resize` tells the agent its new size (SIGWINCH).
+is ready. Keystrokes go the other way as `AgentInput`, written whole through the same bounded
+buffer as `PipeInput`'s (`BoundedWriter`), and `resize` tells the agent its new size (SIGWINCH).
 
 The terminal is the engine's alone: when the engine dies the master closes, the agent gets
 SIGHUP, and the attempt is lost on resume like any other the engine stopped watching.
@@ -21,7 +21,7 @@ import os
 import termios
 from pathlib import Path
 
-from corral.core.runtime.agent_input import MAX_PENDING, InputRefused
+from corral.core.runtime.agent_input import BoundedWriter, InputRefused
 
 READ_CHUNK = 1 << 16
 READS_PER_WAKE = 4
@@ -44,9 +44,8 @@ class PtyInput:
         os.set_blocking(fd, False)
         self.fd: int | None = fd
         self.log_fd: int | None = os.open(log_path, LOG_FLAGS, 0o600)
-        self.pending = bytearray()
         self.input_closed = False
-        self.watching_write = False
+        self.writer = BoundedWriter(fd, on_drained=lambda: None, on_broken=self._hung_up)
         self.reading = False
         self.copied = 0
         with contextlib.suppress(RuntimeError):  # no loop (a test's direct use): drain() reads
@@ -100,12 +99,7 @@ class PtyInput:
         """Queue `data` (keystrokes, as is) whole for the agent, or refuse it (InputRefused)."""
         if self.closed:
             raise InputRefused("its terminal is closed (it ended)")
-        if len(self.pending) + len(data) > MAX_PENDING:
-            raise InputRefused(
-                f"it has not read the {len(self.pending)} bytes already sent; wait for it"
-            )
-        self.pending += data
-        self._flush()
+        self.writer.queue(data)
 
     def close(self) -> None:
         """No more input; its output is still copied until it ends."""
@@ -117,42 +111,18 @@ class PtyInput:
             raise InputRefused("its terminal is closed (it ended)")
         termios.tcsetwinsize(self.fd, (rows, columns))
 
-    def _flush(self) -> None:
-        fd = self.fd
-        if fd is None:
-            return
-        try:
-            while self.pending:
-                written = os.write(fd, self.pending)
-                del self.pending[:written]
-        except BlockingIOError:
-            self._watch_write(fd, True)
-            return
-        except OSError:  # the terminal hung up: nothing more reaches the agent
-            self.pending.clear()
-            self.input_closed = True
-        self._watch_write(fd, False)
-
-    def _watch_write(self, fd: int, on: bool) -> None:
-        if on == self.watching_write:
-            return
-        with contextlib.suppress(RuntimeError):
-            loop = asyncio.get_running_loop()
-            if on:
-                loop.add_writer(fd, self._flush)
-            else:
-                loop.remove_writer(fd)
-            self.watching_write = on
+    def _hung_up(self) -> None:
+        """The terminal hung up: nothing more reaches the agent (its output is still read)."""
+        self.input_closed = True
 
     # --- end -------------------------------------------------------------------------------
 
     def abandon(self) -> None:
         """The agent has ended: copy what it left in the terminal, then close both ends."""
-        self.pending.clear()
+        self.writer.stop()
         self.input_closed = True
         fd = self.fd
         if fd is not None:
-            self._watch_write(fd, False)
             self._copy(DRAIN_READS)
             self._stop_reading()
             self.fd = None
