@@ -5,11 +5,8 @@ through `notify-send` when the machine has it; what the replay showed, and heart
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import socket
 import stat
-import threading
 from pathlib import Path
 
 import pytest
@@ -21,6 +18,7 @@ from corral.tui.app import CorralApp
 from corral.tui.screens.dashboard import DashboardScreen
 from corral.tui.screens.dialogs import AskScreen
 from tests.tui.conftest import screen_text, until
+from tests.tui.recording_engine import RecordingEngine
 from tests.tui.synthetic import (
     NOW,
     at,
@@ -89,28 +87,6 @@ def test_an_agent_ending_while_watched_is_one_bell_a_status_line_and_a_desktop_n
     assert desktop.read_text().splitlines() == [
         f"--app-name=corral|corral: {live.run_id}|api-auth: succeeded|"
     ]
-
-
-class RecordingEngine:
-    """A real Unix socket at the run's control socket that answers like the engine."""
-
-    def __init__(self, path: Path) -> None:
-        self.requests: list[dict[str, object]] = []
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(str(path))
-        self.sock.listen()
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                self.requests.append(json.loads(conn.makefile().readline()))
-                conn.sendall(json.dumps({"ok": True, "data": {"attempt": 1}}).encode() + b"\n")
 
 
 def test_i_sends_a_message_to_an_agent_that_reads_them_and_only_to_it(repo: Path) -> None:

@@ -29,8 +29,9 @@ from corral.tui.widgets.terminal import (
     skip_ahead,
 )
 from tests.tui.conftest import screen_text, until
+from tests.tui.recording_engine import RecordingEngine
 from tests.tui.synthetic import frozen_clock
-from tests.tui.tty_run import RecordingEngine, make_tty_run
+from tests.tui.tty_run import make_tty_run
 
 
 @pytest.fixture

@@ -18,8 +18,9 @@ from corral.core.runs.rundir import RunDir
 from corral.core.runtime.procfs import is_same_process
 from tests.conftest import git, wait_until
 from tests.core.engine_helpers import agent_block, events_of, state_of, wait_for_event
+from tests.tui.recording_engine import RecordingEngine
 from tests.tui.test_engine_console import start
-from tests.tui.tty_run import RecordingEngine, make_tty_run
+from tests.tui.tty_run import make_tty_run
 
 pytestmark = [
     pytest.mark.slow,

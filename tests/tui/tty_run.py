@@ -4,9 +4,6 @@ shared by the terminal tests (Pilot) and the tmux test of `corral attach`."""
 
 from __future__ import annotations
 
-import json
-import socket
-import threading
 from pathlib import Path
 
 from corral.core.log import events as ev
@@ -21,31 +18,6 @@ COLOURED = (
     b"\x1b[5;10Hmoved here"  # cursor motion: row 5, column 10
     b"\x1b[3;1H\x1b[Koverwritten\r\n"  # erase line 3, write over it
 )
-
-
-class RecordingEngine:
-    """A real Unix socket at the run's control socket that records requests and says ok."""
-
-    def __init__(self, path: Path) -> None:
-        self.requests: list[dict[str, object]] = []
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(str(path))
-        self.sock.listen()
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                self.requests.append(json.loads(conn.makefile().readline()))
-                conn.sendall(json.dumps({"ok": True, "data": {"attempt": 1}}).encode() + b"\n")
-
-    def typed(self) -> str:
-        return "".join(str(r["text"]) for r in self.requests if r["op"] == "input")
 
 
 def make_tty_run(repo: Path, tmp_path: Path) -> RunDir:
