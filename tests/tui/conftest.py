@@ -15,7 +15,9 @@ from textual.pilot import Pilot
 
 from corral.core.runs.rundir import RunDir
 from corral.core.runtime.procfs import is_same_process
-from tests.core.engine_helpers import state_of
+from corral.tui.app import CorralApp
+from corral.tui.screens.dashboard import DashboardScreen
+from tests.core.engine_helpers import corral, only_run, state_of, write_plan
 
 
 @pytest.fixture(autouse=True)
@@ -63,3 +65,26 @@ def engines() -> Iterator[list[RunDir]]:
         deadline = time.monotonic() + 20
         while is_same_process(engine.pid, engine.start_time) and time.monotonic() < deadline:
             time.sleep(0.05)
+
+
+def start_detached(
+    repo: Path, tmp_path: Path, body: str, engines: list[RunDir], header: str = ""
+) -> RunDir:
+    """`corral run PLAN --detach` of the agents in `body` (up to 10 at once, no success needed);
+    the run is added to `engines`, so the fixture stops its engine at the end."""
+    plan = write_plan(tmp_path, body, header="min_success = 0\nmax_parallel = 10\n" + header)
+    detached = corral(repo, "run", str(plan), "--detach")
+    assert detached.returncode == 0, detached.stderr
+    rundir = only_run(repo)
+    engines.append(rundir)
+    return rundir
+
+
+def on_screen(app: CorralApp, agent: str, column: str) -> str:
+    """The text of `agent`'s `column` cell on the run's dashboard, once it is the screen shown
+    (runs list, then dashboard), else ""."""
+    screen = app.screen_stack[2] if len(app.screen_stack) > 2 else None
+    if not isinstance(screen, DashboardScreen):
+        return ""
+    row = screen.agents.cells.get(agent)
+    return row[column].plain if row is not None else ""

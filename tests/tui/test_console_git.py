@@ -19,8 +19,7 @@ from corral.tui.app import CorralApp
 from corral.tui.screens.agent import AgentScreen
 from tests.conftest import git
 from tests.core.engine_helpers import agent_block, corral, only_run, write_plan
-from tests.tui.conftest import until
-from tests.tui.test_engine_console import on_screen
+from tests.tui.conftest import on_screen, until
 
 TRAPS = ("filter.x.clean", "filter.x.smudge", "filter.x.process", "diff.x.textconv")
 """Repository config keys that name a program, each one pointed at its own trap."""

@@ -22,20 +22,11 @@ from corral.tui.screens.agent import AgentScreen
 from corral.tui.screens.dashboard import DashboardScreen
 from corral.tui.screens.dialogs import AskScreen, ConfirmScreen
 from tests.core.engine_helpers import agent_block, corral, events_of, only_run, state_of, write_plan
-from tests.tui.conftest import screen_text, until
+from tests.tui.conftest import on_screen, screen_text, start_detached, until
 
 pytestmark = pytest.mark.slow
 PY = shlex.quote(sys.executable)
 LOCK = f"{PY} -m corral.core.cli lock"
-
-
-def start(repo: Path, tmp_path: Path, body: str, engines: list[RunDir], header: str = "") -> RunDir:
-    plan = write_plan(tmp_path, body, header="min_success = 0\nmax_parallel = 10\n" + header)
-    detached = corral(repo, "run", str(plan), "--detach")
-    assert detached.returncode == 0, detached.stderr
-    rundir = only_run(repo)
-    engines.append(rundir)
-    return rundir
 
 
 def agent_state(app: CorralApp, agent: str) -> str:
@@ -46,18 +37,10 @@ def agent_state(app: CorralApp, agent: str) -> str:
     return found.state if found is not None else ""
 
 
-def on_screen(app: CorralApp, agent: str, column: str) -> str:
-    screen = app.screen_stack[2] if len(app.screen_stack) > 2 else None
-    if not isinstance(screen, DashboardScreen):
-        return ""
-    row = screen.agents.cells.get(agent)
-    return row[column].plain if row is not None else ""
-
-
 def test_move_open_kill_and_retry(repo: Path, tmp_path: Path, engines: list[RunDir]) -> None:
     alpha = ["sh", "-c", "echo working; echo more >> README.md; echo new > notes.txt; sleep 600"]
     body = agent_block("alpha", alpha) + agent_block("beta", ["sleep", "600"])
-    rundir = start(repo, tmp_path, body, engines)
+    rundir = start_detached(repo, tmp_path, body, engines)
     me = getpass.getuser()
 
     async def scenario() -> None:
@@ -135,7 +118,7 @@ def test_stop_the_run_with_a_confirmation_naming_what_runs(
     """`S` on the dashboard asks first, naming the run and its running agents; yes stops every
     agent and the engine, recorded with who stopped it."""
     body = agent_block("alpha", ["sleep", "600"]) + agent_block("beta", ["sleep", "600"])
-    rundir = start(repo, tmp_path, body, engines)
+    rundir = start_detached(repo, tmp_path, body, engines)
     me = getpass.getuser()
 
     async def scenario() -> None:
@@ -185,7 +168,7 @@ def test_p_pauses_and_unpauses_an_agent_shown_as_paused(
 ) -> None:
     """`p` on the dashboard freezes the agent under the cursor (its state cell says paused);
     on its detail screen the footer offers Unpause, and `p` lets it go on."""
-    rundir = start(repo, tmp_path, agent_block("alpha", ["sleep", "600"]), engines)
+    rundir = start_detached(repo, tmp_path, agent_block("alpha", ["sleep", "600"]), engines)
     me = getpass.getuser()
 
     async def scenario() -> None:
@@ -229,7 +212,7 @@ def test_break_a_lock_with_confirmation(repo: Path, tmp_path: Path, engines: lis
         "-c",
         "sleep 1; " + f"{LOCK} acquire db --ttl 60 --wait 120 && echo got-it && sleep 600",
     ]
-    rundir = start(
+    rundir = start_detached(
         repo, tmp_path, agent_block("holder", holder) + agent_block("waiter", waiter), engines
     )
 
@@ -290,7 +273,9 @@ def test_ten_agents_states_lock_and_conflict_within_a_deadline(
         edit = f"echo {side} > README.md; git add -A; sleep 600"
         body += agent_block(f"edit-{side}", ["sh", "-c", edit])
     watch = importlib.util.find_spec("corral.core.engine.conflict_watch") is not None
-    rundir = start(repo, tmp_path, body, engines, 'conflict_interval = "500ms"\n' if watch else "")
+    rundir = start_detached(
+        repo, tmp_path, body, engines, 'conflict_interval = "500ms"\n' if watch else ""
+    )
     expected_running = {"busy-0", "busy-1", "busy-2", "locker", "edit-left", "edit-right"}
 
     async def scenario() -> None:

@@ -18,8 +18,8 @@ from corral.core.runs.rundir import RunDir
 from corral.core.runtime.procfs import is_same_process
 from tests.conftest import git, wait_until
 from tests.core.engine_helpers import agent_block, events_of, state_of, wait_for_event
+from tests.tui.conftest import start_detached
 from tests.tui.recording_engine import RecordingEngine
-from tests.tui.test_engine_console import start
 from tests.tui.tty_run import make_tty_run
 
 pytestmark = [
@@ -82,7 +82,7 @@ def test_console_in_a_real_terminal(
     tmux: Tmux,
 ) -> None:
     sleeper = ["sh", "-c", "echo hello from sleeper; sleep 600"]
-    rundir = start(repo, tmp_path, agent_block("sleeper", sleeper), engines)
+    rundir = start_detached(repo, tmp_path, agent_block("sleeper", sleeper), engines)
     wait_for_event(rundir, lambda e: e.type == "agent_started", what="the agent")
     command = f"cd {shlex.quote(str(repo))} && NO_COLOR=1 exec {shlex.quote(sys.executable)} -m corral.core.cli"
     tmux("new-session", "-d", "-s", "console", "-x", "100", "-y", "30", command)
@@ -194,7 +194,7 @@ def test_a_real_tty_agent_is_attached_typed_into_and_its_answer_merged(
     terminal, watched read-only in one window and typed into from `corral attach` in another;
     its answer is in its log and on its branch, and detaching leaves nothing behind."""
     body = agent_block("asker", [sys.executable, "-c", ASKER], tty=True, tty_size=[80, 20])
-    rundir = start(repo, tmp_path, body, engines)
+    rundir = start_detached(repo, tmp_path, body, engines)
     wait_for_event(
         rundir,
         lambda e: e.type == "agent_started" and e.agent == "asker",
