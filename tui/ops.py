@@ -5,6 +5,7 @@ operator API (core/operator/)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import tempfile
@@ -169,6 +170,15 @@ def export_file(repo: str, commit: str, path: str) -> tuple[Path | None, str]:
     where.write_bytes(content.encode("utf-8", "surrogateescape"))
     where.chmod(0o444)
     return where, ""
+
+
+def discard_export(path: Path) -> None:
+    """Remove what `export_file` wrote (the copy and its private directory), once the editor
+    is done with it."""
+    with contextlib.suppress(OSError):
+        path.unlink()
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()
 
 
 def editor_command(path: Path, line: int | None) -> list[str]:

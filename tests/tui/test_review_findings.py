@@ -182,11 +182,12 @@ class Tmux:
 def test_e_opens_the_file_that_lands_in_the_editor_at_the_line(
     repo: Path, audited: RunDir, tmp_path: Path
 ) -> None:
-    """In a real terminal: the console suspends, $EDITOR gets `+42 FILE`, the console is back."""
+    """In a real terminal: the console suspends, $EDITOR gets `+42 FILE` (a read-only copy of
+    the file as it lands), the console is back and the copy is gone."""
     record = tmp_path / "editor-args"
     editor = tmp_path / "editor.sh"
     editor.write_text(
-        f'#!/bin/sh\nprintf "%s\\n" "$@" > {shlex.quote(str(record))}\n'
+        f'#!/bin/sh\nprintf "%s\\n" "$@" "$(stat -c %a "$2")" > {shlex.quote(str(record))}\n'
         f'cat "$2" >> {shlex.quote(str(record))}\necho editor ran; sleep 1\n'
     )
     editor.chmod(0o755)
@@ -214,10 +215,10 @@ def test_e_opens_the_file_that_lands_in_the_editor_at_the_line(
     assert args[0] == "+42"
     opened = Path(args[1])
     assert opened.name == "db.py"
-    assert args[2 + 41] == DB_LINES[41], "the integration commit's version"
-    assert opened.stat().st_mode & 0o222 == 0, "a read-only copy"
+    assert args[2] == "444", "a read-only copy"
+    assert args[3 + 41] == DB_LINES[41], "the integration commit's version"
     assert not (repo / "src" / "db.py").exists(), "the checkout is untouched"
-    shutil.rmtree(opened.parent)
+    assert not opened.parent.exists(), "the copy and its directory are removed after the editor"
 
 
 @pytest.fixture

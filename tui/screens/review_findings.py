@@ -146,7 +146,10 @@ class ReviewFindingsPart(ReviewDecisions):
         try:
             with self.app.suspend():
                 print(f"corral: {finding.file} at {self.integration_commit()[:12]}, read-only")
-                subprocess.run(command, check=False)
+                try:
+                    subprocess.run(command, check=False)
+                finally:
+                    ops.discard_export(path)
         except SuspendNotSupported:
             self.notify(
                 f"this console cannot hand over its terminal; the file is at {path}",
@@ -155,6 +158,7 @@ class ReviewFindingsPart(ReviewDecisions):
                 timeout=10,
             )
         except OSError as exc:
+            ops.discard_export(path)
             self.notify(
                 inert(f"{command[0]}: {exc.strerror}", limit=300),
                 title="the editor did not start",
