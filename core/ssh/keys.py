@@ -8,6 +8,7 @@ number and the fix, and a file with no key is one too: the server never starts h
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 from dataclasses import dataclass
@@ -126,16 +127,29 @@ def parse_line(line: str, number: int, path: Path) -> AuthorizedKey:
     try:
         key = asyncssh.import_public_key(f"{key_type} {blob}")
     except (asyncssh.KeyImportError, ValueError) as exc:
+        inside = _type_inside(blob)
+        if inside and inside != key_type:
+            raise KeysFileError(
+                f"{where}: the key says it is {inside}, the line says {key_type}: paste the "
+                ".pub file's line as it is"
+            ) from None
         raise KeysFileError(
             f"{where}: not a public key ({exc}): after the name and roles, paste the key type "
             "and the base64 of the .pub file's line"
         ) from None
-    if key.get_algorithm() != key_type:
-        raise KeysFileError(
-            f"{where}: the key says it is {key.get_algorithm()}, the line says {key_type}: "
-            "paste the .pub file's line as it is"
-        )
     return AuthorizedKey(name=name, roles=roles, key=key, line=number)
+
+
+def _type_inside(blob: str) -> str:
+    """The key type a public key blob starts with (an SSH string), '' if it is not one."""
+    try:
+        data = base64.b64decode(blob, validate=True)
+    except ValueError:
+        return ""
+    size = int.from_bytes(data[:4], "big")
+    if len(data) < 4 + size or not 0 < size <= 64:
+        return ""
+    return data[4 : 4 + size].decode("ascii", errors="replace")
 
 
 def add_key(path: Path, name: str, roles_word: str, public_key_file: Path) -> AuthorizedKey:
