@@ -112,8 +112,16 @@ def start_server(repo: Path, home: Path, tmp: Path, *extra: str) -> Server:
     out, log = tmp / "serve.out", tmp / "serve.err"
     with out.open("w") as stdout, log.open("w") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "corral.core.cli", "serve", "--ssh", "--listen", "127.0.0.1:0"]
-            + list(extra),
+            [
+                sys.executable,
+                "-m",
+                "corral.core.cli",
+                "serve",
+                "--ssh",
+                "--listen",
+                "127.0.0.1:0",
+                *extra,
+            ],
             cwd=repo,
             env=server_env(home),
             stdout=stdout,

@@ -25,7 +25,7 @@ def test_a_good_file_reads_with_names_roles_and_fingerprints(tmp_path: Path, pub
     path.write_text(f"# the team\n\nalice viewer,reviewer {public}\n")
     loaded = keys.load(path)
     (alice,) = loaded.keys
-    assert (alice.name, alice.roles, alice.line) == ("alice", {"viewer", "reviewer"}, 3)
+    assert (alice.name, alice.roles, alice.line) == ("alice", frozenset({"viewer", "reviewer"}), 3)
     assert alice.fingerprint == fingerprint_of(tmp_path / "alice.pub")
 
 
@@ -70,10 +70,10 @@ def test_duplicate_names_and_keys_are_refused(tmp_path: Path, public: str) -> No
 
 def test_no_file_or_no_key_says_how_to_add_one(tmp_path: Path) -> None:
     path = tmp_path / "authorized_keys"
-    with pytest.raises(KeysFileError, match="no keys file at .*--add-key NAME ROLES KEY.pub"):
+    with pytest.raises(KeysFileError, match=r"no keys file at .*--add-key NAME ROLES KEY\.pub"):
         keys.load(path)
     path.write_text("# only comments\n")
-    with pytest.raises(KeysFileError, match="no keys in .*--add-key NAME ROLES KEY.pub"):
+    with pytest.raises(KeysFileError, match=r"no keys in .*--add-key NAME ROLES KEY\.pub"):
         keys.load(path)
 
 
