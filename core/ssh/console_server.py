@@ -142,7 +142,7 @@ class ConsoleSession(asyncssh.SSHServerSession[bytes]):
     def _exited(self, status: int) -> None:
         if not self.gone and self.chan is not None:
             self.say(f"{self.who}: console exited ({status})")
-            self.chan.exit(max(status, 0) if status >= 0 else 1)
+            self.chan.exit(status if status >= 0 else 1)  # < 0: ended by a signal
 
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
         if self.child is not None and not self.child.write(data) and self.chan is not None:
@@ -223,6 +223,8 @@ class KeyServer(asyncssh.SSHServer):
 
     def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
         self.entry = self.keys.find(key) if self.keys is not None else None
+        if self.entry is None:
+            self.say(f"{self.peer}: refused key {key.get_fingerprint('sha256')} (not listed)")
         return self.entry is not None
 
     def auth_completed(self) -> None:

@@ -306,3 +306,16 @@ def test_the_server_refuses_to_start_without_keys_or_with_a_bad_line(
     assert bad.returncode == 2
     assert f"{keys_file} line 3: 'admin' is not a role" in bad.stderr
     assert not (repo / ".git" / "corral" / "ssh" / "host_ed25519_key").exists()
+
+
+def test_stopping_the_server_leaves_no_console_behind(
+    repo: Path, reviewable: RunDir, server: Server, keys: dict[str, Path], tmux: Tmux
+) -> None:
+    """SIGTERM to the server: its end of each console's terminal closes, the kernel hangs the
+    console up, and nothing of corral's is left running for a client that is gone."""
+    open_console(tmux, server, keys["vera"])
+    tmux.wait_for("review")
+    pid = console_pid(server, "vera")
+    server.process.terminate()
+    server.process.wait(10)
+    wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout=10, what="the console to end")
