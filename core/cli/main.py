@@ -251,7 +251,7 @@ def _served_operator(args: argparse.Namespace) -> Operator | None:
         roles = parse_roles(args.roles)
     except ValueError as exc:
         raise InputError(f"--roles {args.roles}: {exc}") from None
-    return Operator.ssh_key(name, args.fingerprint, roles, args.keys_file or "?")
+    return Operator.ssh_key(name, args.fingerprint, roles, args.keys_file or "")
 
 
 def cmd_attach(args: argparse.Namespace) -> int:

@@ -65,7 +65,7 @@ class Operator:
 
     @classmethod
     def ssh_key(
-        cls, name: str, fingerprint: str, roles: frozenset[Role], keys_file: str
+        cls, name: str, fingerprint: str, roles: frozenset[Role], keys_file: str = ""
     ) -> Operator:
         """The holder of a key in corral's authorized keys file (`corral serve --ssh`)."""
         return cls(
@@ -73,7 +73,9 @@ class Operator:
             reviewer=f"{name} (ssh key {fingerprint})",
             roles=roles,
             who=f"ssh key {name}",
-            granted_by=f"corral's authorized keys file, {keys_file}",
+            granted_by=f"corral's authorized keys file, {keys_file}"
+            if keys_file
+            else "the keys file of the server that opened this console",
         )
 
     def viewer(self, granted_by: str) -> Operator:
@@ -88,6 +90,14 @@ class Operator:
 
     def may(self, role: Role) -> bool:
         return role in self.roles
+
+    @property
+    def label(self) -> str:
+        """How a front end shows who acts when it is not simply the local user with every
+        role (`ssh key alice: viewer,reviewer`); '' otherwise."""
+        if self.every_role and not self.who:
+            return ""
+        return f"{self.who or self.user}: {roles_text(self.roles)}"
 
     @property
     def every_role(self) -> bool:

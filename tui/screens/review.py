@@ -143,7 +143,12 @@ class ReviewScreen(ReviewFindingsPart):
             self.load_report()
         if feed.review_version > since or feed.run_version > since or since < 0:
             self.show_summary(
-                summary_text(state, self.loaded, read_only=not self.session.may_review)
+                summary_text(
+                    state,
+                    self.loaded,
+                    read_only=not self.session.may_review,
+                    acting=self.session.operator.label,
+                )
             )
             self.show_tampering(state)
             self.branches.sync(branch_rows(state), complete=True)
@@ -219,7 +224,12 @@ class ReviewScreen(ReviewFindingsPart):
         feed = self.session.feed
         if feed is not None:
             self.show_summary(
-                summary_text(feed.state, self.loaded, read_only=not self.session.may_review)
+                summary_text(
+                    feed.state,
+                    self.loaded,
+                    read_only=not self.session.may_review,
+                    acting=self.session.operator.label,
+                )
             )
         self.refresh_bindings()
 

@@ -112,7 +112,9 @@ class RunsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(
             Text(
-                f" corral  runs of {self.repo}" + ("  READ-ONLY" if self.read_only else ""),
+                f" corral  runs of {self.repo}"
+                + ("  READ-ONLY" if self.read_only else "")
+                + (f"  as {inert(self.operator.label, limit=60)}" if self.operator.label else ""),
                 style="bold",
             ),
             id="title",

@@ -135,7 +135,7 @@ def test_a_viewer_key_watches_but_its_approve_is_refused(
 ) -> None:
     decided = len(events_of(reviewable))
     open_console(tmux, server, keys["vera"])
-    tmux.wait_for("review", "READ-ONLY")
+    tmux.wait_for("review", "READ-ONLY", "as ssh key vera: viewer")
     tmux.keys("a")
     tmux.keys("y")
     tmux.keys("?")
