@@ -25,6 +25,7 @@ from corral.core.operator.identity import roles_text
 from corral.core.ssh import hostkey, keys
 from corral.core.ssh.console_child import ConsoleChild
 from corral.core.ssh.options import ServeOptions
+from corral.core.trust.inert import one_line
 
 CONSOLE_ONLY = "this server gives corral's console only, no commands: ssh -t HOST"
 TERM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
@@ -92,7 +93,7 @@ class ConsoleSession(asyncssh.SSHServerSession[bytes]):
         return True  # accepted only to say why, then ended with status 1
 
     def subsystem_requested(self, subsystem: str) -> bool:
-        self.refusal = f"no subsystem ({subsystem[:40]}): {CONSOLE_ONLY}"
+        self.refusal = f"no subsystem ({one_line(subsystem, 40)}): {CONSOLE_ONLY}"
         return True
 
     def session_started(self) -> None:
@@ -243,11 +244,13 @@ class KeyServer(asyncssh.SSHServer):
     def connection_requested(
         self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
     ) -> bool:
-        self.say(f"{self.peer}: refused a port forward to {dest_host[:80]}:{dest_port}")
+        shown = one_line(dest_host, 80)  # the client's words, printed on the server's terminal
+        self.say(f"{self.peer}: refused a port forward to {shown}:{dest_port}")
         return False
 
     def server_requested(self, listen_host: str, listen_port: int) -> bool:
-        self.say(f"{self.peer}: refused a remote port forward on {listen_host[:80]}:{listen_port}")
+        shown = one_line(listen_host, 80)
+        self.say(f"{self.peer}: refused a remote port forward on {shown}:{listen_port}")
         return False
 
     def unix_connection_requested(self, dest_path: str) -> bool:
