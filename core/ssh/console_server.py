@@ -168,7 +168,7 @@ class ConsoleSession(asyncssh.SSHServerSession[bytes]):
             self.child.resume_output()
 
     def eof_received(self) -> bool:
-        return False  # the client sends no more keys: the console goes on until it leaves
+        return False  # no more keys can come: the channel closes, which stops the console
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.gone = True
