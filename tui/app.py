@@ -78,11 +78,14 @@ class CorralApp(App[int]):
         super().__init__()
         self.attach_to = attach_to
         """`corral attach RUN AGENT`: open straight into that agent's terminal."""
-        self.operator = operator or Operator.current()
-        """Who acts from this console, read once here: no screen reads the environment."""
+        operator = operator or Operator.current()
+        if read_only:
+            operator = operator.viewer("the console was opened with --read-only")
+        self.operator = operator
+        """Who acts from this console and with which roles, read once here: no screen reads
+        the environment."""
         self.repo = repo
         self.initial_run = run
-        self.read_only = read_only
         self.clock = clock
         self.poll = poll
         self.session: RunSession | None = None
@@ -101,7 +104,7 @@ class CorralApp(App[int]):
         if problem:
             self.notify(problem, severity="warning")
         hidden = self.initial_run is not None
-        self.push_screen(RunsScreen(self.repo, read_only=self.read_only, hidden=hidden))
+        self.push_screen(RunsScreen(self.repo, operator=self.operator, hidden=hidden))
         if self.initial_run is not None:
             self.attach(self.initial_run)
 
@@ -113,9 +116,7 @@ class CorralApp(App[int]):
             self.notify(str(exc), severity="error")
             return
         self.detach()
-        self.session = RunSession(
-            rundir, operator=self.operator, read_only=self.read_only, clock=self.clock
-        )
+        self.session = RunSession(rundir, operator=self.operator, clock=self.clock)
         self.push_screen(DashboardScreen(self.session))
         if self.attach_to is not None:
             from corral.tui.screens.attach import AttachScreen
@@ -293,9 +294,15 @@ class CorralApp(App[int]):
 
 
 def run_console(
-    repo: Path, run: str | None, *, read_only: bool = False, attach_to: str | None = None
+    repo: Path,
+    run: str | None,
+    *,
+    read_only: bool = False,
+    attach_to: str | None = None,
+    operator: Operator | None = None,
 ) -> int:
-    """`corral` and `corral tui [RUN]`; quitting leaves every engine running."""
+    """`corral` and `corral tui [RUN]`; quitting leaves every engine running. `operator`: who
+    the server that started this console says acts (`corral serve --ssh`), else this user."""
     if run is not None:
         try:
             find_run(git_common_dir(repo), run)
@@ -304,7 +311,7 @@ def run_console(
             return 2
     look.use_emoji(os.environ.get("CORRAL_EMOJI") == "1")
     app = CorralApp(
-        repo, run, read_only=read_only, operator=Operator.current(), attach_to=attach_to
+        repo, run, read_only=read_only, operator=operator or Operator.current(), attach_to=attach_to
     )
     result = app.run()
     return int(result or 0)

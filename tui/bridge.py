@@ -31,8 +31,8 @@ class RunSession:
     rundir: RunDir
     _: KW_ONLY
     operator: Operator
-    """Who acts from this console: recorded with every kill, retry, broken lock and decision."""
-    read_only: bool = False
+    """Who acts from this console and with which roles: recorded with every kill, retry, broken
+    lock and decision, and asked (core/operator/identity.py) before a key is offered."""
     clock: Callable[[], float] = time.time
     feed: RunFeed | None = None
     engine_live: bool = False
@@ -47,6 +47,16 @@ class RunSession:
     @property
     def run_id(self) -> str:
         return self.rundir.run_id
+
+    @property
+    def read_only(self) -> bool:
+        """No kill, retry, pause, typing or answer: the person lacks the operator role."""
+        return not self.operator.may("operator")
+
+    @property
+    def may_review(self) -> bool:
+        """Approve, reject, suppress and acknowledge are offered: the reviewer role."""
+        return self.operator.may("reviewer")
 
     @property
     def live(self) -> bool:

@@ -27,6 +27,8 @@ TYPE_CHECKING = False  # not typing's: importing typing (and pathlib) would slow
 if TYPE_CHECKING:
     from typing import Any
 
+    from corral.core.operator.identity import Operator
+
 _parser = build_parser  # its name before the parser had a module of its own
 
 CONSOLE_COMMANDS = frozenset({"tui", "demo", "attach"})
@@ -230,7 +232,26 @@ def cmd_tui(args: argparse.Namespace) -> int:
         args.repo or _cwd(),
         getattr(args, "run", None),
         read_only=getattr(args, "read_only", False),
+        operator=_served_operator(args),
     )
+
+
+def _served_operator(args: argparse.Namespace) -> Operator | None:
+    """The person a server says this console serves (`--as NAME --fingerprint FP --roles R`),
+    or None: the user at this terminal, with every role."""
+    from corral.core.errors import InputError
+    from corral.core.operator.identity import Operator, parse_roles
+
+    name = getattr(args, "as_name", None)
+    if name is None:
+        return None
+    if not args.fingerprint or not args.roles:
+        raise InputError("--as NAME needs --fingerprint SHA256:... and --roles ROLES")
+    try:
+        roles = parse_roles(args.roles)
+    except ValueError as exc:
+        raise InputError(f"--roles {args.roles}: {exc}") from None
+    return Operator.ssh_key(name, args.fingerprint, roles, args.keys_file or "")
 
 
 def cmd_attach(args: argparse.Namespace) -> int:

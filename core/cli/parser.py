@@ -153,6 +153,12 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     tui.add_argument(
         "--read-only", action="store_true", help="watch only: no kill, retry or decision"
     )
+    # who acts, from the server that started this console (`corral serve --ssh`), not from the
+    # environment: the key's name, fingerprint and roles, and the file that grants them
+    tui.add_argument("--as", dest="as_name", help=argparse.SUPPRESS)
+    tui.add_argument("--fingerprint", help=argparse.SUPPRESS)
+    tui.add_argument("--roles", help=argparse.SUPPRESS)
+    tui.add_argument("--keys-file", help=argparse.SUPPRESS)
 
     attach = sub.add_parser(
         "attach", help="a tty agent's terminal, full screen: watch it and type into it"

@@ -67,6 +67,7 @@ def _built(model: type[OperatorRequest], **fields: Any) -> Any:
 
 def kill(rundir: RunDir, agent: str, by: Operator, reason: str = "") -> Killed:
     """Stop `agent`: its process tree gets SIGTERM, then SIGKILL; it ends cancelled, no retry."""
+    by.require("operator", "killing an agent")
     request: KillRequest = _built(KillRequest, agent=agent, by=by.user, reason=reason)
     people_only("kill", f"agent {agent}", rundir, request)
     data = send(str(rundir.socket), request)
@@ -77,6 +78,7 @@ def stop(rundir: RunDir, by: Operator, reason: str = "") -> Stopped:
     """Stop the whole run: every agent's tree gets SIGTERM, then SIGKILL, as when the engine is
     sent SIGTERM; the engine records who stopped it and exits. `corral run --resume` carries on,
     requeueing the attempts it stopped."""
+    by.require("operator", "stopping a run")
     from corral.core.runs.engine_lock import engine_is_live
 
     request: StopRequest = _built(StopRequest, by=by.user, reason=reason)
@@ -95,6 +97,7 @@ def stop(rundir: RunDir, by: Operator, reason: str = "") -> Stopped:
 def pause(rundir: RunDir, agent: str, by: Operator) -> Paused:
     """Freeze a running agent's whole process tree (SIGSTOP): it uses no CPU and its timeouts
     stand still until `unpause`; a kill still ends it."""
+    by.require("operator", "pausing an agent")
     request: PauseRequest = _built(PauseRequest, agent=agent, by=by.user)
     people_only("pause", f"agent {agent}", rundir, request)
     data = send(str(rundir.socket), request)
@@ -103,6 +106,7 @@ def pause(rundir: RunDir, agent: str, by: Operator) -> Paused:
 
 def unpause(rundir: RunDir, agent: str, by: Operator) -> Paused:
     """Let a paused agent go on (SIGCONT); its timeouts run again from where they stood."""
+    by.require("operator", "letting a paused agent go on")
     request: UnpauseRequest = _built(UnpauseRequest, agent=agent, by=by.user)
     people_only("unpause", f"agent {agent}", rundir, request)
     data = send(str(rundir.socket), request)
@@ -117,6 +121,7 @@ def unpause(rundir: RunDir, agent: str, by: Operator) -> Paused:
 def send_input(rundir: RunDir, agent: str, text: str, by: Operator) -> InputSent:
     """A message to a running agent that takes input (`input_format`): written to its stdin
     and logged with who sent it (`agent_input_sent`)."""
+    by.require("operator", "sending an agent a message")
     request: InputRequest = _built(InputRequest, agent=agent, by=by.user, text=text)
     people_only("input", f"agent {agent}", rundir, request)
     data = send(str(rundir.socket), request)
@@ -130,6 +135,7 @@ def send_keys(
     such as `"\\x1b[A"` for the up arrow) and logged with who sent them (`agent_input_sent`,
     `raw`). `client` names the viewer that types: one typist at a time (EngineRefused, `busy`,
     while another one types)."""
+    by.require("operator", "typing into an agent's terminal")
     request: InputRequest = _built(
         InputRequest, agent=agent, by=by.user, text=keys, raw=True, client=client
     )
@@ -140,6 +146,7 @@ def send_keys(
 
 def resize(rundir: RunDir, agent: str, cols: int, rows: int, by: Operator) -> Resized:
     """A terminal agent's new size, as the person's view of it now is (it gets SIGWINCH)."""
+    by.require("operator", "resizing an agent's terminal")
     request: ResizeRequest = _built(ResizeRequest, agent=agent, by=by.user, cols=cols, rows=rows)
     people_only("resize", f"agent {agent}", rundir, request)
     data = send(str(rundir.socket), request)
@@ -151,6 +158,7 @@ def answer(
 ) -> Answered:
     """Answer the question `agent` waits on (the MCP tool `ask_human`). With `question_id`, only
     that question: if the agent asked another since, the engine refuses rather than answer it."""
+    by.require("operator", "answering an agent")
     request: AnswerRequest = _built(
         AnswerRequest, agent=agent, by=by.user, text=text, question_id=question_id
     )
@@ -168,6 +176,7 @@ def retry(rundir: RunDir, agent: str, by: Operator) -> Retried:
     """Give an ended `agent` another attempt: asked of the live engine, or by resuming the run's
     engine in the background when it has none (core/engine/runner.py retry_agent, which checks
     who asks with the same rule as guard.py)."""
+    by.require("operator", "retrying an agent")
     from corral.core.agent.client import ControlError
     from corral.core.engine.runner import BackgroundStartFailed, retry_agent
     from corral.core.trust.authority import OperatorRefused
@@ -195,6 +204,7 @@ def break_lock(
     """Take a lease away from its holder. With `token`, only the lease the person was shown: if
     it changed hands since, the engine refuses rather than break someone else's. `socket`
     replaces the run's own (an agent's own run, from CORRAL_SOCKET)."""
+    by.require("operator", "breaking a lock")
     path = socket or (str(rundir.socket) if rundir is not None else "")
     if not path:
         raise OperatorError("name the run whose lock to break")
@@ -213,10 +223,18 @@ def break_lock(
 
 
 def start_run(
-    repo: Path, plan: Path, *, run_id: str | None = None, checked: Preflight | None = None
+    repo: Path,
+    plan: Path,
+    *,
+    run_id: str | None = None,
+    checked: Preflight | None = None,
+    by: Operator | None = None,
 ) -> Started:
     """Check `plan` (unless `checked` already is its preflight) and start a new run of it in the
-    background; the run id comes back typed."""
+    background; the run id comes back typed. `by`: who asks, when a front end knows (the
+    command line is the person at their own terminal)."""
+    if by is not None:
+        by.require("operator", "starting a run")
     from corral.core.runs.rundir import new_run_id, runs_root
 
     checked = checked or check_plan(repo, plan)

@@ -38,6 +38,7 @@ def report_sha256(rundir: RunDir, state: RunState) -> str:
 
 def approve(rundir: RunDir, by: Operator, shown_sha256: str) -> ReviewResult:
     """Approve the report `by` was shown; a coding run's integration commit lands on the base."""
+    by.require("reviewer", "approving")
     from corral.core.review import gate
 
     return _gate(lambda: gate.approve(rundir, by.reviewer, shown_sha256))
@@ -45,6 +46,7 @@ def approve(rundir: RunDir, by: Operator, shown_sha256: str) -> ReviewResult:
 
 def reject(rundir: RunDir, by: Operator, reason: str, shown_sha256: str) -> ReviewResult:
     """Reject the report `by` was shown, with a reason; nothing lands."""
+    by.require("reviewer", "rejecting")
     from corral.core.review import gate
 
     return _gate(lambda: gate.reject(rundir, by.reviewer, reason, shown_sha256))
@@ -53,6 +55,7 @@ def reject(rundir: RunDir, by: Operator, reason: str, shown_sha256: str) -> Revi
 def acknowledge_tampering(rundir: RunDir, by: Operator, through_seq: int) -> str:
     """Record that `by` read the tampering reported up to `through_seq`; approve then no longer
     waits for those reports."""
+    by.require("reviewer", "acknowledging tampering")
     from corral.core.review import gate
 
     return _gate(lambda: gate.acknowledge_tampering(rundir, by.reviewer, through_seq))
@@ -68,6 +71,7 @@ def suppress(
 ) -> Suppressed:
     """Set a rule or a path aside for this review of the report `by` was shown; the report is
     written again showing it (its new sha256 is what a decision then binds to)."""
+    by.require("reviewer", "suppressing a finding")
     from corral.core.review import gate
 
     return _gate(lambda: gate.suppress(rundir, by.reviewer, kind, pattern, reason, shown_sha256))

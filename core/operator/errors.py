@@ -36,3 +36,7 @@ class StartFailed(OperatorError):
 
 class NoSuchAgent(OperatorError):
     """The run has no agent of that name, or it has not started yet."""
+
+
+class RoleRefused(OperatorError):
+    """The person lacks the role the action needs (identity.py: viewer, operator, reviewer)."""

@@ -113,6 +113,7 @@ class DashboardScreen(RunScreen):
                 now,
                 engine_live=self.session.engine_live,
                 read_only=self.session.read_only,
+                acting=self.session.operator.label,
                 color=color,
             )
             self.header.update(header if color else look.monochrome(header))

@@ -142,7 +142,14 @@ class ReviewScreen(ReviewFindingsPart):
             self.report_version = feed.review_version
             self.load_report()
         if feed.review_version > since or feed.run_version > since or since < 0:
-            self.show_summary(summary_text(state, self.loaded, read_only=self.session.read_only))
+            self.show_summary(
+                summary_text(
+                    state,
+                    self.loaded,
+                    read_only=not self.session.may_review,
+                    acting=self.session.operator.label,
+                )
+            )
             self.show_tampering(state)
             self.branches.sync(branch_rows(state), complete=True)
             self.query_one("#verification-view", Static).update(verification_text(state))
@@ -217,7 +224,12 @@ class ReviewScreen(ReviewFindingsPart):
         feed = self.session.feed
         if feed is not None:
             self.show_summary(
-                summary_text(feed.state, self.loaded, read_only=self.session.read_only)
+                summary_text(
+                    feed.state,
+                    self.loaded,
+                    read_only=not self.session.may_review,
+                    acting=self.session.operator.label,
+                )
             )
         self.refresh_bindings()
 

@@ -42,7 +42,7 @@ class ReviewDecisions(RunScreen):
     def decidable(self) -> str:
         """Why a decision cannot be taken now ('' when it can)."""
         feed = self.session.feed
-        if self.session.read_only:
+        if not self.session.may_review:
             return "read-only"
         if feed is None:
             return "no report yet"
@@ -54,13 +54,15 @@ class ReviewDecisions(RunScreen):
         if action == "reject":
             return None if self.decidable() else True
         if action == "approve":
-            if self.session.read_only or feed is None:
+            if not self.session.may_review or feed is None:
                 return None
             return None if policy.approve_blocker(feed.state, self.shown_sha256()) else True
         # acknowledge
         if not self.pending_tampering() or feed is None:
             return False  # nothing to acknowledge in this run: the key has no place here
-        return None if self.session.read_only or policy.acknowledge_blocker(feed.state) else True
+        return (
+            None if not self.session.may_review or policy.acknowledge_blocker(feed.state) else True
+        )
 
     def landing(self, diffstat: str = "") -> Text:
         feed = self.session.feed

@@ -20,6 +20,7 @@ from textual.widgets import Static
 
 from corral.core.operator import actions, plans
 from corral.core.operator.errors import OperatorError
+from corral.core.operator.identity import Operator
 from corral.core.plan.durations import format_duration
 from corral.core.runs.listing import RunSummary
 from corral.core.runs.rundir import (
@@ -96,10 +97,12 @@ class RunsScreen(Screen[None]):
     table = getters.query_one(RunsTable)
     empty = getters.query_one("#empty", Static)
 
-    def __init__(self, repo: Path, *, read_only: bool = False, hidden: bool = False) -> None:
+    def __init__(self, repo: Path, *, operator: Operator, hidden: bool = False) -> None:
         super().__init__(name="runs")
         self.repo = repo
-        self.read_only = read_only
+        self.operator = operator
+        """Who acts: starting a run needs the operator role (core/operator/identity.py)."""
+        self.read_only = not operator.may("operator")
         self.hidden = hidden
         """Opened under a run (`corral tui RUN`): list nothing until the person comes back here,
         so the run's own replay has the machine to itself."""
@@ -109,7 +112,9 @@ class RunsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(
             Text(
-                f" corral  runs of {self.repo}" + ("  READ-ONLY" if self.read_only else ""),
+                f" corral  runs of {self.repo}"
+                + ("  READ-ONLY" if self.read_only else "")
+                + (f"  as {inert(self.operator.label, limit=60)}" if self.operator.label else ""),
                 style="bold",
             ),
             id="title",
@@ -250,7 +255,7 @@ class RunsScreen(Screen[None]):
     async def _start(self, plan: Path) -> None:
         self.notify(f"starting {plan.name}…", title="corral run")
         try:
-            started = await asyncio.to_thread(actions.start_run, self.repo, plan)
+            started = await asyncio.to_thread(actions.start_run, self.repo, plan, by=self.operator)
         except OperatorError as exc:
             self.notify(
                 inert(str(exc), limit=600),

@@ -162,7 +162,9 @@ def branch_rows(state: RunState) -> list[tuple[str, Row]]:
     return rows
 
 
-def summary_text(state: RunState, loaded: Loaded | None, *, read_only: bool) -> Text:
+def summary_text(
+    state: RunState, loaded: Loaded | None, *, read_only: bool, acting: str = ""
+) -> Text:
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(f"review {inert(state.name or state.run_id, limit=40)}", style="bold reverse")
     if state.verdict:
@@ -191,6 +193,8 @@ def summary_text(state: RunState, loaded: Loaded | None, *, read_only: bool) -> 
         text.append(f"  ✎ {state.review.decision} by {by}{reason}", style=style)
     if read_only:
         text.append("  READ-ONLY", style="bold reverse")
+    if acting:
+        text.append(f"  as {inert(acting, limit=60)}", style="bold")
     text.append(f"  run {state.run_id}", style="dim")
     text.append("\n")
     if loaded is not None:

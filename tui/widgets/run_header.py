@@ -16,8 +16,16 @@ STATE_ORDER = list(STATE_STYLE)
 
 
 def header_text(
-    state: RunState, now: float, *, engine_live: bool, read_only: bool, color: bool = True
+    state: RunState,
+    now: float,
+    *,
+    engine_live: bool,
+    read_only: bool,
+    color: bool = True,
+    acting: str = "",
 ) -> Text:
+    """The run's two header lines; `acting` names who acts when not the local user with every
+    role (Operator.label: an SSH key and its roles)."""
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(inert(state.name or state.run_id, limit=40), style="bold reverse")
     if state.started_ts is not None:
@@ -38,6 +46,8 @@ def header_text(
         )
     if read_only:
         text.append("  READ-ONLY", style="bold reverse")
+    if acting:
+        text.append(f"  as {inert(acting, limit=60)}", style="bold")
     text.append(f"  ⎇ {inert(state.base_ref, limit=30)}@{state.snapshot[:10]}")
     text.append(f"  run {state.run_id}", style="dim")
     text.append("\n")
