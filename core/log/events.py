@@ -80,6 +80,7 @@ from corral.core.log.event_types.run import (
     EngineInfo,
     EngineResumed,
     EngineStopped,
+    RerunOrigin,
     RunFinished,
     RunStarted,
 )
@@ -145,6 +146,7 @@ __all__ = [
     "ReportApproved",
     "ReportRejected",
     "ReportWritten",
+    "RerunOrigin",
     "RunFinished",
     "RunStarted",
     "TamperingAcknowledged",
