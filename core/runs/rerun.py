@@ -104,6 +104,11 @@ def prepare_rerun(rundir: RunDir, agents: list[str]) -> Rerun:
         plan, catalog = thaw(rundir.presets, load_plan(rundir.plan))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, PlanError) as exc:
         raise RerunRefused(f"the plan run {state.run_id} ran cannot be read: {exc}") from None
+    missing = [agent for agent in wanted if agent not in {spec.id for spec in plan.agents}]
+    if missing:
+        raise RerunRefused(
+            f"the plan run {state.run_id} ran ({rundir.plan}) holds no agent {', '.join(missing)}"
+        )
     narrowed_raw = _narrowed_raw(raw, wanted, state)
     plan_bytes = toml_bytes(narrowed_raw)
     kept = [
