@@ -12,10 +12,12 @@ from textual.containers import VerticalScroll
 
 from corral.core.log import events as ev
 from corral.core.review.gate import reviewer_identity
+from corral.core.runs.listing import summarize_runs
 from corral.core.runs.rundir import RunDir, list_runs, runs_root
 from corral.tui.app import CorralApp
 from corral.tui.screens.dialogs import AskScreen, ConfirmScreen
 from corral.tui.screens.review import ReviewScreen
+from corral.tui.screens.runs import run_row
 from tests.conftest import git
 from tests.core.engine_helpers import agent_block, corral, events_of, only_run, write_plan
 from tests.core.engine_helpers import wait_for_event as wait_for_log_event
@@ -344,3 +346,6 @@ def test_shift_r_reruns_a_left_out_agent_and_is_dimmed_on_a_merged_one(
     assert started.rerun_of is not None
     assert (started.rerun_of.run, started.rerun_of.agents) == (reviewable.run_id, ["api-billing"])
     wait_for_log_event(rerun, lambda e: isinstance(e, ev.EngineStopped), timeout=60, what="its end")
+    (listed,) = [run for run in summarize_runs(repo / ".git") if run.run_id == rerun.run_id]
+    cell = run_row(listed, 0.0)["agents"]
+    assert f"re-runs api-billing of {reviewable.run_id}" in str(cell), "the runs list says so"
