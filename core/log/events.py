@@ -22,6 +22,7 @@ from corral.core.log.event_types.agent import (
     AgentPaused,
     AgentQueued,
     AgentRedriven,
+    AgentResized,
     AgentResumed,
     AgentRetried,
     AgentSkipped,
@@ -98,6 +99,7 @@ __all__ = [
     "AgentPaused",
     "AgentQueued",
     "AgentRedriven",
+    "AgentResized",
     "AgentResumed",
     "AgentRetried",
     "AgentSkipped",
@@ -175,6 +177,7 @@ Event = Annotated[
     | AgentRedriven
     | NetworkRefused
     | AgentInputSent
+    | AgentResized
     | AgentPaused
     | AgentResumed
     | HumanAsked

@@ -38,7 +38,7 @@ class AgentSummary(BaseModel):
     takes keystrokes (`send_keys`) and a size (`resize`)."""
     tty_size: tuple[int, int] | None = None
     """Its terminal's size as it starts, (columns, rows), when `tty`: a screen to replay the
-    log on starts this size (resizes since are not logged)."""
+    log on starts this size (each resize since is an `agent_resized`)."""
 
 
 class RerunOrigin(BaseModel):
