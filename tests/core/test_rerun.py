@@ -55,6 +55,8 @@ def test_a_left_out_agent_reruns_on_the_integration_and_lands_after_its_origin(
     assert [left.agent for left in old.merge.left_out] == ["beta"]
     integration = old.merge.integration_commit
     assert integration is not None
+    report = (first.path / "report.md").read_text()
+    assert f"`corral rerun {first.run_id} beta`" in report, "the report says how to redo it"
 
     merged = corral(repo, "rerun", first.run_id, "alpha")
     assert merged.returncode == 1
