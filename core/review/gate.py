@@ -157,7 +157,8 @@ def _approval_message(state: RunState, trailers: dict[str, str]) -> str:
 def _origin_landing(rundir: RunDir, state: RunState) -> str | None:
     """For a re-run (core/runs/rerun.py): the approval merge that landed its origin run, as that
     run's own log records it, when it landed the integration commit this run started from; a
-    re-run lands on top of it. None otherwise (not a re-run, or the origin not approved)."""
+    re-run lands on top of it. None otherwise (not a re-run, or the origin not approved yet);
+    ReviewRefused when the origin was rejected."""
     if state.rerun_of is None:
         return None
     from corral.core.log import LogCorrupted
@@ -167,8 +168,15 @@ def _origin_landing(rundir: RunDir, state: RunState) -> str | None:
         origin = run_state(RunDir(rundir.path.parent / state.rerun_of.run))
     except (LogCorrupted, OSError):
         return None
+    if origin.review is not None and origin.review.decision == "rejected":
+        raise ReviewRefused(
+            f"run {state.run_id} re-runs agents of run {state.rerun_of.run} on its integration "
+            f"commit, and run {state.rerun_of.run} was rejected by {origin.review.by}: that "
+            "commit will not land, so neither can this run; reject it and start again on the "
+            "base as it is"
+        )
     landed = origin.review.landed if origin.review is not None else None
-    if origin.review is None or origin.review.decision != "approved" or landed is None:
+    if origin.review is None or landed is None:
         return None
     parents, _ = parents_and_trailers(Path(state.repo), landed)
     return landed if parents[1:2] == (state.snapshot,) else None

@@ -103,6 +103,44 @@ def test_a_left_out_agent_reruns_on_the_integration_and_lands_after_its_origin(
     assert git(repo, "status", "--porcelain") == ""
 
 
+@pytest.mark.parametrize("origin", ["approved", "rejected"])
+def test_a_rerun_lands_on_an_approved_origin_and_never_on_a_rejected_one(
+    repo: Path, tmp_path: Path, origin: str
+) -> None:
+    body = agent_block(
+        "alpha", ["sh", "-c", "printf 'alpha was here\\n' > README.md"]
+    ) + agent_block("beta", ["sh", "-c", SEES_THEN_EDITS])
+    corral(repo, "run", str(write_plan(tmp_path, body, header="min_success = 1\n")), "--quiet")
+    first = only_run(repo).run_id
+    if origin == "approved":  # before the re-run starts: its base is already there
+        corral(repo, "review", "approve", first, "--sha", _sha(repo, first), check=True)
+    started = corral(repo, "rerun", first, "beta", check=True)
+    found = re.search(r"run (\S+) is running in the background", started.stdout)
+    assert found, started.stdout
+    _finished(repo, found[1])
+    base = git(repo, "rev-parse", "main")
+    if origin == "rejected":
+        corral(
+            repo,
+            "review",
+            "reject",
+            first,
+            "--sha",
+            _sha(repo, first),
+            "--reason",
+            "no",
+            check=True,
+        )
+        refused = corral(repo, "review", "approve", found[1], "--sha", _sha(repo, found[1]))
+        assert refused.returncode == 1
+        assert f"run {first} was rejected by" in refused.stderr
+        assert git(repo, "rev-parse", "main") == base, "nothing landed"
+        return
+    corral(repo, "review", "approve", found[1], "--sha", _sha(repo, found[1]), check=True)
+    assert git(repo, "show", "main:README.md") == "beta was here"
+    assert git(repo, "show", "main:seen-by-beta.txt") == "alpha was here"
+
+
 def _ended() -> RunState:
     """A finished run in which alpha merged and beta was left out."""
     state = RunState(run_id="r1", status="finished")
