@@ -120,17 +120,8 @@ def test_a_rerun_lands_on_an_approved_origin_and_never_on_a_rejected_one(
     _finished(repo, found[1])
     base = git(repo, "rev-parse", "main")
     if origin == "rejected":
-        corral(
-            repo,
-            "review",
-            "reject",
-            first,
-            "--sha",
-            _sha(repo, first),
-            "--reason",
-            "no",
-            check=True,
-        )
+        shown = _sha(repo, first)
+        corral(repo, "review", "reject", first, "--sha", shown, "--reason", "no", check=True)
         refused = corral(repo, "review", "approve", found[1], "--sha", _sha(repo, found[1]))
         assert refused.returncode == 1
         assert f"run {first} was rejected by" in refused.stderr
