@@ -28,7 +28,7 @@ from typing import Any
 from corral.core.errors import CorralError
 from corral.core.log import events as ev
 from corral.core.log.state import RunState
-from corral.core.plan.model import Plan, PlanError, load_plan
+from corral.core.plan.model import Plan, PlanError, load_plan, parse_plan
 from corral.core.presets.frozen import thaw
 from corral.core.presets.schema import Preset
 from corral.core.runs.index import run_state
@@ -109,22 +109,19 @@ def prepare_rerun(rundir: RunDir, agents: list[str]) -> Rerun:
         raise RerunRefused(
             f"the plan run {state.run_id} ran ({rundir.plan}) holds no agent {', '.join(missing)}"
         )
-    narrowed_raw = _narrowed_raw(raw, wanted, state)
-    plan_bytes = toml_bytes(narrowed_raw)
-    kept = [
-        spec.model_copy(update={"depends_on": [d for d in spec.depends_on if d in wanted]})
-        for spec in plan.agents
-        if spec.id in wanted
+    plan_bytes = toml_bytes(_narrowed(raw, wanted, state))
+    try:  # the new run's plan.toml, read as its resume will read it
+        narrowed = parse_plan(tomllib.loads(plan_bytes.decode()), f"the re-run of {state.run_id}")
+    except PlanError as exc:
+        raise RerunRefused(f"the narrowed plan is not valid: {exc}") from None
+    expanded = {spec.id: spec for spec in plan.agents}
+    kept = [  # a preset agent as the old run expanded it, with its narrowed depends_on
+        expanded[spec.id].model_copy(update={"depends_on": spec.depends_on})
+        if spec.preset
+        else spec
+        for spec in narrowed.agents
     ]
-    run = plan.run.model_copy(
-        update={
-            "min_success": "100%",
-            "base": state.base_ref,
-            "repo": Path(state.repo),
-            "name": narrowed_raw["run"]["name"],
-        }
-    )
-    narrowed = plan.model_copy(update={"agents": kept, "run": run})
+    narrowed = narrowed.model_copy(update={"agents": kept})
     used = sorted({spec.preset for spec in kept if spec.preset})
     origin = ev.RerunOrigin(
         run=state.run_id, agents=wanted, integration_commit=state.merge.integration_commit
@@ -139,7 +136,7 @@ def prepare_rerun(rundir: RunDir, agents: list[str]) -> Rerun:
     )
 
 
-def _narrowed_raw(raw: dict[str, Any], agents: list[str], state: RunState) -> dict[str, Any]:
+def _narrowed(raw: dict[str, Any], agents: list[str], state: RunState) -> dict[str, Any]:
     """The plan file's data with only `agents` (their depends_on on the others dropped)."""
     out = dict(raw)
     kept = []
