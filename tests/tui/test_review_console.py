@@ -320,6 +320,8 @@ def test_shift_r_reruns_a_left_out_agent_and_is_dimmed_on_a_merged_one(
                 what="R offered on the left-out branch",
             )
             assert "Re-run" in screen_text(pilot), "in the footer"
+            help_rows = app.help_rows(app.screen_stack[-1])
+            assert ("R", "Re-run", "review.rerun_agent", True) in help_rows, "and in the help"
             titles = [command.title for command in app.get_system_commands(app.screen_stack[-1])]
             assert "Re-run api-billing on the integration branch" in titles
             await pilot.press("R")
