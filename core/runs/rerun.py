@@ -6,9 +6,9 @@ commit (so the agent sees what did land) and whose plan is the old run's frozen 
 (`plan.toml`, `presets.json`) narrowed to the named agents, as they ran:
 
 - each kept agent keeps its settings; its `depends_on` loses the agents that are not re-run;
-- `[run]` keeps its settings but `min_success` (every re-run agent must succeed), `base` (the old
-  run's base branch, where approvals land), `repo` (the old run's repository, absolute) and
-  `name`;
+- `[run]` keeps its settings (its `name` too: the run's `rerun_of` says where it came from) but
+  `min_success` (every re-run agent must succeed), `base` (the old run's base branch, where
+  approvals land) and `repo` (the old run's repository, absolute);
 - the programs are not looked up again: the agents start as the old run started them.
 
 Landing order: the new run's snapshot is the old integration commit, so the old run is approved
@@ -151,8 +151,6 @@ def _narrowed(raw: dict[str, Any], agents: list[str], state: RunState) -> dict[s
     settings["min_success"] = "100%"
     settings["base"] = state.base_ref
     settings["repo"] = state.repo
-    label = f"re-run of {state.run_id}: {', '.join(agents)}"
-    settings["name"] = label[:80]
     out["run"] = settings
     return out
 
