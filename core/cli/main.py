@@ -98,6 +98,7 @@ cmd_validate = _guard(runs.cmd_validate)
 cmd_status = _guard(runs.cmd_status)
 cmd_runs = _guard(runs.cmd_runs)
 cmd_verify = _guard(runs.cmd_verify)
+cmd_rerun = _guard(runs.cmd_rerun)
 cmd_gc = _guard(runs.cmd_gc)
 cmd_kill = _guard(agents.cmd_kill)
 cmd_retry = _guard(agents.cmd_retry)
@@ -185,6 +186,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     args.repo = demo_repo(args.repo)
     print(f"demo repository: {args.repo}")
     args.plan, args.resume, args.retry, args.run_id = demo_plan(), None, [], None
+    args.rerun_of, args.rerun_agent = None, []
     interactive = not args.quiet and sys.stdin.isatty() and sys.stdout.isatty()
     if not interactive:
         args.detach = False
@@ -208,6 +210,7 @@ def _demo_agents(args: argparse.Namespace) -> int:
     args.repo = args.repo.resolve() if args.repo else demo_agents.agents_repo()
     print(f"demo repository: {args.repo}")
     args.plan, args.resume, args.retry = demo_agents.agents_plan(), None, []
+    args.rerun_of, args.rerun_agent = None, []
     args.run_id = new_run_id()
     interactive = not args.quiet and sys.stdin.isatty() and sys.stdout.isatty()
     with demo_agents.model_servers(args.repo, args.run_id) as endpoints:
@@ -306,6 +309,7 @@ _COMMANDS = {
     "lock": cmd_lock,
     "put": cmd_put,
     "verify": cmd_verify,
+    "rerun": cmd_rerun,
     "gc": cmd_gc,
     "demo": cmd_demo,
     "review": cmd_review,

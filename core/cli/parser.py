@@ -44,6 +44,16 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     )
     run.add_argument("--quiet", action="store_true", help="no live progress, only the summary")
     run.add_argument("--run-id", help=argparse.SUPPRESS)
+    # what `corral rerun` starts in the background (core/operator/actions.py rerun)
+    run.add_argument("--rerun-of", metavar="RUN", help=argparse.SUPPRESS)
+    run.add_argument("--rerun-agent", action="append", default=[], help=argparse.SUPPRESS)
+
+    rerun = sub.add_parser(
+        "rerun",
+        help="re-run agents a run left out at merge-back, on its integration branch (a new run)",
+    )
+    rerun.add_argument("run")
+    rerun.add_argument("agents", nargs="+", metavar="AGENT")
 
     validate = sub.add_parser("validate", help="check a plan without running it")
     validate.add_argument("plan", type=path_arg)

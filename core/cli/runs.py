@@ -8,7 +8,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from corral.core.cli.common import common_dir, cwd, fail, find, find_to_operate, print_background
+from corral.core.cli.common import (
+    common_dir,
+    cwd,
+    fail,
+    find,
+    find_to_operate,
+    print_background,
+)
 
 TYPE_CHECKING = False  # not typing's: importing typing (and pathlib) would slow `corral heartbeat`
 if TYPE_CHECKING:
@@ -68,7 +75,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from corral.core.operator.guard import people_only
     from corral.core.runs.rundir import new_run_id
 
-    if args.resume:
+    if args.rerun_of:
+        from corral.core.engine.runner import start_rerun
+        from corral.core.runs.rerun import prepare_rerun
+
+        rerun = prepare_rerun(find(args, args.rerun_of), args.rerun_agent)
+        outcome = asyncio.run(start_rerun(rerun, args.run_id or new_run_id(), _view(args)))
+    elif args.resume:
         if args.plan is not None:
             return fail("give either a plan or --resume RUN, not both", 2)
         rundir = (
@@ -159,7 +172,23 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for run in runs:
         counts = ", ".join(f"{count} {name}" for name, count in sorted(run.counts.items()))
         verdict = f" {run.verdict}" if run.verdict else ""
-        print(inert(f"{run.run_id}  {run.status}{verdict}  {run.name}  ({counts})"))
+        origin = ""
+        if run.rerun_of is not None:
+            origin = f"  re-runs {', '.join(run.rerun_of.agents)} of {run.rerun_of.run}"
+        print(inert(f"{run.run_id}  {run.status}{verdict}  {run.name}  ({counts}){origin}"))
+    return 0
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    """`corral rerun RUN AGENT...`: a new run, in the background, of agents RUN left out."""
+    from corral.core.operator.actions import rerun
+    from corral.core.trust.inert import inert
+
+    rundir = find_to_operate(args, args.run, "rerun", f"agent {', '.join(args.agents)}")
+    started = rerun(rundir, args.agents)
+    print(inert(f"re-running {', '.join(args.agents)} of run {rundir.run_id} on its integration"))
+    print_background(started.run_id, started.pid)
+    print(f"  land both:  approve {rundir.run_id} first, then {started.run_id}")
     return 0
 
 

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from corral.core.engine.resizes import ResizeLog
 from corral.core.errors import EngineFault
 from corral.core.log import events as ev
 from corral.core.plan.model import AgentSpec, Plan
@@ -61,6 +62,8 @@ class AttemptControl:
     """The known secrets of the attempt's environment, set when it is built."""
     execution: Execution | None = None
     """The agent's execution, once it is started."""
+    resizes: ResizeLog = field(default_factory=ResizeLog)
+    """Its terminal's resizes not logged yet (core/engine/resizes.py)."""
     typist: tuple[str, str, float] | None = None
     """Who types into its terminal now: (viewer, person, monotonic time of the last key)."""
     refusals_reported: int = 0

@@ -111,7 +111,7 @@ class ControlRequests:
                     request.agent, request.by, request.text, raw=request.raw, client=request.client
                 )
             case ResizeRequest():
-                return await self.resize(request.agent, request.cols, request.rows)
+                return await self.resize(request.agent, request.cols, request.rows, request.by)
             case LockListRequest() | LockBreakRequest():
                 return await self._lock_request(request)
             case RefusalReport():
@@ -439,8 +439,9 @@ class ControlRequests:
         control.typist = (me, by, now)
         return None
 
-    async def resize(self, agent_id: str, cols: int, rows: int) -> Response:
-        """A terminal agent's new size (SIGWINCH); not logged: a view changed, not the work."""
+    async def resize(self, agent_id: str, cols: int, rows: int, by: str = "") -> Response:
+        """A terminal agent's new size (SIGWINCH) at once; logged with who, once per burst
+        (core/engine/resizes.py)."""
         found = self._input_channel(agent_id)
         if isinstance(found, Response):
             return found
@@ -455,10 +456,34 @@ class ControlRequests:
             channel.resize(cols, rows)
         except InputRefused as exc:
             return Response(ok=False, code="refused", error=f"agent {agent_id!r}: {exc}")
+        log = control.resizes
+        if log.size is None and spec.tty_size is not None:
+            log.size = (spec.tty_size[0], spec.tty_size[1])
+        log.resized(cols, rows, by, lambda: self._burst_over(control))
         return Response(
             ok=True,
             data={"agent": agent_id, "attempt": control.attempt, "cols": cols, "rows": rows},
         )
+
+    def _burst_over(self, control: AttemptControl) -> None:
+        control.resizes.task = asyncio.create_task(self.log_resize(control))
+
+    async def log_resize(self, control: AttemptControl) -> None:
+        """Log the attempt's last resize of a burst (none when it changed nothing)."""
+        pending = control.resizes.take()
+        if pending is None:
+            return
+        event = ev.AgentResized(
+            agent=control.agent,
+            attempt=control.attempt,
+            by=pending.by,
+            cols=pending.cols,
+            rows=pending.rows,
+        )
+        try:
+            await self.emit(event)
+        except LogFailed as exc:
+            self._log_failed(exc)
 
     def _input_channel(
         self, agent_id: str

@@ -42,6 +42,7 @@ from corral.core.runs.environment import (
     record,
     write_record,
 )
+from corral.core.runs.rerun import Rerun
 from corral.core.runs.rundir import RunDir, runs_root
 from corral.core.runtime.registry import UnknownRuntime
 from corral.core.trust.integrity import record as record_integrity
@@ -199,8 +200,14 @@ def _summaries(pre: Preflight) -> list[ev.AgentSummary]:
     ]
 
 
-async def start_run(pre: Preflight, plan_bytes: bytes, run_id: str, view: View | None) -> Outcome:
-    """A new run of a checked plan."""
+async def start_run(
+    pre: Preflight,
+    plan_bytes: bytes,
+    run_id: str,
+    view: View | None,
+    rerun_of: ev.RerunOrigin | None = None,
+) -> Outcome:
+    """A new run of a checked plan (`rerun_of`: of agents an ended run left out)."""
     rundir = RunDir(runs_root(pre.common_dir) / run_id)
     rundir.create()
     lock = _lock(rundir)
@@ -223,6 +230,7 @@ async def start_run(pre: Preflight, plan_bytes: bytes, run_id: str, view: View |
             required_successes=pre.plan.required_successes(),
             worktree_root=str(worktree_root),
             engine=engine_info(),
+            rerun_of=rerun_of,
         )
         queued = [ev.AgentQueued(agent=spec.id, attempt=1) for spec in pre.plan.agents]
         state = RunState()
@@ -243,6 +251,22 @@ async def start_run(pre: Preflight, plan_bytes: bytes, run_id: str, view: View |
         return await drive(engine, view)
     finally:
         lock.release()
+
+
+async def start_rerun(rerun: Rerun, run_id: str, view: View | None) -> Outcome:
+    """A new run of the agents an ended run left out, on its integration commit
+    (core/runs/rerun.py): its frozen plan narrowed, not looked up again."""
+    from corral.worktrees.git import git_common_dir
+
+    pre = Preflight(
+        plan=rerun.plan,
+        repo_top=rerun.repo,
+        common_dir=git_common_dir(rerun.repo),
+        base_ref=rerun.base_ref,
+        snapshot=rerun.origin.integration_commit,
+        presets=rerun.presets,
+    )
+    return await start_run(pre, rerun.plan_bytes, run_id, view, rerun_of=rerun.origin)
 
 
 async def resume_run(

@@ -362,6 +362,7 @@ class Engine(ControlRequests):
         control.close_question()
         try:
             if self.failure is None:
+                await self.log_resize(control)  # a burst still open ends with the attempt
                 await self.integrity.attempt_ended(self.state, spec.id, control.attempt)
                 await self.locks.end_attempt(spec.id, control.attempt)
                 await self.emit(

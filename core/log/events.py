@@ -22,6 +22,7 @@ from corral.core.log.event_types.agent import (
     AgentPaused,
     AgentQueued,
     AgentRedriven,
+    AgentResized,
     AgentResumed,
     AgentRetried,
     AgentSkipped,
@@ -80,6 +81,7 @@ from corral.core.log.event_types.run import (
     EngineInfo,
     EngineResumed,
     EngineStopped,
+    RerunOrigin,
     RunFinished,
     RunStarted,
 )
@@ -97,6 +99,7 @@ __all__ = [
     "AgentPaused",
     "AgentQueued",
     "AgentRedriven",
+    "AgentResized",
     "AgentResumed",
     "AgentRetried",
     "AgentSkipped",
@@ -145,6 +148,7 @@ __all__ = [
     "ReportApproved",
     "ReportRejected",
     "ReportWritten",
+    "RerunOrigin",
     "RunFinished",
     "RunStarted",
     "TamperingAcknowledged",
@@ -173,6 +177,7 @@ Event = Annotated[
     | AgentRedriven
     | NetworkRefused
     | AgentInputSent
+    | AgentResized
     | AgentPaused
     | AgentResumed
     | HumanAsked

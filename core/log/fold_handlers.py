@@ -43,6 +43,7 @@ def run_started(state: RunState, event: ev.RunStarted) -> None:
     state.repo = event.repo
     state.base_ref = event.base_ref
     state.snapshot = event.snapshot
+    state.rerun_of = event.rerun_of
     state.worktree_root = event.worktree_root
     state.required_successes = event.required_successes
     state.max_parallel = event.max_parallel

@@ -310,6 +310,8 @@ class RunState(BaseModel):
     repo: str = ""
     base_ref: str = ""
     snapshot: str = ""
+    rerun_of: ev.RerunOrigin | None = None
+    """The run whose left-out agents this run redoes on its integration commit (`corral rerun`)."""
     worktree_root: str = ""
     status: RunStatus = "running"
     verdict: Literal["passed", "failed"] | None = None

@@ -1,6 +1,7 @@
 """What a person does to a running (or ended) run: kill, retry, send input, break a lock, stop
-the run, start or resume a run in the background. Each checks who asks (guard.py), sends a typed request from
-core/control/protocol.py, and returns a typed result or raises an OperatorError."""
+the run, start or resume a run in the background, re-run agents a run left out. Each checks who
+asks (guard.py), sends a typed request from core/control/protocol.py, and returns a typed result
+or raises an OperatorError."""
 
 from __future__ import annotations
 
@@ -270,6 +271,26 @@ def resume_in_background(rundir: RunDir, retry: list[str] | None = None) -> Star
     command = ["run", "--resume", rundir.run_id, "--quiet", *[f"--retry={a}" for a in retry]]
     # the run's own common dir: the caller's working directory may be anywhere
     return Started(rundir.run_id, _in_background(rundir, command, rundir.path.parents[2]))
+
+
+def rerun(rundir: RunDir, agents: list[str], *, run_id: str | None = None) -> Started:
+    """Start, in the background, a new run of `agents` that `rundir`'s merge left out, on its
+    integration commit (core/runs/rerun.py says what is kept and the landing order). Checked
+    here first, so a refusal (not finished, not left out, rejected, unknown agent) comes back
+    at once as an OperatorError; the new engine checks it again as it starts."""
+    from corral.core.runs.rerun import RerunRefused, prepare_rerun
+    from corral.core.runs.rundir import new_run_id
+
+    people_only("rerun", f"agent {', '.join(agents)}", rundir)
+    try:
+        prepare_rerun(rundir, agents)
+    except RerunRefused as exc:
+        raise OperatorError(str(exc)) from None
+    run_id = run_id or new_run_id()
+    new = RunDir(rundir.path.parent / run_id)
+    command = ["run", "--rerun-of", rundir.run_id, "--run-id", run_id, "--quiet"]
+    command += [f"--rerun-agent={agent}" for agent in dict.fromkeys(agents)]
+    return Started(run_id, _in_background(new, command, rundir.path.parents[2]))
 
 
 def _in_background(rundir: RunDir, command: list[str], repo: Path | None) -> int:

@@ -245,6 +245,10 @@ def tail_line(event: ev.Event) -> str:
             return f"{event.agent} findings rejected: {event.reason}"
         case ev.AgentInputSent():
             return f"{event.agent}#{event.attempt} ← {event.by}: {event.text}"
+        case ev.AgentResized():
+            return (
+                f"{event.agent}#{event.attempt} resized to {event.cols}x{event.rows} by {event.by}"
+            )
         case ev.ReportWritten():
             return f"report written: {event.findings} findings, sha256 {event.sha256[:12]}"
         case ev.ReportApproved():
@@ -282,6 +286,8 @@ def command_line(event: ev.Event, command: list[str] | None) -> str:
             return f"unpause {event.agent}#{event.attempt} by {event.by}"
         case ev.AgentInputSent():
             return f"input {event.agent}#{event.attempt} by {event.by}: {event.text}"
+        case ev.AgentResized():
+            return f"resize {event.agent}#{event.attempt} by {event.by}: {event.cols}x{event.rows}"
         case ev.LockBroken():
             return f"break lock {event.lock} by {event.by}: {event.reason}"
         case ev.BranchMerged():

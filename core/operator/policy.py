@@ -107,3 +107,17 @@ def acknowledge_blocker(state: RunState) -> str:
     if agents_working(state):
         return "agents still run"
     return ""
+
+
+def rerun_blocker(state: RunState | None, agent: str) -> str:
+    """Why `agent` cannot be re-run on the run's integration now ('' when it can): the rule of
+    `corral rerun` (core/runs/rerun.py)."""
+    from corral.core.runs.rerun import RerunRefused, check_rerun
+
+    if state is None:
+        return "the run has not started"
+    try:
+        check_rerun(state, [agent])
+    except RerunRefused as exc:
+        return str(exc)
+    return ""

@@ -135,6 +135,13 @@ def render_markdown(report: Report) -> str:
                 f"- LEFT OUT **{md(lo.agent)}** attempt {lo.attempt}: {md(lo.reason)}"
                 + (f"; files: {files}" if files else "")
             )
+        if report.left_out and report.integration_commit:
+            agents = " ".join(md(lo.agent) for lo in report.left_out)
+            out += [
+                "",
+                "Redo the left-out work on top of this integration (a new run, landed after this "
+                f"one): `corral rerun {md(report.run_id)} {agents}`.",
+            ]
     if report.verification is not None:
         v = report.verification
         result = "passed" if v.passed else f"FAILED (exit {v.exit_code})"

@@ -154,29 +154,92 @@ def _approval_message(state: RunState, trailers: dict[str, str]) -> str:
     )
 
 
-def _check_interrupted_approval(state: RunState, now: str, trailers: dict[str, str]) -> None:
-    """Refuse unless the base is at this very approval's merge, landed but never logged (a crash)."""
-    parents, found = parents_and_trailers(Path(state.repo), now)
-    if parents != (state.snapshot, state.merge.integration_commit) or (
-        found.get("Corral-Run") != state.run_id
-    ):
+def _origin_landing(rundir: RunDir, state: RunState) -> str | None:
+    """For a re-run (core/runs/rerun.py): the approval merge that landed its origin run, as that
+    run's own log records it, when it landed the integration commit this run started from; a
+    re-run lands on top of it. None otherwise (not a re-run, or the origin not approved yet);
+    ReviewRefused when the origin was rejected."""
+    if state.rerun_of is None:
+        return None
+    from corral.core.log import LogCorrupted
+    from corral.core.runs.index import run_state
+
+    try:
+        origin = run_state(RunDir(rundir.path.parent / state.rerun_of.run))
+    except (LogCorrupted, OSError):
+        return None
+    if origin.review is not None and origin.review.decision == "rejected":
         raise ReviewRefused(
-            f"the base branch {state.base_ref} moved since the run started (was {state.snapshot[:12]}, "
-            f"now {now[:12]}); nothing was landed — start a new run on the new base"
+            f"run {state.run_id} re-runs agents of run {state.rerun_of.run} on its integration "
+            f"commit, and run {state.rerun_of.run} was rejected by {origin.review.by}: that "
+            "commit will not land, so neither can this run; reject it and start again on the "
+            "base as it is"
         )
+    landed = origin.review.landed if origin.review is not None else None
+    if origin.review is None or landed is None:
+        return None
+    parents, _ = parents_and_trailers(Path(state.repo), landed)
+    return landed if parents[1:2] == (state.snapshot,) else None
+
+
+def _expect_origin_landing(state: RunState, origin: str | None) -> None:
+    """The base moved from the origin run's snapshot to its approval merge: corral's own landing,
+    in that run's log, not tampering; the check before approve expects it there."""
+    if origin is None or state.integrity is None:
+        return
+    ref = _base_ref(state)
+    parents, _ = parents_and_trailers(Path(state.repo), origin)
+    if state.integrity.refs.get(ref) == parents[0]:
+        state.integrity.refs[ref] = origin
+
+
+def _moved(state: RunState, now: str, origin: str | None) -> ReviewRefused:
+    if state.rerun_of is not None and origin is None:
+        origin = state.rerun_of.run
+        return ReviewRefused(
+            f"run {state.run_id} re-runs {', '.join(state.rerun_of.agents)} of run {origin} on "
+            f"its integration commit {state.snapshot[:12]}, which has not landed on "
+            f"{state.base_ref} (now at {now[:12]}); approve run {origin} first "
+            f"(corral review approve {origin}), then this one; nothing was landed"
+        )
+    return ReviewRefused(
+        f"the base branch {state.base_ref} moved since the run started (was {state.snapshot[:12]}, "
+        f"now {now[:12]}); nothing was landed — start a new run on the new base"
+    )
+
+
+def _check_interrupted_approval(
+    state: RunState, now: str, trailers: dict[str, str], origin: str | None
+) -> str:
+    """Refuse unless the base is at this very approval's merge, landed but never logged (a crash);
+    returns the commit that approval landed from."""
+    repo = Path(state.repo)
+    parents, found = parents_and_trailers(repo, now)
+    start = parents[0] if parents else ""
+    if (
+        len(parents) != 2
+        or start not in (state.snapshot, origin)
+        or parents[1] != state.merge.integration_commit
+        or found.get("Corral-Run") != state.run_id
+    ):
+        raise _moved(state, now, origin)
     if {key: found.get(key) for key in trailers} != trailers:
         raise ReviewRefused(
             f"{state.base_ref} is at {now[:12]}, this run's approval by "
             f"{found.get('Approved-by', '?')} that was not recorded (corral stopped while landing "
             "it); approve again as that reviewer, with the same report, to finish it"
         )
+    return start
 
 
-def _land(state: RunState, by: str, digest: str, head: str) -> Landing | None:
+def _land(
+    state: RunState, by: str, digest: str, head: str, origin: str | None = None
+) -> Landing | None:
     """Land the integration result on the base in an approval merge, like `git merge --ff-only`.
 
-    The base must still be at the run's snapshot, or at this same approval's merge when an
-    earlier attempt was cut off after moving it; every checkout of it is updated (worktrees.land).
+    The base must still be at the run's snapshot (for a re-run: or at the approval merge that
+    landed its origin run), or at this same approval's merge when an earlier attempt was cut
+    off after moving it; every checkout of it is updated (worktrees.land).
     """
     target = state.merge.integration_commit
     if target is None or target == state.snapshot:
@@ -190,15 +253,16 @@ def _land(state: RunState, by: str, digest: str, head: str) -> Landing | None:
         )
     now = current.stdout.strip()
     trailers = _approval_trailers(state, by, digest, head)
-    resume = now != state.snapshot
     try:
+        start = now
+        resume = now not in (state.snapshot, origin)
         if resume:
-            _check_interrupted_approval(state, now, trailers)
+            start = _check_interrupted_approval(state, now, trailers, origin)
             merge = now
         else:
             merge = approval_merge(repo, now, target, _approval_message(state, trailers))
         reason = f"corral: approved run {state.run_id}"
-        return land(repo, ref, state.snapshot, merge, reason, resume=resume)
+        return land(repo, ref, start, merge, reason, resume=resume)
     except GitError as exc:
         raise ReviewRefused(f"cannot land on {state.base_ref}: {exc}") from None
 
@@ -273,10 +337,12 @@ async def _approve(rundir: RunDir, by: str, shown_sha256: str) -> ReviewResult:
                 raise ReviewRefused(
                     f"{starter} started this run and the plan requires a different reviewer"
                 )
+        origin = _origin_landing(rundir, state)
+        _expect_origin_landing(state, origin)
         if tampered := await recheck_before_approve(writer.append, state, rundir):
             raise ReviewRefused(tampered)
         head = writer.head
-        landing = _land(state, by, digest, head)
+        landing = _land(state, by, digest, head, origin)
         landed = landing.new if landing is not None else None
         try:
             await writer.append(

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from corral.core.log import LogCorrupted
+from corral.core.log import events as ev
 from corral.core.log.state import RunState
 from corral.core.runs.index import run_state
 from corral.core.runs.rundir import RunDir, list_runs
@@ -32,6 +33,8 @@ class RunSummary(BaseModel):
     started_ts: float | None = None
     finished_ts: float | None = None
     snapshot: str = ""
+    rerun_of: ev.RerunOrigin | None = None
+    """The run whose left-out agents this one redoes (`corral rerun`)."""
     counts: dict[str, int] = Field(default_factory=dict)
     path: str
 
@@ -66,6 +69,7 @@ def summarize(rundir: RunDir, state: RunState, *, corrupted: bool = False) -> Ru
         started_ts=state.started_ts,
         finished_ts=state.finished_ts,
         snapshot=state.snapshot,
+        rerun_of=state.rerun_of,
         counts=state.counts(),
         path=str(rundir.path),
     )

@@ -53,6 +53,7 @@ def test_every_operator_action_refuses_an_agent_through_the_api(
         ("retry", lambda: actions.retry(rundir, "a", ALICE)),
         ("lock break", lambda: actions.break_lock(rundir, "db", ALICE, "mine", 3)),
         ("retry", lambda: actions.resume_in_background(rundir, ["a"])),
+        ("rerun", lambda: actions.rerun(rundir, ["a"])),
         ("approve", lambda: decisions.approve(rundir, ALICE, sha)),
         ("reject", lambda: decisions.reject(rundir, ALICE, "no", sha)),
         ("acknowledge tampering", lambda: decisions.acknowledge_tampering(rundir, ALICE, 1)),

@@ -75,6 +75,36 @@ def _started(run: RunDir, agent: str) -> None:
     )
 
 
+def test_a_burst_of_resizes_is_logged_once_with_who_and_its_last_size(
+    repo: Path, tmp_path: Path
+) -> None:
+    body = agent_block("term", [sys.executable, "-c", TERMINAL_AGENT], tty=True, tty_size=[90, 30])
+    engine = start_corral(repo, "run", str(write_plan(tmp_path, body)), "--quiet")
+    me = Operator.current()
+    try:
+        run = wait_for_run(repo)
+        _started(run, "term")
+        wait_until(lambda: b"name? " in _log(run, "term"), what="the agent's prompt")
+        resize(run, "term", 90, 30, me)  # its size already: changes nothing, logs nothing
+        for cols in range(91, 101):  # a dragged window
+            resize(run, "term", cols, 33, me)
+        logged = wait_for_event(
+            run, lambda e: isinstance(e, ev.AgentResized), what="the burst's resize logged"
+        )
+        resize(run, "term", 100, 33, me)  # the size just logged: nothing new
+        send_keys(run, "term", "hello\r", me)
+        assert engine.wait(timeout=60) == 0
+    finally:
+        if engine.poll() is None:
+            engine.kill()
+    assert isinstance(logged, ev.AgentResized)
+    resized = [e for e in events_of(run) if isinstance(e, ev.AgentResized)]
+    assert [(e.agent, e.attempt, e.by, e.cols, e.rows) for e in resized] == [
+        ("term", 1, me.user, 100, 33)
+    ]
+    assert b"hi hello at 100x33" in _log(run, "term"), "each resize reached the terminal"
+
+
 def test_a_terminal_agent_shows_its_escapes_and_takes_keys_and_a_size(
     repo: Path, tmp_path: Path
 ) -> None:
@@ -98,6 +128,8 @@ def test_a_terminal_agent_shows_its_escapes_and_takes_keys_and_a_size(
     assert b"\x1b[31mred\x1b[0m isatty=TrueTrue" in log
     assert b"size 90x30" in log
     assert b"hi hello at 100x33" in log
+    sizes = [(e.by, e.cols, e.rows) for e in events_of(run) if isinstance(e, ev.AgentResized)]
+    assert sizes == [(me.user, 100, 33)], "logged, at the latest as the attempt ended"
     inputs = [e for e in events_of(run) if isinstance(e, ev.AgentInputSent)]
     assert [(e.agent, e.text, e.raw) for e in inputs] == [("term", "hello\r", True)]
     state = state_of(run)

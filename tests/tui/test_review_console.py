@@ -12,10 +12,12 @@ from textual.containers import VerticalScroll
 
 from corral.core.log import events as ev
 from corral.core.review.gate import reviewer_identity
-from corral.core.runs.rundir import RunDir, runs_root
+from corral.core.runs.listing import summarize_runs
+from corral.core.runs.rundir import RunDir, list_runs, runs_root
 from corral.tui.app import CorralApp
 from corral.tui.screens.dialogs import AskScreen, ConfirmScreen
 from corral.tui.screens.review import ReviewScreen
+from corral.tui.screens.runs import run_row
 from tests.conftest import git
 from tests.core.engine_helpers import agent_block, corral, events_of, only_run, write_plan
 from tests.core.engine_helpers import wait_for_event as wait_for_log_event
@@ -279,3 +281,73 @@ def test_tampering_dims_approve_until_t_acknowledges_it(repo: Path, reviewable: 
     last = events_of(reviewable)[-1]
     assert isinstance(last, ev.TamperingAcknowledged)
     assert (last.by, last.through_seq) == (reviewer_identity(), events_of(reviewable)[-2].seq)
+
+
+def test_shift_r_reruns_a_left_out_agent_and_is_dimmed_on_a_merged_one(
+    repo: Path, reviewable: RunDir
+) -> None:
+    reviewable.plan.write_text(
+        agent_block("api-auth", ["true"])
+        + agent_block("api-billing", ["sh", "-c", "echo billing > billing.txt"])
+    )
+    integration = git(repo, "rev-parse", "corral/r1/api-auth/1")
+
+    async def scenario() -> None:
+        app = CorralApp(repo, reviewable.run_id)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await until(pilot, lambda: review_of(app), what="the review")
+            review = review_of(app)
+            assert review is not None
+
+            def offered() -> bool:
+                active = {b.binding.id: b.enabled for b in app.screen.active_bindings.values()}
+                return active["review.rerun_agent"]
+
+            await pilot.press("3")
+            await until(
+                pilot,
+                lambda: review.branches.current_key == "merged:api-auth",
+                what="the merged branch highlighted",
+            )
+            assert not offered(), "a merged agent has nothing to re-run"
+            await pilot.press("R")
+            await pilot.pause(0.1)
+            assert app.screen is review, "nothing asked"
+            await pilot.press("down")
+            await until(
+                pilot,
+                lambda: review.branches.current_key == "left:api-billing" and offered(),
+                what="R offered on the left-out branch",
+            )
+            assert "Re-run" in screen_text(pilot), "in the footer"
+            help_rows = app.help_rows(app.screen_stack[-1])
+            assert ("R", "Re-run", "review.rerun_agent", True) in help_rows, "and in the help"
+            titles = [command.title for command in app.get_system_commands(app.screen_stack[-1])]
+            assert "Re-run api-billing on the integration branch" in titles
+            await pilot.press("R")
+            await until(
+                pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation"
+            )
+            await pilot.press("y")
+            await until(
+                pilot,
+                lambda: any(
+                    "re-runs api-billing in the background" in note.message
+                    for note in app._notifications
+                ),
+                what="the new run named",
+            )
+
+    asyncio.run(scenario())
+    (rerun,) = [run for run in list_runs(repo / ".git") if run.run_id != reviewable.run_id]
+    started = wait_for_log_event(
+        rerun, lambda e: isinstance(e, ev.RunStarted), what="the re-run's start"
+    )
+    assert isinstance(started, ev.RunStarted)
+    assert started.snapshot == integration
+    assert started.rerun_of is not None
+    assert (started.rerun_of.run, started.rerun_of.agents) == (reviewable.run_id, ["api-billing"])
+    wait_for_log_event(rerun, lambda e: isinstance(e, ev.EngineStopped), timeout=60, what="its end")
+    (listed,) = [run for run in summarize_runs(repo / ".git") if run.run_id == rerun.run_id]
+    cell = run_row(listed, 0.0)["agents"]
+    assert f"re-runs api-billing of {reviewable.run_id}" in str(cell), "the runs list says so"

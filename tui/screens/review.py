@@ -72,6 +72,7 @@ class ReviewScreen(ReviewFindingsPart):
         Binding("5", "tab('raw')", "Report", show=False, id="review.tab_raw"),
         Binding("6", "tab('tampering')", "Tampering", show=False, id="review.tab_tampering"),
         Binding("t", "acknowledge", "Acknowledge tampering", id="review.acknowledge"),
+        Binding("R", "rerun_agent", "Re-run", id="review.rerun_agent"),
         Binding("escape", "back", "Back", id="review.back"),
     ]
 
@@ -243,11 +244,17 @@ class ReviewScreen(ReviewFindingsPart):
             return self.decision_allowed(action)
         if action == "suppress":
             return self.decision_allowed("reject")  # while a decision can be taken
+        if action == "rerun_agent":
+            return self.rerun_allowed()
         if action == "tab" and parameters == ("tampering",):
             return True if self.tampering_tab else None
         if action == "next_conflict":
             return True if self.conflicts.row_count else None
         return True
+
+    def left_out_highlighted(self) -> str | None:
+        key = self.branches.current_key if self.tabs.active == "branches" else None
+        return key.removeprefix("left:") if key and key.startswith("left:") else None
 
     # -- walking -------------------------------------------------------------------------------
 

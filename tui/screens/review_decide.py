@@ -1,7 +1,9 @@
 """The review screen's decisions: `a` approve, `r` reject and `t` acknowledge tampering, each
 confirmed, then taken through the operator API (core/operator/decisions.py, the same path as
-`corral review`). When a key is offered is core's rule (core/operator/policy.py); the reviewer
-is the console's operator, read once when it started."""
+`corral review`); `R` re-runs the highlighted left-out agent on the integration branch (a new
+run, core/operator/actions.py rerun, the same path as `corral rerun`). When a key is offered
+is core's rule (core/operator/policy.py); the reviewer is the console's operator, read once when
+it started."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from textual import work
 
 from corral.core.findings.display import Loaded, counts_by_severity
 from corral.core.log.state import RunState
-from corral.core.operator import decisions, policy
+from corral.core.operator import actions, decisions, policy
 from corral.core.operator.errors import OperatorError
 from corral.tui import ops
 from corral.tui.screens.base import RunScreen
@@ -28,7 +30,48 @@ class ReviewDecisions(RunScreen):
 
     def palette_target(self, action: str) -> str:
         named = {"approve", "reject", "acknowledge", "suppress"}
+        if action == "rerun_agent":
+            agent = self.left_out_highlighted()
+            return f"{inert(agent, limit=60)} on the integration branch" if agent else ""
         return f"run {self.session.run_id}" if action in named else ""
+
+    def left_out_highlighted(self) -> str | None:
+        """The agent of the highlighted left-out branch (review.py knows the table)."""
+        return None
+
+    def rerun_allowed(self) -> bool | None:
+        """check_action for `R`: offered on a left-out agent core would re-run, else dimmed."""
+        agent = self.left_out_highlighted()
+        feed = self.session.feed
+        if self.session.read_only or agent is None or feed is None:
+            return None
+        return None if policy.rerun_blocker(feed.state, agent) else True
+
+    @work(group="decisions", exclusive=True)
+    async def action_rerun_agent(self) -> None:
+        agent = self.left_out_highlighted()
+        if agent is None or self.rerun_allowed() is not True:
+            return
+        run = self.session.run_id
+        body = Text(
+            f"A new run of {inert(agent, limit=60)} alone, as run {run} ran it, starting from "
+            f"run {run}'s integration commit (what approving it lands), so it sees the work "
+            f"that merged. Approve run {run} first, then the new run lands on top."
+        )
+        title = f"Re-run {inert(agent, limit=60)} on the integration branch?"
+        if not await self.app.push_screen_wait(
+            ConfirmScreen(title, body, yes="re-run", danger=False)
+        ):
+            return
+        try:
+            started = await asyncio.to_thread(actions.rerun, self.session.rundir, [agent])
+        except OperatorError as exc:
+            self.notify(inert(str(exc)), title="re-run refused", severity="error", timeout=10)
+            return
+        self.notify(
+            f"run {started.run_id} re-runs {inert(agent, limit=60)} in the background",
+            title="re-run",
+        )
 
     """The report as read for display, with the sha256 of exactly the bytes shown."""
 

@@ -61,6 +61,9 @@ class RunsTable(KeyTable):
 def run_row(run: RunSummary, now: float) -> Row:
     glyph, style = STATUS_STYLE.get(run.status, ("?", ""))
     counts = ", ".join(f"{count} {name}" for name, count in sorted(run.counts.items()))
+    if run.rerun_of is not None:  # `corral rerun`: approve the run it came from first
+        again = inert(", ".join(run.rerun_of.agents), limit=60)
+        counts += f" · re-runs {again} of {run.rerun_of.run}"
     verdict_style = "green" if run.verdict == "passed" else "red" if run.verdict else ""
     age = format_duration(max(0.0, now - run.started_ts)) + " ago" if run.started_ts else ""
     return {

@@ -184,6 +184,19 @@ class AgentResumed(EventBase):
     paused_for: float = 0.0
 
 
+class AgentResized(EventBase):
+    """A person's view resized a terminal agent's screen (it got SIGWINCH): who, and to what.
+    One event per burst (a dragged window sends dozens): its last size, once the viewer has
+    been quiet for RESIZE_QUIET seconds (core/engine/resizes.py), and only when it changed."""
+
+    type: Literal["agent_resized"] = "agent_resized"
+    agent: str
+    attempt: int
+    by: str
+    cols: int
+    rows: int
+
+
 class AgentInputSent(EventBase):
     """A person's message was written to a running agent's stdin (`input_format`): who sent
     what, as the agent received it. A fact to see; a sign of life of the person, not the agent."""

@@ -124,7 +124,7 @@ class OperatorActionRefused(EventBase):
 
     type: Literal["operator_action_refused"] = "operator_action_refused"
     action: str
-    """`approve`, `reject`, `kill`, `retry`, `input`, `lock break` or `gc`."""
+    """`approve`, `reject`, `kill`, `retry`, `rerun`, `input`, `lock break` or `gc`."""
     target: str
     """What it was aimed at: `agent victim`, `lock db`, `the report`."""
     caller_run: str

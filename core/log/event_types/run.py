@@ -38,7 +38,17 @@ class AgentSummary(BaseModel):
     takes keystrokes (`send_keys`) and a size (`resize`)."""
     tty_size: tuple[int, int] | None = None
     """Its terminal's size as it starts, (columns, rows), when `tty`: a screen to replay the
-    log on starts this size (resizes since are not logged)."""
+    log on starts this size (each resize since is an `agent_resized`)."""
+
+
+class RerunOrigin(BaseModel):
+    """Where a re-run came from: agents left out of `run`, redone on its integration commit."""
+
+    run: str
+    """The run whose left-out agents this run redoes; approve it first, then this one."""
+    agents: list[str]
+    integration_commit: str
+    """That run's integration commit: this run's snapshot, what its approval would land."""
 
 
 class RunStarted(EventBase):
@@ -55,6 +65,8 @@ class RunStarted(EventBase):
     required_successes: int
     worktree_root: str
     engine: EngineInfo
+    rerun_of: RerunOrigin | None = None
+    """Set on a run started by `corral rerun` (core/runs/rerun.py); older logs lack it."""
     log_format: int = LOG_FORMAT
     """The log's format version (event_types/base.py LOG_FORMAT); absent in the first logs,
     which are version 1. A reader refuses a log newer than it knows (log/reader.py)."""
