@@ -273,14 +273,23 @@ def resume_in_background(rundir: RunDir, retry: list[str] | None = None) -> Star
     return Started(rundir.run_id, _in_background(rundir, command, rundir.path.parents[2]))
 
 
-def rerun(rundir: RunDir, agents: list[str], *, run_id: str | None = None) -> Started:
+def rerun(
+    rundir: RunDir,
+    agents: list[str],
+    *,
+    run_id: str | None = None,
+    by: Operator | None = None,
+) -> Started:
     """Start, in the background, a new run of `agents` that `rundir`'s merge left out, on its
     integration commit (core/runs/rerun.py says what is kept and the landing order). Checked
     here first, so a refusal (not finished, not left out, rejected, unknown agent) comes back
-    at once as an OperatorError; the new engine checks it again as it starts."""
+    at once as an OperatorError; the new engine checks it again as it starts. `by`: who asks,
+    when a front end knows (as `start_run`)."""
     from corral.core.runs.rerun import RerunRefused, prepare_rerun
     from corral.core.runs.rundir import new_run_id
 
+    if by is not None:
+        by.require("operator", "re-running an agent")
     people_only("rerun", f"agent {', '.join(agents)}", rundir)
     try:
         prepare_rerun(rundir, agents)

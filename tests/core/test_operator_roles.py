@@ -37,6 +37,7 @@ def test_a_viewer_is_refused_every_action_and_nothing_is_written(repo: Path) -> 
         lambda: actions.send_keys(rundir, "a", "x", VERA),
         lambda: actions.break_lock(rundir, "db", VERA, "mine"),
         lambda: actions.start_run(repo, repo / "plan.toml", by=VERA),
+        lambda: actions.rerun(rundir, ["a"], by=VERA),
         lambda: decisions.approve(rundir, VERA, sha),
         lambda: decisions.reject(rundir, VERA, "no", sha),
         lambda: decisions.acknowledge_tampering(rundir, VERA, 1),

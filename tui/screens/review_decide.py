@@ -64,7 +64,9 @@ class ReviewDecisions(RunScreen):
         ):
             return
         try:
-            started = await asyncio.to_thread(actions.rerun, self.session.rundir, [agent])
+            started = await asyncio.to_thread(
+                actions.rerun, self.session.rundir, [agent], by=self.session.operator
+            )
         except OperatorError as exc:
             self.notify(inert(str(exc)), title="re-run refused", severity="error", timeout=10)
             return
