@@ -126,9 +126,9 @@ def follow(
             except (LogCorrupted, OSError) as exc:
                 post(FollowFailed(session, str(exc)))
                 return
-            if follower.caught_up:
-                time.sleep(poll)
             checked, live = _step(session, post, feed, batch, checked, live)
+            if follower.caught_up:  # after the post: a batch read never waits out the poll
+                time.sleep(poll)
 
 
 def _step(
