@@ -20,7 +20,7 @@ from corral.core.runs.rundir import RunDir
 from corral.core.runtime.procfs import is_same_process
 from corral.tui.feed import RunFeed
 
-POLL_SECONDS = 0.05
+POLL_SECONDS = 0.025
 LIVENESS_SECONDS = 1.0
 
 
