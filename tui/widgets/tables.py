@@ -64,8 +64,8 @@ class KeyTable(DataTable[Text]):
         """The columns shown, in order, with their widths: COLUMNS unless the table lays itself
         out to its width (AgentsTable)."""
         self.shown: set[str] = {key for key, _, _ in self.columns_shown}
-        self.stale_rows: set[str] = set()
-        """Rows whose cells `set_cell` changed since the last `repaint`."""
+        self.stale_cells: set[tuple[str, str]] = set()
+        """(row, column) of the cells `set_cell` changed since the last `repaint`."""
         for key, label, width in self.columns_shown:
             self.add_column(Text(label, style="bold"), width=width, key=key)
 
@@ -109,17 +109,19 @@ class KeyTable(DataTable[Text]):
         except (AttributeError, KeyError):  # another Textual's internals: the public way
             self.update_cell(key, column, value)
             return
-        self.stale_rows.add(key)
+        self.stale_cells.add((key, column))
 
     def repaint(self) -> None:
-        """Drop the cached renders of the rows `set_cell` changed, and repaint those rows."""
-        if not self.stale_rows:
+        """Drop the cached renders of the cells `set_cell` changed and of their rows' lines,
+        and repaint those rows."""
+        if not self.stale_cells:
             return
-        rows = {RowKey(key) for key in self.stale_rows}
-        self.stale_rows.clear()
+        cells = {(RowKey(key), ColumnKey(column)) for key, column in self.stale_cells}
+        rows = {row for row, _ in cells}
+        self.stale_cells.clear()
         try:
             indices = {self._row_locations.get(row) for row in rows}
-            drop_cached(self._cell_render_cache, lambda cached: cached[0] in rows)
+            drop_cached(self._cell_render_cache, lambda cached: cached[:2] in cells)
             drop_cached(self._row_render_cache, lambda cached: cached[0] in rows)
             drop_cached(self._row_renderable_cache, lambda cached: cached[1] in indices)
             self._line_cache.clear()
