@@ -366,8 +366,9 @@ def compare(args: argparse.Namespace) -> None:
             found[label].append(result)
             shown = "  ".join(f"{key} {result[key]:.3g}" for key in KEEP_UP)
             print(f"round {round_ + 1} {label:<6} load {loads[-1]:.2f}  {shown}", flush=True)
+    asked = "streaming agents" if args.streams else f"{args.rate} events/s"
     print(
-        f"\nconsole: {args.agents} agents, {args.rate} events/s, {args.seconds:.0f}s, "
+        f"\nconsole: {args.agents} agents, {asked}, {args.seconds:.0f}s, "
         f"{args.rounds} rounds; load average (1 min) median {statistics.median(loads):.2f}, "
         f"{min(loads):.2f}-{max(loads):.2f}\n"
     )

@@ -134,7 +134,7 @@ class CorralApp(App[int]):
         follow(session, self.post_message, lambda: worker.is_cancelled, poll=self.poll)
 
     def open_review(self) -> None:
-        # imported here: the review screens are a tenth of the console's imports (about 100 ms
+        # imported here: the review screens are a sixth of the console's import time (100 ms
         # and their memory), and a live run's first screen is the dashboard
         from corral.tui.screens.review import ReviewScreen
 
