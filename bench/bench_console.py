@@ -22,12 +22,17 @@ coalesces a CLI's stream (issue 13: 20 agents).
    checkpoint, which the log written here has none of yet).
 
 The machines are noisy (2 cores shared with the writer); compare rows of one run.
+
+`--before SRC --rounds N`: only the keeping-up part, N rounds, each running the console of this
+tree and of SRC (e.g. `git worktree add /work/wt/perf-base HEAD`) in a fresh process, in
+alternating order; it prints each run, the medians of both and the load average.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing
 import os
 import resource
@@ -327,6 +332,59 @@ def startup_tmux(repo: Path, attempt: int) -> float:
         subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, check=False)
 
 
+HERE = Path(__file__).resolve().parent
+KEEP_UP = ("cpu_share", "applied_p50", "applied_p99", "drawn_p50", "drawn_p99", "rate")
+
+
+def keep_up_in(source: Path, args: argparse.Namespace) -> dict[str, float]:
+    """One keeping-up run in a fresh process whose `corral` is the one of `source`."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--child-keep-up", "--seconds", str(args.seconds)]
+        + ["--rate", str(args.rate), "--agents", str(args.agents), "--dir", str(args.dir)]
+        + (["--streams"] if args.streams else []),
+        env={**os.environ, "PYTHONPATH": str(source)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the console of {source} failed:\n{done.stderr[-3000:]}")
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def compare(args: argparse.Namespace) -> None:
+    """This tree against `--before`, alternating, each round in fresh processes."""
+    trees = {"after": HERE.parent, "before": args.before.resolve()}
+    found: dict[str, list[dict[str, float]]] = {"after": [], "before": []}
+    loads: list[float] = []
+    for round_ in range(args.rounds):
+        order = ["before", "after"] if round_ % 2 == 0 else ["after", "before"]
+        for label in order:
+            loads.append(os.getloadavg()[0])
+            result = keep_up_in(trees[label], args)
+            found[label].append(result)
+            shown = "  ".join(f"{key} {result[key]:.3g}" for key in KEEP_UP)
+            print(f"round {round_ + 1} {label:<6} load {loads[-1]:.2f}  {shown}", flush=True)
+    asked = "streaming agents" if args.streams else f"{args.rate} events/s"
+    print(
+        f"\nconsole: {args.agents} agents, {asked}, {args.seconds:.0f}s, "
+        f"{args.rounds} rounds; load average (1 min) median {statistics.median(loads):.2f}, "
+        f"{min(loads):.2f}-{max(loads):.2f}\n"
+    )
+    print(f"{'median of the rounds':<36} {'before':>10} {'after':>10}")
+    for key, label, scale in (
+        ("cpu_share", "console CPU, % of one core", 100),
+        ("applied_p50", "append -> applied, median (ms)", 1),
+        ("applied_p99", "append -> applied, p99 (ms)", 1),
+        ("drawn_p50", "append -> drawn, median (ms)", 1),
+        ("drawn_p99", "append -> drawn, p99 (ms)", 1),
+    ):
+        before = statistics.median(r[key] for r in found["before"]) * scale
+        after = statistics.median(r[key] for r in found["after"]) * scale
+        print(f"{label:<36} {before:>10.1f} {after:>10.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=20)
@@ -340,8 +398,19 @@ def main() -> None:
         help="preset agents streaming at their natural rate: one agent_activity a second each",
     )
     parser.add_argument("--dir", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--before", type=Path, help="a source tree to compare keeping up with")
+    parser.add_argument("--rounds", type=int, default=3, help="with --before")
+    parser.add_argument("--child-keep-up", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
+    if args.before is not None:
+        compare(args)
+        return
+    if args.child_keep_up:
+        with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+            result = keep_up(Path(tmp), args.agents, args.rate, args.seconds, args.streams)
+        print(json.dumps(result))
+        return
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         root = Path(tmp)
         live = keep_up(root, args.agents, args.rate, args.seconds, args.streams)

@@ -20,7 +20,7 @@ from corral.core.runs.rundir import RunDir
 from corral.core.runtime.procfs import is_same_process
 from corral.tui.feed import RunFeed
 
-POLL_SECONDS = 0.05
+POLL_SECONDS = 0.025
 LIVENESS_SECONDS = 1.0
 
 
@@ -136,9 +136,9 @@ def follow(
             except (LogCorrupted, OSError) as exc:
                 post(FollowFailed(session, str(exc)))
                 return
-            if follower.caught_up:
-                time.sleep(poll)
             checked, live = _step(session, post, feed, batch, checked, live)
+            if follower.caught_up:  # after the post: a batch read never waits out the poll
+                time.sleep(poll)
 
 
 def _step(

@@ -12,6 +12,7 @@ from textual import getters, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.widget import Widget
 
 from corral.core.operator import actions
 from corral.core.operator.errors import OperatorError
@@ -37,6 +38,12 @@ def agents_named(ids: list[str]) -> str:
         f" +{len(ids) - 3}" if len(ids) > 3 else ""
     )
     return f"agent {names}" if len(ids) == 1 else f"agents {names}"
+
+
+def titled(widget: Widget, title: str) -> None:
+    """Set a border title only when it changed: setting one repaints the whole widget."""
+    if widget.border_title != title:
+        widget.border_title = title
 
 
 class DashboardScreen(RunScreen):
@@ -84,6 +91,7 @@ class DashboardScreen(RunScreen):
 
     def __init__(self, session: RunSession) -> None:
         super().__init__(session, name="dashboard")
+        self.header_drawn: Text | None = None
 
     def compose(self) -> ComposeResult:
         yield RunHeader(Text(f" corral  loading run {self.session.run_id}…"))
@@ -116,7 +124,10 @@ class DashboardScreen(RunScreen):
                 acting=self.session.operator.label,
                 color=color,
             )
-            self.header.update(header if color else look.monochrome(header))
+            header = header if color else look.monochrome(header)
+            if header != self.header_drawn:  # two fixed lines: no layout pass for new text
+                self.header_drawn = header
+                self.header.update(header, layout=False)
         if ages:
             self.agents.sync(self.agents.table_rows(feed, now))
         else:
@@ -127,15 +138,15 @@ class DashboardScreen(RunScreen):
         if feed.conflicts_version > since:
             self.conflicts.sync(self.conflicts.table_rows(feed), complete=True)
         self.events.add(feed.tail)
-        self.agents.border_title = (
+        held = sum(1 for lock in state.locks.values() if lock.holder)
+        titled(
+            self.agents,
             f"1 agents {len(state.agents)}"
             + (f" · filter {self.agents.filter_text!r}" if self.agents.filter_text else "")
-            + (" · failures first" if self.agents.failures_first else "")
+            + (" · failures first" if self.agents.failures_first else ""),
         )
-        self.locks.border_title = (
-            f"2 locks {sum(1 for lock in state.locks.values() if lock.holder)}/{len(state.locks)}"
-        )
-        self.conflicts.border_title = f"3 conflicts {len(state.conflicts)}"
+        titled(self.locks, f"2 locks {held}/{len(state.locks)}")
+        titled(self.conflicts, f"3 conflicts {len(state.conflicts)}")
 
     # -- what the keys act on ------------------------------------------------------------------
 

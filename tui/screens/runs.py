@@ -31,6 +31,7 @@ from corral.core.runs.rundir import (
     runs_root,
 )
 from corral.tui.runs_index import RunsIndex
+from corral.tui.screens.base import RunScreen
 from corral.tui.screens.dialogs import AskScreen, ConfirmScreen
 from corral.tui.screens.pick import OTHER, PickScreen
 from corral.tui.text import inert
@@ -132,8 +133,14 @@ class RunsScreen(Screen[None]):
         self.set_interval(REFRESH_SECONDS, self.refresh_when_shown)
 
     def refresh_when_shown(self) -> None:
-        if self.is_current and not self.hidden:  # nobody looks at the list while a run is open
-            self.action_refresh()
+        """Nobody looks at the list while a run is open. Textual counts the screen under the top
+        one as shown (`is_current`), so the list, refreshed under a dashboard, re-laid itself out
+        and rebuilt its footer every 2 s, and made the dashboard repaint."""
+        if not self.is_current or self.hidden:
+            return
+        if any(isinstance(screen, RunScreen) for screen in self.app.screen_stack):
+            return
+        self.action_refresh()
 
     def on_screen_resume(self) -> None:
         if self.hidden:

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable
-from typing import ClassVar
+from collections.abc import Callable, Hashable, Iterable
+from typing import ClassVar, TypeVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
+from textual.cache import LRUCache
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
+from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowDoesNotExist, RowKey
 
 from corral.core.log.state import AgentState, ConflictState, LockState
 from corral.core.operator.describe import FAILED_STATES, shown_state
@@ -19,6 +20,14 @@ from corral.tui.feed import RunFeed
 from corral.tui.text import inert
 
 Row = dict[str, Text]
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+def drop_cached(cache: LRUCache[K, V], stale: Callable[[K], bool]) -> None:
+    keys = cache.keys()
+    for key in [key for key in keys if stale(key)]:
+        cache.discard(key)
 
 
 class KeyTable(DataTable[Text]):
@@ -55,6 +64,8 @@ class KeyTable(DataTable[Text]):
         """The columns shown, in order, with their widths: COLUMNS unless the table lays itself
         out to its width (AgentsTable)."""
         self.shown: set[str] = {key for key, _, _ in self.columns_shown}
+        self.stale_cells: set[tuple[str, str]] = set()
+        """(row, column) of the cells `set_cell` changed since the last `repaint`."""
         for key, label, width in self.columns_shown:
             self.add_column(Text(label, style="bold"), width=width, key=key)
 
@@ -85,9 +96,42 @@ class KeyTable(DataTable[Text]):
             if old.get(column) != value:
                 old[column] = value
                 if column in self.shown:
-                    self.update_cell(key, column, value)
+                    self.set_cell(key, column, value)
                     written += 1
         return written
+
+    def set_cell(self, key: str, column: str, value: Text) -> None:
+        """`update_cell` without its cost: DataTable keys every render cache on one update
+        count, so one changed cell re-rendered every visible cell of the table on the next
+        frame. Here the value is stored and only its row's renders are dropped (`repaint`)."""
+        try:
+            self._data[RowKey(key)][ColumnKey(column)] = value
+        except (AttributeError, KeyError):  # another Textual's internals: the public way
+            self.update_cell(key, column, value)
+            return
+        self.stale_cells.add((key, column))
+
+    def repaint(self) -> None:
+        """Drop the cached renders of the cells `set_cell` changed and of their rows' lines,
+        and repaint those rows."""
+        if not self.stale_cells:
+            return
+        cells = {(RowKey(key), ColumnKey(column)) for key, column in self.stale_cells}
+        rows = {row for row, _ in cells}
+        self.stale_cells.clear()
+        try:
+            indices = {self._row_locations.get(row) for row in rows}
+            drop_cached(self._cell_render_cache, lambda cached: cached[:2] in cells)
+            drop_cached(self._row_render_cache, lambda cached: cached[0] in rows)
+            drop_cached(self._row_renderable_cache, lambda cached: cached[1] in indices)
+            self._line_cache.clear()
+        except AttributeError:  # another Textual's internals: every render dropped
+            self._update_count += 1
+            self.refresh()
+            return
+        for index in indices:
+            if index is not None:
+                self.refresh_row(index)
 
     def relayout(self, layout: list[tuple[str, str, int]]) -> None:
         """Show these columns: the rows are laid out again (a resize past a width, rarely)."""
@@ -123,6 +167,7 @@ class KeyTable(DataTable[Text]):
         if complete:
             for key in [k for k in self.cells if k not in seen]:
                 self.drop(key)
+        self.repaint()
         return written
 
     def set_filter(self, text: str, rows: Callable[[], Iterable[tuple[str, Row]]]) -> None:
