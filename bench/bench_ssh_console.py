@@ -1,7 +1,7 @@
 """The console over SSH (`corral serve --ssh`): how long a client waits for its console, how
 long a key takes to come back drawn, and what each console costs in memory.
 
-    .venv/bin/python bench/bench_ssh.py [--clients 4] [--keys 10]
+    .venv/bin/python bench/bench_ssh_console.py [--clients 4] [--keys 10]
 
 A scratch repository with no runs (the console opens on its runs list), one ed25519 key made by
 ssh-keygen, the server on a free loopback port with its host key pinned, the OpenSSH client in
