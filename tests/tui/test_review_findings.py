@@ -9,7 +9,6 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from corral.tui.screens.dialogs import AskScreen, ConfirmScreen
 from corral.tui.screens.review import ReviewScreen
 from tests.conftest import git
 from tests.core.engine_helpers import events_of
+from tests.tmux import Tmux
 from tests.tui.conftest import screen_text, until
 from tests.tui.synthetic import REPORT, dead_engine, review_run_events, write_events
 
@@ -153,30 +153,6 @@ def test_b_cycles_the_grouping_and_enter_folds_a_group(repo: Path, audited: RunD
     asyncio.run(scenario())
 
 
-class Tmux:
-    def __init__(self, socket: str) -> None:
-        self.socket = socket
-
-    def __call__(self, *args: str) -> str:
-        return subprocess.run(
-            ["tmux", "-L", self.socket, *args],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout
-
-    def wait_for(self, *needles: str, within: float = 20.0) -> str:
-        deadline = time.monotonic() + within
-        while True:
-            shown = self("capture-pane", "-p", "-t", "console")
-            if all(needle in shown for needle in needles):
-                return shown
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{needles} not on screen after {within}s:\n{shown}")
-            time.sleep(0.1)
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 def test_e_opens_the_file_that_lands_in_the_editor_at_the_line(
@@ -201,16 +177,16 @@ def test_e_opens_the_file_that_lands_in_the_editor_at_the_line(
         tmux("new-session", "-d", "-s", "console", "-x", "140", "-y", "40", command)
         tmux("set-option", "-g", "escape-time", "0")
         tmux.wait_for("5 findings by severity")
-        tmux("send-keys", "-t", "console", "j")
+        tmux.keys("j")
         tmux.wait_for("Any user can read any row.")
-        tmux("send-keys", "-t", "console", "e")
+        tmux.keys("e")
         deadline = time.monotonic() + 20
         while not record.exists() or "row_60" not in record.read_text():
             assert time.monotonic() < deadline, "the editor did not run"
             time.sleep(0.1)
         tmux.wait_for("5 findings by severity", "Any user can read any row.")
     finally:
-        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, check=False)
+        tmux.kill()
     args = record.read_text().splitlines()
     assert args[0] == "+42"
     opened = Path(args[1])

@@ -18,6 +18,7 @@ from corral.core.runs.rundir import RunDir
 from corral.core.runtime.procfs import is_same_process
 from tests.conftest import git, wait_until
 from tests.core.engine_helpers import agent_block, events_of, state_of, wait_for_event
+from tests.tmux import Tmux
 from tests.tui.conftest import start_detached
 from tests.tui.recording_engine import RecordingEngine
 from tests.tui.tty_run import make_tty_run
@@ -28,51 +29,11 @@ pytestmark = [
 ]
 
 
-class Tmux:
-    """One private tmux server (its own socket), one window of 100x30."""
-
-    def __init__(self, name: str) -> None:
-        self.socket = name
-
-    def __call__(self, *args: str) -> str:
-        return subprocess.run(
-            ["tmux", "-L", self.socket, *args],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout
-
-    def screen(self) -> str:
-        return self("capture-pane", "-p", "-t", "console")
-
-    def wait_for(self, *needles: str, within: float = 20.0) -> str:
-        deadline = time.monotonic() + within
-        while True:
-            shown = self.screen()
-            if all(needle in shown for needle in needles):
-                return shown
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{needles} not on screen after {within}s:\n{shown}")
-            time.sleep(0.1)
-
-    def keys(self, *keys: str) -> None:
-        self("send-keys", "-t", "console", *keys)
-        time.sleep(0.2)  # an escape followed at once by a key reads as alt+key, as on any terminal
-
-    def wait_gone(self, needle: str, within: float = 10.0) -> None:
-        deadline = time.monotonic() + within
-        while needle in self.screen():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{needle!r} still on screen after {within}s")
-            time.sleep(0.1)
-
-
 @pytest.fixture
 def tmux(tmp_path: Path) -> Iterator[Tmux]:
     server = Tmux(f"corral-test-{os.getpid()}-{tmp_path.name}")
     yield server
-    subprocess.run(["tmux", "-L", server.socket, "kill-server"], capture_output=True, check=False)
+    server.kill()
 
 
 def test_console_in_a_real_terminal(

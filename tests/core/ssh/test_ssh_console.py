@@ -23,13 +23,13 @@ from tests.core.engine_helpers import events_of
 from tests.core.operator_helpers import make_reviewable_run
 from tests.core.ssh.ssh_helpers import (
     Server,
-    Tmux,
     corral,
     fingerprint_of,
     make_home,
     make_key,
     start_server,
 )
+from tests.tmux import Tmux
 
 pytestmark = [
     pytest.mark.slow,
@@ -79,7 +79,7 @@ def server(
 
 @pytest.fixture
 def tmux(tmp_path: Path) -> Iterator[Tmux]:
-    client = Tmux(f"corral-ssh-{os.getpid()}-{tmp_path.name}")
+    client = Tmux(f"corral-ssh-{os.getpid()}-{tmp_path.name}", window="client", within=30.0)
     yield client
     client.kill()
 
