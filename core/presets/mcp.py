@@ -115,6 +115,9 @@ def wire(
             "command": command,
             "args": args,
             "env": server.env,
+            # awaited before the first request (up to MCP_CONNECT_TIMEOUT_MS, the preset's env),
+            # else under load its first turn goes out with corral's tools still pending
+            "alwaysLoad": True,
         }
         content = json.dumps({"mcpServers": {SERVER_NAME: entry}}, indent=2) + "\n"
         values["mcp_config"] = f"{overlay}/{template.target}"

@@ -61,6 +61,7 @@ def test_claude_code_gets_a_config_file_in_its_overlay_and_only_that() -> None:
     server = json.loads(wired.files["mcp.json"])["mcpServers"]["corral"]
     assert [server["command"], *server["args"]] == mcp.engine_server().command
     assert server["env"] == mcp.engine_server().env  # the rest it inherits
+    assert server["alwaysLoad"] is True, "its tools are there for the first request"
 
 
 def test_codex_gets_an_inline_table_passing_the_attempt_s_variables_by_name() -> None:
