@@ -147,6 +147,7 @@ class RunContext:
             rundir=self.rundir.path,
             image=self.image(self.plan.defaults.image),
             sandbox=self.plan.defaults.sandbox,
+            hosts=tuple(self.plan.hosts),
         )
 
     def image(self, text: str | None) -> Path | None:

@@ -170,7 +170,8 @@ class Supervisor:
                 ev.AgentStarting(
                     agent=spec.id,
                     attempt=control.attempt,
-                    workspace=str(placement.host_workspace),
+                    workspace=placement.workspace if placement.host else str(placement.host_workspace),
+                    host=placement.host,
                     branch=placement.branch,
                     output_dir=str(placement.output_dir),
                     log_path=str(placement.log_path),

@@ -32,6 +32,7 @@ from corral.core.log.event_types.agent import (
     AttemptOutcome,
     ExecutionIdentity,
     HeartbeatSource,
+    LateResultRefused,
     NetworkRefused,
 )
 from corral.core.log.event_types.base import (
@@ -138,6 +139,7 @@ __all__ = [
     "LockWaiting",
     "MergeStarted",
     "NetworkRefused",
+    "LateResultRefused",
     "OperatorActionRefused",
     "RepoChange",
     "RepoChangeKind",
@@ -172,6 +174,7 @@ Event = Annotated[
     | AgentCancelled
     | AgentRedriven
     | NetworkRefused
+    | LateResultRefused
     | AgentInputSent
     | AgentPaused
     | AgentResumed

@@ -108,6 +108,7 @@ def preflight(plan: Plan, plan_path: Path, cwd: Path) -> Preflight:
             source, [PlanProblem(where="run", field="base", message=str(exc))]
         ) from None
     problems: list[PlanProblem] = list(_runtime_problems(plan))
+    problems += _host_problems(plan, source)
     problems += sandbox_problems(plan, common_dir, repo_top)
     catalog = Catalog()
     if any(spec.preset for spec in plan.agents):  # a plan of plain commands reads no preset
@@ -194,6 +195,24 @@ def _runtime_problems(plan: Plan) -> list[PlanProblem]:
             f"(a runtime is installed as a package registering under {registry.ENTRY_POINT_GROUP!r})",
         )
         for (where, field), name in problems
+    ]
+
+
+def _host_problems(plan: Plan, source: str) -> list[PlanProblem]:
+    """The `ssh` runtime needs hosts: the plan's `[[host]]` or the user's hosts.toml."""
+    if not any(plan.runtime_of(spec) == "ssh" for spec in plan.agents):
+        return []
+    from corral.core.remote.config import pool, user_hosts_file
+
+    if pool(list(plan.hosts)):
+        return []
+    return [
+        PlanProblem(
+            where="run",
+            field="runtime",
+            message=f'runtime "ssh" has no hosts; add [[host]] tables (name, address, identity) '
+            f"to the plan or to {user_hosts_file()}",
+        )
     ]
 
 

@@ -1,0 +1,128 @@
+"""The `ssh` runtime end to end: real agents on two real sshd "hosts" on loopback.
+
+Every run goes through the `corral` command against a real repository; the hosts are
+tests/core/remote/sshd.py's servers. Both share this machine's kernel, so "no process left on
+either host" is checked by the attempt's marks in every process's environment.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from corral.core.log import events as ev
+from tests.conftest import git
+from tests.core.engine_helpers import (
+    agent_block,
+    corral,
+    events_of,
+    only_run,
+    processes_with_env,
+    state_of,
+    write_plan,
+)
+from tests.core.remote.sshd import Host
+
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "remote-agent",
+    "GIT_AUTHOR_EMAIL": "agent@corral.invalid",
+    "GIT_COMMITTER_NAME": "remote-agent",
+    "GIT_COMMITTER_EMAIL": "agent@corral.invalid",
+}
+
+
+def host_tables(*hosts: Host, slots: int = 5, **extra: object) -> str:
+    text = ""
+    for host in hosts:
+        text += "[[host]]\n" + "".join(
+            f"{key} = {json.dumps(value)}\n" for key, value in host.spec(slots, **extra).items()
+        )
+        text += "\n"
+    return text
+
+
+# half commit their work themselves, half leave it for corral to commit
+AGENT = (
+    'corral heartbeat "on $(hostname)" && '
+    'echo "$CORRAL_AGENT_ID" > "$CORRAL_AGENT_ID.txt" && '
+    'echo "{\\"host_pwd\\": \\"$PWD\\"}" > "$CORRAL_OUTPUT/where.json" && '
+    'if [ "${CORRAL_AGENT_ID#a}" -lt 5 ]; then git add -A && git commit -q -m "$CORRAL_AGENT_ID"; fi'
+)
+
+
+def test_ten_agents_over_two_hosts_succeed_beat_and_merge(
+    repo: Path, tmp_path: Path, hosts: tuple[Host, Host]
+) -> None:
+    body = "".join(
+        agent_block(f"a{i}", ["sh", "-c", AGENT], env=GIT_IDENTITY) for i in range(10)
+    )
+    plan = write_plan(
+        tmp_path,
+        host_tables(*hosts) + body,
+        header='runtime = "ssh"\nmax_parallel = 10\nmin_success = 10\n',
+    )
+    result = corral(repo, "run", str(plan), "--quiet", timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rundir = only_run(repo)
+    events = events_of(rundir)
+    state = state_of(rundir)
+    assert {a.id: a.state for a in state.agents.values()} == {f"a{i}": "succeeded" for i in range(10)}
+    started = [e for e in events if isinstance(e, ev.AgentStarted)]
+    assert {e.runtime for e in started} == {"ssh"}
+    placed = {e.agent: e.host for e in events if isinstance(e, ev.AgentStarting)}
+    assert set(placed.values()) == {"alpha", "beta"}, placed
+    assert sorted(placed.values()).count("alpha") == 5, "placed by free slots: five each"
+    beats = {e.agent for e in events if isinstance(e, ev.AgentHeartbeat) and e.source == "beat"}
+    assert beats == {f"a{i}" for i in range(10)}, "every heartbeat came through the forwarded socket"
+    # the branches came back and merged: every agent's file is in the integration commit
+    assert sorted(m.agent for m in state.merge.merged) == sorted(f"a{i}" for i in range(10))
+    integration = state.merge.integration_commit
+    assert integration
+    for i in range(10):
+        assert git(repo, "show", f"{integration}:a{i}.txt") == f"a{i}"
+    # CORRAL_OUTPUT came back: the agent ran in its worktree on its host
+    for agent, host in placed.items():
+        where = json.loads((rundir.output_dir(agent, 1) / "where.json").read_text())
+        assert where["host_pwd"].startswith(str(hosts[0 if host == "alpha" else 1].workdir))
+    assert processes_with_env("CORRAL_RUN_ID", rundir.run_id) == [], "nothing left on the hosts"
+    for host in hosts:  # the attempts' worktrees are gone from the hosts
+        assert not list((host.workdir / "attempts").glob("*/*/wt"))
+
+
+def test_an_unreachable_host_is_reported_and_the_other_runs_everything(
+    repo: Path, tmp_path: Path, hosts: tuple[Host, Host]
+) -> None:
+    """A host with a wrong host key: the error names the fix; the run goes on with the other."""
+    wrong = tmp_path / "known_hosts"
+    wrong.write_text(hosts[1].known_hosts.read_text().replace("[127.0.0.1]", "[127.0.0.2]"))
+    tables = host_tables(hosts[0], slots=2) + host_tables(hosts[1], slots=2).replace(
+        json.dumps(str(hosts[1].known_hosts)), json.dumps(str(wrong))
+    )
+    body = "".join(agent_block(f"a{i}", ["true"], retries=3) for i in range(3))
+    plan = write_plan(
+        tmp_path, tables + body, header='runtime = "ssh"\nbackoff = "10ms"\nmin_success = 3\n'
+    )
+    result = corral(repo, "run", str(plan), "--quiet", timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    events = events_of(only_run(repo))
+    failed = [e for e in events if isinstance(e, ev.AgentFinished) and e.outcome == "failed"]
+    for event in failed:
+        assert "ssh-keyscan -p" in event.reason, event.reason
+    assert {e.host for e in events if isinstance(e, ev.AgentStarting)} <= {"alpha", "beta"}
+
+
+@pytest.mark.parametrize("field", ["address", "workdir"])
+def test_a_bad_host_table_names_the_field_and_the_fix(repo: Path, tmp_path: Path, field: str) -> None:
+    table = {"address": "no-port-or-user", "workdir": "relative/dir"}
+    body = (
+        '[[host]]\nname = "h"\nidentity = "/x"\n'
+        + (f'address = "root@127.0.0.1:22"\n' if field != "address" else "")
+        + f"{field} = {json.dumps(table[field])}\n\n"
+        + agent_block("a", ["true"])
+    )
+    plan = write_plan(tmp_path, body, header='runtime = "ssh"\n')
+    result = corral(repo, "run", str(plan), "--quiet")
+    assert result.returncode != 0
+    assert f"host 'h': {field}:" in result.stderr + result.stdout
