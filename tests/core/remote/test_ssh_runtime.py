@@ -24,6 +24,7 @@ from tests.core.engine_helpers import (
     write_plan,
 )
 from tests.core.remote.sshd import Host
+from tests.core.test_locks_agents import hold_intervals
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "remote-agent",
@@ -102,15 +103,64 @@ def test_an_unreachable_host_is_reported_and_the_other_runs_everything(
     )
     body = "".join(agent_block(f"a{i}", ["true"], retries=3) for i in range(3))
     plan = write_plan(
-        tmp_path, tables + body, header='runtime = "ssh"\nbackoff = "10ms"\nmin_success = 3\n'
+        tmp_path, tables + body, header='runtime = "ssh"\nmin_success = 3\n'
     )
     result = corral(repo, "run", str(plan), "--quiet", timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     events = events_of(only_run(repo))
     failed = [e for e in events if isinstance(e, ev.AgentFinished) and e.outcome == "failed"]
+    assert failed, "the host never tried yet is placed on first, and fails"
     for event in failed:
         assert "ssh-keyscan -p" in event.reason, event.reason
     assert {e.host for e in events if isinstance(e, ev.AgentStarting)} <= {"alpha", "beta"}
+
+
+COUNT_TO_200 = """
+import os
+from pathlib import Path
+from corral.core.agent.lock_client import LockClient
+locks = LockClient.from_env()
+counter = Path(os.environ["COUNTER"])
+for _ in range(200):
+    lease = locks.acquire("counter", ttl=30, wait=120)
+    value = int(counter.read_text()) if counter.exists() else 0
+    scratch = counter.with_name(f"counter.{os.getpid()}")
+    scratch.write_text(str(value + 1))
+    os.replace(scratch, counter)
+    locks.release(lease)
+"""
+
+
+@pytest.mark.slow
+def test_sixteen_remote_agents_count_to_3200_under_one_lease(
+    repo: Path, tmp_path: Path, hosts: tuple[Host, Host]
+) -> None:
+    """No lost update across hosts: the lock service is reached through each attempt's
+    forwarded socket; the counter is a file both "hosts" see (they share this machine's disk,
+    as two hosts would share a database)."""
+    counter = tmp_path / "shared" / "counter"
+    counter.parent.mkdir()
+    env = {"COUNTER": str(counter)}
+    command = ["python3", "-c", COUNT_TO_200]
+    body = "".join(agent_block(f"w{i}", command, env=env) for i in range(16))
+    plan = write_plan(
+        tmp_path,
+        host_tables(*hosts, slots=8) + body,
+        header='runtime = "ssh"\nmax_parallel = 16\nlock_grace = "500ms"\n',
+    )
+    result = corral(repo, "run", str(plan), "--quiet", timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rundir = only_run(repo)
+    assert counter.read_text() == "3200"
+    events = events_of(rundir)
+    intervals = hold_intervals(events, "counter")
+    assert len(intervals) == 3200
+    granted = {e.agent for e in events if isinstance(e, ev.LockAcquired)}
+    assert granted == {f"w{i}" for i in range(16)}
+    placed = {e.host for e in events if isinstance(e, ev.AgentStarting)}
+    assert placed == {"alpha", "beta"}
+    assert sum(isinstance(e, ev.LockWaiting) for e in events) > 100, "no contention at all?"
+    assert processes_with_env("CORRAL_RUN_ID", rundir.run_id) == []
 
 
 @pytest.mark.parametrize("field", ["address", "workdir"])
