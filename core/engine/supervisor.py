@@ -146,11 +146,12 @@ class Supervisor:
             return await self._run(spec, control, runtime, request, placement), placement
         finally:
             # also when something of it outlives the forced kill (then it raises): no retry
-            await runtime.stop_attempt(
+            stopped = await runtime.stop_attempt(
                 attempt_ref(self.ctx, spec.id, control.attempt),
                 control.execution,
                 self.ctx.plan.run.kill_grace,
             )
+            control.stop_deferred = stopped.deferred
             if control.redactor:  # every process of the attempt is gone by now
                 await asyncio.to_thread(
                     redact_outputs, control.redactor, placement.log_path, placement.output_dir

@@ -184,6 +184,10 @@ class Stopped:
     forced: int = 0
     """Of those, how many outlived the grace period and were killed."""
     details: list[str] = field(default_factory=list)
+    deferred: bool = False
+    """Its place cannot be reached now (a host that dropped off): what runs there is stopped
+    once it is back, and until then the attempt's leases are not handed on early: they run out
+    after TTL + grace (docs/reliability.md T7)."""
 
 
 class Execution(Protocol):

@@ -465,7 +465,8 @@ class SshRuntime:
                 details=[
                     f"host {held.host!r} is unreachable: its processes are stopped when it is "
                     "back; its late results are refused"
-                ]
+                ],
+                deferred=True,
             )
         await self._bring_output(host, held)
         return stopped

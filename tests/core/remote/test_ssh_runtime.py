@@ -14,13 +14,20 @@ import pytest
 
 from corral.core.log import events as ev
 from tests.conftest import git
+from corral.core.locks.shared_files import shared_dir
+from tests.conftest import wait_until
 from tests.core.engine_helpers import (
     agent_block,
     corral,
+    engine_output,
     events_of,
+    kill9,
     only_run,
     processes_with_env,
+    start_corral,
     state_of,
+    wait_for_event,
+    wait_for_run,
     write_plan,
 )
 from tests.core.remote.sshd import Host
@@ -176,3 +183,114 @@ def test_a_bad_host_table_names_the_field_and_the_fix(repo: Path, tmp_path: Path
     result = corral(repo, "run", str(plan), "--quiet")
     assert result.returncode != 0
     assert f"host 'h': {field}:" in result.stderr + result.stdout
+
+
+PARTITIONED = """
+import os, signal, subprocess, sys, time
+from pathlib import Path
+from corral.core.agent.lock_client import LockClient, WriteRefused
+marks = Path(os.environ["MARKS"])
+locks = LockClient.from_env()
+attempt = os.environ["CORRAL_ATTEMPT"]
+if attempt != "1":  # the retry, on the other host: waits out the lost lease, then writes
+    lease = locks.acquire("res", ttl=30, wait=60)
+    locks.put("res", lease.token, "res.txt", b"from attempt 2")
+    locks.release(lease)
+    sys.exit(0)
+lease = locks.acquire("res", ttl=3, wait=10)
+(marks / "token").write_text(str(lease.token))
+stop = []
+signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+while not stop:  # the host drops off around here; this process runs on, unreachable
+    time.sleep(0.05)
+# stopped once its host is back: it commits late and writes late, with its old token
+Path("late.txt").write_text("late work")
+subprocess.run(["git", "add", "-A"], check=True)
+subprocess.run(["git", "commit", "-q", "-m", "late"], check=True)
+try:
+    LockClient.from_env().put("res", lease.token, "res.txt", b"late from attempt 1")
+    (marks / "late-write").write_text("accepted")
+except WriteRefused as exc:
+    (marks / "late-write").write_text(f"refused: {exc}")
+except Exception as exc:
+    (marks / "late-write").write_text(f"error: {type(exc).__name__}: {exc}")
+"""
+
+
+@pytest.mark.slow
+def test_a_host_that_drops_off_loses_its_attempt_and_its_late_results_are_refused(
+    repo: Path, tmp_path: Path, hosts: tuple[Host, Host]
+) -> None:
+    alpha, beta = hosts
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    gate = tmp_path / "gate"
+    env = {**GIT_IDENTITY, "MARKS": str(marks)}
+    body = agent_block("v", ["python3", "-c", PARTITIONED], env=env, retries=1) + agent_block(
+        "keeper", ["sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.05; done"]
+    )
+    plan = write_plan(
+        tmp_path,
+        host_tables(alpha, slots=2, lost_after="1s")
+        + host_tables(beta, slots=2, lost_after="1s")
+        + body,
+        header='runtime = "ssh"\nlock_grace = "500ms"\nmin_success = 2\n',
+    )
+    engine = start_corral(repo, "run", str(plan), "--quiet")
+    try:
+        rundir = wait_for_run(repo)
+        first = wait_for_event(
+            rundir,
+            lambda e: isinstance(e, ev.AgentStarting) and e.agent == "v",
+            what="v's first attempt",
+        )
+        assert isinstance(first, ev.AgentStarting) and first.host == "alpha", first
+        wait_until(lambda: (marks / "token").exists(), timeout=60, what="v#1's lease")
+        alpha.stop()  # the partition: its sshd and connections gone, v#1 runs on there
+        lost = wait_for_event(
+            rundir,
+            lambda e: isinstance(e, ev.AgentFinished) and e.agent == "v" and e.attempt == 1,
+            timeout=60,
+            what="v#1 lost",
+        )
+        assert isinstance(lost, ev.AgentFinished) and lost.outcome == "lost", lost
+        redone = wait_for_event(
+            rundir,
+            lambda e: isinstance(e, ev.AgentFinished) and e.agent == "v" and e.attempt == 2,
+            timeout=60,
+            what="v#2 done",
+        )
+        assert isinstance(redone, ev.AgentFinished) and redone.outcome == "succeeded", redone
+        assert (shared_dir(rundir.path) / "res.txt").read_bytes() == b"from attempt 2"
+        alpha.start()  # back: v#1 is stopped there, and what it does late is refused
+        late = wait_for_event(
+            rundir,
+            lambda e: isinstance(e, ev.LateResultRefused),
+            timeout=90,
+            what="the late commit refused",
+        )
+        assert isinstance(late, ev.LateResultRefused)
+        assert (late.agent, late.attempt, late.host, late.what) == ("v", 1, "alpha", "commit")
+        assert wait_until(lambda: (marks / "late-write").exists(), timeout=10, what="late write")
+        assert (marks / "late-write").read_text().startswith("refused"), (marks / "late-write").read_text()
+        gate.touch()
+        assert engine.wait(timeout=60) == 0, engine_output(repo)
+    finally:
+        if engine.poll() is None:
+            kill9(engine)
+        if alpha.proc is None:
+            alpha.start()
+    events = events_of(rundir)
+    starting = {(e.agent, e.attempt): e.host for e in events if isinstance(e, ev.AgentStarting)}
+    assert starting[("v", 2)] == "beta", "redone on the other host"
+    (refused,) = [e for e in events if isinstance(e, ev.FencedWriteRefused)]
+    token = int((marks / "token").read_text())
+    assert (refused.agent, refused.token) == ("v", token) and refused.newest_token > token
+    assert (shared_dir(rundir.path) / "res.txt").read_bytes() == b"from attempt 2"
+    granted = [e for e in events if isinstance(e, ev.LockAcquired) and e.lock == "res"]
+    expired = [e for e in events if isinstance(e, ev.LockExpired) and e.token == token]
+    assert expired and expired[0].seq < granted[1].seq, "the lost lease ran out, then was handed on"
+    state = state_of(rundir)
+    merged = state.merge.integration_commit
+    assert merged and "late.txt" not in git(repo, "ls-tree", "-r", "--name-only", merged)
+    assert processes_with_env("CORRAL_RUN_ID", rundir.run_id) == []
