@@ -171,7 +171,9 @@ class Supervisor:
                 ev.AgentStarting(
                     agent=spec.id,
                     attempt=control.attempt,
-                    workspace=placement.workspace if placement.host else str(placement.host_workspace),
+                    workspace=placement.workspace
+                    if placement.host
+                    else str(placement.host_workspace),
                     host=placement.host,
                     branch=placement.branch,
                     output_dir=str(placement.output_dir),

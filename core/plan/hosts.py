@@ -10,13 +10,22 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from corral.core.plan.durations import positive_duration
 
 HOST_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 HostName = Annotated[str, StringConstraints(pattern=HOST_NAME_PATTERN)]
-_ADDRESS = re.compile(r"^(?P<user>[A-Za-z_][A-Za-z0-9_.-]{0,31})@(?P<host>[A-Za-z0-9_.:\[\]-]+?)(?::(?P<port>\d{1,5}))?$")
+_ADDRESS = re.compile(
+    r"^(?P<user>[A-Za-z_][A-Za-z0-9_.-]{0,31})@(?P<host>[A-Za-z0-9_.:\[\]-]+?)(?::(?P<port>\d{1,5}))?$"
+)
 DEFAULT_WORKDIR = "~/.cache/corral"
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 
@@ -47,13 +56,15 @@ class HostSpec(BaseModel):
         match = _ADDRESS.match(value)
         port = match.group("port") if match else None
         if match is None or (port is not None and not 0 < int(port) < 65536):
-            raise ValueError(f'{value!r} is not an address; write it as "user@host:port", e.g. "corral@build1.example:22"')
+            raise ValueError(
+                f'{value!r} is not an address; write it as "user@host:port", e.g. "corral@build1.example:22"'
+            )
         return value
 
     @field_validator("workdir")
     @classmethod
     def _workdir_form(cls, value: str) -> str:
-        if not (value.startswith("/") or value == "~" or value.startswith("~/")) or "'" in value:
+        if not (value.startswith(("/", "~/")) or value == "~") or "'" in value:
             raise ValueError(f"{value!r} must be an absolute path or start with ~/ (no quotes)")
         return value.rstrip("/") or "/"
 

@@ -22,6 +22,7 @@ class _HostsFile(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     hosts: list[HostSpec] = Field(default_factory=list, alias="host")
 
+
 def user_hosts_file() -> Path:
     named = os.environ.get(HOSTS_FILE_VARIABLE)
     if named:
@@ -39,7 +40,9 @@ def load_user_hosts(path: Path | None = None) -> list[HostSpec]:
     except FileNotFoundError:
         return []
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise PlanError(source, [PlanProblem(where=source, message=f"cannot be read ({exc}); fix or remove it")]) from None
+        raise PlanError(
+            source, [PlanProblem(where=source, message=f"cannot be read ({exc}); fix or remove it")]
+        ) from None
     try:
         return _HostsFile.model_validate(data).hosts
     except ValidationError as exc:

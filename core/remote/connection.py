@@ -156,7 +156,7 @@ class HostConnection:
         identity = _expand(spec.identity)
         known = _expand(spec.known_hosts)
         for label, path in (("identity", identity), ("known_hosts", known)):
-            if not Path(path).is_file():
+            if not await asyncio.to_thread(Path(path).is_file):
                 raise RemoteError(
                     f"host {spec.name!r}: its {label} file {path} does not exist; "
                     + (
@@ -230,7 +230,9 @@ class HostConnection:
         try:
             if isinstance(data, Path) or stdout is not None:
                 with contextlib.ExitStack() as files:
-                    source = files.enter_context(data.open("rb")) if isinstance(data, Path) else None
+                    source = (
+                        files.enter_context(data.open("rb")) if isinstance(data, Path) else None
+                    )
                     sink = files.enter_context(stdout.open("wb")) if stdout is not None else None
                     result = await conn.run(
                         command,

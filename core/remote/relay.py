@@ -54,7 +54,9 @@ def stamp(line: bytes, token: str) -> bytes:
 async def relay(reader: LineReader, writer: Writer, engine_socket: Path, token: str) -> None:
     """Carry one forwarded connection to the engine's socket and its answers back."""
     try:
-        up_reader, up_writer = await asyncio.open_unix_connection(str(engine_socket), limit=MAX_LINE)
+        up_reader, up_writer = await asyncio.open_unix_connection(
+            str(engine_socket), limit=MAX_LINE
+        )
     except OSError:
         writer.close()
         return

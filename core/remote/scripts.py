@@ -42,7 +42,8 @@ class AttemptDirs:
 
     @property
     def base(self) -> str:
-        return f"{dir_expr(self.workdir)}/attempts/{shlex.quote(self.run_id)}/{shlex.quote(f'{self.agent}-{self.attempt}')}"
+        leaf = shlex.quote(f"{self.agent}-{self.attempt}")
+        return f"{dir_expr(self.workdir)}/attempts/{shlex.quote(self.run_id)}/{leaf}"
 
     @property
     def plain(self) -> str:
@@ -97,7 +98,7 @@ def start_script(
     x = f'"$A"/x{index}'
     path_setup = (
         f'export PATH={dir_expr(lib)}/bin:"$PATH"\n'
-        f'export PYTHONPATH={dir_expr(lib)}${{PYTHONPATH:+:$PYTHONPATH}}\n'
+        f"export PYTHONPATH={dir_expr(lib)}${{PYTHONPATH:+:$PYTHONPATH}}\n"
         if lib
         else ""
     )
@@ -110,10 +111,10 @@ def start_script(
         f"export CORRAL_REMOTE_MARK={dirs.mark}\n"
         "unset CORRAL_SHARED\n"
         f"{path_setup}"
-        f'rm -f {x}.pid {x}.status\n: >> {x}.log\n'
-        "setsid sh -c 'echo $$ > \"$0.pid.new\"; mv \"$0.pid.new\" \"$0.pid\"; "
-        "\"$@\" </dev/null >>\"$0.log\" 2>&1; echo $? > \"$0.status.new\"; "
-        "mv \"$0.status.new\" \"$0.status\"' "
+        f"rm -f {x}.pid {x}.status\n: >> {x}.log\n"
+        'setsid sh -c \'echo $$ > "$0.pid.new"; mv "$0.pid.new" "$0.pid"; '
+        '"$@" </dev/null >>"$0.log" 2>&1; echo $? > "$0.status.new"; '
+        'mv "$0.status.new" "$0.status"\' '
         f"{x} {' '.join(shlex.quote(a) for a in argv)} </dev/null >/dev/null 2>&1 &\n"
         f"i=0; while [ ! -s {x}.pid ]; do i=$((i+1)); "
         '[ $i -gt 1000 ] && { echo "the command did not start" >&2; exit 4; }; sleep 0.01; done\n'
@@ -149,10 +150,10 @@ def _members(dirs: AttemptDirs) -> str:
     return (
         "members() {\n"
         f'  sids=$(cat "$A"/x*.pid 2>/dev/null | tr "\\n" " ")\n'
-        "  { ps -e -o pid=,sid=,stat= | awk -v s=\" $sids\" "
-        "'$3 !~ /^Z/ && index(s, \" \" $2 \" \") {print $1}'\n"
+        '  { ps -e -o pid=,sid=,stat= | awk -v s=" $sids" '
+        '\'$3 !~ /^Z/ && index(s, " " $2 " ") {print $1}\'\n'
         f"    grep -l -z -x CORRAL_REMOTE_MARK={dirs.mark} /proc/[0-9]*/environ 2>/dev/null "
-        "| cut -d/ -f3; } | sort -u | grep -v -x -e \"$$\" || true\n"
+        '| cut -d/ -f3; } | sort -u | grep -v -x -e "$$" || true\n'
         "}\n"
     )
 
@@ -165,7 +166,7 @@ def stop_script(dirs: AttemptDirs, grace: float) -> str:
         f"A={dirs.base}\n{_members(dirs)}"
         "first=$(members); n=$(echo $first | wc -w); forced=0\n"
         'if [ -n "$first" ]; then kill -TERM $first 2>/dev/null || true\n'
-        f"  i=0; while [ $i -lt {steps} ] && [ -n \"$(members)\" ]; do sleep 0.05; i=$((i+1)); done\n"
+        f'  i=0; while [ $i -lt {steps} ] && [ -n "$(members)" ]; do sleep 0.05; i=$((i+1)); done\n'
         '  left=$(members); if [ -n "$left" ]; then forced=$(echo $left | wc -w); '
         "kill -KILL $left 2>/dev/null || true\n"
         '    i=0; while [ $i -lt 100 ] && [ -n "$(members)" ]; do sleep 0.05; i=$((i+1)); done; fi\n'
@@ -191,7 +192,7 @@ def release_script(dirs: AttemptDirs, repo: str, branch: str) -> str:
     """Remove the attempt's worktree, directory, branch and socket on the host."""
     return (
         f"A={dirs.base}\nR={repo}\n{SOCKDIR}"
-        f'rm -f {dirs.socket}\n'
+        f"rm -f {dirs.socket}\n"
         'git -C "$R" worktree remove --force "$A/wt" 2>/dev/null || true\n'
         'rm -rf "$A"\ngit -C "$R" worktree prune 2>/dev/null || true\n'
         f'git -C "$R" branch -q -D {shlex.quote(branch)} 2>/dev/null || true\n'

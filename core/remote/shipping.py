@@ -30,7 +30,8 @@ from corral.worktrees.safety import STATIC_OPTIONS
 
 _OID = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
 REMOTE_GIT = "git " + " ".join(
-    f"-c {shlex.quote(f'{key}={value}')}" for key, value in (("core.hooksPath", "/dev/null"),) + STATIC_OPTIONS
+    f"-c {shlex.quote(f'{key}={value}')}"
+    for key, value in (("core.hooksPath", "/dev/null"), *STATIC_OPTIONS)
 )
 """git on the host with corral's safety options (worktrees/safety.py): no hook, no fsmonitor,
 no pager, no credential helper, no auto-gc; the host's repository is the agent's to write."""
@@ -67,7 +68,7 @@ async def ship_snapshot(remote: Remote, repo_top: Path, snapshot: str, repo: str
         known = await asyncio.to_thread(_local_commits, repo_top, haves)
         ref = await asyncio.to_thread(_bundle, repo_top, bundle, snapshot, known)
         name = f"incoming-{uuid.uuid4().hex}.bundle"
-        sent = await remote.sh(f'cat > {repo}/{name}', stdin=bundle, timeout=600)
+        sent = await remote.sh(f"cat > {repo}/{name}", stdin=bundle, timeout=600)
         if sent.status != 0:
             raise ShipError(f"host {remote.name!r}: sending the bundle: {sent.problem()}")
         fetched = await remote.sh(
@@ -86,9 +87,16 @@ def _local_commits(repo_top: Path, candidates: list[str]) -> list[str]:
     if not candidates:
         return []
     result = run_git_result(
-        repo_top, "cat-file", "--batch-check=%(objectname) %(objecttype)", input="\n".join(candidates) + "\n"
+        repo_top,
+        "cat-file",
+        "--batch-check=%(objectname) %(objecttype)",
+        input="\n".join(candidates) + "\n",
     )
-    return [parts[0] for line in result.stdout.splitlines() if len(parts := line.split()) == 2 and parts[1] == "commit"]
+    return [
+        parts[0]
+        for line in result.stdout.splitlines()
+        if len(parts := line.split()) == 2 and parts[1] == "commit"
+    ]
 
 
 def _bundle(repo_top: Path, bundle: Path, snapshot: str, haves: list[str]) -> str:
@@ -107,7 +115,9 @@ async def fetch_branch(
 ) -> str | None:
     """Bring `branch` back from the host's worktree into the local repository: its new commit,
     or None when the attempt left it at the snapshot. Raises ShipError."""
-    tip_run = await remote.sh(f"{REMOTE_GIT} -C {worktree} rev-parse --verify -q refs/heads/{shlex.quote(branch)}")
+    tip_run = await remote.sh(
+        f"{REMOTE_GIT} -C {worktree} rev-parse --verify -q refs/heads/{shlex.quote(branch)}"
+    )
     tip = tip_run.text().strip()
     if tip_run.status != 0 or not _OID.match(tip):
         raise ShipError(f"host {remote.name!r}: the attempt's branch {branch} is gone there")
@@ -129,20 +139,42 @@ async def fetch_branch(
 def _take_branch(repo_top: Path, bundle: Path, branch: str, snapshot: str, tip: str) -> str:
     ref = f"refs/corral-fetch/{uuid.uuid4().hex}"
     fetched = run_git_result(
-        repo_top, "fetch", "-q", "--no-tags", "--no-write-fetch-head", str(bundle), f"refs/heads/{branch}:{ref}"
+        repo_top,
+        "fetch",
+        "-q",
+        "--no-tags",
+        "--no-write-fetch-head",
+        str(bundle),
+        f"refs/heads/{branch}:{ref}",
     )
     try:
         if fetched.status != 0:
-            raise ShipError(f"the branch {branch} from the host is not a valid bundle: {fetched.stderr.strip()}")
+            raise ShipError(
+                f"the branch {branch} from the host is not a valid bundle: {fetched.stderr.strip()}"
+            )
         got = run_git(repo_top, "rev-parse", "--verify", f"{ref}^{{commit}}")
         if got != tip:
-            raise ShipError(f"the host's bundle of {branch} holds {got}, not the tip {tip} it named")
+            raise ShipError(
+                f"the host's bundle of {branch} holds {got}, not the tip {tip} it named"
+            )
         descends = run_git_result(repo_top, "merge-base", "--is-ancestor", snapshot, got)
         if descends.status != 0:
-            raise ShipError(f"{branch} from the host does not descend from the snapshot {snapshot}; it is left out")
-        created = run_git_result(repo_top, "update-ref", "-m", "corral: the attempt's branch from its host", f"refs/heads/{branch}", got, "")
+            raise ShipError(
+                f"{branch} from the host does not descend from the snapshot {snapshot}; it is left out"
+            )
+        created = run_git_result(
+            repo_top,
+            "update-ref",
+            "-m",
+            "corral: the attempt's branch from its host",
+            f"refs/heads/{branch}",
+            got,
+            "",
+        )
         if created.status != 0:
-            raise ShipError(f"the local branch {branch} exists already; its work is not taken over: {created.stderr.strip()}")
+            raise ShipError(
+                f"the local branch {branch} exists already; its work is not taken over: {created.stderr.strip()}"
+            )
         return got
     finally:
         with contextlib.suppress(CorralError):

@@ -129,7 +129,9 @@ class SshExecution:
     async def terminate(self, grace: float) -> Stopped:
         stopped = await _stop_on(self.host, self.dirs, grace)
         if stopped is None:
-            raise TerminateError(f"host {self.host.name!r} is unreachable: the stop is not confirmed", [])
+            raise TerminateError(
+                f"host {self.host.name!r} is unreachable: the stop is not confirmed", []
+            )
         return stopped
 
     def cpu_seconds(self) -> float | None:
@@ -174,9 +176,13 @@ class SshExecution:
         ends; else what there is, then its state (`running`, `exited N`, `gone`)."""
         identity = self._identity
         conn = await self.host.connection()
-        command = scripts.tail_script(self.dirs, identity.index, self.copied, identity.remote_pid, follow)
+        command = scripts.tail_script(
+            self.dirs, identity.index, self.copied, identity.remote_pid, follow
+        )
         if not follow:
-            status = scripts.status_script(self.dirs, identity.index, identity.remote_pid, identity.remote_start)
+            status = scripts.status_script(
+                self.dirs, identity.index, identity.remote_pid, identity.remote_start
+            )
             command = f"{command.removeprefix('exec ')}\n{{ {status}}} >&2\n"
         process = await conn.create_process(command, encoding=None, stdin=asyncssh.DEVNULL)
         try:
@@ -190,7 +196,11 @@ class SshExecution:
             process.close()
         if process.exit_status is None and not follow:
             raise ConnectionError("the connection dropped")
-        return state.decode("utf-8", "replace").strip().splitlines()[-1:][0] if state.strip() else "gone"
+        return (
+            state.decode("utf-8", "replace").strip().splitlines()[-1:][0]
+            if state.strip()
+            else "gone"
+        )
 
 
 def _ended(state: str) -> Ended:
@@ -209,7 +219,9 @@ async def _stop_on(host: HostConnection, dirs: scripts.AttemptDirs, grace: float
         return None
     numbers = result.text().split()
     if result.status != 0 or len(numbers) != 3 or not all(n.isdigit() for n in numbers):
-        raise TerminateError(f"host {host.name!r}: the stop could not be confirmed: {result.problem()}", [])
+        raise TerminateError(
+            f"host {host.name!r}: the stop could not be confirmed: {result.problem()}", []
+        )
     signalled, forced, remaining = (int(n) for n in numbers)
     if remaining:
         raise TerminateError(
@@ -318,7 +330,7 @@ class SshRuntime:
         have = await host.sh(f"[ -x {where}/bin/corral ] && echo yes || true")
         if have.text().strip() != "yes":
             put = await host.sh(
-                f"set -e\numask 022\nD={where}\nmkdir -p \"$D.new.$$\"\ntar -x -C \"$D.new.$$\" -f -\n"
+                f'set -e\numask 022\nD={where}\nmkdir -p "$D.new.$$"\ntar -x -C "$D.new.$$" -f -\n'
                 'mv "$D.new.$$" "$D" 2>/dev/null || rm -rf "$D.new.$$"\n',
                 stdin=self._lib.tar,
             )
@@ -332,7 +344,9 @@ class SshRuntime:
         async with lock:
             if host.name in self._has_snapshot:
                 return
-            shipped = await ship_snapshot(host, self.setup.repo_top, self.setup.snapshot, self._repo(host.name))
+            shipped = await ship_snapshot(
+                host, self.setup.repo_top, self.setup.snapshot, self._repo(host.name)
+            )
             if shipped.bytes:
                 self.shipped.append((host.name, shipped.bytes))
             self._has_snapshot.add(host.name)
@@ -358,7 +372,7 @@ class SshRuntime:
                 path = self.setup.repo_top / name
                 if path.exists():
                     tar.add(path, arcname=name)
-        put = await host.sh(f'tar -x -C {held.dirs.base}/wt -f -', stdin=buffer.getvalue())
+        put = await host.sh(f"tar -x -C {held.dirs.base}/wt -f -", stdin=buffer.getvalue())
         if put.status != 0:
             raise RemoteError(f"copying {list(names)}: {put.problem()}")
 
@@ -491,7 +505,7 @@ class SshRuntime:
         with tempfile.TemporaryDirectory(prefix="corral-out-") as scratch:
             archive = Path(scratch) / "out.tar"
             made = await host.sh(
-                f'[ -d {out} ] || exit 0\nsize=$(du -sk {out} | cut -f1)\n'
+                f"[ -d {out} ] || exit 0\nsize=$(du -sk {out} | cut -f1)\n"
                 f'[ "$size" -le {OUTPUT_LIMIT >> 10} ] || {{ echo "$size KB is over the limit" >&2; exit 5; }}\n'
                 f"tar -c -C {out} -f - .\n",
                 stdout=archive,
@@ -521,10 +535,17 @@ class SshRuntime:
             if left.status != 0:
                 raise CollectFailed(f"on host {held.host!r}: {left.problem()}")
             tip = await fetch_branch(
-                host, self.setup.repo_top, self._repo(held.host), worktree, placement.branch, self.setup.snapshot
+                host,
+                self.setup.repo_top,
+                self._repo(held.host),
+                worktree,
+                placement.branch,
+                self.setup.snapshot,
             )
             if tip is None:
-                await asyncio.to_thread(_branch_at, self.setup.repo_top, placement.branch, self.setup.snapshot)
+                await asyncio.to_thread(
+                    _branch_at, self.setup.repo_top, placement.branch, self.setup.snapshot
+                )
         except (RemoteError, ShipError) as exc:
             raise CollectFailed(f"on host {held.host!r}: {exc}") from None
 

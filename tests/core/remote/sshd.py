@@ -76,9 +76,10 @@ class Host:
             )
         deadline = time.monotonic() + timeout
         while True:
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=0.5
-            ) as sock:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock,
+            ):
                 if sock.recv(4).startswith(b"SSH-"):
                     return
             if self.proc.poll() is not None or time.monotonic() > deadline:

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from corral.core.log import events as ev
-from tests.conftest import git
 from corral.core.locks.shared_files import shared_dir
-from tests.conftest import wait_until
+from corral.core.log import events as ev
+from tests.conftest import git, wait_until
 from tests.core.engine_helpers import (
     agent_block,
     corral,
@@ -63,9 +62,7 @@ AGENT = (
 def test_ten_agents_over_two_hosts_succeed_beat_and_merge(
     repo: Path, tmp_path: Path, hosts: tuple[Host, Host]
 ) -> None:
-    body = "".join(
-        agent_block(f"a{i}", ["sh", "-c", AGENT], env=GIT_IDENTITY) for i in range(10)
-    )
+    body = "".join(agent_block(f"a{i}", ["sh", "-c", AGENT], env=GIT_IDENTITY) for i in range(10))
     plan = write_plan(
         tmp_path,
         host_tables(*hosts) + body,
@@ -76,14 +73,18 @@ def test_ten_agents_over_two_hosts_succeed_beat_and_merge(
     rundir = only_run(repo)
     events = events_of(rundir)
     state = state_of(rundir)
-    assert {a.id: a.state for a in state.agents.values()} == {f"a{i}": "succeeded" for i in range(10)}
+    assert {a.id: a.state for a in state.agents.values()} == {
+        f"a{i}": "succeeded" for i in range(10)
+    }
     started = [e for e in events if isinstance(e, ev.AgentStarted)]
     assert {e.runtime for e in started} == {"ssh"}
     placed = {e.agent: e.host for e in events if isinstance(e, ev.AgentStarting)}
     assert set(placed.values()) == {"alpha", "beta"}, placed
     assert sorted(placed.values()).count("alpha") == 5, "placed by free slots: five each"
     beats = {e.agent for e in events if isinstance(e, ev.AgentHeartbeat) and e.source == "beat"}
-    assert beats == {f"a{i}" for i in range(10)}, "every heartbeat came through the forwarded socket"
+    assert beats == {f"a{i}" for i in range(10)}, (
+        "every heartbeat came through the forwarded socket"
+    )
     # the branches came back and merged: every agent's file is in the integration commit
     assert sorted(m.agent for m in state.merge.merged) == sorted(f"a{i}" for i in range(10))
     integration = state.merge.integration_commit
@@ -91,9 +92,9 @@ def test_ten_agents_over_two_hosts_succeed_beat_and_merge(
     for i in range(10):
         assert git(repo, "show", f"{integration}:a{i}.txt") == f"a{i}"
     # CORRAL_OUTPUT came back: the agent ran in its worktree on its host
-    for agent, host in placed.items():
+    for agent, name in placed.items():
         where = json.loads((rundir.output_dir(agent, 1) / "where.json").read_text())
-        assert where["host_pwd"].startswith(str(hosts[0 if host == "alpha" else 1].workdir))
+        assert where["host_pwd"].startswith(str(hosts[0 if name == "alpha" else 1].workdir))
     assert processes_with_env("CORRAL_RUN_ID", rundir.run_id) == [], "nothing left on the hosts"
     for host in hosts:  # the attempts' worktrees are gone from the hosts
         assert not list((host.workdir / "attempts").glob("*/*/wt"))
@@ -109,9 +110,7 @@ def test_an_unreachable_host_is_reported_and_the_other_runs_everything(
         json.dumps(str(hosts[1].known_hosts)), json.dumps(str(wrong))
     )
     body = "".join(agent_block(f"a{i}", ["true"], retries=3) for i in range(3))
-    plan = write_plan(
-        tmp_path, tables + body, header='runtime = "ssh"\nmin_success = 3\n'
-    )
+    plan = write_plan(tmp_path, tables + body, header='runtime = "ssh"\nmin_success = 3\n')
     result = corral(repo, "run", str(plan), "--quiet", timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     events = events_of(only_run(repo))
@@ -171,11 +170,13 @@ def test_sixteen_remote_agents_count_to_3200_under_one_lease(
 
 
 @pytest.mark.parametrize("field", ["address", "workdir"])
-def test_a_bad_host_table_names_the_field_and_the_fix(repo: Path, tmp_path: Path, field: str) -> None:
+def test_a_bad_host_table_names_the_field_and_the_fix(
+    repo: Path, tmp_path: Path, field: str
+) -> None:
     table = {"address": "no-port-or-user", "workdir": "relative/dir"}
     body = (
         '[[host]]\nname = "h"\nidentity = "/x"\n'
-        + (f'address = "root@127.0.0.1:22"\n' if field != "address" else "")
+        + ('address = "root@127.0.0.1:22"\n' if field != "address" else "")
         + f"{field} = {json.dumps(table[field])}\n\n"
         + agent_block("a", ["true"])
     )
@@ -244,7 +245,8 @@ def test_a_host_that_drops_off_loses_its_attempt_and_its_late_results_are_refuse
             lambda e: isinstance(e, ev.AgentStarting) and e.agent == "v",
             what="v's first attempt",
         )
-        assert isinstance(first, ev.AgentStarting) and first.host == "alpha", first
+        assert isinstance(first, ev.AgentStarting)
+        assert first.host == "alpha", first
         wait_until(lambda: (marks / "token").exists(), timeout=60, what="v#1's lease")
         alpha.stop()  # the partition: its sshd and connections gone, v#1 runs on there
         lost = wait_for_event(
@@ -253,14 +255,16 @@ def test_a_host_that_drops_off_loses_its_attempt_and_its_late_results_are_refuse
             timeout=60,
             what="v#1 lost",
         )
-        assert isinstance(lost, ev.AgentFinished) and lost.outcome == "lost", lost
+        assert isinstance(lost, ev.AgentFinished)
+        assert lost.outcome == "lost", lost
         redone = wait_for_event(
             rundir,
             lambda e: isinstance(e, ev.AgentFinished) and e.agent == "v" and e.attempt == 2,
             timeout=60,
             what="v#2 done",
         )
-        assert isinstance(redone, ev.AgentFinished) and redone.outcome == "succeeded", redone
+        assert isinstance(redone, ev.AgentFinished)
+        assert redone.outcome == "succeeded", redone
         assert (shared_dir(rundir.path) / "res.txt").read_bytes() == b"from attempt 2"
         alpha.start()  # back: v#1 is stopped there, and what it does late is refused
         late = wait_for_event(
@@ -272,7 +276,9 @@ def test_a_host_that_drops_off_loses_its_attempt_and_its_late_results_are_refuse
         assert isinstance(late, ev.LateResultRefused)
         assert (late.agent, late.attempt, late.host, late.what) == ("v", 1, "alpha", "commit")
         assert wait_until(lambda: (marks / "late-write").exists(), timeout=10, what="late write")
-        assert (marks / "late-write").read_text().startswith("refused"), (marks / "late-write").read_text()
+        assert (marks / "late-write").read_text().startswith("refused"), (
+            marks / "late-write"
+        ).read_text()
         gate.touch()
         assert engine.wait(timeout=60) == 0, engine_output(repo)
     finally:
@@ -285,12 +291,15 @@ def test_a_host_that_drops_off_loses_its_attempt_and_its_late_results_are_refuse
     assert starting[("v", 2)] == "beta", "redone on the other host"
     (refused,) = [e for e in events if isinstance(e, ev.FencedWriteRefused)]
     token = int((marks / "token").read_text())
-    assert (refused.agent, refused.token) == ("v", token) and refused.newest_token > token
+    assert (refused.agent, refused.token) == ("v", token)
+    assert refused.newest_token > token
     assert (shared_dir(rundir.path) / "res.txt").read_bytes() == b"from attempt 2"
     granted = [e for e in events if isinstance(e, ev.LockAcquired) and e.lock == "res"]
     expired = [e for e in events if isinstance(e, ev.LockExpired) and e.token == token]
-    assert expired and expired[0].seq < granted[1].seq, "the lost lease ran out, then was handed on"
+    assert expired, "the lost lease ran out"
+    assert expired[0].seq < granted[1].seq, "and was handed on only then"
     state = state_of(rundir)
     merged = state.merge.integration_commit
-    assert merged and "late.txt" not in git(repo, "ls-tree", "-r", "--name-only", merged)
+    assert merged
+    assert "late.txt" not in git(repo, "ls-tree", "-r", "--name-only", merged)
     assert processes_with_env("CORRAL_RUN_ID", rundir.run_id) == []
