@@ -21,6 +21,7 @@ from corral.core.cli.common import find_to_operate
 from corral.core.cli.locks import cmd_lock, cmd_put, parse_with_command
 from corral.core.cli.mcp import cmd_mcp
 from corral.core.cli.parser import build_parser
+from corral.core.cli.hosts import cmd_hosts
 from corral.core.cli.presets import cmd_presets
 
 TYPE_CHECKING = False  # not typing's: importing typing (and pathlib) would slow `corral heartbeat`
@@ -273,6 +274,7 @@ _COMMANDS = {
     "status": cmd_status,
     "runs": cmd_runs,
     "presets": cmd_presets,
+    "hosts": cmd_hosts,
     "logs": cmd_logs,
     "kill": cmd_kill,
     "retry": cmd_retry,

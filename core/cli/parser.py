@@ -12,6 +12,7 @@ import argparse
 from corral.core.cli.common import path_arg
 from corral.core.cli.locks import add_lock_parsers
 from corral.core.cli.mcp import add_mcp_parser
+from corral.core.cli.hosts import add_hosts_parser
 from corral.core.cli.presets import add_presets_parser
 from corral.core.cli.review import add_review_parser
 from corral.core.cli.serve import add_serve_parser
@@ -56,6 +57,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     runs.add_argument("--json", action="store_true")
 
     add_presets_parser(sub)
+    add_hosts_parser(sub)
 
     logs = sub.add_parser("logs", help="an agent's output")
     logs.add_argument("run")

@@ -98,6 +98,16 @@ def test_ten_agents_over_two_hosts_succeed_beat_and_merge(
     assert processes_with_env("CORRAL_RUN_ID", rundir.run_id) == [], "nothing left on the hosts"
     for host in hosts:  # the attempts' worktrees are gone from the hosts
         assert not list((host.workdir / "attempts").glob("*/*/wt"))
+    # the CLI shows where each agent ran, and the pool with its health
+    status = corral(repo, "status", check=True).stdout
+    on_alpha = sorted(agent for agent, name in placed.items() if name == "alpha")
+    assert f"on host alpha: {', '.join(on_alpha)}" in status, status
+    listed = json.loads(corral(repo, "hosts", str(plan), "--json", check=True).stdout)
+    assert [(h["name"], h["slots"], h["in_use"], h["up"]) for h in listed["hosts"]] == [
+        ("alpha", 5, 0, True),
+        ("beta", 5, 0, True),
+    ]
+    assert all(h["latency_ms"] > 0 for h in listed["hosts"])
 
 
 def test_an_unreachable_host_is_reported_and_the_other_runs_everything(
@@ -119,6 +129,12 @@ def test_an_unreachable_host_is_reported_and_the_other_runs_everything(
     for event in failed:
         assert "ssh-keyscan -p" in event.reason, event.reason
     assert {e.host for e in events if isinstance(e, ev.AgentStarting)} <= {"alpha", "beta"}
+    listed = corral(repo, "hosts", str(plan))
+    assert listed.returncode == 1, "a host is down"
+    assert "alpha" in listed.stdout
+    assert "beta" in listed.stdout
+    assert "down" in listed.stdout
+    assert "ssh-keyscan" in listed.stdout
 
 
 COUNT_TO_200 = """
