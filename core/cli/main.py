@@ -18,10 +18,10 @@ from corral.core.cli.common import cwd as _cwd
 from corral.core.cli.common import fail as _fail
 from corral.core.cli.common import find as _find
 from corral.core.cli.common import find_to_operate
+from corral.core.cli.hosts import cmd_hosts
 from corral.core.cli.locks import cmd_lock, cmd_put, parse_with_command
 from corral.core.cli.mcp import cmd_mcp
 from corral.core.cli.parser import build_parser
-from corral.core.cli.hosts import cmd_hosts
 from corral.core.cli.presets import cmd_presets
 
 TYPE_CHECKING = False  # not typing's: importing typing (and pathlib) would slow `corral heartbeat`

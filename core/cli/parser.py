@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 
 from corral.core.cli.common import path_arg
+from corral.core.cli.hosts import add_hosts_parser
 from corral.core.cli.locks import add_lock_parsers
 from corral.core.cli.mcp import add_mcp_parser
-from corral.core.cli.hosts import add_hosts_parser
 from corral.core.cli.presets import add_presets_parser
 from corral.core.cli.review import add_review_parser
 from corral.core.cli.serve import add_serve_parser
