@@ -123,6 +123,7 @@ def test_an_unreachable_host_is_reported_and_the_other_runs_everything(
     plan = write_plan(tmp_path, tables + body, header='runtime = "ssh"\nmin_success = 3\n')
     result = corral(repo, "run", str(plan), "--quiet", timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "the run starts without it" in result.stderr, "the preflight warned of it"
     events = events_of(only_run(repo))
     failed = [e for e in events if isinstance(e, ev.AgentFinished) and e.outcome == "failed"]
     assert failed, "the host never tried yet is placed on first, and fails"
@@ -319,3 +320,49 @@ def test_a_host_that_drops_off_loses_its_attempt_and_its_late_results_are_refuse
     assert merged
     assert "late.txt" not in git(repo, "ls-tree", "-r", "--name-only", merged)
     assert processes_with_env("CORRAL_RUN_ID", rundir.run_id) == []
+
+
+def test_a_run_whose_every_host_is_unreachable_does_not_start(
+    repo: Path, tmp_path: Path, hosts: tuple[Host, Host]
+) -> None:
+    missing = tmp_path / "no_known_hosts"
+    plan = write_plan(
+        tmp_path,
+        host_tables(hosts[0], known_hosts=str(missing)) + agent_block("a", ["true"]),
+        header='runtime = "ssh"\n',
+    )
+    result = corral(repo, "run", str(plan), "--quiet")
+    assert result.returncode != 0
+    assert f"ssh-keyscan -p {hosts[0].port} 127.0.0.1 >> {missing}" in result.stderr, result.stderr
+    assert not (repo / ".git" / "corral" / "runs").exists() or not list(
+        (repo / ".git" / "corral" / "runs").iterdir()
+    )
+
+
+def test_no_hosts_at_all_is_a_plan_error(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CORRAL_HOSTS_FILE", str(tmp_path / "none.toml"))
+    plan = write_plan(tmp_path, agent_block("a", ["true"]), header='runtime = "ssh"\n')
+    result = corral(repo, "run", str(plan), "--quiet")
+    assert result.returncode != 0
+    assert 'runtime "ssh" has no hosts; add [[host]] tables' in result.stderr
+
+
+def test_the_users_hosts_file_adds_hosts_and_the_plan_wins_by_name(tmp_path: Path) -> None:
+    from corral.core.plan.hosts import HostSpec
+    from corral.core.plan.problems import PlanError
+    from corral.core.remote.config import pool
+
+    path = tmp_path / "hosts.toml"
+    path.write_text(
+        '[[host]]\nname = "a"\naddress = "u@a.example"\nidentity = "~/.ssh/id"\nslots = 2\n'
+        '[[host]]\nname = "b"\naddress = "u@b.example:2222"\nidentity = "~/.ssh/id"\n'
+    )
+    mine = HostSpec(name="a", address="me@a.example:22", identity="/k", slots=7)
+    found = {h.name: h for h in pool([mine], path)}
+    assert found["a"] == mine
+    assert (found["b"].user, found["b"].hostname, found["b"].port) == ("u", "b.example", 2222)
+    path.write_text('[[host]]\nname = "c"\naddress = "c.example"\nidentity = "/k"\n')
+    with pytest.raises(PlanError, match="host 'c': address: .*user@host:port"):
+        pool([], path)
