@@ -366,3 +366,33 @@ def test_the_users_hosts_file_adds_hosts_and_the_plan_wins_by_name(tmp_path: Pat
     path.write_text('[[host]]\nname = "c"\naddress = "c.example"\nidentity = "/k"\n')
     with pytest.raises(PlanError, match="host 'c': address: .*user@host:port"):
         pool([], path)
+
+
+ROGUE = """
+import json, os, socket
+sock = socket.socket(socket.AF_UNIX)
+sock.connect(os.environ["CORRAL_SOCKET"])
+sock.sendall(json.dumps({"op": "kill", "agent": "victim", "by": "me"}).encode() + b"\\n")
+answer = sock.makefile().readline()
+open(os.path.join(os.environ["CORRAL_OUTPUT"], "answer.json"), "w").write(answer)
+"""
+
+
+def test_an_operator_request_from_a_remote_agent_is_refused_as_its_own(
+    repo: Path, tmp_path: Path, hosts: tuple[Host, Host]
+) -> None:
+    """Through the forwarded socket every request arrives from the engine's own process, so
+    the relay stamps it with the attempt's token: a kill without one is still the agent's."""
+    body = agent_block("rogue", ["python3", "-c", ROGUE]) + agent_block(
+        "victim", ["sh", "-c", "sleep 1"], depends_on=["rogue"]
+    )
+    plan = write_plan(tmp_path, host_tables(*hosts) + body, header='runtime = "ssh"\n')
+    result = corral(repo, "run", str(plan), "--quiet", timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rundir = only_run(repo)
+    answer = json.loads((rundir.output_dir("rogue", 1) / "answer.json").read_text())
+    assert answer["ok"] is False
+    (refused,) = [e for e in events_of(rundir) if isinstance(e, ev.OperatorActionRefused)]
+    assert (refused.action, refused.caller_agent, refused.caller_attempt) == ("kill", "rogue", 1)
+    assert "token" in refused.evidence
+    assert state_of(rundir).agents["victim"].state == "succeeded"
