@@ -364,7 +364,7 @@ def test_the_users_hosts_file_adds_hosts_and_the_plan_wins_by_name(tmp_path: Pat
     assert found["a"] == mine
     assert (found["b"].user, found["b"].hostname, found["b"].port) == ("u", "b.example", 2222)
     path.write_text('[[host]]\nname = "c"\naddress = "c.example"\nidentity = "/k"\n')
-    with pytest.raises(PlanError, match="host 'c': address: .*user@host:port"):
+    with pytest.raises(PlanError, match=r"host 'c': address: .*user@host:port"):
         pool([], path)
 
 
