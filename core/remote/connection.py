@@ -26,6 +26,7 @@ import asyncssh
 
 from corral.core.plan.hosts import HostSpec
 from corral.core.remote.remote import Completed, HostUnreachable, RemoteError
+from corral.core.remote.runner import Runner
 
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
@@ -95,6 +96,10 @@ class HostConnection:
         self._down_hooks: list[Callable[[], None]] = []
         self.connects = 0
         self.closed = False
+        self._runner: Runner | None = None
+        self._runner_lock: asyncio.Lock | None = None
+        self.runner_unavailable = ""
+        """Why this host runs each script on a channel of its own (no `python3` there)."""
 
     # -- the connection ---------------------------------------------------------------------
 
@@ -107,6 +112,7 @@ class HostConnection:
 
     def _lost(self, exc: Exception | None) -> None:
         self._conn = None
+        self._runner = None
         self.health.up = False
         self.health.error = f"the connection dropped: {exc}" if exc else "the connection closed"
         if self.closed:
@@ -198,6 +204,25 @@ class HostConnection:
                 return False
             await asyncio.sleep(max(0.05, min(self.health.retry_at, deadline) - now))
 
+    async def _runner_on(self, conn: asyncssh.SSHClientConnection) -> Runner | None:
+        """The connection's command runner (core/remote/runner.py), started on first use; None
+        where it cannot run (then each script gets a channel of its own)."""
+        if self.runner_unavailable:
+            return None
+        if self._runner_lock is None:
+            self._runner_lock = asyncio.Lock()
+        async with self._runner_lock:
+            if self._runner is not None and self._runner.broken is None and conn is self._conn:
+                return self._runner
+            try:
+                self._runner = await _start_runner(conn, self.name)
+            except (asyncssh.Error, RemoteError, TimeoutError, OSError) as exc:
+                if self._conn is not conn:
+                    raise HostUnreachable(f"host {self.name!r}: the connection dropped") from None
+                self.runner_unavailable = f"no command runner: {exc}"
+                return None
+            return self._runner
+
     async def check(self) -> float:
         """The latency of a `true` round trip (the health check); raises HostUnreachable."""
         started = time.monotonic()
@@ -208,6 +233,9 @@ class HostConnection:
 
     def close(self) -> None:
         self.closed = True
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
@@ -225,6 +253,17 @@ class HostConnection:
         """core/remote/remote.py `Remote.sh`: with no `stdin` the script goes as `sh -s`'s input
         (never on a command line another user of the host could read); else as `sh -c`."""
         conn = await self.connection()
+        if stdout is None and not isinstance(stdin, Path):
+            runner = await self._runner_on(conn)
+            if runner is not None:
+                try:
+                    result = await asyncio.wait_for(runner.run(script, stdin), timeout)
+                except TimeoutError:
+                    raise RemoteError(
+                        f"host {self.name!r}: a command took over {timeout:g}s"
+                    ) from None
+                self.health.last_ok = time.time()
+                return result
         command = "sh -s" if stdin is None else f"sh -c {shlex.quote(script)}"
         data: Any = script.encode() if stdin is None else stdin
         try:
@@ -253,6 +292,16 @@ class HostConnection:
         err = result.stderr if isinstance(result.stderr, bytes) else b""
         status = result.exit_status if result.exit_status is not None else 255
         return Completed(status, out, err)
+
+
+async def _start_runner(conn: asyncssh.SSHClientConnection, name: str) -> Runner:
+    process = await conn.create_process(Runner.command(), encoding=None)
+    runner = Runner(process, name)
+    probe = await asyncio.wait_for(runner.run("echo corral-runner", None), CONNECT_TIMEOUT)
+    if probe.stdout.strip() != b"corral-runner":
+        runner.close()
+        raise RemoteError(probe.problem() or "no answer")
+    return runner
 
 
 class HostPool:
