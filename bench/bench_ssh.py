@@ -124,11 +124,16 @@ def overhead(root: Path, hosts: tuple[Host, Host], agents: int, slots: int) -> N
         wall = run_plan(repo, plan)
         events = latest_events(repo)
         starting = {e.agent: e.ts for e in events if isinstance(e, ev.AgentStarting)}
+        started = {e.agent: e.ts for e in events if isinstance(e, ev.AgentStarted)}
         finished = {e.agent: e.ts for e in events if isinstance(e, ev.AgentFinished)}
         extra = [finished[a] - starting[a] - 2.0 for a in finished if a in starting]
+        start = [started[a] - starting[a] for a in started if a in starting]
+        end = [finished[a] - started[a] - 2.0 for a in finished if a in started]
         print(
             f"overhead {runtime:<5} {agents} x sleep 2: wall {wall:.1f}s; per attempt over the "
-            f"2 s: median {statistics.median(extra):.2f}s, p95 {percentile(extra, 0.95):.2f}s"
+            f"2 s: median {statistics.median(extra):.2f}s, p95 {percentile(extra, 0.95):.2f}s "
+            f"(to start: median {statistics.median(start):.2f}s; start to end over the 2 s: "
+            f"median {statistics.median(end):.2f}s)"
         )
 
 

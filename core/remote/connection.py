@@ -253,17 +253,59 @@ class HostConnection:
         """core/remote/remote.py `Remote.sh`: with no `stdin` the script goes as `sh -s`'s input
         (never on a command line another user of the host could read); else as `sh -c`."""
         conn = await self.connection()
-        if stdout is None and not isinstance(stdin, Path):
-            runner = await self._runner_on(conn)
-            if runner is not None:
-                try:
-                    result = await asyncio.wait_for(runner.run(script, stdin), timeout)
-                except TimeoutError:
-                    raise RemoteError(
-                        f"host {self.name!r}: a command took over {timeout:g}s"
-                    ) from None
-                self.health.last_ok = time.time()
-                return result
+        runner = await self._runner_on(conn)
+        if runner is not None:
+            return await self._on_runner(runner, script, stdin, stdout, timeout)
+        return await self._on_channel(conn, script, stdin, stdout, timeout)
+
+    async def follow(self, command: str, on_stdout: Callable[[bytes], None]) -> None:
+        """Run `command` (nothing secret in it) until it ends, each piece of its stdout given to
+        `on_stdout` as it comes: on the runner, else on a channel of its own."""
+        conn = await self.connection()
+        runner = await self._runner_on(conn)
+        if runner is not None:
+            await runner.run(command, None, on_stdout)
+            return
+        try:
+            process = await conn.create_process(command, encoding=None, stdin=asyncssh.DEVNULL)
+            try:
+                while chunk := await process.stdout.read(1 << 16):
+                    on_stdout(chunk)
+                await process.wait()
+            finally:
+                process.close()
+        except (asyncssh.ChannelOpenError, asyncssh.ConnectionLost, ConnectionError) as exc:
+            raise HostUnreachable(f"host {self.name!r}: {exc}") from None
+
+    async def _on_runner(
+        self,
+        runner: Runner,
+        script: str,
+        stdin: bytes | Path | None,
+        stdout: Path | None,
+        timeout: float,  # noqa: ASYNC109
+    ) -> Completed:
+        """Through the command runner: a file's bytes in and out go through memory."""
+        data = await asyncio.to_thread(stdin.read_bytes) if isinstance(stdin, Path) else stdin
+        try:
+            done = await asyncio.wait_for(runner.run(script, data), timeout)
+        except TimeoutError:
+            raise RemoteError(f"host {self.name!r}: a command took over {timeout:g}s") from None
+        self.health.last_ok = time.time()
+        if stdout is not None:
+            await asyncio.to_thread(stdout.write_bytes, done.stdout)
+            return Completed(done.status, b"", done.stderr)
+        return done
+
+    async def _on_channel(
+        self,
+        conn: asyncssh.SSHClientConnection,
+        script: str,
+        stdin: bytes | Path | None,
+        stdout: Path | None,
+        timeout: float,  # noqa: ASYNC109
+    ) -> Completed:
+        """On a channel of its own (a host without the runner)."""
         command = "sh -s" if stdin is None else f"sh -c {shlex.quote(script)}"
         data: Any = script.encode() if stdin is None else stdin
         try:

@@ -20,28 +20,46 @@ import asyncio
 import contextlib
 import shlex
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from corral.core.remote.remote import Completed, HostUnreachable
 
 RUNNER = r"""
-import struct, subprocess, sys, threading
+import os, struct, subprocess, sys, threading
 out, inp, lock = sys.stdout.buffer, sys.stdin.buffer, threading.Lock()
 def send(i, kind, data):
     with lock:
         out.write(struct.pack(">IcI", i, kind, len(data)) + data)
         out.flush()
 def run(i, script, data):
+    e, x = b"", 255
     try:
-        if data is None:
-            p = subprocess.run(["sh", "-s"], input=script, capture_output=True)
-        else:
-            p = subprocess.run(["sh", "-c", script.decode()], input=data, capture_output=True)
-        o, e, x = p.stdout, p.stderr, p.returncode
+        argv = ["sh", "-s"] if data is None else ["sh", "-c", script.decode()]
+        p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        feed = script if data is None else data
+        def write():
+            try:
+                p.stdin.write(feed)
+                p.stdin.close()
+            except OSError:
+                pass
+        errors = []
+        threading.Thread(target=write, daemon=True).start()
+        reader = threading.Thread(target=lambda: errors.append(p.stderr.read()), daemon=True)
+        reader.start()
+        while True:
+            chunk = os.read(p.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            send(i, b"o", chunk)
+        reader.join()
+        x, e = p.wait(), (errors[0] if errors else b"")
     except Exception as exc:
-        o, e, x = b"", repr(exc).encode(), 255
-    send(i, b"o", o); send(i, b"e", e); send(i, b"x", str(x).encode())
+        e = repr(exc).encode()
+    send(i, b"e", e); send(i, b"x", str(x).encode())
 pending = {}
 while True:
     head = inp.read(9)
@@ -62,6 +80,8 @@ class _Call:
     done: asyncio.Future[Completed]
     stdout: bytearray = field(default_factory=bytearray)
     stderr: bytearray = field(default_factory=bytearray)
+    on_stdout: Callable[[bytes], None] | None = None
+    """Given each piece of stdout as it comes (then `Completed.stdout` is empty)."""
 
 
 class Runner:
@@ -80,12 +100,17 @@ class Runner:
     def command() -> str:
         return f"exec python3 -c {shlex.quote(RUNNER)}"
 
-    async def run(self, script: str, stdin: bytes | None) -> Completed:
+    async def run(
+        self,
+        script: str,
+        stdin: bytes | None,
+        on_stdout: Callable[[bytes], None] | None = None,
+    ) -> Completed:
         if self.broken is not None:
             raise HostUnreachable(self.broken)
         call_id = self.next_id
         self.next_id += 1
-        call = _Call(asyncio.get_running_loop().create_future())
+        call = _Call(asyncio.get_running_loop().create_future(), on_stdout=on_stdout)
         self.calls[call_id] = call
         body = script.encode()
         data = stdin or b""
@@ -110,7 +135,9 @@ class Runner:
                 call = self.calls.get(call_id)
                 if call is None:
                     continue
-                if kind == b"o":
+                if kind == b"o" and call.on_stdout is not None:
+                    call.on_stdout(body)
+                elif kind == b"o":
                     call.stdout += body
                 elif kind == b"e":
                     call.stderr += body

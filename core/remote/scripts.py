@@ -126,11 +126,23 @@ def start_script(
 
 
 def tail_script(dirs: AttemptDirs, index: int, offset: int, pid: int, follow: bool) -> str:
-    """Its output from byte `offset` on; with `follow`, until its session leader `pid` ends."""
+    """Its output from byte `offset` on; with `follow`, until its session leader `pid` ends.
+
+    Not `tail --pid`: the leader, orphaned once the launcher is gone, is a zombie until the
+    host's init reaps it (seconds on some hosts), and `--pid` counts a zombie as alive. Its
+    exit status file, or its zombie state, says it ended."""
     x = f"{dirs.base}/x{index}"
-    if follow:
-        return f"exec tail -c +{offset + 1} -s 0.1 --pid={pid} -f {x}.log"
-    return f"exec tail -c +{offset + 1} {x}.log"
+    if not follow:
+        return f"exec tail -c +{offset + 1} {x}.log"
+    # the state is the field after "(comm) " in /proc/PID/stat, read with builtins only: the
+    # loop forks nothing but its sleep, as many attempts poll at once
+    return (
+        f"tail -c +{offset + 1} -f {x}.log & t=$!\n"
+        f"while [ ! -s {x}.status ] && read -r stat < /proc/{pid}/stat 2>/dev/null; do\n"
+        '  state=${stat##*) }; state=${state%% *}; [ "$state" = Z ] && break; sleep 0.1\n'
+        "done\n"
+        'kill "$t" 2>/dev/null; wait "$t" 2>/dev/null; exit 0\n'
+    )
 
 
 def status_script(dirs: AttemptDirs, index: int, pid: int, start: str) -> str:

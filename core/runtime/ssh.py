@@ -64,7 +64,6 @@ PASSED_ON = ("LANG", "LC_ALL", "LC_CTYPE", "TERM", "TZ")
 terminal only; PATH, HOME and USER are the host login's own."""
 OUTPUT_LIMIT = 64 << 20
 """Bytes of an attempt's CORRAL_OUTPUT brought back from the host at most."""
-STREAM_CHUNK = 1 << 16
 
 
 class SshIdentity(Identity):
@@ -175,32 +174,27 @@ class SshExecution:
         """Copy its output from where the copy stopped: with `follow`, until its session leader
         ends; else what there is, then its state (`running`, `exited N`, `gone`)."""
         identity = self._identity
-        conn = await self.host.connection()
         command = scripts.tail_script(
             self.dirs, identity.index, self.copied, identity.remote_pid, follow
         )
-        if not follow:
+        if not follow:  # one script on the host's runner: the rest of it, then its state
             status = scripts.status_script(
                 self.dirs, identity.index, identity.remote_pid, identity.remote_start
             )
-            command = f"{command.removeprefix('exec ')}\n{{ {status}}} >&2\n"
-        process = await conn.create_process(command, encoding=None, stdin=asyncssh.DEVNULL)
-        try:
-            while chunk := await process.stdout.read(STREAM_CHUNK):
-                log.write(chunk)
-                log.flush()
-                self.copied += len(chunk)
-            state = await process.stderr.read()
-            await process.wait()
-        finally:
-            process.close()
-        if process.exit_status is None and not follow:
-            raise ConnectionError("the connection dropped")
-        return (
-            state.decode("utf-8", "replace").strip().splitlines()[-1:][0]
-            if state.strip()
-            else "gone"
-        )
+            done = await self.host.sh(f"{command.removeprefix('exec ')}\n{{ {status}}} >&2\n")
+            log.write(done.stdout)
+            log.flush()
+            self.copied += len(done.stdout)
+            words = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            return words[-1] if words else "gone"
+
+        def copy(chunk: bytes) -> None:
+            log.write(chunk)
+            log.flush()
+            self.copied += len(chunk)
+
+        await self.host.follow(command, copy)
+        return "running"
 
 
 def _ended(state: str) -> Ended:
@@ -320,7 +314,12 @@ class SshRuntime:
         del lib
 
     async def _install_lib(self, host: HostConnection) -> str:
-        """corral's agent side on the host (core/remote/agent_lib.py); its directory there."""
+        """corral's agent side on the host (core/remote/agent_lib.py); its directory there.
+        Once per host per engine: the attempts arriving meanwhile wait for the first."""
+        async with self._ship_locks.setdefault(f"lib:{host.name}", asyncio.Lock()):
+            return await self._install_lib_once(host)
+
+    async def _install_lib_once(self, host: HostConnection) -> str:
         if self._lib is None:
             self._lib = await asyncio.to_thread(agent_lib.build)
         lib = f"{host.spec.workdir}/lib/{self._lib.digest}"
