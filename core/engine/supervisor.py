@@ -293,8 +293,8 @@ class Supervisor:
         if mcp.supported(preset.mcp) and spec.mcp is not False and not wired:
             with placement.log_path.open("a") as log:
                 log.write(
-                    f"[corral] no MCP tools in the {placement.runtime} runtime: an image has no "
-                    "corral to run `corral mcp agent` (docs/architecture.md, MCP)\n"
+                    f"[corral] no MCP tools in the {placement.runtime} runtime: where the agent "
+                    "runs there is no corral to run `corral mcp agent` (docs/architecture.md, MCP)\n"
                 )
         write_overlays(placement.output_dir / OVERLAY_DIR, launch.files)
         return placement.model_copy(update={"env": launch.env}), launch.argv, launch.first_input

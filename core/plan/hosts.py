@@ -44,7 +44,8 @@ class HostSpec(BaseModel):
     known_hosts: str = DEFAULT_KNOWN_HOSTS
     """The known_hosts file holding the host's key; checking is always on."""
     slots: int = Field(default=4, ge=1, le=64)
-    """Agents it runs at once (each holds one SSH channel: keep it under sshd's MaxSessions, 10)."""
+    """Agents it runs at once (without `python3` on the host each holds an SSH channel: then
+    keep it under sshd's MaxSessions, 10 by default)."""
     workdir: str = DEFAULT_WORKDIR
     """Where corral keeps its files on the host: the cached repositories, attempts, its tools."""
     lost_after: Annotated[float, BeforeValidator(positive_duration)] = 30.0

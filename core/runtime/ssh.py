@@ -428,6 +428,7 @@ class SshRuntime:
         }
         lib = f"{host.spec.workdir}/lib/{self._lib.digest}" if self._lib else None
         try:
+            await self._send_overlay(host, held, placement.output_dir)
             started = await host.sh(scripts.start_script(held.dirs, index, argv, env, lib))
         except (RemoteError, OSError) as exc:
             raise StartFailed(f"on host {held.host!r}: {exc}") from None
@@ -446,6 +447,23 @@ class SshRuntime:
         execution.begin()
         held.executions.append(execution)
         return execution
+
+    async def _send_overlay(self, host: HostConnection, held: _Held, output_dir: Path) -> None:
+        """A preset agent's overlay files (written here into `out/overlay/` before it starts,
+        core/presets/attempt.py) into its CORRAL_OUTPUT on the host, where its CLI reads them."""
+        from corral.core.presets.attempt import OVERLAY_DIR
+
+        overlay = output_dir / OVERLAY_DIR
+        if not await asyncio.to_thread(overlay.is_dir):
+            return
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            tar.add(overlay, arcname=OVERLAY_DIR)
+        put = await host.sh(
+            f"umask 077; tar -x -C {held.dirs.base}/out -f -", stdin=buffer.getvalue()
+        )
+        if put.status != 0:
+            raise RemoteError(f"sending the overlay files: {put.problem()}")
 
     def place_command(
         self, ref: AttemptRef, directory: Path, log_path: Path, env: dict[str, str]
