@@ -124,6 +124,8 @@ class HostConnection:
         """The live connection, made now if there is none; HostUnreachable if it cannot be."""
         if self._conn is not None:
             return self._conn
+        if self.closed:
+            raise HostUnreachable(f"host {self.name!r}: the pool is closed")
         if self._connecting is None:
             self._connecting = asyncio.Lock()
         async with self._connecting:
