@@ -488,6 +488,8 @@ class SshRuntime:
         if held is None:
             return Stopped()
         host = self.pool.hosts[held.host]
+        if held.next_index == 0 and not host.health.up:
+            return Stopped()  # never started a command there (its prepare failed): nothing runs
         stopped = await _stop_on(host, held.dirs, grace)
         if stopped is None:
             held.stop_deferred = True
