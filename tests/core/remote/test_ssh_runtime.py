@@ -396,3 +396,21 @@ def test_an_operator_request_from_a_remote_agent_is_refused_as_its_own(
     assert (refused.action, refused.caller_agent, refused.caller_attempt) == ("kill", "rogue", 1)
     assert "token" in refused.evidence
     assert state_of(rundir).agents["victim"].state == "succeeded"
+
+
+ROOTLESS = 'git reset -q --hard "$(git commit-tree -m "unrelated history" "$(git write-tree)")"'
+
+
+def test_a_branch_that_does_not_descend_from_the_snapshot_is_not_taken(
+    repo: Path, tmp_path: Path, hosts: tuple[Host, Host]
+) -> None:
+    """The host is untrusted: what comes back must be one commit on top of the snapshot."""
+    body = agent_block("rewriter", ["sh", "-c", ROOTLESS], env=GIT_IDENTITY)
+    plan = write_plan(tmp_path, host_tables(*hosts) + body, header='runtime = "ssh"\n')
+    result = corral(repo, "run", str(plan), "--quiet", timeout=120)
+    assert result.returncode != 0
+    rundir = only_run(repo)
+    (finished,) = [e for e in events_of(rundir) if isinstance(e, ev.AgentFinished)]
+    assert finished.outcome == "failed"
+    assert "does not descend from the snapshot" in finished.reason, finished.reason
+    assert git(repo, "branch", "--list", "corral/*/rewriter/*") == ""
