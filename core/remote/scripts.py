@@ -200,10 +200,15 @@ def prepare_dirs_script(dirs: AttemptDirs) -> str:
     )
 
 
+REPO_LOCK = 'if command -v flock >/dev/null 2>&1; then exec 9>>"$R.lock"; flock 9; fi\n'
+"""Worktree changes in a host's cached repository one at a time, also between engines (`R` set
+before it; util-linux's flock where the host has it, else the engine's own lock alone)."""
+
+
 def release_script(dirs: AttemptDirs, repo: str, branch: str) -> str:
     """Remove the attempt's worktree, directory, branch and socket on the host."""
     return (
-        f"A={dirs.base}\nR={repo}\n{SOCKDIR}"
+        f"A={dirs.base}\nR={repo}\n{SOCKDIR}{REPO_LOCK}"
         f"rm -f {dirs.socket}\n"
         'git -C "$R" worktree remove --force "$A/wt" 2>/dev/null || true\n'
         'rm -rf "$A"\ngit -C "$R" worktree prune 2>/dev/null || true\n'

@@ -305,7 +305,8 @@ class SshRuntime:
             await host.connection()
             lib = await self._install_lib(host)
             await self._ship(host)
-            socket = await self._worktree(host, held, placement.branch)
+            async with self._repo_lock(host.name):
+                socket = await self._worktree(host, held, placement.branch)
             if request.copy_files:
                 await self._copy_files(host, held, request.copy_files)
             await self._forward(host, held, socket)
@@ -338,6 +339,12 @@ class SshRuntime:
         self._lib_on.add(host.name)
         return lib
 
+    def _repo_lock(self, host: str) -> asyncio.Lock:
+        """One worktree change at a time in a host's cached repository: git's `worktree add`
+        picks its record's name and `worktree prune` removes records in progress, so two at
+        once race (a few tens of milliseconds each on the runner)."""
+        return self._ship_locks.setdefault(f"repo:{host}", asyncio.Lock())
+
     async def _ship(self, host: HostConnection) -> None:
         lock = self._ship_locks.setdefault(host.name, asyncio.Lock())
         async with lock:
@@ -354,6 +361,7 @@ class SshRuntime:
         """The attempt's directory and worktree on the host; its socket's path there."""
         made = await host.sh(
             f"{scripts.prepare_dirs_script(held.dirs)}R={self._repo(host.name)}\n"
+            f"{scripts.REPO_LOCK}"
             f'{REMOTE_GIT} -C "$R" worktree prune\n'
             f'{REMOTE_GIT} -C "$R" branch -q -D {shlex.quote(branch)} 2>/dev/null || true\n'
             f'{REMOTE_GIT} -C "$R" worktree add -q -b {shlex.quote(branch)} "$A/wt" {self.setup.snapshot}\n'
@@ -592,7 +600,8 @@ class SshRuntime:
             self.pool.slot(held.host).release()
         host = self.pool.hosts[held.host]
         with contextlib.suppress(HostUnreachable, RemoteError):
-            await host.sh(scripts.release_script(held.dirs, self._repo(held.host), branch))
+            async with self._repo_lock(held.host):
+                await host.sh(scripts.release_script(held.dirs, self._repo(held.host), branch))
 
     # -- a host back after a partition ------------------------------------------------------
 
