@@ -108,6 +108,7 @@ class HostConnection:
         self._up_hooks.append(hook)
 
     def on_down(self, hook: Callable[[], None]) -> None:
+        """Call `hook` when the connection drops or cannot be made."""
         self._down_hooks.append(hook)
 
     def _lost(self, exc: Exception | None) -> None:
@@ -158,6 +159,9 @@ class HostConnection:
         health.error = error
         delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (health.failures - 1))
         health.retry_at = time.monotonic() + delay * random.uniform(0.5, 1.0)
+        if not self.closed:
+            for hook in list(self._down_hooks):
+                hook()
 
     async def _connect(self) -> asyncssh.SSHClientConnection:
         spec = self.spec
@@ -360,16 +364,15 @@ class HostPool:
         return self.hosts[name].spec.slots - self.placed[name]
 
     def choose(self) -> str:
-        """The healthy host with the most free slots (a host not tried yet counts as healthy);
-        if none is healthy, the one with the most free slots anyway (its attempt will fail and
-        be retried, and by then another may be up)."""
-        now = time.monotonic()
+        """The healthy host with the most free slots (up, or not tried yet; a host that failed
+        is healthy again once the background reconnection reaches it); if none is healthy, the
+        one with the most free slots anyway (its attempt fails and is retried, and by then
+        another may be up)."""
 
         def healthy(name: str) -> bool:
             host = self.hosts[name]
             health = host.health
-            never_tried = host.connects == 0 and health.failures == 0
-            return health.up or never_tried or (health.failures > 0 and now >= health.retry_at)
+            return health.up or (host.connects == 0 and health.failures == 0)
 
         ranked = sorted(self.hosts, key=lambda name: (not healthy(name), -self.free(name), name))
         if not ranked:

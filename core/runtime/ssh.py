@@ -120,16 +120,21 @@ class SshExecution:
 
     async def wait(self, timeout: float | None) -> Ended | None:  # noqa: ASYNC109
         assert self._task is not None
+        if self._task.cancelled():  # released: nothing follows it any more
+            return Ended("lost", reason="it is no longer watched (its placement was released)")
         try:
             return await asyncio.wait_for(asyncio.shield(self._task), timeout)
         except TimeoutError:
             return None
 
     async def terminate(self, grace: float) -> Stopped:
+        """Its whole attempt's processes on the host, confirmed; deferred when the host cannot
+        be reached (the attempt's `stop_attempt` defers it the same way, T7)."""
         stopped = await _stop_on(self.host, self.dirs, grace)
         if stopped is None:
-            raise TerminateError(
-                f"host {self.host.name!r} is unreachable: the stop is not confirmed", []
+            return Stopped(
+                details=[f"host {self.host.name!r} is unreachable: stopped when it is back"],
+                deferred=True,
             )
         return stopped
 
@@ -242,6 +247,7 @@ class SshRuntime:
         self._has_snapshot: set[str] = set()
         """Hosts known to hold the snapshot (shipped by this engine): no need to ask again."""
         self._background: set[asyncio.Task[None]] = set()
+        self._reviving: set[str] = set()
         self.shipped: list[tuple[str, int]] = []
         """(host, bytes) of every snapshot shipment (bench/bench_ssh.py reads it)."""
         for name, host in self.pool.hosts.items():
@@ -614,9 +620,18 @@ class SshRuntime:
         """The health check of a host that dropped: reconnect in the background, at the
         connection's capped backoff, so the host returns to the pool when it is back."""
 
+        async def revive() -> None:
+            try:
+                await self.pool.hosts[name].wait_up(float("inf"))
+            finally:
+                self._reviving.discard(name)
+
         def hook() -> None:
+            if name in self._reviving:
+                return
             with contextlib.suppress(RuntimeError):  # no loop: the engine is closing
-                self._spawn(self.pool.hosts[name].wait_up(float("inf")))
+                self._spawn(revive())
+                self._reviving.add(name)
 
         return hook
 
