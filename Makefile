@@ -48,6 +48,7 @@ bench: compile
 	$(BIN)/python bench/bench_mcp.py
 	$(BIN)/python bench/bench_sandbox.py
 	$(BIN)/python bench/bench_checkpoint.py
+	$(BIN)/python bench/bench_ssh.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

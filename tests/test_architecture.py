@@ -61,6 +61,26 @@ def test_agent_side_client_stays_light() -> None:
     assert out.strip() == "[]"
 
 
+def test_only_the_ssh_parts_load_asyncssh() -> None:
+    """The engine, the console and the local runtimes never pay for asyncssh (and its
+    cryptography): only `corral serve --ssh` and a plan with `runtime = "ssh"` load it."""
+    code = (
+        "import sys\n"
+        "from corral.core.engine import runner, scheduler\n"
+        "from corral.core.plan import preflight\n"
+        "from corral.core.runtime import registry\n"
+        "from corral.tui import app\n"
+        "registry.factory('local'), registry.factory('sandbox')\n"
+        "print('asyncssh' in sys.modules)\n"
+        "from corral.core.runtime import ssh\n"
+        "print('asyncssh' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    assert out.split() == ["False", "True"]
+
+
 def test_the_engine_starts_without_the_end_of_run_modules() -> None:
     """Merge, report and summary code load on the preload thread, not before the first agent."""
     code = (

@@ -244,6 +244,21 @@ def print_runtimes(console: Console, runtimes: Mapping[str, AgentRuntime]) -> No
         )
 
 
+def print_hosts(console: Console, state: RunState) -> None:
+    """Which host each agent's latest attempt ran on (runtime `ssh`), one line a host."""
+    on: dict[str, list[str]] = {}
+    for agent in state.agents.values():
+        if agent.current is not None and agent.current.host:
+            on.setdefault(agent.current.host, []).append(agent.id)
+    for host, agents in sorted(on.items()):
+        console.print(
+            inert(f"on host {host}: {', '.join(agents)}"),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 def print_tampering(console: Console, state: RunState) -> None:
     """Each report of tampering with the shared repository, and whether a person has seen it."""
     from corral.core.trust.integrity import describe_tampering, printable

@@ -18,6 +18,7 @@ from corral.core.cli.common import cwd as _cwd
 from corral.core.cli.common import fail as _fail
 from corral.core.cli.common import find as _find
 from corral.core.cli.common import find_to_operate
+from corral.core.cli.hosts import cmd_hosts
 from corral.core.cli.locks import cmd_lock, cmd_put, parse_with_command
 from corral.core.cli.mcp import cmd_mcp
 from corral.core.cli.parser import build_parser
@@ -297,6 +298,7 @@ _COMMANDS = {
     "status": cmd_status,
     "runs": cmd_runs,
     "presets": cmd_presets,
+    "hosts": cmd_hosts,
     "logs": cmd_logs,
     "kill": cmd_kill,
     "retry": cmd_retry,

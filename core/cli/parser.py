@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from corral.core.cli.common import path_arg
+from corral.core.cli.hosts import add_hosts_parser
 from corral.core.cli.locks import add_lock_parsers
 from corral.core.cli.mcp import add_mcp_parser
 from corral.core.cli.presets import add_presets_parser
@@ -66,6 +67,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     runs.add_argument("--json", action="store_true")
 
     add_presets_parser(sub)
+    add_hosts_parser(sub)
 
     logs = sub.add_parser("logs", help="an agent's output")
     logs.add_argument("run")

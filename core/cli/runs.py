@@ -137,7 +137,7 @@ def _whoami() -> str:
 def cmd_status(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from corral.core.cli.headless import print_runtimes, print_summary
+    from corral.core.cli.headless import print_hosts, print_runtimes, print_summary
     from corral.core.operator.reading import agent_runtimes, status
     from corral.core.trust.inert import inert_json
 
@@ -154,6 +154,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     console = Console()
     print_summary(console, state, state.verdict_reason)
     print_runtimes(console, runtimes)
+    print_hosts(console, state)
     return 0
 
 

@@ -43,6 +43,8 @@ def _live_workspaces(state: RunState) -> dict[str, Path]:
         attempt = agent.current
         if agent.kind != "coding" or attempt is None or attempt.state not in WATCHED_STATES:
             continue
+        if attempt.host:  # on another host: no worktree here to compare (its branch comes back)
+            continue
         if attempt.workspace and Path(attempt.workspace).is_dir():
             found[agent.id] = Path(attempt.workspace)
     return found

@@ -52,6 +52,9 @@ class AttemptControl:
     agent: str
     attempt: int
     token: str = field(default_factory=lambda: secrets.token_hex(16))
+    stop_deferred: bool = False
+    """Its runtime could not reach where it ran to stop it (`Stopped.deferred`): its leases
+    are left to run out, not released at its end."""
     kill_reason: str | None = None
     stop_signal: int | None = None
     stop_reason: str = ""
@@ -150,6 +153,7 @@ class RunContext:
             rundir=self.rundir.path,
             image=self.image(self.plan.defaults.image),
             sandbox=self.plan.defaults.sandbox,
+            hosts=tuple(self.plan.hosts),
         )
 
     def image(self, text: str | None) -> Path | None:

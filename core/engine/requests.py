@@ -70,6 +70,7 @@ class ControlRequests:
     order: list[str]
     owner: str | None
     controls: dict[str, AttemptControl]
+    ended_tokens: dict[tuple[str, int], str]
     tasks: dict[str, asyncio.Task[None]]
     cancelled_by: dict[str, tuple[str, str]]
     wake: asyncio.Event
@@ -116,6 +117,10 @@ class ControlRequests:
                 return await self._lock_request(request)
             case RefusalReport():
                 return await self._refusal_report(request)
+            case PutRequest() if self._was_attempt(request.agent, request.attempt, request.token):
+                # a late write of an attempt that is over (a host back after a partition): the
+                # lock manager refuses it by its fencing token and records the refusal (T7)
+                return await self._lock_request(request)
             case LockAcquireRequest() | LockRenewRequest() | LockReleaseRequest() | PutRequest():
                 if not self._is_running_attempt(request.agent, request.attempt, request.token):
                     return self._not_running(request.agent, request.attempt)
@@ -182,6 +187,9 @@ class ControlRequests:
     def _is_running_attempt(self, agent: str, attempt: int, token: str) -> bool:
         control = self.controls.get(agent)
         return control is not None and control.attempt == attempt and control.token == token
+
+    def _was_attempt(self, agent: str, attempt: int, token: str) -> bool:
+        return self.ended_tokens.get((agent, attempt)) == token
 
     @staticmethod
     def _not_running(agent: str, attempt: int) -> Response:

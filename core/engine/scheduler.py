@@ -89,6 +89,9 @@ class Engine(ControlRequests):
             run_usage=lambda: self.state.usage,
         )
         self.controls: dict[str, AttemptControl] = {}
+        self.ended_tokens: dict[tuple[str, int], str] = {}
+        """The tokens of this engine's attempts that are over: a late fenced write that carries
+        one reaches the lock manager, which refuses it and records the refusal (T7)."""
         self.owner = authority.enclosing_attempt()
         """The attempt this engine runs inside, which may operate it (core/trust/authority.py)."""
         self.preloaded = False
@@ -364,7 +367,9 @@ class Engine(ControlRequests):
             if self.failure is None:
                 await self.log_resize(control)  # a burst still open ends with the attempt
                 await self.integrity.attempt_ended(self.state, spec.id, control.attempt)
-                await self.locks.end_attempt(spec.id, control.attempt)
+                await self.locks.end_attempt(
+                    spec.id, control.attempt, keep_leases=control.stop_deferred
+                )
                 await self.emit(
                     ev.AgentFinished(
                         agent=spec.id,
@@ -384,6 +389,7 @@ class Engine(ControlRequests):
         finally:
             self.tasks.pop(spec.id, None)
             self.controls.pop(spec.id, None)
+            self.ended_tokens[(spec.id, control.attempt)] = control.token
             self.wake.set()
 
     async def _run_attempt(self, spec: AgentSpec, control: AttemptControl) -> AttemptResult:

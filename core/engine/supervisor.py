@@ -146,11 +146,12 @@ class Supervisor:
             return await self._run(spec, control, runtime, request, placement), placement
         finally:
             # also when something of it outlives the forced kill (then it raises): no retry
-            await runtime.stop_attempt(
+            stopped = await runtime.stop_attempt(
                 attempt_ref(self.ctx, spec.id, control.attempt),
                 control.execution,
                 self.ctx.plan.run.kill_grace,
             )
+            control.stop_deferred = stopped.deferred
             if control.redactor:  # every process of the attempt is gone by now
                 await asyncio.to_thread(
                     redact_outputs, control.redactor, placement.log_path, placement.output_dir
@@ -170,7 +171,10 @@ class Supervisor:
                 ev.AgentStarting(
                     agent=spec.id,
                     attempt=control.attempt,
-                    workspace=str(placement.host_workspace),
+                    workspace=placement.workspace
+                    if placement.host
+                    else str(placement.host_workspace),
+                    host=placement.host,
                     branch=placement.branch,
                     output_dir=str(placement.output_dir),
                     log_path=str(placement.log_path),
@@ -289,8 +293,8 @@ class Supervisor:
         if mcp.supported(preset.mcp) and spec.mcp is not False and not wired:
             with placement.log_path.open("a") as log:
                 log.write(
-                    f"[corral] no MCP tools in the {placement.runtime} runtime: an image has no "
-                    "corral to run `corral mcp agent` (docs/architecture.md, MCP)\n"
+                    f"[corral] no MCP tools in the {placement.runtime} runtime: where the agent "
+                    "runs there is no corral to run `corral mcp agent` (docs/architecture.md, MCP)\n"
                 )
         write_overlays(placement.output_dir / OVERLAY_DIR, launch.files)
         return placement.model_copy(update={"env": launch.env}), launch.argv, launch.first_input

@@ -214,8 +214,13 @@ class LockManager(LockTable):
             waiter.future.result()
         return not stopped()
 
-    async def end_attempt(self, agent: str, attempt: int, reason: str = "holder ended") -> None:
-        """The attempt is over: abandon its waits, release its leases, hand them on."""
+    async def end_attempt(
+        self, agent: str, attempt: int, reason: str = "holder ended", *, keep_leases: bool = False
+    ) -> None:
+        """The attempt is over: abandon its waits, release its leases, hand them on.
+
+        `keep_leases`: it may still run where the engine cannot reach (a host cut off), so its
+        leases stay until they run out (TTL + grace, `_reap`); its fencing tokens fence it."""
         events: list[ev.EventBase] = []
         grants: list[tuple[Waiter, Lease]] = []
         for lock in self._locks.values():
@@ -224,6 +229,8 @@ class LockManager(LockTable):
                 if abandoned is not None:
                     events.append(abandoned)
             lease = lock.holder
+            if keep_leases:
+                continue
             if lease is not None and (lease.agent, lease.attempt) == (agent, attempt):
                 ending = ev.LockReleased(
                     lock=lock.name, token=lease.token, agent=agent, reason=reason

@@ -33,6 +33,7 @@ from corral.core.log.event_types.agent import (
     AttemptOutcome,
     ExecutionIdentity,
     HeartbeatSource,
+    LateResultRefused,
     NetworkRefused,
 )
 from corral.core.log.event_types.base import (
@@ -132,6 +133,7 @@ __all__ = [
     "HumanAsked",
     "HumanUnanswered",
     "IntegrityRecorded",
+    "LateResultRefused",
     "LockAcquired",
     "LockBroken",
     "LockExpired",
@@ -176,6 +178,7 @@ Event = Annotated[
     | AgentCancelled
     | AgentRedriven
     | NetworkRefused
+    | LateResultRefused
     | AgentInputSent
     | AgentResized
     | AgentPaused

@@ -109,6 +109,7 @@ def agent_starting(state: RunState, event: ev.AgentStarting) -> None:
     agent.waiting_on = []
     agent.not_before = None
     attempt.workspace = event.workspace
+    attempt.host = event.host
     attempt.branch = event.branch
     attempt.output_dir = event.output_dir
     attempt.log_path = event.log_path

@@ -162,5 +162,5 @@ def apply(state: RunState, event: ev.Event) -> None:
             on.agent_paused(state, event)
         case ev.AgentResumed():
             on.agent_resumed(state, event)
-        case ev.NetworkRefused() | ev.AgentInputSent() | ev.AgentResized():
+        case ev.NetworkRefused() | ev.AgentInputSent() | ev.AgentResized() | ev.LateResultRefused():
             pass  # a fact for people (the tail, the report's log), no state of its own

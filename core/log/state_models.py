@@ -113,6 +113,8 @@ class AttemptState(BaseModel):
     number: int
     state: AgentStateName = "queued"
     workspace: str = ""
+    host: str = ""
+    """Where it runs: a host of the `ssh` runtime's pool, or empty for the engine's host."""
     branch: str = ""
     output_dir: str = ""
     log_path: str = ""

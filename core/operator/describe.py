@@ -173,6 +173,11 @@ def progress_line(event: ev.Event) -> str:
             return f"refused {event.action} of {event.target} asked from inside {who}"
         case ev.NetworkRefused():
             return f"{event.agent}#{event.attempt} refused network access to {event.destination}"
+        case ev.LateResultRefused():
+            return (
+                f"{event.agent}#{event.attempt} on host {event.host}: late {event.what} refused "
+                f"({event.detail})"
+            )
         case ev.AgentActivity() if event.waiting or event.error or event.result is not None:
             return activity_line(event)
         case ev.RepoTampered():

@@ -31,6 +31,7 @@ from corral.core.plan.graph import RESERVED_IDS as RESERVED_IDS
 from corral.core.plan.graph import check_graph
 from corral.core.plan.graph import find_cycle as find_cycle
 from corral.core.plan.graph import topological_order as topological_order
+from corral.core.plan.hosts import HostSpec
 from corral.core.plan.problems import PlanError as PlanError
 from corral.core.plan.problems import PlanProblem as PlanProblem
 from corral.core.plan.problems import describe_validation_error
@@ -357,6 +358,9 @@ class Plan(_Strict):
     run: RunSettings = Field(default_factory=RunSettings)
     defaults: AgentDefaults = Field(default_factory=AgentDefaults)
     agents: list[AgentSpec] = Field(alias="agent", min_length=1)
+    hosts: list[HostSpec] = Field(default_factory=list, alias="host")
+    """`[[host]]`: the pool of the `ssh` runtime (core/plan/hosts.py), besides the user's
+    `~/.config/corral/hosts.toml`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -385,7 +389,7 @@ def parse_plan(data: dict[str, Any], source: str = "plan") -> Plan:
         plan = Plan.model_validate(merged)
     except ValidationError as exc:
         raise PlanError(source, describe_validation_error(exc, merged)) from None
-    problems = [*check_graph(plan), *_tty_problems(plan)]
+    problems = [*check_graph(plan), *_tty_problems(plan), *_host_problems(plan)]
     if problems:
         raise PlanError(source, problems)
     return plan
@@ -407,6 +411,19 @@ def _tty_problems(plan: Plan) -> Iterable[PlanProblem]:
                 message=f"a terminal is not available with runtime {runtime!r} yet; run this "
                 'agent with runtime = "local", or remove tty',
             )
+
+
+def _host_problems(plan: Plan) -> Iterable[PlanProblem]:
+    """Each `[[host]]` named once."""
+    seen: set[str] = set()
+    for host in plan.hosts:
+        if host.name in seen:
+            yield PlanProblem(
+                where=f"host {host.name!r}",
+                field="name",
+                message="two [[host]] tables have this name; give each host its own",
+            )
+        seen.add(host.name)
 
 
 def load_plan(path: Path) -> Plan:

@@ -108,6 +108,8 @@ def preflight(plan: Plan, plan_path: Path, cwd: Path) -> Preflight:
             source, [PlanProblem(where="run", field="base", message=str(exc))]
         ) from None
     problems: list[PlanProblem] = list(_runtime_problems(plan))
+    host_problems, host_warnings = _host_problems(plan)
+    problems += host_problems
     problems += sandbox_problems(plan, common_dir, repo_top)
     catalog = Catalog()
     if any(spec.preset for spec in plan.agents):  # a plan of plain commands reads no preset
@@ -168,6 +170,7 @@ def preflight(plan: Plan, plan_path: Path, cwd: Path) -> Preflight:
             *_literal_secrets(plan),
             *sandbox_warnings(plan),
             *container_warnings(plan, repo_top),
+            *host_warnings,
         ),
         presets=tuple(used_presets(plan, catalog)),
     )
@@ -194,6 +197,31 @@ def _runtime_problems(plan: Plan) -> list[PlanProblem]:
             f"(a runtime is installed as a package registering under {registry.ENTRY_POINT_GROUP!r})",
         )
         for (where, field), name in problems
+    ]
+
+
+def _host_problems(plan: Plan) -> tuple[list[PlanProblem], list[str]]:
+    """The `ssh` runtime needs hosts (the plan's `[[host]]` or the user's hosts.toml), at
+    least one of them reachable now; the others are warnings (a run starts without them)."""
+    if not any(plan.runtime_of(spec) == "ssh" for spec in plan.agents):
+        return [], []
+    from corral.core.remote.config import pool, user_hosts_file
+    from corral.core.remote.reachable import unreachable
+
+    hosts = pool(list(plan.hosts))
+    if not hosts:
+        problem = PlanProblem(
+            where="run",
+            field="runtime",
+            message=f'runtime "ssh" has no hosts; add [[host]] tables (name, address, identity) '
+            f"to the plan or to {user_hosts_file()}",
+        )
+        return [problem], []
+    down = unreachable(hosts)
+    if len(down) == len(hosts):
+        return [PlanProblem(where=f"host {name!r}", message=why) for name, why in down.items()], []
+    return [], [
+        f"{why}; the run starts without it and uses it once it answers" for why in down.values()
     ]
 
 

@@ -56,6 +56,13 @@ def describe_validation_error(exc: ValidationError, data: dict[str, Any]) -> lis
             agent_id = agent.get("id") if isinstance(agent, dict) else None
             where = f"agent {agent_id!r}" if agent_id else f"[[agent]] number {index + 1}"
             loc = loc[2:]
+        elif loc and loc[0] == "host" and len(loc) > 1 and isinstance(loc[1], int):
+            raw_hosts = data.get("host")
+            hosts: list[Any] = raw_hosts if isinstance(raw_hosts, list) else []
+            host = hosts[loc[1]] if loc[1] < len(hosts) else None
+            name = host.get("name") if isinstance(host, dict) else None
+            where = f"host {name!r}" if name else f"[[host]] number {loc[1] + 1}"
+            loc = loc[2:]
         elif loc and loc[0] in ("run", "defaults"):
             where = str(loc[0])
             loc = loc[1:]

@@ -38,8 +38,9 @@ FORWARDED = (
     "CORRAL_WORKSPACE",
 )
 """The attempt's variables the server reads (core/agent/client.py, core/mcp/relay.py)."""
-NO_MCP_RUNTIMES = frozenset({"container"})
-"""Runtimes whose agents cannot start corral's server: an image has no corral dependencies."""
+NO_MCP_RUNTIMES = frozenset({"container", "ssh"})
+"""Runtimes whose agents cannot start corral's server: an image, or a remote host, has corral's
+agent side but not its dependencies (pydantic, the MCP SDK)."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict
 
 from corral.core.errors import CorralError
 from corral.core.log.events import EventBase, ExecutionIdentity
+from corral.core.plan.hosts import HostSpec
 from corral.core.sandbox.policy import SandboxPolicy
 
 Identity = ExecutionIdentity
@@ -69,6 +70,9 @@ class RuntimeSetup:
     sandbox: SandboxPolicy | None = None
     """The run's default sandbox policy (`[defaults.sandbox]`): the files that `verify` in the
     image may read and write (never the network)."""
+    hosts: tuple[HostSpec, ...] = ()
+    """The `ssh` runtime's pool: the plan's `[[host]]` tables (core/remote/config.py adds the
+    user's `hosts.toml`)."""
 
 
 class AttemptRef(BaseModel):
@@ -134,6 +138,10 @@ class Placement(BaseModel):
     agent_output_dir: str
     agent_socket: str
     """The control socket as the agent sees it (CORRAL_SOCKET)."""
+    host: str = ""
+    """The pool's name of the host it runs on (runtime `ssh`); empty on the engine's host,
+    where `host_workspace` is its worktree. On another host there is no local worktree:
+    `host_workspace` is then not a directory here and the conflict watch leaves it out."""
     env: dict[str, str]
     """The whole environment of the agent and its setup commands."""
 
@@ -176,6 +184,10 @@ class Stopped:
     forced: int = 0
     """Of those, how many outlived the grace period and were killed."""
     details: list[str] = field(default_factory=list)
+    deferred: bool = False
+    """Its place cannot be reached now (a host that dropped off): what runs there is stopped
+    once it is back, and until then the attempt's leases are not handed on early: they run out
+    after TTL + grace (docs/reliability.md T7)."""
 
 
 class Execution(Protocol):

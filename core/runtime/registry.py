@@ -1,4 +1,4 @@
-"""Runtimes by name: the built-in `local`, `sandbox` and `container`, and whatever is
+"""Runtimes by name: the built-in `local`, `sandbox`, `container` and `ssh`, and whatever is
 registered under `corral.runtimes`.
 
 A package adds a runtime without touching corral by declaring an entry point, e.g.
@@ -41,7 +41,18 @@ def _container(setup: RuntimeSetup) -> Runtime:
     return ContainerRuntime(setup)
 
 
-_BUILT_IN: dict[str, Factory] = {"local": _local, "sandbox": _sandbox, "container": _container}
+def _ssh(setup: RuntimeSetup) -> Runtime:
+    from corral.core.runtime.ssh import SshRuntime
+
+    return SshRuntime(setup)
+
+
+_BUILT_IN: dict[str, Factory] = {
+    "local": _local,
+    "sandbox": _sandbox,
+    "container": _container,
+    "ssh": _ssh,
+}
 _registered: dict[str, Factory] = {}
 
 

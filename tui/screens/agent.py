@@ -308,6 +308,10 @@ class AgentScreen(RunScreen):
         text.append(
             inert(runtime_line(runtime), limit=300), style="cyan" if runtime.sandboxed else ""
         )
+        attempt = self.agent.current if self.agent is not None else None
+        if attempt is not None and attempt.host:
+            text.append(" on host ", style="dim")
+            text.append(inert(attempt.host, limit=80), style="bold")
         return text
 
     @work(group="runtime", exclusive=True, thread=True)

@@ -47,6 +47,9 @@ class AgentStarting(EventBase):
     branch: str
     output_dir: str
     log_path: str
+    host: str = ""
+    """The host it runs on (runtime `ssh`: the pool's name; `workspace` is then a path on that
+    host); empty on the engine's own host."""
 
 
 class ExecutionIdentity(BaseModel):
@@ -159,6 +162,20 @@ class NetworkRefused(EventBase):
     attempt: int
     destination: str
     """`host:port` as the agent asked for it."""
+
+
+class LateResultRefused(EventBase):
+    """A host came back after its attempt was lost, and what the attempt did meanwhile is not
+    taken (docs/reliability.md T7): `what` is `commit` (its branch moved on the host; never
+    fetched). Its late requests on the socket are refused by token and recorded on their own
+    (`fenced_write_refused`, `operator_action_refused`). A fact; it changes no state."""
+
+    type: Literal["late_result_refused"] = "late_result_refused"
+    agent: str
+    attempt: int
+    host: str
+    what: str
+    detail: str = ""
 
 
 class AgentPaused(EventBase):
