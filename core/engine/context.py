@@ -147,6 +147,7 @@ class RunContext:
             rundir=self.rundir.path,
             image=self.image(self.plan.defaults.image),
             sandbox=self.plan.defaults.sandbox,
+            ray=self.plan.run.ray,
         )
 
     def image(self, text: str | None) -> Path | None:

@@ -34,6 +34,7 @@ from corral.core.plan.graph import topological_order as topological_order
 from corral.core.plan.problems import PlanError as PlanError
 from corral.core.plan.problems import PlanProblem as PlanProblem
 from corral.core.plan.problems import describe_validation_error
+from corral.core.plan.resources import AgentResources, RaySettings
 from corral.core.sandbox.policy import SandboxPolicy
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -148,6 +149,9 @@ class AgentDefaults(_Strict):
     image: str | None = None
     """The root filesystem directory the agent runs in with `runtime = "container"`: absolute,
     `~/...`, or relative to the repository's top (docs/containers.md says how to build one)."""
+    resources: AgentResources | None = None
+    """What one attempt takes of its node with `runtime = "ray"` (core/plan/resources.py):
+    a `corral_slot` unless it says more (CPUs, memory, GPUs, a labelled node)."""
     max_cost_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     """Stop an attempt whose stream reports (or prices) more than this many USD: its outcome
     is `budget_exceeded`, not retried. Needs a `stream`; a retry starts afresh."""
@@ -324,6 +328,8 @@ class RunSettings(_Strict):
     runtime: RuntimeName = "local"
     """Where and how agents run (an agent may name its own): `local` is a process tree in a git
     worktree on this machine; other runtimes are installed as plugins (core/runtime/registry.py)."""
+    ray: RaySettings = Field(default_factory=RaySettings)
+    """`[run.ray]`: the cluster agents with `runtime = "ray"` run on (docs/ray.md)."""
     max_cost_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     """The run's budget over every attempt of every agent: crossing it stops the agents that
     report a stream (`budget_exceeded`) and starts no more."""

@@ -184,7 +184,7 @@ def _runtime_problems(plan: Plan) -> list[PlanProblem]:
         if spec.runtime is not None and not registry.is_known(spec.runtime):
             problems.append(((f"agent {spec.id!r}", "runtime"), spec.runtime))
     if not problems:
-        return []
+        return _ray_problems(plan)
     known = registry.known()
     return [
         PlanProblem(
@@ -195,6 +195,21 @@ def _runtime_problems(plan: Plan) -> list[PlanProblem]:
         )
         for (where, field), name in problems
     ]
+
+
+def _ray_problems(plan: Plan) -> list[PlanProblem]:
+    """`runtime = "ray"`: Ray installed, and its cluster answering (the connection is kept for
+    the engine of this process: core/ray/cluster.py)."""
+    if not any(plan.runtime_of(spec) == "ray" for spec in plan.agents):
+        return []
+    from corral.core.errors import InputError
+    from corral.core.ray.cluster import connect
+
+    try:
+        connect(plan.run.ray)
+    except InputError as exc:
+        return [PlanProblem(where="run.ray", field="address", message=str(exc))]
+    return []
 
 
 def _stream_problems(plan: Plan, repo_top: Path) -> list[PlanProblem]:

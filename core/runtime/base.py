@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict
 
 from corral.core.errors import CorralError
 from corral.core.log.events import EventBase, ExecutionIdentity
+from corral.core.plan.resources import AgentResources, RaySettings
 from corral.core.sandbox.policy import SandboxPolicy
 
 Identity = ExecutionIdentity
@@ -69,6 +70,8 @@ class RuntimeSetup:
     sandbox: SandboxPolicy | None = None
     """The run's default sandbox policy (`[defaults.sandbox]`): the files that `verify` in the
     image may read and write (never the network)."""
+    ray: RaySettings | None = None
+    """The run's `[run.ray]`: the cluster of the `ray` runtime (core/runtime/ray_runtime.py)."""
 
 
 class AttemptRef(BaseModel):
@@ -114,6 +117,8 @@ class AttemptRequest(BaseModel):
     image: Path | None = None
     """The agent's root filesystem (`image`, resolved), for the `container` runtime
     (core/runtime/container.py); others ignore it."""
+    resources: AgentResources | None = None
+    """The agent's `[agent.resources]`, for the `ray` runtime's placement; others ignore it."""
 
 
 class Placement(BaseModel):

@@ -1,4 +1,4 @@
-"""Runtimes by name: the built-in `local`, `sandbox` and `container`, and whatever is
+"""Runtimes by name: the built-in `local`, `sandbox`, `container` and `ray`, and whatever is
 registered under `corral.runtimes`.
 
 A package adds a runtime without touching corral by declaring an entry point, e.g.
@@ -41,7 +41,22 @@ def _container(setup: RuntimeSetup) -> Runtime:
     return ContainerRuntime(setup)
 
 
-_BUILT_IN: dict[str, Factory] = {"local": _local, "sandbox": _sandbox, "container": _container}
+def _ray(setup: RuntimeSetup) -> Runtime:
+    """Only this imports Ray (an optional extra, `corral[ray]`), and only when a plan names it."""
+    from corral.core.ray.cluster import require_ray
+
+    require_ray()
+    from corral.core.runtime.ray_runtime import RayRuntime
+
+    return RayRuntime(setup)
+
+
+_BUILT_IN: dict[str, Factory] = {
+    "local": _local,
+    "sandbox": _sandbox,
+    "container": _container,
+    "ray": _ray,
+}
 _registered: dict[str, Factory] = {}
 
 
