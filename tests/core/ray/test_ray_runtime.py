@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from corral.core.log import events as ev
-from tests.conftest import git, make_repo
-from tests.core.engine_helpers import agent_block, corral, events_of, only_run, write_plan
+from corral.core.runs.rundir import RunDir, list_runs
+from tests.conftest import git, make_repo, wait_until
+from tests.core.engine_helpers import (
+    agent_block,
+    assert_all_dead,
+    corral,
+    engine_output,
+    events_of,
+    only_run,
+    processes_with_env,
+    start_corral,
+    state_of,
+    wait_for_event,
+    wait_for_run,
+    write_plan,
+)
 from tests.core.ray.conftest import SLOTS_PER_NODE, ray_header
 
 pytestmark = [pytest.mark.slow]
@@ -67,3 +87,105 @@ def test_thirty_agents_spread_over_the_nodes_within_their_slots(
         assert git(repo, "show", f"{integration}:out{i}.txt") == str(i)
     output = (only_run(repo).output_log("a1", 1)).read_text()
     assert "done" in output
+
+
+ESCAPE = "( for i in 1 2 3 4 5 6 7 8 9 10; do setsid sleep 413 & echo child $!; done )"
+"""Ten children in sessions of their own, reparented away from the agent at once."""
+
+
+def child_pids(rundir: RunDir, agent: str, attempt: int = 1) -> list[int]:
+    text = rundir.output_log(agent, attempt).read_text()
+    return [int(pid) for pid in re.findall(r"^child (\d+)$", text, re.MULTILINE)]
+
+
+@pytest.fixture
+def no_leftovers(tmp_path: Path) -> Iterator[None]:
+    """Kill (by pid) what a failing test left running, so one failure stays one failure."""
+    yield
+    repo = tmp_path / "repo"
+    for rundir in list_runs(repo / ".git") if repo.exists() else []:
+        for pid in processes_with_env("CORRAL_RUN_ID", rundir.run_id):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.usefixtures("no_leftovers")
+def test_kill_stops_the_agents_whole_tree_on_its_node(tmp_path: Path, cluster: Any) -> None:
+    repo = make_repo(tmp_path / "repo")
+    body = agent_block("escaper", ["sh", "-c", f"{ESCAPE}; sleep 600"])
+    body += agent_block("bystander", ["sh", "-c", "sleep 600"])
+    header = 'runtime = "ray"\n' + ray_header(cluster)
+    engine = start_corral(repo, "run", str(write_plan(repo, body, header)), "--quiet")
+    rundir = wait_for_run(repo, timeout=60)
+    wait_until(
+        lambda: rundir.output_log("escaper", 1).is_file()
+        and len(child_pids(rundir, "escaper")) == 10,
+        timeout=60,
+        what="the agent's ten children",
+    )
+    pids = child_pids(rundir, "escaper")
+    wait_until(lambda: all(psutil.pid_exists(pid) for pid in pids), what="the children")
+    assert corral(repo, "kill", rundir.run_id, "escaper").returncode == 0
+    wait_for_event(
+        rundir,
+        lambda e: isinstance(e, ev.AgentFinished) and e.agent == "escaper",
+        what="the kill",
+    )
+    assert_all_dead(pids, timeout=1)
+    marked = [
+        pid
+        for pid in processes_with_env("CORRAL_RUN_ID", rundir.run_id)
+        if psutil.Process(pid).environ().get("CORRAL_AGENT") == "escaper"
+    ]
+    assert marked == []
+    assert processes_with_env("CORRAL_RUN_ID", rundir.run_id), "the bystander runs on"
+    assert corral(repo, "kill", rundir.run_id, "bystander").returncode == 0
+    assert engine.wait(timeout=60) == 1, engine_output(repo)
+    finished = {e.agent: e.outcome for e in events_of(rundir) if isinstance(e, ev.AgentFinished)}
+    assert finished == {"escaper": "killed", "bystander": "killed"}
+    wait_until(
+        lambda: processes_with_env("CORRAL_RUN_ID", rundir.run_id) == [], what="no process left"
+    )
+
+
+COUNT_TO_200 = """
+import os, sys
+from pathlib import Path
+from corral.core.agent.lock_client import LockClient
+locks = LockClient.from_env()
+counter = Path(sys.argv[1])
+for _ in range(200):
+    lease = locks.acquire("counter", ttl=30, wait=120)
+    value = int(counter.read_text()) if counter.exists() else 0
+    scratch = counter.with_name(f"counter.{os.getpid()}")
+    scratch.write_text(str(value + 1))
+    os.replace(scratch, counter)
+    locks.release(lease)
+"""
+
+
+def test_sixteen_agents_on_three_nodes_count_to_3200_under_one_lease(
+    tmp_path: Path, cluster: Any
+) -> None:
+    """No lost update with the lease coming through each node's relay. The counter lives where
+    the test's nodes can all read it (they are processes of this machine); the lease is the
+    engine's, reached over actor calls from every node."""
+    repo = make_repo(tmp_path / "repo")
+    counter = tmp_path / "counter"
+    command = [PY, "-c", COUNT_TO_200, str(counter)]
+    env = {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    body = "".join(agent_block(f"w{i}", command, env=env) for i in range(16))
+    header = 'runtime = "ray"\nmax_parallel = 16\nlock_grace = "500ms"\n' + ray_header(cluster)
+    result = corral(repo, "run", str(write_plan(repo, body, header)), "--quiet", timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rundir = only_run(repo)
+    assert counter.read_text() == "3200"
+    events = events_of(rundir)
+    grants = [e for e in events if isinstance(e, ev.LockAcquired) and e.lock == "counter"]
+    assert len(grants) == 3200
+    assert [e.token for e in grants] == sorted(e.token for e in grants)
+    assert sum(isinstance(e, ev.LockWaiting) for e in events) > 100, "no contention at all?"
+    nodes = {node_of(e) for e in started(events)}
+    assert len(nodes) >= 2, nodes
+    state = state_of(rundir)
+    assert state.locks["counter"].holder is None
