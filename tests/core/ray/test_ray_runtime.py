@@ -22,6 +22,7 @@ from tests.core.engine_helpers import (
     assert_all_dead,
     corral,
     engine_output,
+    kill9,
     events_of,
     only_run,
     processes_with_env,
@@ -189,3 +190,94 @@ def test_sixteen_agents_on_three_nodes_count_to_3200_under_one_lease(
     assert len(nodes) >= 2, nodes
     state = state_of(rundir)
     assert state.locks["counter"].holder is None
+
+
+def test_a_removed_node_loses_its_attempts_and_they_finish_on_the_others(
+    tmp_path: Path, cluster: Any
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    body = ""
+    for i in range(9):
+        command = ["sh", "-c", f"corral heartbeat && echo {i} > f{i}.txt && sleep 8"]
+        body += agent_block(f"n{i}", command, retries=2)
+    header = 'runtime = "ray"\nmax_parallel = 12\n' + ray_header(cluster)
+    engine = start_corral(repo, "run", str(write_plan(repo, body, header)), "--quiet")
+    rundir = wait_for_run(repo, timeout=60)
+    wait_until(lambda: len(started(events_of(rundir))) == 9, timeout=90, what="nine starts")
+    by_node: dict[str, list[str]] = {}
+    for event in started(events_of(rundir)):
+        by_node.setdefault(node_of(event), []).append(event.agent)
+    victim = next(
+        node for node in cluster.list_all_nodes()
+        if node is not cluster.head_node and by_node.get(node.node_id)
+    )
+    doomed = set(by_node[victim.node_id])
+    try:
+        cluster.remove_node(victim, allow_graceful=False)
+        assert engine.wait(timeout=240) == 0, engine_output(repo)
+    finally:
+        cluster.add_node(num_cpus=1, resources={"corral_slot": SLOTS_PER_NODE})
+        cluster.wait_for_nodes()
+    events = events_of(rundir)
+    lost = {e.agent for e in events if isinstance(e, ev.AgentFinished) and e.outcome == "lost"}
+    assert lost == doomed
+    # nothing of an agent ran twice at once: each attempt ended before the next one started
+    running: dict[str, int] = {}
+    for event in events:
+        if isinstance(event, ev.AgentStarted):
+            assert event.agent not in running, f"{event.agent} started twice at once"
+            running[event.agent] = event.attempt
+            if event.agent in doomed and event.attempt > 1:
+                assert node_of(event) != victim.node_id
+        elif isinstance(event, ev.AgentFinished) and event.agent in running:
+            del running[event.agent]
+    state = state_of(rundir)
+    assert {agent.state for agent in state.agents.values()} == {"succeeded"}
+    assert processes_with_env("CORRAL_RUN_ID", rundir.run_id) == []
+    assert corral(repo, "verify", rundir.run_id).returncode == 0
+    integration = f"corral/{rundir.run_id}/integration"
+    assert [git(repo, "show", f"{integration}:f{i}.txt") for i in range(9)] == [
+        str(i) for i in range(9)
+    ]
+
+
+@pytest.mark.usefixtures("no_leftovers")
+def test_a_resumed_engine_stops_the_dead_engines_actors(tmp_path: Path, cluster: Any) -> None:
+    """The engine dies (SIGKILL); its detached actors run on; the resumed engine finds each
+    by name and actor id, stops its tree, logs it lost and runs it again."""
+    repo = make_repo(tmp_path / "repo")
+    body = agent_block("long", ["sh", "-c", f"{ESCAPE}; sleep 600"])
+    header = 'runtime = "ray"\n' + ray_header(cluster)
+    engine = start_corral(repo, "run", str(write_plan(repo, body, header)), "--quiet")
+    rundir = wait_for_run(repo, timeout=60)
+    wait_until(
+        lambda: rundir.output_log("long", 1).is_file() and len(child_pids(rundir, "long")) == 10,
+        timeout=60,
+        what="the agent's children",
+    )
+    pids = child_pids(rundir, "long")
+    kill9(engine)
+    assert all(psutil.pid_exists(pid) for pid in pids), "the agent died with the engine"
+    rundir.plan.write_text(rundir.plan.read_text().replace("sleep 600", "exit 0"))
+    result = corral(repo, "run", "--resume", rundir.run_id, "--quiet", timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    first = state_of(rundir).agents["long"].attempts[0]
+    assert first.state == "lost"
+    assert "were still alive and were stopped" in first.reason
+    assert_all_dead(pids, timeout=1)
+    ray = pytest.importorskip("ray")
+    ray.init(address=cluster.address, namespace="corral", ignore_reinit_error=True)
+    try:
+        with pytest.raises(ValueError):
+            ray.get_actor(f"corral/{rundir.run_id}/long/1", namespace="corral")
+    finally:
+        ray.shutdown()
+
+
+def test_an_unreachable_cluster_is_a_clear_exit_2(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    header = 'runtime = "ray"\n[run.ray]\naddress = "127.0.0.1:9"\nconnect_timeout = "1s"\n'
+    result = corral(repo, "run", str(write_plan(repo, agent_block("a", ["true"]), header)))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "the Ray cluster at '127.0.0.1:9' does not answer" in result.stderr
+    assert list_runs(repo / ".git") == []
