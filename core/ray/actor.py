@@ -20,7 +20,6 @@ the agent its paths before the actor is placed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import os
 import shutil
@@ -120,7 +119,7 @@ class AttemptActor:
         env = dict(env)
         bin_dir = str(Path(sys.executable).parent)
         env["PATH"] = bin_dir + os.pathsep + env.get("PATH", os.defpath)
-        if shutil.which(argv[0], path=env["PATH"]) is None and not os.sep in argv[0]:
+        if shutil.which(argv[0], path=env["PATH"]) is None and os.sep not in argv[0]:
             raise StartError(f"cannot start {argv[0]!r}: not found on the node's PATH")
         keeper = str(Path(__file__).with_name("keeper.py"))
         command = [sys.executable, "-I", keeper, str(os.getpid()), "--", *argv]
@@ -132,11 +131,7 @@ class AttemptActor:
     async def poll(self, offset: int) -> tuple[bytes, float | None, int | None]:
         """New output from `offset`, CPU seconds of the tree, and its exit status once ended."""
         code = None if self.spawned is None else self.spawned.popen.poll()
-        data = b""
-        with contextlib.suppress(FileNotFoundError):
-            with open(self.paths.log, "rb") as log:
-                log.seek(offset)
-                data = log.read(OUTPUT_CHUNK)
+        data = await asyncio.to_thread(_read_from, self.paths.log, offset)
         cpu = None
         if self.spawned is not None and code is None:
             cpu = self.cpu.cpu_seconds(self.spawned.pid, self.spawned.start_time)
@@ -210,6 +205,15 @@ class AttemptActor:
 
 class StartError(Exception):
     """The agent's program cannot be started on the node."""
+
+
+def _read_from(path: Path, offset: int) -> bytes:
+    try:
+        with open(path, "rb") as log:
+            log.seek(offset)
+            return log.read(OUTPUT_CHUNK)
+    except FileNotFoundError:
+        return b""
 
 
 def _write_inside(root: Path, name: str, data: bytes) -> None:

@@ -60,7 +60,9 @@ def unpack_snapshot(cache: Path, snapshot: str, fetch_bundle: Callable[[], bytes
         with tempfile.NamedTemporaryFile(dir=cache, suffix=".bundle", delete=False) as file:
             file.write(data)
         try:
-            run_git(cache, "fetch", "--quiet", "--no-tags", file.name, f"+{SNAPSHOT_REF}:{SNAPSHOT_REF}")
+            run_git(
+                cache, "fetch", "--quiet", "--no-tags", file.name, f"+{SNAPSHOT_REF}:{SNAPSHOT_REF}"
+            )
         finally:
             os.unlink(file.name)
         return cache
@@ -73,7 +75,15 @@ def _has_commit(repo: Path, commit: str) -> bool:
 def clone_attempt(cache: Path, workspace: Path, snapshot: str, branch: str) -> None:
     """A working copy of `snapshot` on a new `branch`, sharing the cache's objects."""
     workspace.parent.mkdir(parents=True, exist_ok=True)
-    run_git(workspace.parent, "clone", "--quiet", "--shared", "--no-checkout", str(cache), str(workspace))
+    run_git(
+        workspace.parent,
+        "clone",
+        "--quiet",
+        "--shared",
+        "--no-checkout",
+        str(cache),
+        str(workspace),
+    )
     run_git(workspace, "checkout", "--quiet", "-b", branch, snapshot)
 
 
@@ -83,7 +93,15 @@ def branch_bundle(workspace: Path, branch: str, snapshot: str) -> bytes | None:
     if tip == snapshot:
         return None
     target = workspace.parent / "branch.bundle"
-    run_git(workspace, "bundle", "create", "--quiet", str(target), f"refs/heads/{branch}", f"^{snapshot}")
+    run_git(
+        workspace,
+        "bundle",
+        "create",
+        "--quiet",
+        str(target),
+        f"refs/heads/{branch}",
+        f"^{snapshot}",
+    )
     try:
         return target.read_bytes()
     finally:
@@ -111,7 +129,9 @@ def fetch_branch(repo_top: Path, branch: str, snapshot: str, bundle: bytes | Non
     try:
         tip = run_git(repo_top, "rev-parse", "--verify", f"{incoming}^{{commit}}")
         if run_git_result(repo_top, "merge-base", "--is-ancestor", snapshot, tip).status != 0:
-            raise BranchRefused(f"{branch} at {tip[:12]} does not descend from the snapshot {snapshot[:12]}")
+            raise BranchRefused(
+                f"{branch} at {tip[:12]} does not descend from the snapshot {snapshot[:12]}"
+            )
         run_git(repo_top, "update-ref", f"refs/heads/{branch}", tip, "")
         return tip
     finally:

@@ -83,8 +83,6 @@ def connect(settings: RaySettings) -> Any:
     ray = require_ray()
     if ray.is_initialized():
         return ray
-    address = settings.address
-
     _check_reachable(settings.address, settings.connect_timeout)
     try:
         ray.init(

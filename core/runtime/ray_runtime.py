@@ -199,7 +199,9 @@ class RayExecution:
 
 
 def _terminate_error(exc: BaseException) -> TerminateError:
-    return TerminateError(f"the attempt's processes on its node could not be confirmed gone: {exc}", [])
+    return TerminateError(
+        f"the attempt's processes on its node could not be confirmed gone: {exc}", []
+    )
 
 
 def _append(path: Path, data: bytes) -> None:

@@ -22,8 +22,8 @@ from tests.core.engine_helpers import (
     assert_all_dead,
     corral,
     engine_output,
-    kill9,
     events_of,
+    kill9,
     only_run,
     processes_with_env,
     start_corral,
@@ -119,8 +119,9 @@ def test_kill_stops_the_agents_whole_tree_on_its_node(tmp_path: Path, cluster: A
     engine = start_corral(repo, "run", str(write_plan(repo, body, header)), "--quiet")
     rundir = wait_for_run(repo, timeout=60)
     wait_until(
-        lambda: rundir.output_log("escaper", 1).is_file()
-        and len(child_pids(rundir, "escaper")) == 10,
+        lambda: (
+            rundir.output_log("escaper", 1).is_file() and len(child_pids(rundir, "escaper")) == 10
+        ),
         timeout=60,
         what="the agent's ten children",
     )
@@ -205,10 +206,11 @@ def test_a_removed_node_loses_its_attempts_and_they_finish_on_the_others(
     rundir = wait_for_run(repo, timeout=60)
     wait_until(lambda: len(started(events_of(rundir))) == 9, timeout=90, what="nine starts")
     by_node: dict[str, list[str]] = {}
-    for event in started(events_of(rundir)):
-        by_node.setdefault(node_of(event), []).append(event.agent)
+    for start in started(events_of(rundir)):
+        by_node.setdefault(node_of(start), []).append(start.agent)
     victim = next(
-        node for node in cluster.list_all_nodes()
+        node
+        for node in cluster.list_all_nodes()
         if node is not cluster.head_node and by_node.get(node.node_id)
     )
     doomed = set(by_node[victim.node_id])
@@ -268,7 +270,7 @@ def test_a_resumed_engine_stops_the_dead_engines_actors(tmp_path: Path, cluster:
     ray = pytest.importorskip("ray")
     ray.init(address=cluster.address, namespace="corral", ignore_reinit_error=True)
     try:
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="Failed to look up actor"):
             ray.get_actor(f"corral/{rundir.run_id}/long/1", namespace="corral")
     finally:
         ray.shutdown()
