@@ -289,7 +289,7 @@ def test_runtimes_come_from_the_entry_point_group_too(monkeypatch: pytest.Monkey
         name="elsewhere", value="corral.core.runtime.fake:FakeRuntime", group="corral.runtimes"
     )
     monkeypatch.setattr(registry, "_entry_points", lambda: {"elsewhere": point})
-    assert registry.known() == ["container", "elsewhere", "local", "sandbox"]
+    assert registry.known() == ["container", "elsewhere", "local", "ray", "sandbox"]
     assert registry.is_known("elsewhere")
     assert registry.factory("elsewhere") is FakeRuntime
     with pytest.raises(

@@ -15,11 +15,10 @@ import pytest
 
 SLOTS_PER_NODE = 4
 
-ray = pytest.importorskip("ray")
-
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
+    pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
 
     made = Cluster(
