@@ -19,6 +19,7 @@ from corral.core.log.state import AgentState, RunState
 from corral.core.operator.describe import (
     SOURCE_GLYPH,
     STATE_STYLE,
+    node_line,
     progress_line,
     runtime_line,
     shown_state,
@@ -242,6 +243,17 @@ def print_runtimes(console: Console, runtimes: Mapping[str, AgentRuntime]) -> No
             highlight=False,
             soft_wrap=True,
         )
+
+
+def print_nodes(console: Console, state: RunState, cluster: str | None) -> None:
+    """On a cluster: its line (nodes, free slots) and the node of each agent's latest attempt."""
+    if cluster is not None:
+        console.print(inert(cluster), markup=False, highlight=False)
+    for agent in state.agents.values():
+        attempt = agent.current
+        if attempt is not None and attempt.node:
+            line = f"node of {agent.id}: {node_line(attempt.node, attempt.host)}"
+            console.print(inert(line), markup=False, highlight=False, soft_wrap=True)
 
 
 def print_tampering(console: Console, state: RunState) -> None:

@@ -124,8 +124,8 @@ def _whoami() -> str:
 def cmd_status(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from corral.core.cli.headless import print_runtimes, print_summary
-    from corral.core.operator.reading import agent_runtimes, status
+    from corral.core.cli.headless import print_nodes, print_runtimes, print_summary
+    from corral.core.operator.reading import agent_runtimes, cluster_line, status
     from corral.core.trust.inert import inert_json
 
     rundir = find(args, args.run)
@@ -141,6 +141,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     console = Console()
     print_summary(console, state, state.verdict_reason)
     print_runtimes(console, runtimes)
+    print_nodes(console, state, cluster_line(rundir))
     return 0
 
 

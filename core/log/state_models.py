@@ -118,6 +118,10 @@ class AttemptState(BaseModel):
     log_path: str = ""
     pid: int | None = None
     proc_start_time: float | None = None
+    node: str = ""
+    """Where it runs when not on the engine's host: a Ray node's id (`identity.node_id`)."""
+    host: str = ""
+    """That node's host name, when its runtime says it."""
     started_ts: float | None = None
     ended_ts: float | None = None
     exit_code: int | None = None

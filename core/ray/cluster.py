@@ -8,9 +8,12 @@ naming the address and how to check it. `cluster_line` is the console's summary.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import socket
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from corral.core.errors import InputError
@@ -102,13 +105,44 @@ def connect(settings: RaySettings) -> Any:
 
 @dataclass(frozen=True)
 class ClusterSummary:
+    """The cluster as the engine last saw it (`rundir/runtime/ray/cluster.json`)."""
+
     nodes: int
     slots_total: float
     slots_free: float
+    at: float = 0.0
+    """When it was seen (wall clock)."""
 
     @property
     def line(self) -> str:
         return f"ray: {self.nodes} nodes, {self.slots_free:g}/{self.slots_total:g} slots free"
+
+
+def summary_path(rundir: Path) -> Path:
+    return rundir / "runtime" / "ray" / "cluster.json"
+
+
+def write_summary(rundir: Path, seen: ClusterSummary) -> None:
+    """For `corral status` and the console, which do not connect to the cluster themselves."""
+    from corral.core.atomic import write_atomic
+
+    path = summary_path(rundir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(dataclasses.asdict(seen)).encode())
+
+
+def read_summary(rundir: Path) -> ClusterSummary | None:
+    """The last summary the run's engine wrote; None for a run not on Ray (or unreadable)."""
+    try:
+        data = json.loads(summary_path(rundir).read_bytes())
+        return ClusterSummary(
+            nodes=int(data["nodes"]),
+            slots_total=float(data["slots_total"]),
+            slots_free=float(data["slots_free"]),
+            at=float(data.get("at", 0.0)),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def summary(settings: RaySettings) -> ClusterSummary:
@@ -117,4 +151,6 @@ def summary(settings: RaySettings) -> ClusterSummary:
     nodes = [node for node in ray.nodes() if node.get("Alive")]
     total = ray.cluster_resources().get(settings.slot_resource, 0.0)
     free = ray.available_resources().get(settings.slot_resource, 0.0)
-    return ClusterSummary(nodes=len(nodes), slots_total=float(total), slots_free=float(free))
+    return ClusterSummary(
+        nodes=len(nodes), slots_total=float(total), slots_free=float(free), at=time.time()
+    )

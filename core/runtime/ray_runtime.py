@@ -26,7 +26,7 @@ from typing import Any
 from corral.core.plan.resources import AgentResources, RaySettings
 from corral.core.ray import bundles
 from corral.core.ray.actor import AttemptActor, NodePaths, node_paths
-from corral.core.ray.cluster import connect
+from corral.core.ray.cluster import connect, summary, write_summary
 from corral.core.ray.relay import EngineRelay
 from corral.core.runtime.base import (
     AttemptRef,
@@ -44,6 +44,8 @@ from corral.core.runtime.base import (
 from corral.core.runtime.kill import TerminateError
 from corral.core.runtime.local import LocalRuntime
 
+SUMMARY_EVERY = 2.0
+"""Seconds between two writes of the cluster's summary for `corral status` and the console."""
 POLL_IDLE = 0.25
 """Seconds between output polls while an agent writes nothing."""
 NODE_GONE = "its Ray actor or node is gone"
@@ -243,6 +245,15 @@ class RayRuntime:
         self.attempts: dict[AttemptRef, _Attempt] = {}
         self._snapshot: Any = None
         self._snapshot_lock = asyncio.Lock()
+        self._summaries: asyncio.Task[None] | None = None
+
+    async def _write_summaries(self) -> None:
+        """The cluster line, refreshed while the engine runs (a failure only skips a refresh)."""
+        while True:
+            with contextlib.suppress(Exception):
+                seen = await asyncio.to_thread(summary, self.settings)
+                await asyncio.to_thread(write_summary, Path(self.setup.rundir), seen)
+            await asyncio.sleep(SUMMARY_EVERY)
 
     def _paths(self, ref: AttemptRef) -> NodePaths:
         return node_paths(
@@ -290,6 +301,11 @@ class RayRuntime:
 
     async def prepare(self, request: AttemptRequest, placement: Placement) -> None:
         from ray.exceptions import RayError
+
+        if self._summaries is None:
+            self._summaries = asyncio.get_running_loop().create_task(
+                self._write_summaries(), name="ray-summary"
+            )
 
         ref = request.ref
         paths = self._paths(ref)
@@ -438,6 +454,8 @@ class RayRuntime:
         await self._kill(attempt.handle)
 
     def close(self) -> None:
+        if self._summaries is not None:
+            self._summaries.cancel()
         for attempt in self.attempts.values():
             if attempt.relay is not None:
                 attempt.relay.cancel()

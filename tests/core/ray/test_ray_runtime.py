@@ -88,6 +88,10 @@ def test_thirty_agents_spread_over_the_nodes_within_their_slots(
         assert git(repo, "show", f"{integration}:out{i}.txt") == str(i)
     output = (only_run(repo).output_log("a1", 1)).read_text()
     assert "done" in output
+    shown = corral(repo, "status", only_run(repo).run_id, check=True).stdout
+    assert "ray: 3 nodes, " in shown
+    assert f"node of a1: node {node_of(starts[0])[:12]}" in shown or "node of a1: node " in shown
+    assert shown.count("node of ") == 30
 
 
 ESCAPE = "( for i in 1 2 3 4 5 6 7 8 9 10; do setsid sleep 413 & echo child $!; done )"
