@@ -200,16 +200,27 @@ def _runtime_problems(plan: Plan) -> list[PlanProblem]:
 def _ray_problems(plan: Plan) -> list[PlanProblem]:
     """`runtime = "ray"`: Ray installed, and its cluster answering (the connection is kept for
     the engine of this process: core/ray/cluster.py)."""
-    if not any(plan.runtime_of(spec) == "ray" for spec in plan.agents):
+    on_ray = [spec for spec in plan.agents if plan.runtime_of(spec) == "ray"]
+    if not on_ray:
         return []
     from corral.core.errors import InputError
     from corral.core.ray.cluster import connect
 
+    problems = [
+        PlanProblem(
+            where=f"agent {spec.id!r}",
+            field="input_format",
+            message='runtime "ray" does not carry an agent\'s stdin to its node yet; run this '
+            'agent with runtime = "local", or remove input_format',
+        )
+        for spec in on_ray
+        if spec.input_format is not None
+    ]
     try:
         connect(plan.run.ray)
     except InputError as exc:
-        return [PlanProblem(where="run.ray", field="address", message=str(exc))]
-    return []
+        problems.append(PlanProblem(where="run.ray", field="address", message=str(exc)))
+    return problems
 
 
 def _stream_problems(plan: Plan, repo_top: Path) -> list[PlanProblem]:
