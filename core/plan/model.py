@@ -357,6 +357,13 @@ class RunSettings(_Strict):
         return text
 
 
+AGENT_INDEXES_KEPT = 16
+_AGENT_INDEXES: dict[int, tuple[list[AgentSpec], dict[str, AgentSpec]]] = {}
+"""`Plan.agent`'s indexes by the id of the agents list they index, each holding that list (so
+its id cannot be reused while it is here): outside the frozen model, so a copy with other
+agents (`model_copy(update=...)`) gets its own and equality stays the fields'."""
+
+
 class Plan(_Strict):
     """A whole plan: run settings, agent defaults and the agents."""
 
@@ -367,10 +374,16 @@ class Plan(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     def agent(self, agent_id: str) -> AgentSpec:
-        for spec in self.agents:
-            if spec.id == agent_id:
-                return spec
-        raise KeyError(agent_id)
+        """The agent of that id (KeyError if none), from an index made once per agents list:
+        the scheduler asks for each agent on every pass, and a scan per ask made a pass
+        quadratic (10,000 agents took minutes; bench/bench_ray.py fake)."""
+        found = _AGENT_INDEXES.get(id(self.agents))
+        if found is None or found[0] is not self.agents:
+            if len(_AGENT_INDEXES) >= AGENT_INDEXES_KEPT:
+                _AGENT_INDEXES.pop(next(iter(_AGENT_INDEXES)))
+            found = (self.agents, {spec.id: spec for spec in self.agents})
+            _AGENT_INDEXES[id(self.agents)] = found
+        return found[1][agent_id]
 
     def runtime_of(self, spec: AgentSpec) -> str:
         """Where `spec` runs: its own `runtime`, else the run's."""
