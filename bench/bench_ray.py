@@ -99,7 +99,7 @@ def cluster_mode(args: argparse.Namespace) -> None:
             _, status, usage = os.wait4(proc.pid, 0)
         ended = time.time()
         if status != 0:
-            raise SystemExit(f"run failed: {(scratch / 'engine.out').read_text()[-3000:]}")
+            raise SystemExit(f"run failed: {(scratch / 'engine.out').read_text()[:2500]}")
         events = log_of(repo)
         started = stamps(events, "agent_started")
         starting = stamps(events, "agent_starting")

@@ -28,6 +28,7 @@ from corral.core.ray import bundles
 from corral.core.ray.actor import AttemptActor, NodePaths, node_paths
 from corral.core.ray.cluster import connect, summary, write_summary
 from corral.core.ray.relay import EngineRelay
+from corral.core.runs.rundir import RunDir
 from corral.core.runtime.base import (
     AttemptRef,
     AttemptRequest,
@@ -108,12 +109,18 @@ class RayExecution:
     """One command of an attempt running in its actor, watched by a pump task."""
 
     def __init__(
-        self, identity: RayIdentity, attempt: _Attempt | None, handle: Any, log_path: Path
+        self,
+        identity: RayIdentity,
+        attempt: _Attempt | None,
+        handle: Any,
+        log_path: Path,
+        output_dir: Path,
     ) -> None:
         self._identity = identity
         self.attempt = attempt
         self.handle = handle
         self.log_path = log_path
+        self.output_dir = output_dir
         self._ended: Ended | None = None
         self._done = asyncio.Event()
         self._cpu: float | None = 0.0
@@ -159,8 +166,7 @@ class RayExecution:
 
     async def _fetch_outputs(self) -> None:
         files: dict[str, bytes] = await self.handle.output_files.remote()
-        out = self.log_path.parent
-        await asyncio.to_thread(_write_files, out, files)
+        await asyncio.to_thread(_write_files, self.output_dir, files)
 
     def _end(self, ended: Ended) -> None:
         self._ended = ended
@@ -365,7 +371,9 @@ class RayRuntime:
             node_pid=pid,
             node_start_time=start_time,
         )
-        execution = RayExecution(identity, attempt, attempt.handle, placement.log_path)
+        execution = RayExecution(
+            identity, attempt, attempt.handle, placement.log_path, placement.output_dir
+        )
         execution.watch()
         return execution
 
@@ -393,8 +401,11 @@ class RayRuntime:
         if where["actor_id"] != extra.get("actor_id"):
             return None
         found = RayIdentity.model_validate({**identity.model_dump(), "runtime": self.name})
-        log_path = Path(self.setup.rundir) / "unused.log"
-        return RayExecution(found, None, handle, log_path)
+        rundir = RunDir(Path(self.setup.rundir))
+        log_path = rundir.output_log(ref.agent, ref.attempt)
+        return RayExecution(
+            found, None, handle, log_path, rundir.output_dir(ref.agent, ref.attempt)
+        )
 
     async def stop_attempt(
         self, ref: AttemptRef, execution: Execution | None, grace: float

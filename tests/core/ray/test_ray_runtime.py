@@ -54,11 +54,20 @@ def test_thirty_agents_spread_over_the_nodes_within_their_slots(
     repo = make_repo(tmp_path / "repo", {"README.md": "hello\n"})
     body = ""
     for i in range(30):
+        fields: dict[str, str] = {}
         if i % 3 == 0:  # coding agents: a file each, merged
             command = ["sh", "-c", f"corral heartbeat && echo {i} > out{i}.txt && sleep 1"]
+        elif i % 3 == 1:  # audit agents: their findings come back from the node
+            findings = '{"version": 1, "findings": []}'
+            command = [
+                "sh",
+                "-c",
+                f"corral heartbeat; echo '{findings}' > $CORRAL_OUTPUT/findings.json",
+            ]
+            fields["kind"] = "audit"
         else:
             command = ["sh", "-c", "corral heartbeat --progress 50% && sleep 1 && echo done"]
-        body += agent_block(f"a{i}", command)
+        body += agent_block(f"a{i}", command, **fields)
     header = 'runtime = "ray"\nmax_parallel = 30\n'
     plan = write_plan(repo, body, header + ray_header(cluster))
     done = corral(repo, "run", str(plan), "--quiet", timeout=300)
@@ -86,8 +95,8 @@ def test_thirty_agents_spread_over_the_nodes_within_their_slots(
     integration = f"corral/{only_run(repo).run_id}/integration"
     for i in range(0, 30, 3):  # each coding agent's file, made on its node, is merged here
         assert git(repo, "show", f"{integration}:out{i}.txt") == str(i)
-    output = (only_run(repo).output_log("a1", 1)).read_text()
-    assert "done" in output
+    assert "done" in only_run(repo).output_log("a2", 1).read_text()
+    assert (only_run(repo).output_dir("a1", 1) / "findings.json").is_file()
     shown = corral(repo, "status", only_run(repo).run_id, check=True).stdout
     assert "ray: 3 nodes, " in shown
     assert f"node of a1: node {node_of(starts[0])[:12]}" in shown or "node of a1: node " in shown
