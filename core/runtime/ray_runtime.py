@@ -160,9 +160,10 @@ class RayExecution:
                 if not data:
                     await asyncio.sleep(POLL_IDLE)
         except Exception as exc:
-            if not _is_actor_error(exc):
-                raise
-            self._end(Ended("lost", reason=f"{NODE_GONE}: {type(exc).__name__}"))
+            # an actor gone is the expected loss; anything else (the host log unwritable, a
+            # bug) must still end the wait rather than leave the attempt watched for ever
+            what = NODE_GONE if _is_actor_error(exc) else "its output could not be followed"
+            self._end(Ended("lost", reason=f"{what}: {type(exc).__name__}: {exc}"[:500]))
 
     async def _fetch_outputs(self) -> None:
         files: dict[str, bytes] = await self.handle.output_files.remote()
