@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import signal
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +90,13 @@ def connect(settings: RaySettings) -> Any:
     if ray.is_initialized():
         return ray
     _check_reachable(settings.address, settings.connect_timeout)
+    # ray.init replaces SIGTERM's handler with sys.exit in the main thread (and warns in any
+    # other): the engine's own stop (every agent's tree, then the log) must stay the handler
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if in_main else None
+    quiet = logging.getLogger("ray._private.worker")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
     try:
         ray.init(
             address=settings.address,
@@ -100,6 +110,10 @@ def connect(settings: RaySettings) -> Any:
             f"cannot connect to the Ray cluster at {settings.address!r}: {exc}; start one "
             "(`ray start --head --resources '{\"corral_slot\": 8}'`) or set [run.ray] address"
         ) from None
+    finally:
+        quiet.setLevel(level)
+        if in_main and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return ray
 
 

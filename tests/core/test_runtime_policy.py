@@ -293,7 +293,7 @@ def test_runtimes_come_from_the_entry_point_group_too(monkeypatch: pytest.Monkey
     assert registry.is_known("elsewhere")
     assert registry.factory("elsewhere") is FakeRuntime
     with pytest.raises(
-        registry.UnknownRuntime, match="known runtimes: container, elsewhere, local, sandbox"
+        registry.UnknownRuntime, match="known runtimes: container, elsewhere, local, ray, sandbox"
     ):
         registry.factory("cloud")
 
