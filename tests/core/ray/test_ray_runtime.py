@@ -34,7 +34,8 @@ from tests.core.engine_helpers import (
 )
 from tests.core.ray.conftest import SLOTS_PER_NODE, ray_header
 
-pytestmark = [pytest.mark.slow]
+# one cluster per worker process: these tests share it (`make test` runs --dist loadgroup)
+pytestmark = [pytest.mark.xdist_group("ray-cluster")]
 PY = sys.executable
 
 
@@ -48,6 +49,8 @@ def node_of(event: ev.AgentStarted) -> str:
     return node
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(400)  # a loaded 2-core CI machine runs the cluster too
 def test_thirty_agents_spread_over_the_nodes_within_their_slots(
     tmp_path: Path, cluster: Any
 ) -> None:
@@ -179,6 +182,8 @@ for _ in range(200):
 """
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(400)  # a loaded 2-core CI machine runs the cluster too
 def test_sixteen_agents_on_three_nodes_count_to_3200_under_one_lease(
     tmp_path: Path, cluster: Any
 ) -> None:
@@ -206,6 +211,8 @@ def test_sixteen_agents_on_three_nodes_count_to_3200_under_one_lease(
     assert state.locks["counter"].holder is None
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(400)  # a loaded 2-core CI machine runs the cluster too
 def test_a_removed_node_loses_its_attempts_and_they_finish_on_the_others(
     tmp_path: Path, cluster: Any
 ) -> None:
