@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# compat: a plain path entry; the default editable finder adds ~20 ms to every `corral` start
-	$(BIN)/python -m pip install --quiet -e '.[dev,demo]' --config-settings editable_mode=compat
+	$(BIN)/python -m pip install --quiet -e '.[dev,demo,ray]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -19,6 +19,7 @@ from corral.core.log.state import AgentState, RunState
 from corral.core.operator.describe import (
     SOURCE_GLYPH,
     STATE_STYLE,
+    node_line,
     progress_line,
     runtime_line,
     shown_state,
@@ -248,8 +249,9 @@ def print_hosts(console: Console, state: RunState) -> None:
     """Which host each agent's latest attempt ran on (runtime `ssh`), one line a host."""
     on: dict[str, list[str]] = {}
     for agent in state.agents.values():
-        if agent.current is not None and agent.current.host:
-            on.setdefault(agent.current.host, []).append(agent.id)
+        attempt = agent.current
+        if attempt is not None and attempt.host and not attempt.node:  # print_nodes has those
+            on.setdefault(attempt.host, []).append(agent.id)
     for host, agents in sorted(on.items()):
         console.print(
             inert(f"on host {host}: {', '.join(agents)}"),
@@ -257,6 +259,17 @@ def print_hosts(console: Console, state: RunState) -> None:
             highlight=False,
             soft_wrap=True,
         )
+
+
+def print_nodes(console: Console, state: RunState, cluster: str | None) -> None:
+    """On a cluster: its line (nodes, free slots) and the node of each agent's latest attempt."""
+    if cluster is not None:
+        console.print(inert(cluster), markup=False, highlight=False)
+    for agent in state.agents.values():
+        attempt = agent.current
+        if attempt is not None and attempt.node:
+            line = f"node of {agent.id}: {node_line(attempt.node, attempt.host)}"
+            console.print(inert(line), markup=False, highlight=False, soft_wrap=True)
 
 
 def print_tampering(console: Console, state: RunState) -> None:

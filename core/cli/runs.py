@@ -137,8 +137,8 @@ def _whoami() -> str:
 def cmd_status(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from corral.core.cli.headless import print_hosts, print_runtimes, print_summary
-    from corral.core.operator.reading import agent_runtimes, status
+    from corral.core.cli.headless import print_hosts, print_nodes, print_runtimes, print_summary
+    from corral.core.operator.reading import agent_runtimes, cluster_line, status
     from corral.core.trust.inert import inert_json
 
     rundir = find(args, args.run)
@@ -155,6 +155,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     print_summary(console, state, state.verdict_reason)
     print_runtimes(console, runtimes)
     print_hosts(console, state)
+    print_nodes(console, state, cluster_line(rundir))
     return 0
 
 

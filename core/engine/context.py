@@ -154,6 +154,7 @@ class RunContext:
             image=self.image(self.plan.defaults.image),
             sandbox=self.plan.defaults.sandbox,
             hosts=tuple(self.plan.hosts),
+            ray=self.plan.run.ray,
         )
 
     def image(self, text: str | None) -> Path | None:

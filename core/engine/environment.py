@@ -61,6 +61,7 @@ def attempt_request(ctx: RunContext, spec: AgentSpec, control: AttemptControl) -
         corral_env=corral_env,
         sandbox=spec.sandbox,
         image=ctx.image(spec.image),
+        resources=spec.resources,
     )
 
 

@@ -26,7 +26,7 @@ from corral.core.atomic import write_atomic
 from corral.core.control.server import serve
 from corral.core.engine.context import AttemptFault, RunContext
 from corral.core.engine.scheduler import Engine, engine_info
-from corral.core.errors import CorralError
+from corral.core.errors import CorralError, InputError
 from corral.core.log import EventWriter, FollowState, LogFailed
 from corral.core.log import events as ev
 from corral.core.log.state import RunState
@@ -320,7 +320,8 @@ async def resume_run(
         )
         try:
             engine = Engine(ctx, writer, state)
-        except UnknownRuntime as exc:  # the run's runtime was uninstalled since it started
+        # the run's runtime was uninstalled since it started, or its cluster does not answer
+        except (UnknownRuntime, InputError) as exc:
             await writer.close()
             return Outcome(rundir.run_id, state, EXIT_INVALID, str(exc))
         return await drive(

@@ -122,6 +122,11 @@ def agent_started(state: RunState, event: ev.AgentStarted) -> None:
     agent.paused_by = None
     attempt.pid = event.pid
     attempt.proc_start_time = event.proc_start_time
+    extra = event.identity.model_extra or {}
+    node, host = extra.get("node_id"), extra.get("host")
+    attempt.node = node if isinstance(node, str) else ""
+    if isinstance(host, str):  # else the host `agent_starting` named (or the engine's)
+        attempt.host = host
 
 
 def agent_paused(state: RunState, event: ev.AgentPaused) -> None:

@@ -114,12 +114,15 @@ class AttemptState(BaseModel):
     state: AgentStateName = "queued"
     workspace: str = ""
     host: str = ""
-    """Where it runs: a host of the `ssh` runtime's pool, or empty for the engine's host."""
+    """Where it runs when not on the engine's host: a host of the `ssh` runtime's pool, or the
+    host name of its Ray node (when the runtime says it); empty for the engine's host."""
     branch: str = ""
     output_dir: str = ""
     log_path: str = ""
     pid: int | None = None
     proc_start_time: float | None = None
+    node: str = ""
+    """The Ray node it runs on (`identity.node_id`), on a cluster."""
     started_ts: float | None = None
     ended_ts: float | None = None
     exit_code: int | None = None

@@ -314,6 +314,12 @@ def command_line(event: ev.Event, command: list[str] | None) -> str:
             return ""
 
 
+def node_line(node: str, host: str) -> str:
+    """Where an attempt runs on a cluster: the node's short id and its host."""
+    short = node[:12]
+    return f"node {short} ({host})" if host else f"node {short}"
+
+
 def runtime_line(runtime: AgentRuntime) -> str:
     """Where an agent runs, and when sandboxed what it may reach, on one line."""
     return " · ".join([runtime.runtime, *runtime.summary])

@@ -98,6 +98,18 @@ def agent_runtimes(rundir: RunDir) -> dict[str, AgentRuntime]:
     return found
 
 
+def cluster_line(rundir: RunDir) -> str | None:
+    """The cluster a Ray run's engine last saw (nodes, free slots, how long ago); None when
+    the run does not use Ray."""
+    from corral.core.ray.cluster import read_summary
+
+    seen = read_summary(rundir.path)
+    if seen is None:
+        return None
+    age = max(0.0, time.time() - seen.at)
+    return f"{seen.line} ({age:.0f} s ago)"
+
+
 def output_log(
     state: RunState, rundir: RunDir, agent: str, attempt: int | None = None
 ) -> OutputLog:

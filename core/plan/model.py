@@ -35,6 +35,7 @@ from corral.core.plan.hosts import HostSpec
 from corral.core.plan.problems import PlanError as PlanError
 from corral.core.plan.problems import PlanProblem as PlanProblem
 from corral.core.plan.problems import describe_validation_error
+from corral.core.plan.resources import AgentResources, RaySettings
 from corral.core.sandbox.policy import SandboxPolicy
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -149,6 +150,9 @@ class AgentDefaults(_Strict):
     image: str | None = None
     """The root filesystem directory the agent runs in with `runtime = "container"`: absolute,
     `~/...`, or relative to the repository's top (docs/containers.md says how to build one)."""
+    resources: AgentResources | None = None
+    """What one attempt takes of its node with `runtime = "ray"` (core/plan/resources.py):
+    a `corral_slot` unless it says more (CPUs, memory, GPUs, a labelled node)."""
     max_cost_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     """Stop an attempt whose stream reports (or prices) more than this many USD: its outcome
     is `budget_exceeded`, not retried. Needs a `stream`; a retry starts afresh."""
@@ -325,6 +329,8 @@ class RunSettings(_Strict):
     runtime: RuntimeName = "local"
     """Where and how agents run (an agent may name its own): `local` is a process tree in a git
     worktree on this machine; other runtimes are installed as plugins (core/runtime/registry.py)."""
+    ray: RaySettings = Field(default_factory=RaySettings)
+    """`[run.ray]`: the cluster agents with `runtime = "ray"` run on (docs/ray.md)."""
     max_cost_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     """The run's budget over every attempt of every agent: crossing it stops the agents that
     report a stream (`budget_exceeded`) and starts no more."""
@@ -352,6 +358,13 @@ class RunSettings(_Strict):
         return text
 
 
+AGENT_INDEXES_KEPT = 16
+_AGENT_INDEXES: dict[int, tuple[list[AgentSpec], dict[str, AgentSpec]]] = {}
+"""`Plan.agent`'s indexes by the id of the agents list they index, each holding that list (so
+its id cannot be reused while it is here): outside the frozen model, so a copy with other
+agents (`model_copy(update=...)`) gets its own and equality stays the fields'."""
+
+
 class Plan(_Strict):
     """A whole plan: run settings, agent defaults and the agents."""
 
@@ -365,10 +378,16 @@ class Plan(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     def agent(self, agent_id: str) -> AgentSpec:
-        for spec in self.agents:
-            if spec.id == agent_id:
-                return spec
-        raise KeyError(agent_id)
+        """The agent of that id (KeyError if none), from an index made once per agents list:
+        the scheduler asks for each agent on every pass, and a scan per ask made a pass
+        quadratic (10,000 agents took minutes; bench/bench_ray.py fake)."""
+        found = _AGENT_INDEXES.get(id(self.agents))
+        if found is None or found[0] is not self.agents:
+            if len(_AGENT_INDEXES) >= AGENT_INDEXES_KEPT:
+                _AGENT_INDEXES.pop(next(iter(_AGENT_INDEXES)))
+            found = (self.agents, {spec.id: spec for spec in self.agents})
+            _AGENT_INDEXES[id(self.agents)] = found
+        return found[1][agent_id]
 
     def runtime_of(self, spec: AgentSpec) -> str:
         """Where `spec` runs: its own `runtime`, else the run's."""

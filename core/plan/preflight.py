@@ -187,7 +187,7 @@ def _runtime_problems(plan: Plan) -> list[PlanProblem]:
         if spec.runtime is not None and not registry.is_known(spec.runtime):
             problems.append(((f"agent {spec.id!r}", "runtime"), spec.runtime))
     if not problems:
-        return []
+        return _ray_problems(plan)
     known = registry.known()
     return [
         PlanProblem(
@@ -223,6 +223,32 @@ def _host_problems(plan: Plan) -> tuple[list[PlanProblem], list[str]]:
     return [], [
         f"{why}; the run starts without it and uses it once it answers" for why in down.values()
     ]
+
+
+def _ray_problems(plan: Plan) -> list[PlanProblem]:
+    """`runtime = "ray"`: Ray installed, and its cluster answering (the connection is kept for
+    the engine of this process: core/ray/cluster.py)."""
+    on_ray = [spec for spec in plan.agents if plan.runtime_of(spec) == "ray"]
+    if not on_ray:
+        return []
+    from corral.core.errors import InputError
+    from corral.core.ray.cluster import connect
+
+    problems = [
+        PlanProblem(
+            where=f"agent {spec.id!r}",
+            field="input_format",
+            message='runtime "ray" does not carry an agent\'s stdin to its node yet; run this '
+            'agent with runtime = "local", or remove input_format',
+        )
+        for spec in on_ray
+        if spec.input_format is not None
+    ]
+    try:
+        connect(plan.run.ray)
+    except InputError as exc:
+        problems.append(PlanProblem(where="run.ray", field="address", message=str(exc)))
+    return problems
 
 
 def _stream_problems(plan: Plan, repo_top: Path) -> list[PlanProblem]:

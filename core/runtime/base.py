@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from corral.core.errors import CorralError
 from corral.core.log.events import EventBase, ExecutionIdentity
 from corral.core.plan.hosts import HostSpec
+from corral.core.plan.resources import AgentResources, RaySettings
 from corral.core.sandbox.policy import SandboxPolicy
 
 Identity = ExecutionIdentity
@@ -73,6 +74,8 @@ class RuntimeSetup:
     hosts: tuple[HostSpec, ...] = ()
     """The `ssh` runtime's pool: the plan's `[[host]]` tables (core/remote/config.py adds the
     user's `hosts.toml`)."""
+    ray: RaySettings | None = None
+    """The run's `[run.ray]`: the cluster of the `ray` runtime (core/runtime/ray_runtime.py)."""
 
 
 class AttemptRef(BaseModel):
@@ -118,6 +121,8 @@ class AttemptRequest(BaseModel):
     image: Path | None = None
     """The agent's root filesystem (`image`, resolved), for the `container` runtime
     (core/runtime/container.py); others ignore it."""
+    resources: AgentResources | None = None
+    """The agent's `[agent.resources]`, for the `ray` runtime's placement; others ignore it."""
 
 
 class Placement(BaseModel):

@@ -1,4 +1,4 @@
-"""Runtimes by name: the built-in `local`, `sandbox`, `container` and `ssh`, and whatever is
+"""Runtimes by name: the built-in `local`, `sandbox`, `container`, `ssh` and `ray`, and whatever is
 registered under `corral.runtimes`.
 
 A package adds a runtime without touching corral by declaring an entry point, e.g.
@@ -47,11 +47,22 @@ def _ssh(setup: RuntimeSetup) -> Runtime:
     return SshRuntime(setup)
 
 
+def _ray(setup: RuntimeSetup) -> Runtime:
+    """Only this imports Ray (an optional extra, `corral[ray]`), and only when a plan names it."""
+    from corral.core.ray.cluster import require_ray
+
+    require_ray()
+    from corral.core.runtime.ray_runtime import RayRuntime
+
+    return RayRuntime(setup)
+
+
 _BUILT_IN: dict[str, Factory] = {
     "local": _local,
     "sandbox": _sandbox,
     "container": _container,
     "ssh": _ssh,
+    "ray": _ray,
 }
 _registered: dict[str, Factory] = {}
 

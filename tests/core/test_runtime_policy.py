@@ -289,11 +289,11 @@ def test_runtimes_come_from_the_entry_point_group_too(monkeypatch: pytest.Monkey
         name="elsewhere", value="corral.core.runtime.fake:FakeRuntime", group="corral.runtimes"
     )
     monkeypatch.setattr(registry, "_entry_points", lambda: {"elsewhere": point})
-    assert registry.known() == ["container", "elsewhere", "local", "sandbox", "ssh"]
+    assert registry.known() == ["container", "elsewhere", "local", "ray", "sandbox", "ssh"]
     assert registry.is_known("elsewhere")
     assert registry.factory("elsewhere") is FakeRuntime
     with pytest.raises(
-        registry.UnknownRuntime, match="known runtimes: container, elsewhere, local, sandbox"
+        registry.UnknownRuntime, match="known runtimes: container, elsewhere, local, ray, sandbox"
     ):
         registry.factory("cloud")
 

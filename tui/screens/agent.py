@@ -22,8 +22,8 @@ from textual.widget import Widget
 from textual.widgets import Log, Static, TabbedContent, TabPane
 
 from corral.core.findings.display import Loaded, agent_findings, severity_rank
-from corral.core.operator.describe import runtime_line, stream_detail, usage_line
-from corral.core.operator.reading import agent_runtimes
+from corral.core.operator.describe import node_line, runtime_line, stream_detail, usage_line
+from corral.core.operator.reading import agent_runtimes, cluster_line
 from corral.core.operator.results import AgentRuntime
 from corral.tui import answer, decisions, keys, look, ops
 from corral.tui.bridge import RunSession
@@ -120,6 +120,7 @@ class AgentScreen(RunScreen):
         def __init__(self, runtime: AgentRuntime | None) -> None:
             super().__init__()
             self.runtime = runtime
+            self.cluster: str | None = None
 
     header = getters.query_one("#agent-header", Static)
     output = getters.query_one("#output-log", Log)
@@ -134,6 +135,8 @@ class AgentScreen(RunScreen):
         self.output_lines = 0
         self.diff_text = ""
         self.runtime: AgentRuntime | None = None
+        self.cluster: str | None = None
+        """The Ray cluster's line (nodes, free slots) for a run on Ray."""
         """Where the agent runs, from the run's plan (None until loaded, or if unreadable)."""
         self.tty = keys.is_tty(self.agent)
         """It runs on a PTY: its output tab is a terminal view, and `t` attaches."""
@@ -309,19 +312,25 @@ class AgentScreen(RunScreen):
             inert(runtime_line(runtime), limit=300), style="cyan" if runtime.sandboxed else ""
         )
         attempt = self.agent.current if self.agent is not None else None
-        if attempt is not None and attempt.host:
+        if attempt is not None and attempt.node:  # on a cluster: where, and the cluster's room
+            text.append(" · " + inert(node_line(attempt.node, attempt.host), limit=120))
+        elif attempt is not None and attempt.host:
             text.append(" on host ", style="dim")
             text.append(inert(attempt.host, limit=80), style="bold")
+        if self.cluster:
+            text.append(" · " + inert(self.cluster, limit=120), style="dim")
         return text
 
     @work(group="runtime", exclusive=True, thread=True)
     def load_runtime(self) -> None:
-        self.post_message(
-            self.RuntimeLoaded(agent_runtimes(self.session.rundir).get(self.agent_id))
-        )
+        rundir = self.session.rundir
+        loaded = self.RuntimeLoaded(agent_runtimes(rundir).get(self.agent_id))
+        loaded.cluster = cluster_line(rundir)
+        self.post_message(loaded)
 
     def on_agent_screen_runtime_loaded(self, message: RuntimeLoaded) -> None:
         self.runtime = message.runtime
+        self.cluster = message.cluster
         feed = self.session.feed
         if feed is not None:
             self.redraw(feed, self.session.clock(), since=-1, ages=True)
