@@ -271,17 +271,23 @@ class RayRuntime:
             handle = await asyncio.to_thread(self._find, ref)
         if handle is None:  # never placed here, or a command of this host (`verify`)
             return await self.local.stop_attempt(ref, execution, grace)
+        unreachable = False
         try:
             stopped, forced = await handle.terminate.remote(grace)
         except Exception as exc:
             if not is_actor_error(exc):
                 raise terminate_error(exc) from exc
-            stopped, forced = 0, 0
+            # its actor (or node) is gone: Ray ends its worker, and the keeper the agent with
+            # it, but nothing here can confirm that, so its leases are not handed on early
+            stopped, forced, unreachable = 0, 0, True
         if isinstance(execution, RayExecution) and execution.pump is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(execution._done.wait()), 10.0)
         if attempt is None:  # a dead engine's actor: nothing will release it
             await self._kill(handle)
+        if unreachable:
+            why = f"{ref.label}'s actor is gone (its node lost?): its leases run out after TTL + grace"
+            return Stopped(details=[why], deferred=True)
         return Stopped(stopped=stopped, forced=forced)
 
     async def _kill(self, handle: Any) -> None:

@@ -219,12 +219,18 @@ def test_a_removed_node_loses_its_attempts_and_they_finish_on_the_others(
     repo = make_repo(tmp_path / "repo")
     body = ""
     for i in range(9):
-        command = ["sh", "-c", f"corral heartbeat && echo {i} > f{i}.txt && sleep 8"]
+        # each holds a lease of its own: a lost attempt's must run out, not be handed on early
+        take = f"corral lock acquire lease-{i} --ttl 12 --wait 60"
+        command = ["sh", "-c", f"corral heartbeat && {take} && echo {i} > f{i}.txt && sleep 8"]
         body += agent_block(f"n{i}", command, retries=2)
-    header = 'runtime = "ray"\nmax_parallel = 12\n' + ray_header(cluster)
+    header = 'runtime = "ray"\nmax_parallel = 12\nlock_grace = "500ms"\n' + ray_header(cluster)
     engine = start_corral(repo, "run", str(write_plan(repo, body, header)), "--quiet")
     rundir = wait_for_run(repo, timeout=60)
-    wait_until(lambda: len(started(events_of(rundir))) == 9, timeout=90, what="nine starts")
+    wait_until(
+        lambda: sum(isinstance(e, ev.LockAcquired) for e in events_of(rundir)) == 9,
+        timeout=90,
+        what="nine agents holding their leases",
+    )
     by_node: dict[str, list[str]] = {}
     for start in started(events_of(rundir)):
         by_node.setdefault(node_of(start), []).append(start.agent)
@@ -253,6 +259,21 @@ def test_a_removed_node_loses_its_attempts_and_they_finish_on_the_others(
                 assert node_of(event) != victim.node_id
         elif isinstance(event, ev.AgentFinished) and event.agent in running:
             del running[event.agent]
+    # the lost attempts' leases were kept until TTL + grace, then handed to their retries
+    for agent in doomed:
+        grants = [e for e in events if isinstance(e, ev.LockAcquired) and e.agent == agent]
+        first, retried = grants[0], grants[-1]
+        ends = [
+            (e.attempt, e.outcome, e.reason)
+            for e in events
+            if isinstance(e, ev.AgentFinished) and e.agent == agent
+        ]
+        assert first.attempt == 1, ends
+        assert retried.attempt > 1, ends
+        assert not [e for e in events if isinstance(e, ev.LockReleased) and e.token == first.token]
+        expired = [e for e in events if isinstance(e, ev.LockExpired) and e.token == first.token]
+        assert expired, f"{agent}'s lost lease did not run out"
+        assert expired[0].seq < retried.seq, f"{agent}'s lease was handed on early"
     state = state_of(rundir)
     assert {agent.state for agent in state.agents.values()} == {"succeeded"}
     assert processes_with_env("CORRAL_RUN_ID", rundir.run_id) == []
