@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from corral.core.errors import CorralError
 from corral.core.ray import bundles
 from corral.core.ray.relay import Frame, NodeListener
 
@@ -203,7 +204,7 @@ class AttemptActor:
         return time.time()
 
 
-class StartError(Exception):
+class StartError(CorralError):
     """The agent's program cannot be started on the node."""
 
 

@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from corral.core.errors import CorralError
 from corral.worktrees.git import run_git, run_git_result
 
 SNAPSHOT_REF = "refs/heads/corral-snapshot"
@@ -108,7 +109,7 @@ def branch_bundle(workspace: Path, branch: str, snapshot: str) -> bytes | None:
         target.unlink(missing_ok=True)
 
 
-class BranchRefused(Exception):
+class BranchRefused(CorralError):
     """A bundle that does not hold the branch, or a branch that does not descend from the snapshot."""
 
 
