@@ -15,6 +15,7 @@ from corral.core.operator.describe import (
     NO_COLOR_STYLE,
     SOURCE_GLYPH,
     STATE_STYLE,
+    node_line,
     state_style,
     stream_detail,
     usage_cell,
@@ -130,10 +131,18 @@ def elapsed_text(agent: AgentState, now: float) -> str:
 
 
 def workspace_text(agent: AgentState) -> Text:
+    """Its worktree, after where it is when not on this machine: `HOST:` for an `ssh` host,
+    the node for a Ray one (so the dashboard shows where each agent runs)."""
     attempt = agent.current
     if attempt is None or not attempt.workspace:
         return Text("")
-    return Text(inert(attempt.workspace, limit=200), style="dim")
+    text = Text()
+    if attempt.node:
+        text.append(inert(node_line(attempt.node, attempt.host), limit=80) + " ", style="bold")
+    elif attempt.host:
+        text.append(inert(attempt.host, limit=80) + ":", style="bold")
+    text.append(inert(attempt.workspace, limit=200), style="dim")
+    return text
 
 
 def holder_text(lock: LockState) -> Text:

@@ -1,5 +1,6 @@
-"""The console's agent detail names the host a remote agent (runtime `ssh`) runs on, and the
-event tail says when a host's late commit was refused (docs/reliability.md T7)."""
+"""The console names the host a remote agent (runtime `ssh`) runs on, in the dashboard's
+workspace column and the agent detail, and the event tail says when a host's late commit was
+refused (docs/reliability.md T7)."""
 
 from __future__ import annotations
 
@@ -73,7 +74,9 @@ def test_the_agent_detail_names_the_host_and_the_tail_the_late_commit(repo: Path
                 lambda: isinstance(app.screen, DashboardScreen) and app.screen.draws > 0,
                 what="the dashboard",
             )
-            assert "remote#1 on host build-7: late commit refused" in screen_text(pilot)
+            shown = screen_text(pilot)
+            assert "remote#1 on host build-7: late commit refused" in shown
+            assert "build-7:~/.cache/corral/attempts/r1/remote-1/wt" in shown, "where it runs"
             await pilot.press("enter")
             screen = app.screen
             assert isinstance(screen, AgentScreen)

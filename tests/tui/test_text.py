@@ -110,3 +110,20 @@ def test_an_agent_stream_shows_in_the_header_and_the_progress_cell_made_inert() 
     cell = progress_text(state.agents["a"]).plain
     assert cell.startswith("63.6k tok $0.19 2t [claude-sonnet-4-5] » Write hello")
     assert "\x1b" not in cell
+
+
+def test_the_workspace_cell_says_where_a_remote_agent_runs() -> None:
+    """Here: the worktree alone; on an `ssh` host: `HOST:PATH`; on a Ray node: the node and its
+    host name first. Names from a plan or a node are made inert."""
+    from corral.core.log.state import AgentState, AttemptState
+    from corral.tui.look import workspace_text
+
+    def cell(**where: str) -> str:
+        attempt = AttemptState(number=1, workspace="/wt/a-1", **where)  # type: ignore[arg-type]
+        agent = AgentState(id="a", kind="coding", command=["x"], attempts=[attempt])
+        return workspace_text(agent).plain
+
+    assert cell() == "/wt/a-1"
+    assert cell(host="build-7") == "build-7:/wt/a-1"
+    assert cell(node="f" * 40, host="ray-2") == "node ffffffffffff (ray-2) /wt/a-1"
+    assert cell(host="evil\x1b[2J") == "evil:/wt/a-1"
