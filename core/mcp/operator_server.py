@@ -128,6 +128,10 @@ class OperatorTools:
             "resumed": retried.resumed_pid is not None,
         }
 
+    def rerun(self, run: str | None, agents: list[str]) -> dict[str, Any]:
+        started = actions.rerun(self._run(run), agents, by=self.operator)
+        return {"run": started.run_id, "agents": agents, "engine_pid": started.pid}
+
     def answer(
         self, run: str | None, agent: str, text: str, question_id: str | None
     ) -> dict[str, Any]:
@@ -171,7 +175,8 @@ def build_server(tools: OperatorTools) -> MCPServer[Any]:
     server: MCPServer[Any] = MCPServer(
         "corral-operator",
         instructions="Watch and steer corral runs of this repository: list runs, read status, "
-        "agent output and the report; kill, retry, answer an agent's question.",
+        "agent output and the report; kill, retry, answer an agent's question, re-run a left-out "
+        "agent.",
         log_level="WARNING",
     )
 
@@ -214,6 +219,21 @@ def build_server(tools: OperatorTools) -> MCPServer[Any]:
     def retry(agent: AgentArg, run: RunArg = None) -> dict[str, Any]:
         """Give an agent that ended another attempt (resumes the run's engine if none runs)."""
         return _tool_call(lambda: tools.retry(run, agent))  # type: ignore[no-any-return]
+
+    @server.tool()
+    def rerun(
+        agents: Annotated[
+            list[str],
+            Field(
+                description="Agents the run's merge left out (its report names them).", min_length=1
+            ),
+        ],
+        run: RunArg = None,
+    ) -> dict[str, Any]:
+        """Redo agents a finished run left out (their branches conflicted) in a new run, in the
+        background, that starts from the run's integration commit: it sees what merged. Approve
+        the first run, then the new one lands on top."""
+        return _tool_call(lambda: tools.rerun(run, agents))  # type: ignore[no-any-return]
 
     @server.tool()
     def answer(

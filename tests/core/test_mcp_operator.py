@@ -14,12 +14,16 @@ import anyio
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
 from corral.core.log import events as ev
+from corral.core.runs.rundir import RunDir
 from tests.conftest import wait_until
 from tests.core.engine_helpers import (
     agent_block,
+    corral,
     engine_output,
     events_of,
+    only_run,
     start_corral,
+    state_of,
     wait_for_event,
     wait_for_run,
     write_plan,
@@ -161,3 +165,42 @@ def test_an_agent_cannot_answer_a_question(repo: Path, tmp_path: Path) -> None:
     refusals = [e for e in events_of(rundir) if isinstance(e, ev.OperatorActionRefused)]
     assert refusals
     assert refusals[0].action == "answer"
+
+
+def test_an_assistant_reruns_a_left_out_agent_on_the_integration(
+    repo: Path, tmp_path: Path
+) -> None:
+    """`rerun` is the operator API's re-run: refused for an agent that merged, naming the one
+    left out; for that one a new run starts from the integration commit."""
+    body = agent_block("alpha", ["sh", "-c", "echo alpha > README.md"]) + agent_block(
+        "beta", ["sh", "-c", "echo beta > README.md"]
+    )
+    plan = write_plan(tmp_path, body, header="min_success = 1\n")
+    corral(repo, "run", str(plan), "--quiet", check=True)
+    first = only_run(repo)
+    old = state_of(first)
+    assert [left.agent for left in old.merge.left_out] == ["beta"]
+    tools, results = session_calls(
+        operator_server(repo),
+        [
+            ("rerun", {"run": first.run_id, "agents": ["alpha"]}),
+            ("rerun", {"run": first.run_id, "agents": ["beta"]}),
+        ],
+    )
+    assert "rerun" in tools
+    refused, started = results
+    assert refused[0] is False
+    assert "alpha was not left out" in refused[1]
+    assert "(left out: beta)" in refused[1]
+    assert started[0] is True, started
+    second = RunDir(first.path.parent / started[1]["run"])
+
+    def finished() -> bool:
+        return second.events.exists() and state_of(second).status == "finished"
+
+    wait_until(finished, timeout=60, what="the re-run to finish")
+    new = state_of(second)
+    assert new.snapshot == old.merge.integration_commit
+    assert list(new.agents) == ["beta"]
+    assert new.rerun_of is not None
+    assert new.rerun_of.run == first.run_id
