@@ -7,9 +7,10 @@ Generic (any runtime whose attempts run where the repository is not: Ray nodes, 
 - `unpack_snapshot`: the bundle into a cache bare repository on the far side, once per host
   (under a file lock, so the attempts of a node share one copy).
 - `branch_bundle`: an attempt's branch, from its clone, as a bundle of what it added.
-- `fetch_branch`: that bundle into the repository: git checks every object and its
-  connectivity, and the branch is created by compare-and-swap only if it descends from the
-  snapshot (an agent cannot hand back a history that skips it).
+- `fetch_branch`: that bundle into the repository, by worktrees/bundle.py's rule (shared with
+  the SSH runtime): git checks every object and its connectivity, and the branch is created by
+  compare-and-swap only if it descends from the snapshot (an agent cannot hand back a history
+  that skips it).
 
 Git runs through `corral.worktrees.git.run_git` (safe options, no hooks, no drivers).
 """
@@ -22,7 +23,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from corral.core.errors import CorralError
+from corral.worktrees.bundle import take_branch
 from corral.worktrees.git import run_git, run_git_result
 
 SNAPSHOT_REF = "refs/heads/corral-snapshot"
@@ -109,31 +110,12 @@ def branch_bundle(workspace: Path, branch: str, snapshot: str) -> bytes | None:
         target.unlink(missing_ok=True)
 
 
-class BranchRefused(CorralError):
-    """A bundle that does not hold the branch, or a branch that does not descend from the snapshot."""
-
-
 def fetch_branch(repo_top: Path, branch: str, snapshot: str, bundle: bytes | None) -> str:
-    """Create `branch` in `repo_top` from `bundle` (None: at the snapshot); its tip."""
+    """Create `branch` in `repo_top` from the node's `bundle` (None: at the snapshot); its tip.
+    What is taken is worktrees/bundle.py's rule; raises its BranchRefused."""
     if bundle is None:
-        run_git(repo_top, "update-ref", f"refs/heads/{branch}", snapshot, "")
-        return snapshot
-    incoming = f"refs/corral-incoming/{branch}"
+        return take_branch(repo_top, None, branch, snapshot)
     with tempfile.NamedTemporaryFile(suffix=".bundle") as file:
         file.write(bundle)
         file.flush()
-        result = run_git_result(
-            repo_top, "fetch", "--quiet", "--no-tags", file.name, f"+refs/heads/{branch}:{incoming}"
-        )
-    if result.status != 0:
-        raise BranchRefused(f"the attempt's bundle could not be fetched: {result.stderr.strip()}")
-    try:
-        tip = run_git(repo_top, "rev-parse", "--verify", f"{incoming}^{{commit}}")
-        if run_git_result(repo_top, "merge-base", "--is-ancestor", snapshot, tip).status != 0:
-            raise BranchRefused(
-                f"{branch} at {tip[:12]} does not descend from the snapshot {snapshot[:12]}"
-            )
-        run_git(repo_top, "update-ref", f"refs/heads/{branch}", tip, "")
-        return tip
-    finally:
-        run_git_result(repo_top, "update-ref", "-d", incoming)
+        return take_branch(repo_top, Path(file.name), branch, snapshot)

@@ -7,15 +7,15 @@ whole history, later only the new commits) and fetches the bundle there. Nothing
 data leaves the engine's host.
 
 Back, the host is untrusted: the branch comes as a bundle (`git bundle create - BRANCH
-^SNAPSHOT`), is fetched here by git (which checks every object and their connectivity), must be
-one commit that descends from the snapshot, and becomes the local attempt branch only if that
-branch does not exist yet. No hook, config or other ref of the host is ever read here.
+^SNAPSHOT`) and is taken by worktrees/bundle.py: fetched by git (which checks every object and
+their connectivity), the tip the host named, descending from the snapshot, and the local attempt
+branch only if that branch does not exist yet. No hook, config or other ref of the host is ever
+read here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import shlex
 import tempfile
@@ -25,6 +25,7 @@ from pathlib import Path
 
 from corral.core.errors import CorralError
 from corral.core.remote.remote import Remote, RemoteError
+from corral.worktrees.bundle import BranchRefused, take_branch
 from corral.worktrees.git import run_git, run_git_result
 from corral.worktrees.safety import STATIC_OPTIONS
 
@@ -112,73 +113,32 @@ def _bundle(repo_top: Path, bundle: Path, snapshot: str, haves: list[str]) -> st
 
 async def fetch_branch(
     remote: Remote, repo_top: Path, repo: str, worktree: str, branch: str, snapshot: str
-) -> str | None:
-    """Bring `branch` back from the host's worktree into the local repository: its new commit,
-    or None when the attempt left it at the snapshot. Raises ShipError."""
+) -> str:
+    """Bring `branch` back from the host's worktree into the local repository (at the snapshot
+    when the attempt left it there): its commit. worktrees/bundle.py decides what is taken.
+    Raises ShipError."""
     tip_run = await remote.sh(
         f"{REMOTE_GIT} -C {worktree} rev-parse --verify -q refs/heads/{shlex.quote(branch)}"
     )
     tip = tip_run.text().strip()
     if tip_run.status != 0 or not _OID.match(tip):
         raise ShipError(f"host {remote.name!r}: the attempt's branch {branch} is gone there")
-    if tip == snapshot:
-        return None
     with tempfile.TemporaryDirectory(prefix="corral-fetch-") as scratch:
-        bundle = Path(scratch) / "branch.bundle"
-        made = await remote.sh(
-            f"{REMOTE_GIT} -C {worktree} bundle create -q - refs/heads/{shlex.quote(branch)} ^{snapshot}",
-            stdout=bundle,
-            stdin=b"",
-            timeout=600,
-        )
-        if made.status != 0:
-            raise ShipError(f"host {remote.name!r}: bundling {branch}: {made.problem()}")
-        return await asyncio.to_thread(_take_branch, repo_top, bundle, branch, snapshot, tip)
-
-
-def _take_branch(repo_top: Path, bundle: Path, branch: str, snapshot: str, tip: str) -> str:
-    ref = f"refs/corral-fetch/{uuid.uuid4().hex}"
-    fetched = run_git_result(
-        repo_top,
-        "fetch",
-        "-q",
-        "--no-tags",
-        "--no-write-fetch-head",
-        str(bundle),
-        f"refs/heads/{branch}:{ref}",
-    )
-    try:
-        if fetched.status != 0:
-            raise ShipError(
-                f"the branch {branch} from the host is not a valid bundle: {fetched.stderr.strip()}"
+        bundle: Path | None = None
+        if tip != snapshot:
+            bundle = Path(scratch) / "branch.bundle"
+            made = await remote.sh(
+                f"{REMOTE_GIT} -C {worktree} bundle create -q - refs/heads/{shlex.quote(branch)} ^{snapshot}",
+                stdout=bundle,
+                stdin=b"",
+                timeout=600,
             )
-        got = run_git(repo_top, "rev-parse", "--verify", f"{ref}^{{commit}}")
-        if got != tip:
-            raise ShipError(
-                f"the host's bundle of {branch} holds {got}, not the tip {tip} it named"
-            )
-        descends = run_git_result(repo_top, "merge-base", "--is-ancestor", snapshot, got)
-        if descends.status != 0:
-            raise ShipError(
-                f"{branch} from the host does not descend from the snapshot {snapshot}; it is left out"
-            )
-        created = run_git_result(
-            repo_top,
-            "update-ref",
-            "-m",
-            "corral: the attempt's branch from its host",
-            f"refs/heads/{branch}",
-            got,
-            "",
-        )
-        if created.status != 0:
-            raise ShipError(
-                f"the local branch {branch} exists already; its work is not taken over: {created.stderr.strip()}"
-            )
-        return got
-    finally:
-        with contextlib.suppress(CorralError):
-            run_git(repo_top, "update-ref", "-d", ref, check=False)
+            if made.status != 0:
+                raise ShipError(f"host {remote.name!r}: bundling {branch}: {made.problem()}")
+        try:
+            return await asyncio.to_thread(take_branch, repo_top, bundle, branch, snapshot, tip=tip)
+        except BranchRefused as exc:
+            raise ShipError(str(exc)) from None
 
 
 def remote_failure(remote: Remote, what: str, problem: str) -> RemoteError:

@@ -49,6 +49,7 @@ from corral.core.runtime.base import (
     Stopped,
 )
 from corral.core.runtime.local import LocalRuntime
+from corral.worktrees.bundle import BranchRefused
 
 SUMMARY_EVERY = 2.0
 """Seconds between two writes of the cluster's summary for `corral status` and the console."""
@@ -311,7 +312,7 @@ class RayRuntime:
                 self.setup.snapshot,
                 bundle,
             )
-        except (RayError, bundles.BranchRefused, OSError) as exc:
+        except (RayError, BranchRefused, OSError) as exc:
             raise CollectFailed(str(exc)) from exc
 
     async def release(self, placement: Placement) -> None:

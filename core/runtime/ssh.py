@@ -567,7 +567,7 @@ class SshRuntime:
             )
             if left.status != 0:
                 raise CollectFailed(f"on host {held.host!r}: {left.problem()}")
-            tip = await fetch_branch(
+            await fetch_branch(
                 host,
                 self.setup.repo_top,
                 self._repo(held.host),
@@ -575,10 +575,6 @@ class SshRuntime:
                 placement.branch,
                 self.setup.snapshot,
             )
-            if tip is None:
-                await asyncio.to_thread(
-                    _branch_at, self.setup.repo_top, placement.branch, self.setup.snapshot
-                )
         except (RemoteError, ShipError) as exc:
             raise CollectFailed(f"on host {held.host!r}: {exc}") from None
 
@@ -695,10 +691,3 @@ def _untar(archive: Path, target: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive) as tar:
         tar.extractall(target, filter="data")
-
-
-def _branch_at(repo_top: Path, branch: str, commit: str) -> None:
-    """The attempt changed nothing: its branch at the snapshot, as `local` leaves it."""
-    from corral.worktrees.git import run_git_result
-
-    run_git_result(repo_top, "update-ref", f"refs/heads/{branch}", commit, "")

@@ -16,6 +16,7 @@ from corral.core.plan.resources import AgentResources, RaySettings
 from corral.core.ray import bundles
 from corral.core.ray.relay import EngineRelay, NodeListener
 from corral.core.runtime.ray_runtime import actor_options
+from corral.worktrees.bundle import BranchRefused
 from tests.conftest import git, make_repo
 
 
@@ -99,7 +100,7 @@ def test_a_branch_that_skips_the_snapshot_is_refused(tmp_path: Path) -> None:
     git(other, "checkout", "-qb", "corral/r/a/1")
     rogue = tmp_path / "rogue.bundle"
     git(other, "bundle", "create", "-q", str(rogue), "corral/r/a/1")
-    with pytest.raises(bundles.BranchRefused, match="does not descend from the snapshot"):
+    with pytest.raises(BranchRefused, match="does not descend from the snapshot"):
         bundles.fetch_branch(repo, "corral/r/a/1", snapshot, rogue.read_bytes())
     assert "corral/r/a/1" not in git(repo, "branch", "--list")
 
