@@ -183,7 +183,7 @@ def spawn(
     return _identified(argv, popen, stdin_fd=write_end)
 
 
-def _take_terminal() -> None:  # pragma: no cover - runs in the child between fork and exec
+def take_terminal() -> None:  # pragma: no cover - runs in the child between fork and exec
     """Make stdin (the new terminal) the controlling terminal of the session `setsid` made.
 
     Only an ioctl: the child runs no other Python between fork and exec."""
@@ -217,7 +217,7 @@ def _spawn_on_tty(
             close_fds=True,
             pass_fds=pass_fds,
             start_new_session=True,
-            preexec_fn=_take_terminal,  # one ioctl after setsid: see _take_terminal
+            preexec_fn=take_terminal,  # one ioctl after setsid: see take_terminal
         )
     except OSError as exc:
         os.close(master)

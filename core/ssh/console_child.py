@@ -1,6 +1,6 @@
 """One console process on its own pseudo-terminal: `corral tui` started as the session leader
 of a new terminal, its output relayed to the SSH channel, the client's keys written to it, the
-client's window size applied (TIOCSWINSZ: the child gets SIGWINCH), and stopped when the
+client's window size applied (tcsetwinsize: the child gets SIGWINCH), and stopped when the
 connection ends: SIGHUP to its process group, then SIGKILL, waited for. The run and its engine
 are other processes; nothing here touches them."""
 
@@ -9,29 +9,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import fcntl
 import os
 import signal
-import struct
 import termios
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+
+from corral.core.runtime.proctree import take_terminal
 
 HANGUP_GRACE = 3.0
 """Seconds the console has to exit after SIGHUP before it is killed."""
 READ_CHUNK = 65536
 WRITE_BACKLOG = 1 << 20
 """Bytes of keys the console has not read yet past which the client is paused."""
-
-
-def _take_terminal() -> None:
-    """In the child, after setsid: stdin (the pty's slave) becomes its controlling terminal,
-    so the kernel sends it SIGWINCH on a resize and SIGHUP when the terminal goes."""
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-
-def set_size(fd: int, cols: int, rows: int) -> None:
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
 class ConsoleChild:
@@ -75,7 +65,7 @@ class ConsoleChild:
     ) -> ConsoleChild:
         master, slave = os.openpty()
         try:
-            set_size(slave, max(cols, 1), max(rows, 1))
+            termios.tcsetwinsize(slave, (max(rows, 1), max(cols, 1)))
             process = await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=slave,
@@ -84,7 +74,7 @@ class ConsoleChild:
                 env=dict(env),
                 cwd=cwd,
                 start_new_session=True,
-                preexec_fn=_take_terminal,  # one ioctl, nothing that locks
+                preexec_fn=take_terminal,  # one ioctl, nothing that locks
             )
         except BaseException:
             os.close(master)
@@ -151,7 +141,7 @@ class ConsoleChild:
 
     def resize(self, cols: int, rows: int) -> None:
         if not self._closed:
-            set_size(self.master, max(cols, 1), max(rows, 1))
+            termios.tcsetwinsize(self.master, (max(rows, 1), max(cols, 1)))
 
     # -- the end --------------------------------------------------------------------------------
 
