@@ -6,8 +6,11 @@ each connection's bytes become frames `(connection id, bytes)` that the engine t
 long poll (`pull`), and what the engine's socket answers goes back with `push`. The engine side
 (`EngineRelay`) opens one connection to its own control socket per agent connection. Only the
 engine dials out, so this works when the nodes are other machines (no path, port or filesystem
-is shared); the engine's socket checks the attempt's token on every request, so a lost
-attempt's late requests are refused there (fencing), not here.
+is shared). Those connections come from the engine's own process, so SO_PEERCRED would name
+the engine, a person's: every request line going up is stamped with the attempt's own token
+(core/remote/relay.py `stamp`, the SSH relay's rule), so an operator request from a node is
+refused as that attempt's (docs/reliability.md T1), and a lost attempt's late requests carry a
+token the engine no longer honours (fencing).
 
 Generic: the transport is two callables, so an SSH runtime can carry the same frames.
 An empty `bytes` in a frame is end-of-file for that direction.
@@ -19,6 +22,8 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+from corral.core.remote.relay import MAX_LINE, stamp
 
 CHUNK = 65536
 Frame = tuple[int, bytes]
@@ -91,15 +96,25 @@ Pull = Callable[[float], Awaitable[list[Frame]]]
 Push = Callable[[int, bytes], Awaitable[None]]
 
 
+class _LineTooLong(Exception):
+    """A request line past MAX_LINE: the connection is dropped, as the SSH relay does."""
+
+
 class EngineRelay:
     """The engine's side: frames from the node to the engine's control socket and back."""
 
-    def __init__(self, socket: Path, pull: Pull, push: Push, poll: float = 5.0) -> None:
+    def __init__(
+        self, socket: Path, pull: Pull, push: Push, *, token: str, poll: float = 5.0
+    ) -> None:
         self.socket = socket
         self.pull = pull
         self.push = push
+        self.token = token
+        """The attempt's: stamped into every request (`stamp`)."""
         self.poll = poll
         self.writers: dict[int, asyncio.StreamWriter] = {}
+        self.partial: dict[int, bytearray] = {}
+        """Per connection, the start of a request line whose end has not come yet."""
         self.readers: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
@@ -130,12 +145,30 @@ class EngineRelay:
             task.add_done_callback(self.readers.discard)
         try:
             if data:
-                writer.write(data)
+                for line in self._lines(conn, data):
+                    writer.write(stamp(line, self.token))
                 await writer.drain()
             else:
+                rest = self.partial.pop(conn, b"")
+                if rest:
+                    writer.write(stamp(bytes(rest), self.token))
                 writer.write_eof()
+        except _LineTooLong:
+            self.partial.pop(conn, None)
+            writer.close()
+            await self.push(conn, b"")
         except OSError:
             pass
+
+    def _lines(self, conn: int, data: bytes) -> list[bytes]:
+        """The complete request lines `data` ends; the rest waits for its end (MAX_LINE)."""
+        pending = self.partial.setdefault(conn, bytearray())
+        pending += data
+        *lines, rest = pending.split(b"\n")
+        self.partial[conn] = bytearray(rest)
+        if len(rest) > MAX_LINE or any(len(line) > MAX_LINE for line in lines):
+            raise _LineTooLong
+        return [bytes(line) + b"\n" for line in lines]
 
     async def _back(self, conn: int, reader: asyncio.StreamReader) -> None:
         try:
@@ -146,5 +179,6 @@ class EngineRelay:
         with contextlib.suppress(Exception):
             await self.push(conn, b"")
         writer = self.writers.pop(conn, None)
+        self.partial.pop(conn, None)
         if writer is not None:
             writer.close()

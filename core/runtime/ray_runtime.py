@@ -186,6 +186,7 @@ class RayRuntime:
                 request.socket,
                 lambda timeout: handle.relay_pull.remote(timeout),
                 lambda conn, data: handle.relay_push.remote(conn, data),
+                token=request.corral_env.get("CORRAL_AGENT_TOKEN", ""),
             ).run(),
             name=f"ray-relay-{ref.label}",
         )

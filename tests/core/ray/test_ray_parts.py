@@ -4,6 +4,7 @@ and the plan errors for a missing Ray."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -120,7 +121,9 @@ def test_the_relay_carries_a_conversation_both_ways(tmp_path: Path) -> None:
         server = await asyncio.start_unix_server(answer, path=str(engine_socket))
         node = NodeListener(tmp_path / "node.sock")
         await node.open()
-        relay = asyncio.create_task(EngineRelay(engine_socket, node.pull, node.push).run())
+        relay = asyncio.create_task(
+            EngineRelay(engine_socket, node.pull, node.push, token="t0k").run()
+        )
         reader, writer = await asyncio.open_unix_connection(str(tmp_path / "node.sock"))
         writer.write(b"heartbeat\n")
         await writer.drain()
@@ -132,3 +135,50 @@ def test_the_relay_carries_a_conversation_both_ways(tmp_path: Path) -> None:
         return reply
 
     assert asyncio.run(scenario()) == b"ok heartbeat\n"
+
+
+def test_every_request_from_a_node_carries_the_attempts_token(tmp_path: Path) -> None:
+    """The engine's side opens the engine's socket from the engine itself: each request line,
+    split over frames or several in one, is stamped with the attempt's token, whatever token it
+    said (core/remote/relay.py `stamp`); a line without its end at end-of-file too."""
+
+    async def scenario() -> list[bytes]:
+        engine_socket = tmp_path / "engine.sock"
+        seen: list[bytes] = []
+        ended = asyncio.Event()
+
+        async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while line := await reader.readline():
+                seen.append(line)
+            ended.set()  # the node's end-of-file came through
+            writer.close()
+
+        server = await asyncio.start_unix_server(record, path=str(engine_socket))
+        node = NodeListener(tmp_path / "node.sock")
+        await node.open()
+        relay = asyncio.create_task(
+            EngineRelay(engine_socket, node.pull, node.push, token="t0k", poll=0.2).run()
+        )
+        _, writer = await asyncio.open_unix_connection(str(tmp_path / "node.sock"))
+        kill = b'{"op": "kill", "agent": "victim", "by": "me"}\n'
+        writer.write(kill[:10])
+        await writer.drain()
+        await asyncio.sleep(0.3)  # the rest in a later frame (the result is the same if not)
+        writer.write(kill[10:] + b'{"op": "heartbeat", "token": "forged"}\n{"op": "ping"}\n')
+        writer.write(b'{"op": "heartbeat"}')
+        await writer.drain()
+        writer.write_eof()
+        await asyncio.wait_for(ended.wait(), 10)
+        writer.close()
+        relay.cancel()
+        node.close()
+        server.close()
+        return seen
+
+    seen = [json.loads(line) for line in asyncio.run(scenario())]
+    assert seen == [
+        {"op": "kill", "agent": "victim", "by": "me", "token": "t0k"},
+        {"op": "heartbeat", "token": "t0k"},
+        {"op": "ping"},
+        {"op": "heartbeat", "token": "t0k"},
+    ]

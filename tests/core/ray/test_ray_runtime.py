@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -324,3 +325,35 @@ def test_an_unreachable_cluster_is_a_clear_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stdout + result.stderr
     assert "the Ray cluster at '127.0.0.1:9' does not answer" in result.stderr
     assert list_runs(repo / ".git") == []
+
+
+ROGUE = """
+import json, os, socket
+sock = socket.socket(socket.AF_UNIX)
+sock.connect(os.environ["CORRAL_SOCKET"])
+sock.sendall(json.dumps({"op": "kill", "agent": "victim", "by": "me"}).encode() + b"\\n")
+answer = sock.makefile().readline()
+open(os.path.join(os.environ["CORRAL_OUTPUT"], "answer.json"), "w").write(answer)
+"""
+
+
+@pytest.mark.usefixtures("no_leftovers")
+def test_an_operator_request_from_a_node_is_refused_as_the_agents_own(
+    tmp_path: Path, cluster: Any
+) -> None:
+    """The engine's relay opens the engine's socket from the engine's own process, so every
+    request from a node is stamped with its attempt's token: a kill written without one is
+    still the agent's, refused and recorded (docs/reliability.md T1)."""
+    repo = make_repo(tmp_path / "repo")
+    body = agent_block("rogue", [PY, "-c", ROGUE]) + agent_block(
+        "victim", ["sh", "-c", "sleep 1"], depends_on=["rogue"]
+    )
+    header = 'runtime = "ray"\nmin_success = 0\n' + ray_header(cluster)
+    result = corral(repo, "run", str(write_plan(repo, body, header)), "--quiet", timeout=300)
+    rundir = only_run(repo)
+    answer = json.loads((rundir.output_dir("rogue", 1) / "answer.json").read_text())
+    assert answer["ok"] is False, (answer, result.stdout + result.stderr)
+    (refused,) = [e for e in events_of(rundir) if isinstance(e, ev.OperatorActionRefused)]
+    assert (refused.action, refused.caller_agent, refused.caller_attempt) == ("kill", "rogue", 1)
+    assert "token" in refused.evidence
+    assert state_of(rundir).agents["victim"].state == "succeeded"
